@@ -1,0 +1,42 @@
+//! One call: the PIN collector and the call-flow state machine (pure), and the task that drives
+//! a call's legs and media.
+
+pub mod flow;
+pub mod pin;
+
+/// The prompts the IVR can play. Each maps to `dialplan/sounds/<language>/<file_stem>.wav`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PromptId {
+    /// "Welcome … please enter the conference PIN followed by the hash key."
+    Welcome,
+    /// "That PIN is not valid. Please enter the conference PIN followed by the hash key."
+    InvalidPin,
+    /// "Too many attempts. Goodbye."
+    Goodbye,
+    /// "Connecting you to the conference."
+    Connecting,
+    /// "The conference is not available right now. Goodbye."
+    Unavailable,
+}
+
+impl PromptId {
+    /// Every prompt, for loading and checking the sound set.
+    pub const ALL: [PromptId; 5] = [
+        PromptId::Welcome,
+        PromptId::InvalidPin,
+        PromptId::Goodbye,
+        PromptId::Connecting,
+        PromptId::Unavailable,
+    ];
+
+    /// The file name without `.wav` inside `dialplan/sounds/<language>/`.
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            PromptId::Welcome => "welcome",
+            PromptId::InvalidPin => "invalid-pin",
+            PromptId::Goodbye => "goodbye",
+            PromptId::Connecting => "connecting",
+            PromptId::Unavailable => "unavailable",
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Values that identify a caller or open a meeting, wrapped so they cannot reach a log.
+//!
+//! `Debug` and `Display` print a placeholder; the value is read only through an explicit
+//! accessor at the few places that must use it (routing, the masked caller ID).
+
+use std::fmt;
+
+/// A conference PIN as typed by a caller: digits only. Never printed.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Pin(String);
+
+impl Pin {
+    /// Wraps typed digits; returns `None` unless every character is an ASCII digit and there is
+    /// at least one.
+    pub fn new(digits: impl Into<String>) -> Option<Pin> {
+        let s = digits.into();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(Pin(s))
+    }
+
+    /// The digits, for routing lookups only. Never log the result.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// How many digits were typed; safe to log.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// A PIN is never empty; present for API completeness.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pin(<{} digits>)", self.0.len())
+    }
+}
+
+impl fmt::Display for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<pin>")
+    }
+}
+
+/// The caller's number (the user part of From / P-Asserted-Identity). Never printed; the
+/// meeting sees only a masked form (see [`crate::privacy`]).
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct CallerNumber(Option<String>);
+
+impl CallerNumber {
+    /// A caller who withheld the number, or whose From user part was empty or `anonymous`.
+    pub fn withheld() -> CallerNumber {
+        CallerNumber(None)
+    }
+
+    /// Wraps a user part; `anonymous`, empty or digit-less values count as withheld.
+    pub fn new(user: &str) -> CallerNumber {
+        let trimmed = user.trim();
+        if trimmed.is_empty()
+            || trimmed.eq_ignore_ascii_case("anonymous")
+            || !trimmed.bytes().any(|b| b.is_ascii_digit())
+        {
+            CallerNumber(None)
+        } else {
+            CallerNumber(Some(trimmed.to_string()))
+        }
+    }
+
+    /// The number, for masking only. Never log the result.
+    pub fn expose(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl fmt::Debug for CallerNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("CallerNumber(<hidden>)"),
+            None => f.write_str("CallerNumber(withheld)"),
+        }
+    }
+}
+
+impl fmt::Display for CallerNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<caller>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_never_prints_digits() {
+        let pin = Pin::new("8675309").unwrap();
+        assert!(!format!("{pin:?} {pin}").contains("8675309"));
+        assert_eq!(pin.expose(), "8675309");
+        assert!(Pin::new("12a").is_none());
+        assert!(Pin::new("").is_none());
+    }
+
+    #[test]
+    fn caller_number_never_prints() {
+        let n = CallerNumber::new("+4930123456");
+        assert!(!format!("{n:?} {n}").contains("123456"));
+        assert_eq!(CallerNumber::new("anonymous"), CallerNumber::withheld());
+        assert_eq!(CallerNumber::new(""), CallerNumber::withheld());
+    }
+}
