@@ -48,3 +48,214 @@ pub enum RouteDecision {
     /// Unknown or malformed PIN: the caller hears "invalid PIN".
     Invalid,
 }
+
+/// The smallest and largest voiceBridge numbers BBB uses: a PIN of this length may be one.
+const CONFERENCE_DIGITS: std::ops::RangeInclusive<usize> = 5..=11;
+
+/// A server a route can lead to.
+#[derive(Clone)]
+struct Server {
+    /// The server's name from the config.
+    name: String,
+    /// Its FreeSWITCH SIP address.
+    addr: SocketAddr,
+}
+
+/// Resolves typed PINs to routes from the configuration: the echo test, the admin `[[pins]]`
+/// mappings, and (if `pin_is_conference`) the PIN as a voiceBridge number on the default server.
+///
+/// Pure and cheap to build, so a config reload simply builds a new one. `Debug` shows only
+/// counts: the mapping table is PIN material.
+#[derive(Clone)]
+pub struct Router {
+    /// The echo test's PIN, if enabled.
+    echo_pin: Option<crate::secret::Pin>,
+    /// Admin mappings by PIN digits, already resolved to a target.
+    mappings: std::collections::HashMap<String, ConferenceTarget>,
+    /// Whether a 5–11 digit PIN without mapping is taken as the conference number.
+    pin_is_conference: bool,
+    /// The server for PINs that do not name one.
+    default_server: Option<Server>,
+}
+
+impl Router {
+    /// Builds the router from a validated configuration. A mapping whose server cannot be found
+    /// (impossible after validation) is left out, so its PIN routes as if unmapped.
+    pub fn new(config: &crate::config::Config) -> Router {
+        let server = |s: &crate::config::ServerConfig| Server {
+            name: s.name.clone(),
+            addr: s.sip,
+        };
+        let default_server = config.default_server().map(server);
+        let mut mappings = std::collections::HashMap::new();
+        for m in &config.pins {
+            let target = match &m.server {
+                Some(name) => config.server(name).map(server),
+                None => default_server.clone(),
+            };
+            if let Some(s) = target {
+                let target = ConferenceTarget {
+                    conference: m.conference.clone(),
+                    server: s.name,
+                    server_addr: s.addr,
+                };
+                mappings.insert(m.pin.expose().to_string(), target);
+            }
+        }
+        Router {
+            echo_pin: config.ivr.echo_pin.clone(),
+            mappings,
+            pin_is_conference: config.routing.pin_is_conference,
+            default_server,
+        }
+    }
+
+    /// Where `pin` leads: the echo test, an admin mapping, the PIN as a conference number on
+    /// the default server, or [`RouteDecision::Invalid`].
+    pub fn resolve(&self, pin: &crate::secret::Pin) -> RouteDecision {
+        if self.echo_pin.as_ref() == Some(pin) {
+            return RouteDecision::Echo;
+        }
+        if let Some(target) = self.mappings.get(pin.expose()) {
+            return RouteDecision::Conference(target.clone());
+        }
+        match &self.default_server {
+            Some(s) if self.pin_is_conference && CONFERENCE_DIGITS.contains(&pin.len()) => {
+                RouteDecision::Conference(ConferenceTarget {
+                    conference: ConferenceId(pin.expose().to_string()),
+                    server: s.name.clone(),
+                    server_addr: s.addr,
+                })
+            }
+            _ => RouteDecision::Invalid,
+        }
+    }
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("echo", &self.echo_pin.is_some())
+            .field("mappings", &self.mappings.len())
+            .field("pin_is_conference", &self.pin_is_conference)
+            .field(
+                "default_server",
+                &self.default_server.as_ref().map(|s| &s.name),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::secret::Pin;
+
+    const TWO_SERVERS: &str = r#"
+[[servers]]
+name = "bbb1"
+sip = "sip:10.0.0.1"
+[[servers]]
+name = "bbb2"
+sip = "sip:10.0.0.2:5080"
+[routing]
+default_server = "bbb1"
+[[pins]]
+pin = "8675309"
+conference = "71234"
+server = "bbb2"
+[[pins]]
+pin = "5550100"
+conference = "99999"
+"#;
+
+    fn conf(conference: &str, server: &str, addr: &str) -> RouteDecision {
+        RouteDecision::Conference(ConferenceTarget {
+            conference: ConferenceId(conference.to_string()),
+            server: server.to_string(),
+            server_addr: addr.parse().unwrap(),
+        })
+    }
+
+    #[test]
+    fn resolves() {
+        let router = Router::new(&Config::from_toml(TWO_SERVERS, "test").unwrap());
+        let cases = [
+            ("00000", RouteDecision::Echo),
+            ("8675309", conf("71234", "bbb2", "10.0.0.2:5080")),
+            ("5550100", conf("99999", "bbb1", "10.0.0.1:5060")),
+            ("71234", conf("71234", "bbb1", "10.0.0.1:5060")),
+            ("12345678901", conf("12345678901", "bbb1", "10.0.0.1:5060")),
+            ("1234", RouteDecision::Invalid),
+            ("123456789012", RouteDecision::Invalid),
+        ];
+        for (pin, want) in cases {
+            assert_eq!(router.resolve(&Pin::new(pin).unwrap()), want, "{pin}");
+        }
+    }
+
+    #[test]
+    fn rules_switched_off() {
+        let text = format!("{TWO_SERVERS}\n[ivr]\necho_pin = \"\"\n").replace(
+            "default_server = \"bbb1\"",
+            "default_server = \"bbb1\"\npin_is_conference = false",
+        );
+        let router = Router::new(&Config::from_toml(&text, "test").unwrap());
+        let cases = [
+            ("00000", RouteDecision::Invalid),
+            ("71234", RouteDecision::Invalid),
+            ("8675309", conf("71234", "bbb2", "10.0.0.2:5080")),
+        ];
+        for (pin, want) in cases {
+            assert_eq!(router.resolve(&Pin::new(pin).unwrap()), want, "{pin}");
+        }
+    }
+
+    #[test]
+    fn default_server_rule() {
+        // One server and no default: that server.
+        let one =
+            Config::from_toml("[[servers]]\nname = \"a\"\nsip = \"sip:10.0.0.9\"\n", "t").unwrap();
+        assert_eq!(
+            Router::new(&one).resolve(&Pin::new("12345").unwrap()),
+            conf("12345", "a", "10.0.0.9:5060")
+        );
+        // Two servers and no default: unmapped PINs cannot be routed.
+        let two = TWO_SERVERS
+            .replace("default_server = \"bbb1\"", "")
+            .replace(
+                "pin = \"5550100\"\nconference = \"99999\"",
+                "pin = \"5550100\"\nconference = \"99999\"\nserver = \"bbb1\"",
+            );
+        let router = Router::new(&Config::from_toml(&two, "t").unwrap());
+        assert_eq!(
+            router.resolve(&Pin::new("12345").unwrap()),
+            RouteDecision::Invalid
+        );
+        assert_eq!(
+            router.resolve(&Pin::new("8675309").unwrap()),
+            conf("71234", "bbb2", "10.0.0.2:5080")
+        );
+        // No servers: only the echo test.
+        let none = Router::new(&Config::from_toml("", "t").unwrap());
+        assert_eq!(
+            none.resolve(&Pin::new("00000").unwrap()),
+            RouteDecision::Echo
+        );
+        assert_eq!(
+            none.resolve(&Pin::new("12345").unwrap()),
+            RouteDecision::Invalid
+        );
+    }
+
+    #[test]
+    fn debug_hides_pins() {
+        let router = Router::new(&Config::from_toml(TWO_SERVERS, "test").unwrap());
+        let text = format!("{router:?}");
+        assert!(
+            !text.contains("8675309") && !text.contains("71234") && !text.contains("00000"),
+            "{text}"
+        );
+    }
+}

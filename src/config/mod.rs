@@ -1,1 +1,288 @@
-//! (to be written)
+//! The TOML configuration: schema, defaults and validation.
+//!
+//! The file is read with `toml_edit`, which keeps spans, and validated by hand rather than
+//! through serde so that every problem (wrong type, bad value, unknown key, broken cross-key
+//! rule) is collected with its key path and line: `dialin check` prints them all at once as
+//! `<file>:<line>: <key.path>: <what is wrong and what to do>`. Nearly every key has a default,
+//! so an almost empty file is valid; `deploy/dialin.example.toml` documents every key and is
+//! embedded as [`Config::embedded_default`].
+//!
+//! A file without `[[servers]]` is valid (only the echo test works then); such soft problems are
+//! reported by [`Config::warnings`], which `dialin check` prints as warnings, not errors.
+
+mod build;
+mod error;
+mod reader;
+mod values;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use values::parse_duration;
+
+use crate::routing::ConferenceId;
+use crate::secret::Pin;
+use crate::sip::acl::{IpNet, SourceAcl};
+
+/// The example configuration shipped in `deploy/`, compiled in so `dialin` runs without a file.
+const EXAMPLE: &str = include_str!("../../deploy/dialin.example.toml");
+
+/// The whole configuration, validated and typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The SIP endpoint (`[sip]`).
+    pub sip: SipConfig,
+    /// RTP ports and media timeouts (`[media]`).
+    pub media: MediaConfig,
+    /// Who may call in (`[trunk]`).
+    pub trunk: TrunkConfig,
+    /// The voice menu (`[ivr]`).
+    pub ivr: IvrConfig,
+    /// The BBB servers calls are bridged to (`[[servers]]`); names are unique.
+    pub servers: Vec<ServerConfig>,
+    /// How PINs map to conferences and servers (`[routing]`).
+    pub routing: RoutingConfig,
+    /// Admin PIN mappings from the file (`[[pins]]`); PINs are unique.
+    pub pins: Vec<PinMapping>,
+}
+
+/// `[sip]`: where dialin's SIP endpoint listens and what address it puts in messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipConfig {
+    /// UDP and TCP listen address (default `127.0.0.1:5060`).
+    pub listen: SocketAddr,
+    /// The address put in Via, Contact and SDP (the public address behind NAT); defaults to
+    /// the listen address, which then must not be unspecified.
+    pub advertise: IpAddr,
+    /// The User-Agent header (default `dialin`).
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> SipConfig {
+        SipConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060),
+            advertise: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            user_agent: "dialin".to_string(),
+        }
+    }
+}
+
+/// `[media]`: the RTP port pool and when a silent call is ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Inclusive UDP port range for RTP (default 20000–20999).
+    pub rtp_ports: (u16, u16),
+    /// No RTP in either direction for this long ends the call (default 60 s).
+    pub timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        MediaConfig {
+            rtp_ports: (20000, 20999),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[trunk]`: the networks allowed to send INVITEs and what others get.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkConfig {
+    /// Networks allowed to send INVITEs (default loopback only: `127.0.0.0/8`, `::1/128`).
+    pub allow: Vec<IpNet>,
+    /// The reaction to INVITEs from elsewhere (default [`TrunkReject::Forbidden`]).
+    pub reject: TrunkReject,
+}
+
+impl TrunkConfig {
+    /// The ACL the SIP edge checks every INVITE against.
+    pub fn acl(&self) -> SourceAcl {
+        SourceAcl::new(self.allow.clone())
+    }
+}
+
+impl Default for TrunkConfig {
+    fn default() -> TrunkConfig {
+        let allow = ["127.0.0.0/8", "::1/128"].map(|n| n.parse().expect("literal networks parse"));
+        TrunkConfig {
+            allow: allow.to_vec(),
+            reject: TrunkReject::Forbidden,
+        }
+    }
+}
+
+/// What an INVITE from outside `[trunk] allow` gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TrunkReject {
+    /// Answer `403 Forbidden` (`reject = "403"`): polite, helps debugging a new trunk.
+    Forbidden,
+    /// Drop without answer (`reject = "silence"`): gives scanners nothing.
+    Silence,
+}
+
+/// `[ivr]`: prompts and PIN collection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IvrConfig {
+    /// The prompt language (default English).
+    pub language: Language,
+    /// Where to read prompts from (`<sounds_dir>/<language>/*.wav`); `None` uses the prompts
+    /// built into the binary.
+    pub sounds_dir: Option<PathBuf>,
+    /// The fewest digits a PIN has (1..=20, default 5).
+    pub pin_min_digits: usize,
+    /// The most digits a PIN has (1..=20, default 11); collection stops here.
+    pub pin_max_digits: usize,
+    /// How many PINs a caller may try before dialin hangs up (1..=10, default 3).
+    pub attempts: u32,
+    /// How long to wait for the first digit (default 10 s).
+    pub first_digit_timeout: Duration,
+    /// How long to wait for each further digit before taking the PIN as complete (default 5 s).
+    pub inter_digit_timeout: Duration,
+    /// The PIN of the built-in echo test (default `00000`); `None` disables it.
+    pub echo_pin: Option<Pin>,
+}
+
+impl Default for IvrConfig {
+    fn default() -> IvrConfig {
+        IvrConfig {
+            language: Language::En,
+            sounds_dir: None,
+            pin_min_digits: 5,
+            pin_max_digits: 11,
+            attempts: 3,
+            first_digit_timeout: Duration::from_secs(10),
+            inter_digit_timeout: Duration::from_secs(5),
+            echo_pin: Pin::new("00000"),
+        }
+    }
+}
+
+/// The language of the voice prompts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Language {
+    /// English (`en`).
+    En,
+    /// German (`de`).
+    De,
+}
+
+impl Language {
+    /// The code used in the file and as the prompt directory name.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::De => "de",
+        }
+    }
+}
+
+/// One `[[servers]]` entry: a BBB server's FreeSWITCH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Unique name (`[a-z0-9_-]+`), used in `[[pins]]`, logs and metrics.
+    pub name: String,
+    /// The host as written in the `sip` URI (IP or name), for the Request-URI and To header.
+    pub host: String,
+    /// The resolved address to send SIP to (resolved once at load time).
+    pub sip: SocketAddr,
+}
+
+/// `[routing]`: how PINs without an admin mapping are routed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// A PIN with 5–11 digits is taken as the meeting's voiceBridge number (default true).
+    pub pin_is_conference: bool,
+    /// The server for PINs without one; `None` means the only server if there is exactly one.
+    pub default_server: Option<String>,
+    /// How long the server leg may take to answer (default 10 s).
+    pub server_answer_timeout: Duration,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> RoutingConfig {
+        RoutingConfig {
+            pin_is_conference: true,
+            default_server: None,
+            server_answer_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One `[[pins]]` entry: an admin mapping from a PIN to a conference. `Debug` hides both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinMapping {
+    /// The PIN callers type.
+    pub pin: Pin,
+    /// The conference (voiceBridge) it leads to.
+    pub conference: ConferenceId,
+    /// The server's name; `None` follows the default-server rule.
+    pub server: Option<String>,
+}
+
+impl Config {
+    /// Parses and validates configuration text. `origin` names the text in messages (a path or
+    /// a label). Every problem is reported, not only the first.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+        build::build(text, origin)
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::whole_file(
+                &origin,
+                format!("cannot read the configuration ({e}); check the path and its permissions"),
+            )
+        })?;
+        Config::from_toml(&text, &origin)
+    }
+
+    /// The configuration of `deploy/dialin.example.toml`, compiled into the binary.
+    pub fn embedded_default() -> Config {
+        Config::from_toml(EXAMPLE, "<embedded dialin.example.toml>")
+            .expect("the embedded example is valid: a unit test checks it")
+    }
+
+    /// The server named `name`.
+    pub fn server(&self, name: &str) -> Option<&ServerConfig> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// The server for PINs that do not name one: `routing.default_server`, else the only
+    /// server if there is exactly one.
+    pub fn default_server(&self) -> Option<&ServerConfig> {
+        match &self.routing.default_server {
+            Some(name) => self.server(name),
+            None if self.servers.len() == 1 => self.servers.first(),
+            None => None,
+        }
+    }
+
+    /// Soft problems that do not stop dialin but deserve attention; `dialin check` prints each
+    /// as a `warning:` line. Format: `<key.path>: <message>`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.servers.is_empty() {
+            out.push("servers: no [[servers]] configured, so only the echo test works; add a [[servers]] block to bridge calls into meetings".to_string());
+        } else if self.routing.pin_is_conference && self.default_server().is_none() {
+            out.push("routing.default_server: not set and there are several servers, so PINs without a [[pins]] mapping cannot be routed; set default_server".to_string());
+        }
+        if self.media.rtp_ports.0 % 2 == 1 {
+            out.push("media.rtp_ports: the range starts at an odd port; RTP uses even ports, so start the range on an even number".to_string());
+        }
+        if self.trunk.allow.iter().any(IpNet::is_everything) {
+            out.push("trunk.allow: a /0 network lets anyone on the internet call in; list only your SIP provider's networks".to_string());
+        }
+        if self.ivr.echo_pin.is_none() && self.servers.is_empty() {
+            out.push("ivr.echo_pin: the echo test is disabled and there are no servers, so no call can succeed".to_string());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
