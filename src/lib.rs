@@ -14,6 +14,9 @@
 //! | [`sip`] | rsipstack endpoint, source ACL, SDP offer/answer, the trunk (UAS) and server (UAC) legs |
 //! | [`routing`] | PIN → target (conference on a server, or the echo test) |
 //! | [`privacy`] | the masked caller ID the meeting sees |
+//! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
+//! | [`serve`] | `dialin serve`: wiring and signals |
+//! | [`logging`] | log set-up that keeps rsipstack's message dumps out |
 //!
 //! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing) is sans-IO: state machines
 //! that take inputs and the current time and return actions. The tokio layer only does sockets
@@ -22,8 +25,11 @@
 pub mod call;
 pub mod config;
 pub mod digit;
+pub mod logging;
 pub mod media;
 pub mod privacy;
 pub mod routing;
 pub mod secret;
+pub mod serve;
 pub mod sip;
+pub mod sounds;

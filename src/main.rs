@@ -1,1 +1,78 @@
-fn main() {}
+//! The `dialin` binary: command line, logging and signal handling. Everything else is in the
+//! library; see `dialin::serve`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dialin::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Telephone dial-in bridge for BigBlueButton.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bridge. Without --config the built-in defaults are used (deploy/dialin.example.toml).
+    Serve {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and explain every problem with its key and line.
+    Check {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve { config } => {
+            dialin::logging::init();
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("dialin: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            for warning in config.warnings() {
+                println!("{}: warning: {warning}", path.display());
+            }
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = match &path {
+        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?,
+        None => Config::embedded_default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(dialin::serve::run(config))
+}

@@ -1,7 +1,10 @@
 //! One call: the PIN collector and the call-flow state machine (pure), and the task that drives
 //! a call's legs and media.
 
+pub mod context;
+pub mod driver;
 pub mod flow;
+pub mod media;
 pub mod pin;
 
 /// The prompts the IVR can play. Each maps to `dialplan/sounds/<language>/<file_stem>.wav`.

@@ -2,4 +2,8 @@
 //! and the source ACL for the trunk.
 
 pub mod acl;
+pub mod dtmf_info;
+pub mod edge;
+pub mod legs;
 pub mod sdp;
+pub mod source_filter;

@@ -1,0 +1,105 @@
+//! What every call shares: the dialog layer, routing, prompts, the RTP port pool and counters.
+
+use crate::call::flow::FlowSettings;
+use crate::call::PromptId;
+use crate::media::ports::PortPool;
+use crate::media::prompt::EncodedPrompt;
+use crate::routing::Router;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The prompt set of the configured language, encoded once at start-up.
+pub struct Prompts {
+    /// Indexed by `PromptId as usize`, in [`PromptId::ALL`] order.
+    prompts: Vec<EncodedPrompt>,
+}
+
+impl Prompts {
+    /// Takes one encoded prompt per [`PromptId::ALL`] entry, in that order.
+    pub fn new(prompts: Vec<EncodedPrompt>) -> Prompts {
+        assert_eq!(
+            prompts.len(),
+            PromptId::ALL.len(),
+            "one prompt per PromptId"
+        );
+        Prompts { prompts }
+    }
+
+    /// The prompt for `id`.
+    pub fn get(&self, id: PromptId) -> &EncodedPrompt {
+        let idx = PromptId::ALL
+            .iter()
+            .position(|p| *p == id)
+            .expect("PromptId::ALL lists every prompt");
+        &self.prompts[idx]
+    }
+}
+
+/// Live counters, read by the status report and the tests.
+#[derive(Default, Debug)]
+pub struct CallStats {
+    /// Calls whose driver task is running.
+    pub active: AtomicUsize,
+    /// Calls started since start-up; also numbers the masked caller IDs.
+    pub started: AtomicU64,
+    /// Calls that reached a conference or the echo test.
+    pub bridged: AtomicU64,
+}
+
+/// Decrements [`CallStats::active`] when a call's task ends, on every exit path.
+pub struct ActiveCallGuard(Arc<CallContext>);
+
+impl Drop for ActiveCallGuard {
+    fn drop(&mut self) {
+        self.0.stats.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything a call driver needs besides its own state.
+pub struct CallContext {
+    /// rsipstack's dialog layer (both legs' dialogs live here).
+    pub dialog_layer: Arc<DialogLayer>,
+    /// Our Contact URI.
+    pub contact: rsipstack::sip::Uri,
+    /// The address put in SDP (`sip.advertise`).
+    pub advertise: IpAddr,
+    /// The local address RTP sockets bind to (the IP of `sip.listen`).
+    pub rtp_bind: IpAddr,
+    /// The SIP port, for the From URI of the server leg.
+    pub sip_port: u16,
+    /// PIN → target.
+    pub router: Router,
+    /// Encoded prompts.
+    pub prompts: Prompts,
+    /// RTP ports (`media.rtp_ports`).
+    pub ports: PortPool,
+    /// PIN and flow timing.
+    pub flow: FlowSettings,
+    /// `media.timeout`.
+    pub media_timeout: Duration,
+    /// Counters.
+    pub stats: CallStats,
+}
+
+impl CallContext {
+    /// Counts a new call as active until the returned guard drops; also gives its number.
+    pub fn call_started(self: &Arc<Self>) -> (ActiveCallGuard, u64) {
+        self.stats.active.fetch_add(1, Ordering::Relaxed);
+        let n = self.stats.started.fetch_add(1, Ordering::Relaxed) + 1;
+        (ActiveCallGuard(self.clone()), n)
+    }
+
+    /// One line for the status report: counts only, nothing about callers.
+    pub fn status_line(&self) -> String {
+        format!(
+            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={}",
+            self.stats.active.load(Ordering::Relaxed),
+            self.stats.started.load(Ordering::Relaxed),
+            self.stats.bridged.load(Ordering::Relaxed),
+            self.ports.in_use(),
+        )
+    }
+}

@@ -1,0 +1,223 @@
+//! The SIP edge: rsipstack's endpoint on UDP and TCP, and the dispatch of incoming requests.
+//!
+//! New INVITEs become calls (one driver task each); OPTIONS outside a dialog are answered here;
+//! in-dialog requests go to their dialog, whose events reach the call's driver. A request for a
+//! dialog we do not know gets `481`. Nothing here logs a URI or an address.
+
+use crate::sip::acl::SourceAcl;
+use crate::sip::source_filter::{FilterStats, RejectMode, SourceFilter};
+use rsipstack::dialog::dialog::Dialog;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{Header, Method, StatusCode};
+use rsipstack::transaction::{Endpoint, EndpointBuilder, Transaction, TransactionReceiver};
+use rsipstack::transport::{udp::UdpConnection, TcpListenerConnection, TransportLayer};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Why the SIP edge could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EdgeError {
+    /// Binding the listen address failed (in use, or a privileged port without the capability).
+    #[error("cannot listen for SIP on {addr} ({transport}): {reason}; check sip.listen and that no other SIP server uses the port")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// `UDP` or `TCP`.
+        transport: &'static str,
+        /// The underlying error.
+        reason: String,
+    },
+}
+
+/// What the edge needs from the configuration.
+pub struct EdgeSettings {
+    /// `sip.listen`.
+    pub listen: SocketAddr,
+    /// `sip.advertise`: the address put in Via, Contact and SDP.
+    pub advertise: IpAddr,
+    /// `sip.user_agent`.
+    pub user_agent: String,
+    /// `trunk.allow`.
+    pub trunk_allow: SourceAcl,
+    /// `trunk.reject`.
+    pub reject: RejectMode,
+    /// The BBB servers' addresses, allowed to send in-dialog requests.
+    pub servers: Vec<IpAddr>,
+}
+
+/// A running SIP endpoint with its dialog layer.
+pub struct SipEdge {
+    /// rsipstack's endpoint (transactions and transports).
+    pub endpoint: Endpoint,
+    /// rsipstack's dialog layer, shared with every call driver.
+    pub dialog_layer: Arc<DialogLayer>,
+    /// Cancelling this stops the transports.
+    pub cancel: CancellationToken,
+    /// The address actually bound (resolves port 0 in tests).
+    pub local_addr: SocketAddr,
+    /// The address we put in Contact and SDP.
+    pub advertise: IpAddr,
+    /// Source-filter counters.
+    pub filter_stats: Arc<FilterStats>,
+}
+
+impl SipEdge {
+    /// Binds UDP and TCP on `settings.listen` and builds the endpoint.
+    pub async fn bind(settings: EdgeSettings) -> Result<SipEdge, EdgeError> {
+        let cancel = CancellationToken::new();
+        let transport_layer = TransportLayer::new(cancel.clone());
+        let external = SocketAddr::new(settings.advertise, settings.listen.port());
+        let udp = UdpConnection::create_connection(
+            settings.listen,
+            Some(external).filter(|e| *e != settings.listen),
+            Some(cancel.child_token()),
+        )
+        .await
+        .map_err(|e| EdgeError::Bind {
+            addr: settings.listen,
+            transport: "UDP",
+            reason: e.to_string(),
+        })?;
+        let local_addr = udp.get_addr().get_socketaddr().unwrap_or(settings.listen);
+        // TCP on the same port as UDP (which may have been chosen by the OS for port 0).
+        let tcp_addr = SocketAddr::new(settings.listen.ip(), local_addr.port());
+        std::net::TcpListener::bind(tcp_addr)
+            .map_err(|e| EdgeError::Bind {
+                addr: tcp_addr,
+                transport: "TCP",
+                reason: e.to_string(),
+            })
+            .map(drop)?;
+        let tcp = TcpListenerConnection::new(tcp_addr, None)
+            .await
+            .map_err(|e| EdgeError::Bind {
+                addr: tcp_addr,
+                transport: "TCP",
+                reason: e.to_string(),
+            })?;
+        transport_layer.add_transport(udp.into());
+        transport_layer.add_transport(tcp.into());
+
+        let filter_stats = Arc::new(FilterStats::default());
+        let filter = SourceFilter::new(
+            settings.trunk_allow,
+            settings.servers,
+            settings.reject,
+            filter_stats.clone(),
+        );
+        let endpoint = EndpointBuilder::new()
+            .with_user_agent(&settings.user_agent)
+            .with_cancel_token(cancel.clone())
+            .with_transport_layer(transport_layer)
+            .with_transport_inspector(Box::new(filter))
+            .with_allows(vec![
+                Method::Invite,
+                Method::Ack,
+                Method::Cancel,
+                Method::Bye,
+                Method::Options,
+                Method::Info,
+            ])
+            .build();
+        let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        Ok(SipEdge {
+            endpoint,
+            dialog_layer,
+            cancel,
+            local_addr,
+            advertise: settings.advertise,
+            filter_stats,
+        })
+    }
+
+    /// The Contact URI for our side of every dialog.
+    pub fn contact(&self) -> rsipstack::sip::Uri {
+        let host = SocketAddr::new(self.advertise, self.local_addr.port());
+        rsipstack::sip::Uri {
+            scheme: Some(rsipstack::sip::Scheme::Sip),
+            auth: Some(rsipstack::sip::Auth {
+                user: "dialin".into(),
+                password: None,
+            }),
+            host_with_port: host.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Takes the stream of new server transactions (once).
+    pub fn incoming(&self) -> TransactionReceiver {
+        self.endpoint
+            .incoming_transactions()
+            .expect("incoming transactions are taken once, at start-up")
+    }
+}
+
+/// Where new INVITEs go: implemented by the call layer.
+pub trait CallAcceptor: Send + Sync + 'static {
+    /// Takes a new out-of-dialog INVITE transaction and starts a call for it.
+    fn accept_call(&self, tx: Transaction);
+}
+
+/// Dispatches incoming transactions until the stream ends. Each request is handled in its own
+/// task, so a slow or broken peer never holds up another.
+pub async fn dispatch(
+    mut incoming: TransactionReceiver,
+    dialog_layer: Arc<DialogLayer>,
+    calls: Arc<dyn CallAcceptor>,
+) {
+    while let Some(tx) = incoming.recv().await {
+        let has_to_tag = tx
+            .original
+            .to_header()
+            .ok()
+            .and_then(|to| to.tag().ok().flatten())
+            .is_some();
+        if !has_to_tag {
+            match tx.original.method {
+                Method::Invite => calls.accept_call(tx),
+                Method::Options => {
+                    tokio::spawn(answer_options(tx));
+                }
+                Method::Ack => {}
+                _ => {
+                    tokio::spawn(reply(tx, StatusCode::CallTransactionDoesNotExist));
+                }
+            }
+            continue;
+        }
+        match dialog_layer.match_dialog(&tx) {
+            Some(Dialog::Invite(mut dialog)) => {
+                let mut tx = tx;
+                tokio::spawn(async move {
+                    // rsipstack's error text can carry URIs (PIN material): not logged.
+                    if dialog.handle(&mut tx).await.is_err() {
+                        tracing::debug!("an in-dialog request could not be handled");
+                    }
+                });
+            }
+            Some(_) => {
+                tokio::spawn(reply(tx, StatusCode::MethodNotAllowed));
+            }
+            None if tx.original.method == Method::Ack => {}
+            None => {
+                tokio::spawn(reply(tx, StatusCode::CallTransactionDoesNotExist));
+            }
+        }
+    }
+}
+
+async fn reply(mut tx: Transaction, status: StatusCode) {
+    tx.reply(status).await.ok();
+}
+
+/// OPTIONS is how trunks and load balancers check we are alive: 200 with what we accept.
+async fn answer_options(mut tx: Transaction) {
+    let headers = vec![
+        Header::Allow("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO".into()),
+        Header::Accept("application/sdp".into()),
+    ];
+    tx.reply_with(StatusCode::OK, headers, None).await.ok();
+}

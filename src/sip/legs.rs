@@ -1,0 +1,90 @@
+//! SIP details of the two legs that the call driver should not have to know: who is calling
+//! (for the masked caller ID only), and the INVITE toward a BBB server.
+
+use crate::privacy::MaskedCaller;
+use crate::routing::ConferenceTarget;
+use crate::secret::CallerNumber;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::sip::{Header, Request, Transport};
+use rsipstack::transport::SipAddr;
+use std::net::{IpAddr, SocketAddr};
+
+/// The caller's number as the trunk presents it: P-Asserted-Identity first, then From.
+/// `Privacy: id` (RFC 3325) or an anonymous URI means withheld.
+pub fn caller_number(req: &Request) -> CallerNumber {
+    let privacy_id = req
+        .header_value("Privacy")
+        .map(|v| {
+            v.split(';')
+                .any(|t| t.trim().eq_ignore_ascii_case("id") || t.trim() == "user")
+        })
+        .unwrap_or(false);
+    if privacy_id {
+        return CallerNumber::withheld();
+    }
+    let pai_user = req.header_value("P-Asserted-Identity").and_then(|v| {
+        rsipstack::sip::typed::From::parse(&v)
+            .ok()
+            .and_then(|f| f.uri.auth.map(|a| a.user))
+    });
+    let from_user = || {
+        req.from_header()
+            .ok()
+            .and_then(|f| f.typed().ok())
+            .and_then(|f| f.uri.auth.map(|a| a.user))
+    };
+    match pai_user.or_else(from_user) {
+        Some(user) => CallerNumber::new(&user),
+        None => CallerNumber::withheld(),
+    }
+}
+
+/// The `Content-Type` header for SDP bodies.
+pub fn sdp_content_type() -> Header {
+    Header::ContentType("application/sdp".into())
+}
+
+/// Builds the INVITE toward `sip:<conference>@<server>`: the From carries only the masked
+/// caller ID; no header carries the caller's number.
+pub fn server_invite(
+    target: &ConferenceTarget,
+    masked: &MaskedCaller,
+    advertise: IpAddr,
+    sip_port: u16,
+    contact: rsipstack::sip::Uri,
+    sdp_offer: String,
+) -> Result<InviteOption, rsipstack::Error> {
+    let addr = target.server_addr;
+    let callee = rsipstack::sip::Uri::try_from(
+        format!("sip:{}@{}", target.conference.expose(), host_port(addr)).as_str(),
+    )?;
+    let caller = rsipstack::sip::Uri::try_from(
+        format!(
+            "sip:{}@{}",
+            masked.user,
+            host_port(SocketAddr::new(advertise, sip_port))
+        )
+        .as_str(),
+    )?;
+    Ok(InviteOption {
+        caller_display_name: Some(masked.display.clone()),
+        caller,
+        callee,
+        destination: Some(SipAddr {
+            r#type: Some(Transport::Udp),
+            addr: addr.into(),
+        }),
+        content_type: Some("application/sdp".into()),
+        offer: Some(sdp_offer.into_bytes()),
+        contact,
+        ..Default::default()
+    })
+}
+
+fn host_port(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}

@@ -1,0 +1,94 @@
+//! The IVR's prompt set: the recordings built into the binary from `dialplan/sounds/`, or an
+//! operator's own set from `ivr.sounds_dir`. Loaded and encoded once at start-up.
+
+use crate::call::PromptId;
+use crate::config::{IvrConfig, Language};
+use crate::media::prompt::EncodedPrompt;
+use crate::media::wav::{parse_wav, WavError};
+use std::path::PathBuf;
+
+/// Why a prompt could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SoundsError {
+    /// The file is missing or unreadable.
+    #[error("cannot read prompt {path}: {source}; ivr.sounds_dir must hold <language>/<prompt>.wav for every prompt")]
+    Read {
+        /// The file we tried.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a WAV we can play.
+    #[error("prompt {name}: {source}")]
+    Format {
+        /// The file (or built-in name).
+        name: String,
+        /// What is wrong with it.
+        source: WavError,
+    },
+}
+
+macro_rules! builtin {
+    ($lang:literal) => {
+        [
+            include_bytes!(concat!("../dialplan/sounds/", $lang, "/welcome.wav")).as_slice(),
+            include_bytes!(concat!("../dialplan/sounds/", $lang, "/invalid-pin.wav")).as_slice(),
+            include_bytes!(concat!("../dialplan/sounds/", $lang, "/goodbye.wav")).as_slice(),
+            include_bytes!(concat!("../dialplan/sounds/", $lang, "/connecting.wav")).as_slice(),
+            include_bytes!(concat!("../dialplan/sounds/", $lang, "/unavailable.wav")).as_slice(),
+        ]
+    };
+}
+
+/// The built-in WAV bytes of `language`, in [`PromptId::ALL`] order.
+fn builtin(language: Language) -> [&'static [u8]; 5] {
+    match language {
+        Language::En => builtin!("en"),
+        Language::De => builtin!("de"),
+    }
+}
+
+/// Loads and encodes every prompt of the configured language, in [`PromptId::ALL`] order.
+pub fn load_prompts(ivr: &IvrConfig) -> Result<Vec<EncodedPrompt>, SoundsError> {
+    let builtin = builtin(ivr.language);
+    PromptId::ALL
+        .iter()
+        .zip(builtin)
+        .map(|(id, bytes)| {
+            let file = format!("{}.wav", id.file_stem());
+            let (name, samples) = match &ivr.sounds_dir {
+                Some(dir) => {
+                    let path = dir.join(ivr.language.code()).join(&file);
+                    let data = std::fs::read(&path).map_err(|source| SoundsError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    (path.display().to_string(), parse_wav(&data))
+                }
+                None => (
+                    format!("built-in {}/{file}", ivr.language.code()),
+                    parse_wav(bytes),
+                ),
+            };
+            let samples = samples.map_err(|source| SoundsError::Format { name, source })?;
+            Ok(EncodedPrompt::from_samples(&samples))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_prompts_are_valid_for_every_language() {
+        for language in [Language::En, Language::De] {
+            for (i, bytes) in builtin(language).iter().enumerate() {
+                let samples = parse_wav(bytes).unwrap_or_else(|e| panic!("{language:?} {i}: {e}"));
+                // At least half a second of sound: a prompt must say something.
+                assert!(samples.len() > 4000, "{language:?} {i} too short");
+            }
+        }
+    }
+}
