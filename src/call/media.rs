@@ -432,3 +432,7 @@ impl CallMedia {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "media_tests.rs"]
+mod tests;

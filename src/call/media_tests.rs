@@ -1,0 +1,274 @@
+//! Tests of the call's media state on simulated time.
+
+use super::*;
+use crate::media::dtmf::EventPayload;
+use crate::media::rtp::{write_header, SeqNo};
+use std::net::{IpAddr, Ipv4Addr};
+
+const CALLER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40000);
+const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)), 50000);
+
+fn pcmu(te: Option<u8>) -> LegCodec {
+    LegCodec {
+        law: Law::Ulaw,
+        pt: 0,
+        telephone_event_pt: te,
+    }
+}
+
+/// Builds an RTP packet in `buf` and returns its length.
+fn packet(buf: &mut [u8], pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> usize {
+    let n = write_header(buf, false, pt, SeqNo(seq), ts, Ssrc(ssrc));
+    buf[n..n + payload.len()].copy_from_slice(payload);
+    n + payload.len()
+}
+
+fn event(digit: u8, end: bool, duration: u16) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    EventPayload {
+        event: digit,
+        end,
+        volume: 10,
+        duration,
+    }
+    .write(&mut out);
+    out
+}
+
+fn prompt(frames: usize) -> EncodedPrompt {
+    EncodedPrompt::from_samples(&vec![1000i16; frames * 160])
+}
+
+#[test]
+fn ivr_decodes_each_key_press_once_and_ignores_other_sources() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101))), t0);
+    let mut buf = [0u8; 200];
+    let mut digits = Vec::new();
+    // '8' as a phone sends it: start, updates, end ×3, all with the event's timestamp.
+    for (i, (end, dur)) in [
+        (false, 160),
+        (false, 320),
+        (true, 480),
+        (true, 480),
+        (true, 480),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let n = packet(&mut buf, 101, 10 + i as u16, 8000, 7, &event(8, end, dur));
+        if let Received::Digit(d) = m.handle_caller_packet(t0, CALLER, &mut buf, n) {
+            digits.push(d);
+        }
+    }
+    // The same packet from another port of another host is ignored.
+    let n = packet(&mut buf, 101, 20, 9600, 7, &event(5, false, 160));
+    let stranger = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 66)), 40000);
+    assert_eq!(
+        m.handle_caller_packet(t0, stranger, &mut buf, n),
+        Received::Ignored
+    );
+    // Audio in the IVR is not forwarded anywhere.
+    let n = packet(&mut buf, 0, 21, 9600, 7, &[0xff; 160]);
+    assert_eq!(
+        m.handle_caller_packet(t0, CALLER, &mut buf, n),
+        Received::Ignored
+    );
+    assert_eq!(digits, vec![Digit::Num(8)]);
+}
+
+#[test]
+fn first_packet_from_the_sdp_host_latches_its_port() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101))), t0);
+    let mut buf = [0u8; 200];
+    let nat_port = SocketAddr::new(CALLER.ip(), 41234);
+    let n = packet(&mut buf, 0, 1, 0, 7, &[0xff; 160]);
+    m.handle_caller_packet(t0, nat_port, &mut buf, n);
+    assert_eq!(m.caller.remote(), nat_port);
+    // Once latched, the SDP's original port no longer counts.
+    let n = packet(&mut buf, 101, 2, 160, 7, &event(1, false, 160));
+    assert_eq!(
+        m.handle_caller_packet(t0, CALLER, &mut buf, n),
+        Received::Ignored
+    );
+}
+
+#[test]
+fn prompt_frames_are_paced_and_finish_once() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
+    m.play(&prompt(3), t0);
+    let mut out = [0u8; 200];
+    let mut sent = Vec::new();
+    let mut finished = 0;
+    for ms in (0..200).step_by(5) {
+        let now = t0 + Duration::from_millis(ms);
+        while let Some(r) = m.poll_transmit(now, &mut out) {
+            let Received::ToCaller { len, to } = r else {
+                panic!("IVR sends to the caller only: {r:?}");
+            };
+            assert_eq!(to, CALLER);
+            let p = RtpPacket::parse(&out[..len]).unwrap();
+            sent.push((ms, p.sequence().0, p.timestamp(), p.payload()[0]));
+        }
+        finished += usize::from(m.poll_prompt_finished());
+    }
+    assert_eq!(finished, 1);
+    // 3 prompt frames at 0, 20, 40 ms, then silence every 20 ms.
+    let prompt_byte = crate::media::g711::ulaw_encode(1000);
+    let prompt_frames: Vec<_> = sent.iter().filter(|s| s.3 == prompt_byte).collect();
+    assert_eq!(
+        prompt_frames.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [0, 20, 40]
+    );
+    assert!(
+        sent.iter().skip(3).all(|s| s.3 == 0xff),
+        "silence after the prompt"
+    );
+    for w in sent.windows(2) {
+        assert_eq!(w[1].1, w[0].1.wrapping_add(1), "sequence numbers continue");
+        assert_eq!(w[1].2, w[0].2.wrapping_add(160), "timestamps advance 20 ms");
+        assert!(w[1].0 - w[0].0 >= 15, "paced, not bursted: {sent:?}");
+    }
+}
+
+#[test]
+fn bridge_relays_both_ways_and_maps_telephone_events() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101))), t0);
+    m.bridge(Leg::new(SERVER, pcmu(Some(96))));
+    let mut buf = [0u8; 200];
+    // Caller audio → server, payload untouched, our SSRC.
+    let n = packet(&mut buf, 0, 100, 1600, 7, &[0x42; 160]);
+    let Received::ToServer { len, to } = m.handle_caller_packet(t0, CALLER, &mut buf, n) else {
+        panic!("caller audio must go to the server");
+    };
+    assert_eq!((len, to), (n, SERVER));
+    let p = RtpPacket::parse(&buf[..len]).unwrap();
+    assert_eq!((p.payload_type(), p.payload()), (0, &[0x42u8; 160][..]));
+    assert_ne!(p.ssrc(), Ssrc(7));
+    // The caller's RFC 4733 event (PT 101) reaches the server as PT 96 (BBB's 0-to-mute).
+    let n = packet(&mut buf, 101, 101, 1760, 7, &event(0, false, 160));
+    let Received::ToServer { len, .. } = m.handle_caller_packet(t0, CALLER, &mut buf, n) else {
+        panic!("events must be relayed");
+    };
+    assert_eq!(RtpPacket::parse(&buf[..len]).unwrap().payload_type(), 96);
+    // A payload type nobody negotiated is dropped.
+    let n = packet(&mut buf, 18, 102, 1920, 7, &[1; 20]);
+    assert_eq!(
+        m.handle_caller_packet(t0, CALLER, &mut buf, n),
+        Received::Ignored
+    );
+    // Server audio → caller.
+    let n = packet(&mut buf, 0, 5, 50, 99, &[0x17; 160]);
+    let Received::ToCaller { len, to } = m.handle_server_packet(t0, SERVER, &mut buf, n) else {
+        panic!("server audio must go to the caller");
+    };
+    assert_eq!(to, CALLER);
+    assert_eq!(
+        RtpPacket::parse(&buf[..len]).unwrap().payload(),
+        &[0x17u8; 160][..]
+    );
+    // Server packets from elsewhere are ignored.
+    let n = packet(&mut buf, 0, 6, 210, 99, &[0x17; 160]);
+    let other = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)), 50000);
+    assert_eq!(
+        m.handle_server_packet(t0, other, &mut buf, n),
+        Received::Ignored
+    );
+}
+
+#[test]
+fn caller_stream_continues_across_prompt_to_bridge_switch() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
+    let mut out = [0u8; 200];
+    let Some(Received::ToCaller { len, .. }) = m.poll_transmit(t0, &mut out) else {
+        panic!("silence expected at once");
+    };
+    let last = RtpPacket::parse(&out[..len]).unwrap();
+    let (ssrc, seq) = (last.ssrc(), last.sequence().0);
+    m.bridge(Leg::new(SERVER, pcmu(None)));
+    let mut buf = [0u8; 200];
+    let n = packet(&mut buf, 0, 31000, 123_456, 99, &[0x17; 160]);
+    let t1 = t0 + Duration::from_millis(20);
+    let Received::ToCaller { len, .. } = m.handle_server_packet(t1, SERVER, &mut buf, n) else {
+        panic!("relay expected");
+    };
+    let p = RtpPacket::parse(&buf[..len]).unwrap();
+    assert_eq!(
+        p.ssrc(),
+        ssrc,
+        "one SSRC toward the caller for the whole call"
+    );
+    assert_eq!(p.sequence().0, seq.wrapping_add(1));
+    assert!(p.marker(), "marker on the source switch");
+}
+
+#[test]
+fn hold_stops_sending_to_the_caller() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
+    m.caller.update(CALLER, false);
+    let mut out = [0u8; 200];
+    assert_eq!(m.poll_transmit(t0, &mut out), None);
+    m.caller.update(CALLER, true);
+    assert!(m
+        .poll_transmit(t0 + Duration::from_millis(20), &mut out)
+        .is_some());
+}
+
+#[test]
+fn echo_plays_the_callers_audio_back_after_the_delay() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
+    m.start_echo();
+    let mut buf = [0u8; 200];
+    let n = packet(&mut buf, 0, 1, 0, 7, &[0x33; 160]);
+    assert_eq!(
+        m.handle_caller_packet(t0, CALLER, &mut buf, n),
+        Received::Ignored
+    );
+    let mut out = [0u8; 200];
+    assert_eq!(m.poll_transmit(t0 + ECHO_DELAY / 2, &mut out), None);
+    assert_eq!(m.next_deadline(), Some(t0 + ECHO_DELAY));
+    let Some(Received::ToCaller { len, .. }) = m.poll_transmit(t0 + ECHO_DELAY, &mut out) else {
+        panic!("echo due");
+    };
+    assert_eq!(
+        RtpPacket::parse(&out[..len]).unwrap().payload(),
+        &[0x33u8; 160][..]
+    );
+    assert_eq!(m.poll_transmit(t0 + ECHO_DELAY, &mut out), None);
+}
+
+#[test]
+fn info_digits_are_injected_as_rfc4733_toward_the_server() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
+    m.bridge(Leg::new(SERVER, pcmu(Some(101))));
+    m.send_digit(Digit::Num(0));
+    let mut out = [0u8; 200];
+    let mut packets = Vec::new();
+    let mut now = t0;
+    for _ in 0..30 {
+        if let Some(Received::ToServer { len, to }) = m.poll_transmit(now, &mut out) {
+            assert_eq!(to, SERVER);
+            let p = RtpPacket::parse(&out[..len]).unwrap();
+            assert_eq!(p.payload_type(), 101);
+            let e = EventPayload::parse(p.payload()).unwrap();
+            packets.push((p.marker(), p.timestamp(), e.event, e.end));
+        }
+        now += Duration::from_millis(20);
+    }
+    assert!(packets.len() >= 4, "{packets:?}");
+    assert!(packets[0].0, "marker on the first event packet");
+    assert!(packets.iter().all(|p| p.1 == packets[0].1 && p.2 == 0));
+    assert_eq!(
+        packets.iter().filter(|p| p.3).count(),
+        3,
+        "end sent three times"
+    );
+    assert_eq!(m.next_deadline(), None, "nothing more to send");
+}
