@@ -61,6 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             attempts: config.ivr.attempts,
             server_answer_timeout: config.routing.server_answer_timeout,
         },
+        answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,
         stats: CallStats::default(),
     });

@@ -78,6 +78,8 @@ pub struct CallContext {
     pub ports: PortPool,
     /// PIN and flow timing.
     pub flow: FlowSettings,
+    /// `sip.answer_delay`: how long to ring before answering.
+    pub answer_delay: Duration,
     /// `media.timeout`.
     pub media_timeout: Duration,
     /// Counters.

@@ -45,7 +45,7 @@ pub fn spawn_call(ctx: Arc<CallContext>, tx: Transaction) {
 
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
 async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
-    let (trunk_events_tx, trunk_events) = ctx.dialog_layer.new_dialog_state_channel();
+    let (trunk_events_tx, mut trunk_events) = ctx.dialog_layer.new_dialog_state_channel();
     let dialog = match ctx.dialog_layer.get_or_create_server_invite(
         &tx,
         trunk_events_tx,
@@ -66,6 +66,11 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         inv_dialog.handle(&mut tx).await.ok();
     });
     info!(call = call_no, "incoming call");
+    if !ctx.answer_delay.is_zero() && !ring(&ctx, &dialog, &mut trunk_events).await {
+        info!(call = call_no, "caller gave up before the answer");
+        ctx.dialog_layer.remove_dialog(&dialog.id());
+        return;
+    }
 
     let session_id = rand::random::<u32>() as u64;
     let Some((negotiated, lease, socket)) =
@@ -99,6 +104,21 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
     };
     driver.run().await;
     driver.cleanup();
+}
+
+/// Rings for `answer_delay`; false when the caller cancelled meanwhile.
+async fn ring(ctx: &CallContext, dialog: &InviteDialog, events: &mut DialogStateReceiver) -> bool {
+    dialog.ringing(None, None).ok();
+    let deadline = tokio::time::Instant::now() + ctx.answer_delay;
+    loop {
+        tokio::select! {
+            _ = sleep_until(deadline) => return true,
+            ev = events.recv() => match ev {
+                Some(DialogState::Terminated(..)) | None => return false,
+                Some(_) => {}
+            },
+        }
+    }
 }
 
 /// Negotiates the caller's offer, binds the caller leg's RTP port and sends 200 OK; on any

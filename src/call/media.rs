@@ -151,7 +151,7 @@ pub struct CallMedia {
     /// Payload type map caller→server and server→caller.
     to_server_pt: PtMap,
     to_caller_pt: PtMap,
-    /// The caller's current SSRC: a new one restarts the DTMF decoder (new timestamp base).
+    /// The SSRC of the caller's telephone events: a new one restarts the DTMF decoder.
     caller_ssrc: Option<Ssrc>,
 }
 
@@ -245,11 +245,14 @@ impl CallMedia {
         let pt = pkt.payload_type();
         match self.mode {
             Mode::Ivr => {
-                if self.caller_ssrc != Some(pkt.ssrc()) {
-                    self.caller_ssrc = Some(pkt.ssrc());
-                    self.decoder.reset();
-                }
                 if Some(pt) == self.caller.codec.telephone_event_pt {
+                    // Event timestamps only compare within one stream: a new SSRC (a phone
+                    // that restarted its stream) starts a fresh decoder. Audio of other
+                    // streams (e.g. echoed back by the phone) does not count.
+                    if self.caller_ssrc != Some(pkt.ssrc()) {
+                        self.caller_ssrc = Some(pkt.ssrc());
+                        self.decoder.reset();
+                    }
                     if let Some(d) = self.decoder.handle_packet(pkt.timestamp(), pkt.payload()) {
                         return Received::Digit(d);
                     }

@@ -272,3 +272,29 @@ fn info_digits_are_injected_as_rfc4733_toward_the_server() {
     );
     assert_eq!(m.next_deadline(), None, "nothing more to send");
 }
+
+#[test]
+fn echoed_audio_in_another_stream_does_not_repeat_digits() {
+    // A phone (or sipp -rtp_echo) may send our prompt back in its own SSRC between the event
+    // packets of a key press: still one key press.
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101))), t0);
+    let mut buf = [0u8; 200];
+    let mut digits = 0;
+    for i in 0..5u16 {
+        let n = packet(
+            &mut buf,
+            101,
+            10 + i,
+            8000,
+            7,
+            &event(4, i >= 2, 160 * (i + 1)),
+        );
+        if let Received::Digit(_) = m.handle_caller_packet(t0, CALLER, &mut buf, n) {
+            digits += 1;
+        }
+        let n = packet(&mut buf, 0, 500 + i, 99_000, 1234, &[0xff; 160]);
+        m.handle_caller_packet(t0, CALLER, &mut buf, n);
+    }
+    assert_eq!(digits, 1);
+}

@@ -65,7 +65,11 @@ fn syntax_error(text: &str, origin: &str, e: &toml_edit::TomlError) -> ConfigErr
 
 /// `[sip]`.
 fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
-    let s = root.table(p, "sip", &["listen", "advertise", "user_agent"]);
+    let s = root.table(
+        p,
+        "sip",
+        &["listen", "advertise", "user_agent", "answer_delay"],
+    );
     let mut c = SipConfig::default();
     if let Some(v) = s.parsed(p, "listen", |t| {
         t.trim().parse::<SocketAddr>().map_err(|_| {
@@ -95,6 +99,12 @@ fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
             .ok_or_else(|| "must be 1 to 64 printable ASCII characters, like \"dialin\"".into())
     }) {
         c.user_agent = v.value;
+    }
+    if let Some(v) = s.parsed(p, "answer_delay", |t| match t.trim() {
+        "0" | "0s" | "0ms" => Ok(std::time::Duration::ZERO),
+        other => parse_duration(other),
+    }) {
+        c.answer_delay = v.value;
     }
     c
 }

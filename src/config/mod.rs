@@ -58,6 +58,8 @@ pub struct SipConfig {
     pub advertise: IpAddr,
     /// The User-Agent header (default `dialin`).
     pub user_agent: String,
+    /// How long dialin rings (180 Ringing) before it answers; `0s` answers at once.
+    pub answer_delay: Duration,
 }
 
 impl Default for SipConfig {
@@ -66,6 +68,7 @@ impl Default for SipConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060),
             advertise: IpAddr::V4(Ipv4Addr::LOCALHOST),
             user_agent: "dialin".to_string(),
+            answer_delay: Duration::ZERO,
         }
     }
 }

@@ -358,3 +358,13 @@ fn warnings() {
         );
     }
 }
+
+#[test]
+fn answer_delay_accepts_zero_and_durations() {
+    let c = Config::from_toml("[sip]\nanswer_delay = \"0s\"\n", "t").unwrap();
+    assert_eq!(c.sip.answer_delay, std::time::Duration::ZERO);
+    let c = Config::from_toml("[sip]\nanswer_delay = \"1500ms\"\n", "t").unwrap();
+    assert_eq!(c.sip.answer_delay, std::time::Duration::from_millis(1500));
+    let e = Config::from_toml("[sip]\nanswer_delay = \"soon\"\n", "t").unwrap_err();
+    assert!(e.to_string().contains("t:2: sip.answer_delay"), "{e}");
+}

@@ -150,3 +150,100 @@ impl Drop for Dialin {
         self.child.wait().ok();
     }
 }
+
+/// The settings a test varies in dialin's configuration; everything else is fixed.
+#[derive(Clone, Debug)]
+pub struct TestConfig {
+    /// SIP listen address.
+    pub sip: std::net::SocketAddr,
+    /// RTP port range (inclusive).
+    pub rtp: (u16, u16),
+    /// The stand-in BBB server's SIP address.
+    pub server: std::net::SocketAddr,
+    /// `routing.pin_is_conference`.
+    pub pin_is_conference: bool,
+    /// `trunk.allow`, as a TOML array.
+    pub allow: String,
+    /// `trunk.reject`.
+    pub reject: &'static str,
+    /// `sip.answer_delay`.
+    pub answer_delay: &'static str,
+    /// `routing.server_answer_timeout`.
+    pub server_answer_timeout: &'static str,
+    /// `ivr.first_digit_timeout`.
+    pub first_digit_timeout: &'static str,
+    /// `media.timeout`.
+    pub media_timeout: &'static str,
+}
+
+impl TestConfig {
+    /// A config for one test: its own SIP port and RTP range, the given server.
+    pub fn new(server: std::net::SocketAddr) -> TestConfig {
+        let sip = super::ports::PortBlock::take(1);
+        let rtp = super::ports::PortBlock::take(16);
+        TestConfig {
+            sip: std::net::SocketAddr::from(([127, 0, 0, 1], sip.base)),
+            rtp: (rtp.base, rtp.base + rtp.len - 1),
+            server,
+            pin_is_conference: true,
+            allow: r#"["127.0.0.0/8"]"#.into(),
+            reject: "403",
+            answer_delay: "0s",
+            server_answer_timeout: "10s",
+            first_digit_timeout: "10s",
+            media_timeout: "60s",
+        }
+    }
+
+    /// The TOML text.
+    pub fn toml(&self) -> String {
+        format!(
+            r#"
+[sip]
+listen = "{sip}"
+answer_delay = "{answer_delay}"
+[media]
+rtp_ports = "{rtp_lo}-{rtp_hi}"
+timeout = "{media_timeout}"
+[trunk]
+allow = {allow}
+reject = "{reject}"
+[ivr]
+language = "en"
+pin_min_digits = 5
+pin_max_digits = 11
+attempts = 3
+first_digit_timeout = "{first_digit_timeout}"
+inter_digit_timeout = "5s"
+echo_pin = "00000"
+[[servers]]
+name = "bbb1"
+sip = "sip:{server}"
+[routing]
+pin_is_conference = {pin_is_conference}
+default_server = "bbb1"
+server_answer_timeout = "{server_answer_timeout}"
+[[pins]]
+pin = "8675309"
+conference = "71234"
+server = "bbb1"
+"#,
+            sip = self.sip,
+            answer_delay = self.answer_delay,
+            rtp_lo = self.rtp.0,
+            rtp_hi = self.rtp.1,
+            media_timeout = self.media_timeout,
+            allow = self.allow,
+            reject = self.reject,
+            first_digit_timeout = self.first_digit_timeout,
+            server = self.server,
+            pin_is_conference = self.pin_is_conference,
+            server_answer_timeout = self.server_answer_timeout,
+        )
+    }
+
+    /// Starts dialin with this config.
+    pub fn start(&self) -> Dialin {
+        Dialin::start(&self.toml())
+    }
+}

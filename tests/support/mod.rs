@@ -55,6 +55,7 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod dialin;
 pub mod media;
 pub mod payload;
 pub mod pcap;
