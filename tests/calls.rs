@@ -85,3 +85,244 @@ fn config_pin_bridges_to_its_conference_with_audio_both_ways() {
     dialin.assert_log_free_of(&[NUMBER_PARTS[0], NUMBER_PARTS[2], PIN, CONFERENCE]);
     let _ = CALLER_NUMBER;
 }
+
+#[test]
+fn voicebridge_pin_routes_to_the_default_server_and_server_bye_ends_the_call() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_hangs_up(), &media)
+        .pause(Duration::from_secs(3))
+        .spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(CallerStream::new("71235#").tail(Duration::from_secs(6)))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    let server = server.wait();
+    server.assert_success();
+    let caller = caller.wait();
+    caller.assert_success();
+    let uri = server.first_received("INVITE");
+    assert!(uri.request_uri().unwrap().starts_with("sip:71235@"));
+    // The server's BYE reached the caller as dialin's BYE.
+    assert_eq!(caller.received_requests("BYE").len(), 1);
+    dialin.wait_for_line("outcome=ServerHangup", Duration::from_secs(2));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn three_wrong_pins_end_in_goodbye_and_bye() {
+    // No server is listening at this address: a wrong PIN must never dial anything.
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let mut cfg = TestConfig::new(unused);
+    cfg.pin_is_conference = false;
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(CallerStream::new("11111#22222#33333#").tail(Duration::from_secs(8)))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    let caller = caller.wait();
+    caller.assert_success();
+    assert_eq!(caller.received_requests("BYE").len(), 1);
+    dialin.wait_for_line("outcome=InvalidPin", Duration::from_secs(2));
+    assert!(!dialin.log().contains("dialling server"));
+    dialin.assert_idle(Duration::from_secs(5));
+    dialin.assert_log_free_of(&["11111", "22222", "33333"]);
+}
+
+#[test]
+fn sip_info_digits_reach_a_conference() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_hangs_up().with_info_digits(
+        &format!("{PIN}#"),
+        Duration::from_millis(800),
+        Duration::from_millis(150),
+    ))
+    .pcap(CallerStream::new("").lead(Duration::from_secs(5)))
+    .remote(cfg.sip)
+    .service("4930555000")
+    .pause(Duration::from_secs(3))
+    .spawn();
+    caller.wait().assert_success();
+    let server = server.wait();
+    server.assert_success();
+    let invite = server.first_received("INVITE");
+    assert!(invite
+        .request_uri()
+        .unwrap()
+        .starts_with(&format!("sip:{CONFERENCE}@")));
+    assert!(media.stop().caller_audio() > 20, "bridged audio flowed");
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn star_clears_what_was_typed() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
+    let mut cfg = TestConfig::new(server.sip_addr());
+    cfg.pin_is_conference = false;
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(CallerStream::new(&format!("999*{PIN}#")).tail(Duration::from_secs(2)))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .pause(Duration::from_secs(6))
+        .spawn();
+    caller.wait().assert_success();
+    let server = server.wait();
+    server.assert_success();
+    assert!(server
+        .first_received("INVITE")
+        .request_uri()
+        .unwrap()
+        .starts_with(&format!("sip:{CONFERENCE}@")));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn caller_hangs_up_during_the_prompt() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let cfg = TestConfig::new(unused);
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(CallerStream::new("").lead(Duration::from_millis(500)))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .pause(Duration::from_secs(1))
+        .spawn();
+    caller.wait().assert_success();
+    dialin.wait_for_line("outcome=CallerHangup", Duration::from_secs(2));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn caller_hangs_up_during_pin_entry() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let cfg = TestConfig::new(unused);
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(CallerStream::new("867").tail(Duration::from_millis(200)))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .pause(Duration::from_millis(2500))
+        .spawn();
+    caller.wait().assert_success();
+    dialin.wait_for_line("outcome=CallerHangup", Duration::from_secs(2));
+    assert!(!dialin.log().contains("dialling server"));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn cancel_before_answer_leaves_nothing_behind() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let mut cfg = TestConfig::new(unused);
+    cfg.answer_delay = "3s";
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_cancels(Duration::from_millis(800)))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    let caller = caller.wait();
+    caller.assert_success();
+    dialin.wait_for_line("caller gave up before the answer", Duration::from_secs(2));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn no_common_codec_gets_488() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let cfg = TestConfig::new(unused);
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_unsupported_codec())
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    caller.wait().assert_success();
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn a_source_outside_the_allow_list_gets_403_and_no_call() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let mut cfg = TestConfig::new(unused);
+    cfg.allow = r#"["127.0.0.1/32"]"#.into();
+    cfg.reject = "403";
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_rejected())
+        .local_ip(Ipv4Addr::new(127, 0, 0, 2))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    let caller = caller.wait();
+    caller.assert_success();
+    assert_eq!(caller.final_response_code(), Some(403));
+    assert_eq!(dialin.status_value("calls_started"), 0);
+    assert!(dialin.status_value("sip_sources_rejected") >= 1);
+    dialin.assert_log_free_of(&["127.0.0.2"]);
+}
+
+#[test]
+fn a_source_outside_the_allow_list_gets_silence_when_configured() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let mut cfg = TestConfig::new(unused);
+    cfg.allow = r#"["127.0.0.1/32"]"#.into();
+    cfg.reject = "silence";
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_unanswered())
+        .local_ip(Ipv4Addr::new(127, 0, 0, 2))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .pause(Duration::from_secs(2))
+        .spawn();
+    caller.wait().assert_success();
+    assert_eq!(dialin.status_value("calls_started"), 0);
+    assert!(dialin.status_value("sip_sources_rejected") >= 1);
+    dialin.assert_log_free_of(&["127.0.0.2"]);
+}
+
+#[test]
+fn server_refusal_plays_unavailable_then_hangs_up() {
+    let media = conference_media();
+    let server = conference(
+        Scenario::conference_rejects(503, "Service Unavailable"),
+        &media,
+    )
+    .spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(CallerStream::new("71234#").tail(Duration::from_secs(8)))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    server.wait().assert_success();
+    let caller = caller.wait();
+    caller.assert_success();
+    dialin.wait_for_line("outcome=NoConference", Duration::from_secs(2));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn unanswered_server_is_cancelled_after_the_answer_timeout() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_never_answers(), &media).spawn();
+    let mut cfg = TestConfig::new(server.sip_addr());
+    cfg.server_answer_timeout = "2s";
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(CallerStream::new("71234#").tail(Duration::from_secs(10)))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    let server = server.wait();
+    server.assert_success();
+    assert_eq!(server.received_requests("CANCEL").len(), 1);
+    caller.wait().assert_success();
+    dialin.wait_for_line("outcome=NoConference", Duration::from_secs(2));
+    dialin.assert_idle(Duration::from_secs(5));
+}

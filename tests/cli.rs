@@ -1,0 +1,68 @@
+//! `dialin check` explains configuration problems with the key and the line.
+
+use std::process::Command;
+
+fn check(text: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dialin.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dialin"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_example_config_passes() {
+    let example = include_str!("../deploy/dialin.example.toml");
+    let (ok, stdout, stderr) = check(example);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains(": ok"), "{stdout}");
+}
+
+#[test]
+fn every_problem_is_named_with_key_and_line() {
+    let text = "[sip]\nlisten = \"nonsense\"\n\n[ivr]\npin_min_digits = 12\nlanguage = \"fr\"\nattemps = 3\n";
+    let (ok, stdout, stderr) = check(text);
+    assert!(!ok, "a broken config must fail: {stdout}");
+    for want in [
+        ":2: sip.listen",
+        ":6: ivr.language",
+        ":7: ivr.attemps",
+        "ivr.pin_min_digits",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dialin"))
+        .args(["check", "--config", "/nonexistent/dialin.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/dialin.toml"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_broken_config_without_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[media]\nrtp_ports = \"9-3\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dialin"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("media.rtp_ports"), "{stderr}");
+}
