@@ -9,7 +9,8 @@ use support::dialin::TestConfig;
 use support::media::{RtpPeer, SendTo};
 use support::pcap::CallerStream;
 use support::ports::PortBlock;
-use support::sipp::{Scenario, Sipp};
+use support::siplog::Direction;
+use support::sipp::{Scenario, Sipp, SippOutcome};
 
 /// The caller's number as sipp presents it (From display and user part).
 const CALLER_NUMBER: &str = "+49301234567";
@@ -26,6 +27,34 @@ fn conference_media() -> RtpPeer {
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         SendTo::FirstSource,
     )
+}
+
+/// When `outcome`'s sipp sent (or received) its first `method` request, in µs since midnight.
+fn request_time(outcome: &SippOutcome, method: &str, direction: Direction) -> u64 {
+    outcome
+        .messages()
+        .into_iter()
+        .find(|m| m.direction == direction && m.method() == Some(method))
+        .and_then(|m| m.at_micros)
+        .unwrap_or_else(|| panic!("no {method} {direction:?} in\n{}", outcome.report()))
+}
+
+/// Asserts that a BYE on one leg reached the other leg within a second.
+fn assert_bye_crossed_within_a_second(from: &SippOutcome, to: &SippOutcome) {
+    let sent = request_time(from, "BYE", Direction::Sent);
+    let received = request_time(to, "BYE", Direction::Received);
+    assert!(
+        received >= sent && received - sent < 1_000_000,
+        "BYE took {} µs to cross dialin",
+        received as i64 - sent as i64
+    );
+}
+
+/// A caller pcap without a single packet, for callers whose media is a Rust peer.
+fn silent_caller() -> CallerStream {
+    CallerStream::new("")
+        .lead(Duration::ZERO)
+        .tail(Duration::ZERO)
 }
 
 /// A conference stand-in whose SDP points at `media`.
@@ -46,9 +75,11 @@ fn config_pin_bridges_to_its_conference_with_audio_both_ways() {
         .remote(cfg.sip)
         .service("4930555000")
         .spawn();
-    caller.wait().assert_success();
+    let caller = caller.wait();
+    caller.assert_success();
     let server = server.wait();
     server.assert_success();
+    assert_bye_crossed_within_a_second(&caller, &server);
 
     // The server leg: the right conference, a masked caller, no trace of the number.
     let invite = server.first_received("INVITE");
@@ -105,8 +136,9 @@ fn voicebridge_pin_routes_to_the_default_server_and_server_bye_ends_the_call() {
     caller.assert_success();
     let uri = server.first_received("INVITE");
     assert!(uri.request_uri().unwrap().starts_with("sip:71235@"));
-    // The server's BYE reached the caller as dialin's BYE.
+    // The server's BYE reached the caller as dialin's BYE, within a second.
     assert_eq!(caller.received_requests("BYE").len(), 1);
+    assert_bye_crossed_within_a_second(&server, &caller);
     dialin.wait_for_line("outcome=ServerHangup", Duration::from_secs(2));
     dialin.assert_idle(Duration::from_secs(5));
 }
@@ -324,5 +356,229 @@ fn unanswered_server_is_cancelled_after_the_answer_timeout() {
     assert_eq!(server.received_requests("CANCEL").len(), 1);
     caller.wait().assert_success();
     dialin.wait_for_line("outcome=NoConference", Duration::from_secs(2));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn echo_test_plays_the_caller_back_and_the_prompt_is_heard() {
+    // The caller's media is a Rust peer: it hears the prompt, then its own frames come back.
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let cfg = TestConfig::new(unused);
+    let dialin = cfg.start();
+    let phone = conference_media();
+    let caller = Sipp::new(Scenario::caller_hangs_up().with_info_digits(
+        "00000#",
+        Duration::from_millis(1500),
+        Duration::from_millis(100),
+    ))
+    // sipp sends no RTP itself: the phone peer is the caller's only media source.
+    .pcap(silent_caller())
+    .sdp_media(phone.local_addr())
+    .remote(cfg.sip)
+    .service("4930555000")
+    .pause(Duration::from_secs(3))
+    .spawn();
+    caller.wait().assert_success();
+    let rec = phone.stop();
+    assert!(
+        rec.other_audio() >= 50,
+        "the welcome prompt reached the phone: {} frames",
+        rec.other_audio()
+    );
+    assert!(
+        rec.conference_audio() >= 50,
+        "the phone's own frames came back: {}",
+        rec.conference_audio()
+    );
+    dialin.wait_for_line("echo test", Duration::from_secs(1));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn garbage_datagrams_do_not_disturb_a_call_in_progress() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let mut dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(5)))
+        .rtp_echo()
+        .pause(Duration::from_secs(9))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    // Once bridged, throw garbage at the SIP port and at every RTP port of dialin's range.
+    dialin.wait_for_line("bridged", Duration::from_secs(8));
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let samples: [&[u8]; 6] = [
+        b"\x00\xff\x13garbage",
+        b"INVITE sip:x SIP/2.0\r\n\r\n",
+        b"SIP/2.0 200 OK\r\nVia: nonsense\r\n\r\n",
+        b"INVITE sip:71234@127.0.0.1 SIP/2.0\r\nContent-Length: 99999\r\n\r\nv=0",
+        &[0x80; 1400],
+        b"\x80\x00\x00",
+    ];
+    for i in 0..3000usize {
+        let data = samples[i % samples.len()];
+        junk.send_to(data, cfg.sip).ok();
+        let rtp_port = cfg.rtp.0 + (i % 16) as u16;
+        junk.send_to(data, (Ipv4Addr::LOCALHOST, rtp_port)).ok();
+    }
+    caller.wait().assert_success();
+    server.wait().assert_success();
+    let rec = media.stop();
+    assert!(
+        rec.caller_audio() >= 150,
+        "caller audio: {}",
+        rec.caller_audio()
+    );
+    assert!(
+        rec.conference_audio() >= 100,
+        "conference audio back: {}",
+        rec.conference_audio()
+    );
+    assert!(dialin.is_running());
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn a_caller_over_tcp_is_bridged() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(2)))
+        .arg("-t")
+        .arg("t1")
+        .pause(Duration::from_secs(5))
+        .remote(cfg.sip)
+        .service("4930555000")
+        // The harness's readiness check looks for a UDP socket; over TCP sipp has none.
+        .spawn_unchecked();
+    caller.wait().assert_success();
+    server.wait().assert_success();
+    assert!(media.stop().caller_audio() >= 50);
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn options_outside_a_dialog_is_answered_200() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let cfg = TestConfig::new(unused);
+    let _dialin = cfg.start();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-opt1\r\n\
+         From: <sip:probe@{local}>;tag=1\r\nTo: <sip:{sip}>\r\nCall-ID: opt-1\r\nCSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sip = cfg.sip
+    );
+    sock.send_to(options.as_bytes(), cfg.sip).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock.recv_from(&mut buf).expect("an answer to OPTIONS");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    assert!(answer.contains("INVITE"), "Allow lists INVITE: {answer}");
+}
+
+#[test]
+fn hold_by_reinvite_is_honoured() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let cfg = TestConfig::new(unused);
+    let dialin = cfg.start();
+    let phone = {
+        let port = PortBlock::take(2).base;
+        RtpPeer::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            SendTo::Nothing,
+        )
+    };
+    let caller = Sipp::new(Scenario::custom(
+        "caller_reinvite_hold",
+        include_str!("sipp/caller_reinvite_hold.xml"),
+    ))
+    .sdp_media(phone.local_addr())
+    .remote(cfg.sip)
+    .service("4930555000")
+    .spawn();
+    let caller = caller.wait();
+    caller.assert_success();
+    let rec = phone.stop();
+    // dialin sent the prompt, went quiet while held, and resumed afterwards.
+    let times: Vec<Duration> = rec.received.iter().map(|r| r.at).collect();
+    let (gap_at, gap) = times
+        .windows(2)
+        .map(|w| (w[0], w[1] - w[0]))
+        .max_by_key(|(_, gap)| *gap)
+        .expect("packets before and after the hold");
+    assert!(gap >= Duration::from_millis(1200), "largest gap {gap:?}");
+    assert!(
+        times.iter().any(|t| *t > gap_at + gap),
+        "media resumed after the hold"
+    );
+    // The answer to a PCMA offer is PCMA.
+    assert!(rec.rtp().all(|p| p.payload_type == 8));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn no_rtp_for_media_timeout_ends_the_call() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let mut cfg = TestConfig::new(unused);
+    cfg.media_timeout = "2s";
+    let dialin = cfg.start();
+    // A caller whose SDP points at a silent Rust peer: dialin hears no RTP at all.
+    let phone = {
+        let port = PortBlock::take(2).base;
+        RtpPeer::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            SendTo::Nothing,
+        )
+    };
+    let caller = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(silent_caller())
+        .sdp_media(phone.local_addr())
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    caller.wait().assert_success();
+    dialin.wait_for_line("outcome=MediaTimeout", Duration::from_secs(1));
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn freeswitch_answer_and_shutdown_bye_as_captured() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_freeswitch_shutdown(), &media)
+        .pause(Duration::from_secs(3))
+        .spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(6)))
+        .rtp_echo()
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    let server = server.wait();
+    server.assert_success();
+    let caller = caller.wait();
+    caller.assert_success();
+    assert_bye_crossed_within_a_second(&server, &caller);
+    let rec = media.stop();
+    assert!(
+        rec.caller_audio() >= 50,
+        "caller audio {}",
+        rec.caller_audio()
+    );
+    assert!(
+        rec.conference_audio() >= 30,
+        "conference audio {}",
+        rec.conference_audio()
+    );
+    dialin.wait_for_line("outcome=ServerHangup", Duration::from_secs(2));
     dialin.assert_idle(Duration::from_secs(5));
 }

@@ -45,6 +45,8 @@ pub fn spawn_call(ctx: Arc<CallContext>, tx: Transaction) {
 
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
 async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
+    // 100 Trying first, before anything else can answer (180 when ringing, 488, 200).
+    tx.send_trying().await.ok();
     let (trunk_events_tx, mut trunk_events) = ctx.dialog_layer.new_dialog_state_channel();
     let dialog = match ctx.dialog_layer.get_or_create_server_invite(
         &tx,
@@ -89,8 +91,8 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         ctx: ctx.clone(),
         call_no,
         caller,
-        flow: CallFlow::new(ctx.flow.clone()),
-        media: CallMedia::new(Leg::new(negotiated.remote, codec), now),
+        flow: CallFlow::new(ctx.flow),
+        media: CallMedia::new(Leg::new(negotiated.remote, codec, true), now),
         caller_sdp: negotiated,
         trunk: dialog,
         trunk_events,
@@ -318,12 +320,10 @@ impl CallDriver {
 
     async fn on_trunk_event(&mut self, now: Instant, ev: DialogState) {
         match ev {
-            DialogState::Confirmed(..) => {
-                // A re-INVITE's ACK confirms the dialog again: answer the flow once.
-                if !self.caller_confirmed {
-                    self.caller_confirmed = true;
-                    self.flow.handle_input(now, FlowInput::CallerAnswered);
-                }
+            // A re-INVITE's ACK confirms the dialog again: answer the flow once.
+            DialogState::Confirmed(..) if !self.caller_confirmed => {
+                self.caller_confirmed = true;
+                self.flow.handle_input(now, FlowInput::CallerAnswered);
             }
             DialogState::Terminated(..) => {
                 self.flow.handle_input(now, FlowInput::CallerHungUp);
@@ -472,7 +472,7 @@ impl CallDriver {
                     pt: n.pt,
                     telephone_event_pt: n.telephone_event_pt.or(Some(server.offered_te)),
                 };
-                self.pending_server_leg = Some(Leg::new(n.remote, codec));
+                self.pending_server_leg = Some(Leg::new(n.remote, codec, false));
                 self.flow.handle_input(now, FlowInput::ServerAnswered);
             }
             _ => {
@@ -580,7 +580,7 @@ impl CallDriver {
             self.ctx.contact.clone(),
             offer,
         )
-        .map_err(|_| "the server's SIP address does not form a valid URI".to_string())?;
+        .map_err(|e| e.to_string())?;
         let (events_tx, events) = self.ctx.dialog_layer.new_dialog_state_channel();
         let (dialog, invite) = self
             .ctx

@@ -37,6 +37,9 @@ pub struct Leg {
     remote: SocketAddr,
     /// Whether `remote` was confirmed by a received packet.
     latched: bool,
+    /// Whether the first RTP packet from the SDP's host may move `remote` to another port
+    /// (a phone behind a port-rewriting NAT). Off for BBB servers: only their SDP address.
+    port_latching: bool,
     /// The codec on this leg.
     codec: LegCodec,
     /// Our outgoing stream toward this leg's peer (SSRC, sequence, timestamp continuity).
@@ -47,10 +50,12 @@ pub struct Leg {
 
 impl Leg {
     /// A leg toward `remote` using `codec`, with a fresh random SSRC and sequence start.
-    pub fn new(remote: SocketAddr, codec: LegCodec) -> Leg {
+    /// `port_latching` lets the first valid RTP packet from the SDP's host fix the port.
+    pub fn new(remote: SocketAddr, codec: LegCodec, port_latching: bool) -> Leg {
         Leg {
             remote,
             latched: false,
+            port_latching,
             codec,
             out: OutStream::new(
                 rand::random::<u32>(),
@@ -61,14 +66,17 @@ impl Leg {
         }
     }
 
-    /// Accepts a packet only from the negotiated peer: the first packet from the SDP's IP
-    /// latches its port (symmetric RTP); afterwards only that exact source counts.
-    fn accept_source(&mut self, from: SocketAddr) -> bool {
+    /// Accepts a valid RTP packet of payload type `pt` only from the negotiated peer. The SDP
+    /// address always counts until the first packet; with port latching, the first packet of a
+    /// negotiated payload type from the SDP's host fixes the port instead (symmetric RTP).
+    /// Afterwards only that exact source counts.
+    fn accept_source(&mut self, from: SocketAddr, pt: u8) -> bool {
         if from == self.remote {
             self.latched = true;
             return true;
         }
-        if !self.latched && from.ip() == self.remote.ip() {
+        let negotiated = pt == self.codec.pt || Some(pt) == self.codec.telephone_event_pt;
+        if self.port_latching && !self.latched && negotiated && from.ip() == self.remote.ip() {
             self.remote = from;
             self.latched = true;
             return true;
@@ -235,12 +243,12 @@ impl CallMedia {
         buf: &mut [u8],
         len: usize,
     ) -> Received {
-        if !self.caller.accept_source(from) {
-            return Received::Ignored;
-        }
         let Ok(pkt) = RtpPacket::parse(&buf[..len]) else {
             return Received::Ignored;
         };
+        if !self.caller.accept_source(from, pkt.payload_type()) {
+            return Received::Ignored;
+        }
         self.last_rx = now;
         let pt = pkt.payload_type();
         match self.mode {
@@ -300,7 +308,10 @@ impl CallMedia {
         let Some(server) = self.server.as_mut() else {
             return Received::Ignored;
         };
-        if !server.accept_source(from) || RtpPacket::parse(&buf[..len]).is_err() {
+        let Ok(pkt) = RtpPacket::parse(&buf[..len]) else {
+            return Received::Ignored;
+        };
+        if !server.accept_source(from, pkt.payload_type()) {
             return Received::Ignored;
         }
         self.last_rx = now;

@@ -42,7 +42,7 @@ fn prompt(frames: usize) -> EncodedPrompt {
 #[test]
 fn ivr_decodes_each_key_press_once_and_ignores_other_sources() {
     let t0 = Instant::now();
-    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101))), t0);
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
     let mut buf = [0u8; 200];
     let mut digits = Vec::new();
     // '8' as a phone sends it: start, updates, end ×3, all with the event's timestamp.
@@ -80,7 +80,7 @@ fn ivr_decodes_each_key_press_once_and_ignores_other_sources() {
 #[test]
 fn first_packet_from_the_sdp_host_latches_its_port() {
     let t0 = Instant::now();
-    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101))), t0);
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
     let mut buf = [0u8; 200];
     let nat_port = SocketAddr::new(CALLER.ip(), 41234);
     let n = packet(&mut buf, 0, 1, 0, 7, &[0xff; 160]);
@@ -97,7 +97,7 @@ fn first_packet_from_the_sdp_host_latches_its_port() {
 #[test]
 fn prompt_frames_are_paced_and_finish_once() {
     let t0 = Instant::now();
-    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
     m.play(&prompt(3), t0);
     let mut out = [0u8; 200];
     let mut sent = Vec::new();
@@ -136,8 +136,8 @@ fn prompt_frames_are_paced_and_finish_once() {
 #[test]
 fn bridge_relays_both_ways_and_maps_telephone_events() {
     let t0 = Instant::now();
-    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101))), t0);
-    m.bridge(Leg::new(SERVER, pcmu(Some(96))));
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
+    m.bridge(Leg::new(SERVER, pcmu(Some(96)), false));
     let mut buf = [0u8; 200];
     // Caller audio → server, payload untouched, our SSRC.
     let n = packet(&mut buf, 0, 100, 1600, 7, &[0x42; 160]);
@@ -182,14 +182,14 @@ fn bridge_relays_both_ways_and_maps_telephone_events() {
 #[test]
 fn caller_stream_continues_across_prompt_to_bridge_switch() {
     let t0 = Instant::now();
-    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
     let mut out = [0u8; 200];
     let Some(Received::ToCaller { len, .. }) = m.poll_transmit(t0, &mut out) else {
         panic!("silence expected at once");
     };
     let last = RtpPacket::parse(&out[..len]).unwrap();
     let (ssrc, seq) = (last.ssrc(), last.sequence().0);
-    m.bridge(Leg::new(SERVER, pcmu(None)));
+    m.bridge(Leg::new(SERVER, pcmu(None), false));
     let mut buf = [0u8; 200];
     let n = packet(&mut buf, 0, 31000, 123_456, 99, &[0x17; 160]);
     let t1 = t0 + Duration::from_millis(20);
@@ -209,7 +209,7 @@ fn caller_stream_continues_across_prompt_to_bridge_switch() {
 #[test]
 fn hold_stops_sending_to_the_caller() {
     let t0 = Instant::now();
-    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
     m.caller.update(CALLER, false);
     let mut out = [0u8; 200];
     assert_eq!(m.poll_transmit(t0, &mut out), None);
@@ -222,7 +222,7 @@ fn hold_stops_sending_to_the_caller() {
 #[test]
 fn echo_plays_the_callers_audio_back_after_the_delay() {
     let t0 = Instant::now();
-    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
     m.start_echo();
     let mut buf = [0u8; 200];
     let n = packet(&mut buf, 0, 1, 0, 7, &[0x33; 160]);
@@ -246,8 +246,8 @@ fn echo_plays_the_callers_audio_back_after_the_delay() {
 #[test]
 fn info_digits_are_injected_as_rfc4733_toward_the_server() {
     let t0 = Instant::now();
-    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None)), t0);
-    m.bridge(Leg::new(SERVER, pcmu(Some(101))));
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
+    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false));
     m.send_digit(Digit::Num(0));
     let mut out = [0u8; 200];
     let mut packets = Vec::new();
@@ -278,7 +278,7 @@ fn echoed_audio_in_another_stream_does_not_repeat_digits() {
     // A phone (or sipp -rtp_echo) may send our prompt back in its own SSRC between the event
     // packets of a key press: still one key press.
     let t0 = Instant::now();
-    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101))), t0);
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
     let mut buf = [0u8; 200];
     let mut digits = 0;
     for i in 0..5u16 {
@@ -297,4 +297,34 @@ fn echoed_audio_in_another_stream_does_not_repeat_digits() {
         m.handle_caller_packet(t0, CALLER, &mut buf, n);
     }
     assert_eq!(digits, 1);
+}
+
+#[test]
+fn server_leg_never_latches_to_another_port() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
+    m.bridge(Leg::new(SERVER, pcmu(None), false));
+    let mut buf = [0u8; 200];
+    let intruder = SocketAddr::new(SERVER.ip(), 50002);
+    let n = packet(&mut buf, 0, 1, 0, 5, &[0x11; 160]);
+    assert_eq!(
+        m.handle_server_packet(t0, intruder, &mut buf, n),
+        Received::Ignored
+    );
+    assert_eq!(m.server.as_ref().unwrap().remote(), SERVER);
+}
+
+#[test]
+fn caller_port_latching_needs_a_negotiated_payload_type() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
+    let mut buf = [0u8; 200];
+    let other_port = SocketAddr::new(CALLER.ip(), 40002);
+    let n = packet(&mut buf, 34, 1, 0, 5, &[0x11; 40]);
+    m.handle_caller_packet(t0, other_port, &mut buf, n);
+    assert_eq!(
+        m.caller.remote(),
+        CALLER,
+        "an unknown payload type does not latch"
+    );
 }

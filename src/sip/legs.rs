@@ -45,6 +45,11 @@ pub fn sdp_content_type() -> Header {
     Header::ContentType("application/sdp".into())
 }
 
+/// The server leg's INVITE could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("the server's SIP address or the masked caller does not form a valid SIP URI; check servers.sip")]
+pub struct InvalidUri;
+
 /// Builds the INVITE toward `sip:<conference>@<server>`: the From carries only the masked
 /// caller ID; no header carries the caller's number.
 pub fn server_invite(
@@ -54,11 +59,12 @@ pub fn server_invite(
     sip_port: u16,
     contact: rsipstack::sip::Uri,
     sdp_offer: String,
-) -> Result<InviteOption, rsipstack::Error> {
+) -> Result<InviteOption, InvalidUri> {
     let addr = target.server_addr;
     let callee = rsipstack::sip::Uri::try_from(
         format!("sip:{}@{}", target.conference.expose(), host_port(addr)).as_str(),
-    )?;
+    )
+    .map_err(|_| InvalidUri)?;
     let caller = rsipstack::sip::Uri::try_from(
         format!(
             "sip:{}@{}",
@@ -66,7 +72,8 @@ pub fn server_invite(
             host_port(SocketAddr::new(advertise, sip_port))
         )
         .as_str(),
-    )?;
+    )
+    .map_err(|_| InvalidUri)?;
     Ok(InviteOption {
         caller_display_name: Some(masked.display.clone()),
         caller,

@@ -100,7 +100,7 @@ fn stateless_response(req: &Request, status_code: StatusCode) -> Response {
     Response {
         status_code,
         wire_reason: None,
-        version: req.version.clone(),
+        version: req.version,
         headers,
         body: Vec::new(),
     }

@@ -113,6 +113,13 @@ impl Scenario {
         Scenario::conference("conference_bye", xml, Duration::from_secs(3))
     }
 
+    /// `conference_freeswitch.xml`: FreeSWITCH 1.10.12's own 100/200 OK (captured), then after
+    /// `-d` its shutdown BYE (`Reason: SIP;cause=701`, Via without port, huge CSeq).
+    pub fn conference_freeswitch_shutdown() -> Scenario {
+        let xml = include_str!("../sipp/conference_freeswitch.xml");
+        Scenario::conference("conference_freeswitch", xml, Duration::from_secs(3))
+    }
+
     /// `conference_reject.xml`: 100, then `code reason` (e.g. 503, 486), then expects ACK.
     pub fn conference_rejects(code: u16, reason: &str) -> Scenario {
         let xml = include_str!("../sipp/conference_reject.xml");

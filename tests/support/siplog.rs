@@ -22,6 +22,8 @@ pub enum Direction {
 pub struct SipMessage {
     pub direction: Direction,
     pub text: String,
+    /// When sipp logged it: microseconds since midnight (from the separator line).
+    pub at_micros: Option<u64>,
 }
 
 /// Compact header forms (RFC 3261 §7.3.3) and their long names.
@@ -105,7 +107,11 @@ pub fn parse_log(log: &str) -> Vec<SipMessage> {
     let mut messages = Vec::new();
     for block in log.split("\n-----------------------------------------------") {
         let mut lines = block.lines();
-        lines.next(); // the rest of the separator line (the time) or, for the first block, nothing
+        // The separator line (or its rest) ends with the time of day, e.g. 13:00:11.796738.
+        let at_micros = lines
+            .next()
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(time_of_day_micros);
         let Some(kind) = lines.next() else { continue };
         let direction = if kind.contains("message received") {
             Direction::Received
@@ -117,8 +123,21 @@ pub fn parse_log(log: &str) -> Vec<SipMessage> {
         let text: Vec<&str> = lines.skip_while(|line| line.trim().is_empty()).collect();
         let text = text.join("\n").trim_end().to_owned();
         if !text.is_empty() {
-            messages.push(SipMessage { direction, text });
+            messages.push(SipMessage {
+                direction,
+                text,
+                at_micros,
+            });
         }
     }
     messages
+}
+
+/// `13:00:11.796738` → microseconds since midnight.
+fn time_of_day_micros(t: &str) -> Option<u64> {
+    let (hms, frac) = t.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    let frac: u64 = format!("{frac:0<6}")[..6].parse().ok()?;
+    Some(((h * 60 + m) * 60 + s) * 1_000_000 + frac)
 }
