@@ -55,6 +55,11 @@ fn check(path: &std::path::Path) -> ExitCode {
             for warning in config.warnings() {
                 println!("{}: warning: {warning}", path.display());
             }
+            // The prompts are part of a working configuration: load them as serve would.
+            if let Err(e) = dialin::sounds::load_prompts(&config.ivr) {
+                eprintln!("{}: ivr.sounds_dir: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }

@@ -118,6 +118,31 @@ fn config_pin_bridges_to_its_conference_with_audio_both_ways() {
 }
 
 #[test]
+fn keys_pressed_while_bridged_reach_the_conference_as_rfc4733() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    // The PIN, then 0 once bridged (BBB's mute key), in one RTP stream with the audio.
+    let caller = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(
+            CallerStream::new(&format!("{PIN}#0"))
+                .gap(Duration::from_millis(400))
+                .tail(Duration::from_secs(1)),
+        )
+        .pause(Duration::from_secs(7))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    caller.wait().assert_success();
+    server.wait().assert_success();
+    let rec = media.stop();
+    // Neither the PIN nor its closing # reach the meeting; the 0 does.
+    assert_eq!(rec.digits(101), "0", "digits relayed to the conference");
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
 fn voicebridge_pin_routes_to_the_default_server_and_server_bye_ends_the_call() {
     let media = conference_media();
     let server = conference(Scenario::conference_hangs_up(), &media)
@@ -170,10 +195,11 @@ fn sip_info_digits_reach_a_conference() {
     let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
     let cfg = TestConfig::new(server.sip_addr());
     let dialin = cfg.start();
+    // The PIN and then 0 as SIP INFO: the 0 must reach the conference as RFC 4733.
     let caller = Sipp::new(Scenario::caller_hangs_up().with_info_digits(
-        &format!("{PIN}#"),
+        &format!("{PIN}#0"),
         Duration::from_millis(800),
-        Duration::from_millis(150),
+        Duration::from_millis(300),
     ))
     .pcap(CallerStream::new("").lead(Duration::from_secs(5)))
     .remote(cfg.sip)
@@ -188,7 +214,13 @@ fn sip_info_digits_reach_a_conference() {
         .request_uri()
         .unwrap()
         .starts_with(&format!("sip:{CONFERENCE}@")));
-    assert!(media.stop().caller_audio() > 20, "bridged audio flowed");
+    let rec = media.stop();
+    assert!(rec.caller_audio() > 20, "bridged audio flowed");
+    assert_eq!(
+        rec.digits(101),
+        "0",
+        "the INFO digit became an RFC 4733 event"
+    );
     dialin.assert_idle(Duration::from_secs(5));
 }
 

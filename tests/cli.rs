@@ -66,3 +66,15 @@ fn serve_refuses_a_broken_config_without_starting() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("media.rtp_ports"), "{stderr}");
 }
+
+#[test]
+fn a_sounds_dir_without_the_prompts_is_reported() {
+    let empty = tempfile::tempdir().unwrap();
+    let text = format!("[ivr]\nsounds_dir = \"{}\"\n", empty.path().display());
+    let (ok, stdout, stderr) = check(&text);
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("ivr.sounds_dir") && stderr.contains("welcome.wav"),
+        "{stderr}"
+    );
+}

@@ -97,11 +97,12 @@ impl CallContext {
     /// One line for the status report: counts only, nothing about callers.
     pub fn status_line(&self) -> String {
         format!(
-            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={}",
+            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={}",
             self.stats.active.load(Ordering::Relaxed),
             self.stats.started.load(Ordering::Relaxed),
             self.stats.bridged.load(Ordering::Relaxed),
             self.ports.in_use(),
+            self.dialog_layer.len(),
         )
     }
 }

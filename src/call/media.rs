@@ -274,7 +274,16 @@ impl CallMedia {
                 Received::Ignored
             }
             Mode::Bridged => {
-                if self.injecting.is_some() && Some(pt) != self.caller.codec.telephone_event_pt {
+                let is_event = Some(pt) == self.caller.codec.telephone_event_pt;
+                if self.injecting.is_some() && !is_event {
+                    return Received::Ignored;
+                }
+                // The tail of the key press that ended the PIN (usually `#`) is not the
+                // meeting's business.
+                if is_event
+                    && self.caller_ssrc == Some(pkt.ssrc())
+                    && self.decoder.last_event_timestamp() == Some(pkt.timestamp())
+                {
                     return Received::Ignored;
                 }
                 let Some(server) = self.server.as_mut() else {

@@ -328,3 +328,29 @@ fn caller_port_latching_needs_a_negotiated_payload_type() {
         "an unknown payload type does not latch"
     );
 }
+
+#[test]
+fn the_rest_of_the_pin_ending_key_is_not_relayed() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
+    let mut buf = [0u8; 200];
+    let n = packet(&mut buf, 101, 1, 4000, 7, &event(11, false, 160));
+    assert_eq!(
+        m.handle_caller_packet(t0, CALLER, &mut buf, n),
+        Received::Digit(Digit::Hash)
+    );
+    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false));
+    for seq in 2..5 {
+        let n = packet(&mut buf, 101, seq, 4000, 7, &event(11, seq > 2, 320));
+        assert_eq!(
+            m.handle_caller_packet(t0, CALLER, &mut buf, n),
+            Received::Ignored
+        );
+    }
+    // The next key press is the meeting's (0 = mute in BBB).
+    let n = packet(&mut buf, 101, 5, 8000, 7, &event(0, false, 160));
+    assert!(matches!(
+        m.handle_caller_packet(t0, CALLER, &mut buf, n),
+        Received::ToServer { .. }
+    ));
+}

@@ -93,6 +93,12 @@ impl DtmfDecoder {
         Some(digit)
     }
 
+    /// The RTP timestamp of the last key press reported, if any: the rest of that event's
+    /// packets may still arrive after the caller has moved on (e.g. been bridged).
+    pub fn last_event_timestamp(&self) -> Option<u32> {
+        self.last.map(|(ts, _)| ts)
+    }
+
     /// Forgets the last event; call when the sender's SSRC changes, since its timestamps then
     /// start from a new random value.
     pub fn reset(&mut self) {

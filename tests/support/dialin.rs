@@ -97,19 +97,20 @@ impl Dialin {
             .unwrap_or_else(|| panic!("no {key} in status line {line:?}"))
     }
 
-    /// Waits until dialin reports no active call and no RTP port in use (calls end a little
-    /// after their last SIP message); panics if that does not happen within `timeout`.
+    /// Waits until dialin reports no active call, no RTP port in use and no SIP dialog (calls
+    /// end a little after their last SIP message); panics if that does not happen in `timeout`.
     pub fn assert_idle(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             let calls = self.status_value("active_calls");
             let ports = self.status_value("rtp_ports_in_use");
-            if calls == 0 && ports == 0 {
+            let dialogs = self.status_value("sip_dialogs");
+            if calls == 0 && ports == 0 && dialogs == 0 {
                 return;
             }
             if Instant::now() > deadline {
                 panic!(
-                    "dialin still has {calls} active calls and {ports} RTP ports in use; log:\n{}",
+                    "dialin still has {calls} active calls, {ports} RTP ports in use and {dialogs} SIP dialogs; log:\n{}",
                     self.log()
                 );
             }
