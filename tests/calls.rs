@@ -614,3 +614,29 @@ fn freeswitch_answer_and_shutdown_bye_as_captured() {
     dialin.wait_for_line("outcome=ServerHangup", Duration::from_secs(2));
     dialin.assert_idle(Duration::from_secs(5));
 }
+
+#[test]
+fn a_server_reinvite_is_answered_with_the_same_media() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_reinvites(), &media)
+        .pause(Duration::from_millis(1500))
+        .spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(4)))
+        .pause(Duration::from_secs(6))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    caller.wait().assert_success();
+    server.wait().assert_success();
+    // Audio kept flowing after the re-INVITE.
+    let rec = media.stop();
+    assert!(
+        rec.caller_audio() >= 150,
+        "caller audio {}",
+        rec.caller_audio()
+    );
+    dialin.assert_idle(Duration::from_secs(5));
+}

@@ -33,6 +33,8 @@ pub struct LegCodec {
 
 /// The RTP side of one leg.
 pub struct Leg {
+    /// The address the peer's SDP gave.
+    sdp_remote: SocketAddr,
     /// Where we send: the SDP's address until the first packet latches the real source.
     remote: SocketAddr,
     /// Whether `remote` was confirmed by a received packet.
@@ -53,6 +55,7 @@ impl Leg {
     /// `port_latching` lets the first valid RTP packet from the SDP's host fix the port.
     pub fn new(remote: SocketAddr, codec: LegCodec, port_latching: bool) -> Leg {
         Leg {
+            sdp_remote: remote,
             remote,
             latched: false,
             port_latching,
@@ -84,10 +87,12 @@ impl Leg {
         false
     }
 
-    /// Updates the peer's address and hold state after a re-INVITE.
-    pub fn update(&mut self, remote: SocketAddr, sending: bool) {
-        if remote != self.remote {
-            self.remote = remote;
+    /// Updates the peer's address and hold state after a re-INVITE. A latched source stays
+    /// unless the SDP names a new address.
+    pub fn update(&mut self, sdp_remote: SocketAddr, sending: bool) {
+        if sdp_remote != self.sdp_remote {
+            self.sdp_remote = sdp_remote;
+            self.remote = sdp_remote;
             self.latched = false;
         }
         self.sending = sending;

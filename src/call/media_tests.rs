@@ -354,3 +354,18 @@ fn the_rest_of_the_pin_ending_key_is_not_relayed() {
         Received::ToServer { .. }
     ));
 }
+
+#[test]
+fn a_reinvite_with_the_same_sdp_address_keeps_the_latched_port() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
+    let nat_port = SocketAddr::new(CALLER.ip(), 41234);
+    let mut buf = [0u8; 200];
+    let n = packet(&mut buf, 0, 1, 0, 7, &[0xff; 160]);
+    m.handle_caller_packet(t0, nat_port, &mut buf, n);
+    m.caller.update(CALLER, true);
+    assert_eq!(m.caller.remote(), nat_port);
+    let moved = SocketAddr::new(CALLER.ip(), 42000);
+    m.caller.update(moved, true);
+    assert_eq!(m.caller.remote(), moved, "a new SDP address is taken");
+}

@@ -374,5 +374,22 @@ pub fn negotiate(offer: &MediaOffer, allowed: &[Law]) -> Result<Negotiated, SdpE
     })
 }
 
+/// A new offer within an established session (re-INVITE): the codec and payload types stay as
+/// negotiated, the address, direction and m-line layout come from the new offer. An empty
+/// body (a re-INVITE without an offer) keeps `current`. An offer that drops our codec is an
+/// error (answer 488 and keep the session as it was).
+pub fn renegotiate(current: &Negotiated, body: &[u8]) -> Result<Negotiated, SdpError> {
+    if body.is_empty() {
+        return Ok(current.clone());
+    }
+    let fresh = negotiate(&MediaOffer::parse(body)?, &[current.law])?;
+    Ok(Negotiated {
+        law: current.law,
+        pt: current.pt,
+        telephone_event_pt: current.telephone_event_pt,
+        ..fresh
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -120,6 +120,13 @@ impl Scenario {
         Scenario::conference("conference_freeswitch", xml, Duration::from_secs(3))
     }
 
+    /// `conference_reinvite.xml`: answers, re-INVITEs with the same media after `-d` (checks
+    /// the 200's SDP), then waits for dialin's BYE.
+    pub fn conference_reinvites() -> Scenario {
+        let xml = include_str!("../sipp/conference_reinvite.xml");
+        Scenario::conference("conference_reinvite", xml, Duration::from_secs(1))
+    }
+
     /// `conference_reject.xml`: 100, then `code reason` (e.g. 503, 486), then expects ACK.
     pub fn conference_rejects(code: u16, reason: &str) -> Scenario {
         let xml = include_str!("../sipp/conference_reject.xml");

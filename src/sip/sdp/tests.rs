@@ -319,3 +319,21 @@ fn malformed_other_lines_are_rejected_well_formed() {
         "{answer}"
     );
 }
+
+#[test]
+fn renegotiation_keeps_the_codec_and_takes_address_and_direction() {
+    let first = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let current = negotiate(&MediaOffer::parse(first).unwrap(), &[Law::Ulaw, Law::Alaw]).unwrap();
+    assert_eq!((current.law, current.pt), (Law::Alaw, 8));
+    let hold = "v=0\r\no=- 1 2 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 4002 RTP/AVP 0 8\r\na=sendonly\r\n";
+    let n = renegotiate(&current, hold.as_bytes()).unwrap();
+    assert_eq!(
+        (n.law, n.pt, n.telephone_event_pt),
+        (Law::Alaw, 8, Some(101))
+    );
+    assert_eq!(n.remote, "10.0.0.2:4002".parse().unwrap());
+    assert_eq!(n.direction, Direction::SendOnly);
+    assert_eq!(renegotiate(&current, b"").unwrap(), current);
+    let ulaw_only = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n";
+    assert!(renegotiate(&current, ulaw_only.as_bytes()).is_err());
+}

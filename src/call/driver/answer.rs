@@ -1,0 +1,164 @@
+//! Answering a new call: 100 Trying, optional ringing, SDP negotiation, the caller leg's RTP
+//! port, 200 OK; then the call's driver runs until the call ends.
+
+use super::CallDriver;
+use crate::call::context::CallContext;
+use crate::call::flow::CallFlow;
+use crate::call::media::{CallMedia, Leg, LegCodec};
+use crate::media::g711::Law;
+use crate::media::ports::PortLease;
+use crate::sip::legs::{caller_number, sdp_content_type};
+use crate::sip::sdp::{self, MediaOffer, Negotiated};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::StatusCode;
+use rsipstack::transaction::Transaction;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::time::sleep_until;
+use tracing::{info, warn};
+
+/// Starts a call for a new INVITE transaction.
+pub fn spawn_call(ctx: Arc<CallContext>, tx: Transaction) {
+    let (guard, call_no) = ctx.call_started();
+    tokio::spawn(async move {
+        let _guard = guard;
+        run_call(ctx, tx, call_no).await;
+    });
+}
+
+/// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
+async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
+    // 100 Trying first, before anything else can answer (180 when ringing, 488, 200).
+    tx.send_trying().await.ok();
+    let (trunk_events_tx, mut trunk_events) = ctx.dialog_layer.new_dialog_state_channel();
+    let dialog = match ctx.dialog_layer.get_or_create_server_invite(
+        &tx,
+        trunk_events_tx,
+        None,
+        Some(ctx.contact.clone()),
+    ) {
+        Ok(d) => d,
+        Err(_) => {
+            tx.reply(StatusCode::BadRequest).await.ok();
+            return;
+        }
+    };
+    let caller = caller_number(&tx.original);
+    let offer_body = tx.original.body.clone();
+    // The dialog drives the INVITE transaction: 100 Trying at once, then ACK or CANCEL.
+    let mut inv_dialog = dialog.clone();
+    tokio::spawn(async move {
+        inv_dialog.handle(&mut tx).await.ok();
+    });
+    info!(call = call_no, "incoming call");
+    if !ctx.answer_delay.is_zero() && !ring(&ctx, &dialog, &mut trunk_events).await {
+        info!(call = call_no, "caller gave up before the answer");
+        ctx.dialog_layer.remove_dialog(&dialog.id());
+        return;
+    }
+
+    let session_id = rand::random::<u32>() as u64;
+    let Some((negotiated, lease, socket)) =
+        answer_caller(&ctx, &dialog, &offer_body, call_no, session_id)
+    else {
+        ctx.dialog_layer.remove_dialog(&dialog.id());
+        return;
+    };
+    let codec = LegCodec {
+        law: negotiated.law,
+        pt: negotiated.pt,
+        telephone_event_pt: negotiated.telephone_event_pt,
+    };
+    let now = Instant::now();
+    let mut driver = CallDriver {
+        ctx: ctx.clone(),
+        call_no,
+        caller,
+        flow: CallFlow::new(ctx.flow),
+        media: CallMedia::new(Leg::new(negotiated.remote, codec, true), now),
+        caller_sdp: negotiated,
+        trunk: dialog,
+        trunk_events,
+        caller_socket: socket,
+        _caller_port: lease,
+        server: None,
+        pending_server_leg: None,
+        caller_confirmed: false,
+        sdp_version: 1,
+        session_id,
+    };
+    driver.run().await;
+    driver.cleanup();
+}
+
+/// Rings for `answer_delay`; false when the caller cancelled meanwhile.
+async fn ring(ctx: &CallContext, dialog: &InviteDialog, events: &mut DialogStateReceiver) -> bool {
+    dialog.ringing(None, None).ok();
+    let deadline = tokio::time::Instant::now() + ctx.answer_delay;
+    loop {
+        tokio::select! {
+            _ = sleep_until(deadline) => return true,
+            ev = events.recv() => match ev {
+                Some(DialogState::Terminated(..)) | None => return false,
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+/// Negotiates the caller's offer, binds the caller leg's RTP port and sends 200 OK; on any
+/// failure answers the INVITE with the matching error and returns `None`.
+fn answer_caller(
+    ctx: &CallContext,
+    dialog: &InviteDialog,
+    offer_body: &[u8],
+    call_no: u64,
+    session_id: u64,
+) -> Option<(Negotiated, PortLease, UdpSocket)> {
+    let negotiated = match MediaOffer::parse(offer_body)
+        .and_then(|o| sdp::negotiate(&o, &[Law::Ulaw, Law::Alaw]))
+    {
+        Ok(n) => n,
+        Err(e) => {
+            info!(call = call_no, reason = %e, "refusing call: no usable audio offer");
+            dialog
+                .reject(Some(StatusCode::NotAcceptableHere), None)
+                .ok();
+            return None;
+        }
+    };
+    let (lease, std_socket) = match ctx.ports.bind(ctx.rtp_bind) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(call = call_no, error = %e, "refusing call: no RTP port");
+            dialog
+                .reject(Some(StatusCode::ServiceUnavailable), None)
+                .ok();
+            return None;
+        }
+    };
+    let socket = match UdpSocket::from_std(std_socket) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(call = call_no, error = %e, "refusing call: RTP socket");
+            dialog
+                .reject(Some(StatusCode::ServiceUnavailable), None)
+                .ok();
+            return None;
+        }
+    };
+    let answer = sdp::build_answer(
+        ctx.advertise,
+        lease.port(),
+        &negotiated,
+        session_id,
+        1,
+        negotiated.direction.answer_to(),
+    );
+    dialog
+        .accept(Some(vec![sdp_content_type()]), Some(answer.into_bytes()))
+        .ok()?;
+    Some((negotiated, lease, socket))
+}
