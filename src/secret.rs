@@ -6,6 +6,14 @@
 use std::fmt;
 
 /// A conference PIN as typed by a caller: digits only. Never printed.
+///
+/// ```
+/// use dialin::secret::Pin;
+/// let pin = Pin::new("8675309").expect("digits only");
+/// assert_eq!(format!("{pin:?} {pin}"), "Pin(<7 digits>) <pin>");
+/// assert_eq!(pin.expose(), "8675309");
+/// assert!(Pin::new("12a4").is_none());
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Pin(String);
 
@@ -47,6 +55,13 @@ impl fmt::Display for Pin {
 
 /// The caller's number (the user part of From / P-Asserted-Identity). Never printed; the
 /// meeting sees only a masked form (see [`crate::privacy`]).
+///
+/// ```
+/// use dialin::secret::CallerNumber;
+/// let n = CallerNumber::new("+4930123456");
+/// assert_eq!(format!("{n:?} {n}"), "CallerNumber(<hidden>) <caller>");
+/// assert_eq!(CallerNumber::new("anonymous"), CallerNumber::withheld());
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct CallerNumber(Option<String>);
 
