@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use support::dialin::TestConfig;
 use support::media::{RtpPeer, SendTo};
+use support::payload::{self, PayloadKind};
 use support::pcap::CallerStream;
 use support::ports::PortBlock;
 use support::siplog::Direction;
@@ -151,7 +152,8 @@ fn voicebridge_pin_routes_to_the_default_server_and_server_bye_ends_the_call() {
     let cfg = TestConfig::new(server.sip_addr());
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_waits_for_bye())
-        .pcap(CallerStream::new("71235#").tail(Duration::from_secs(6)))
+        // Repeated keys: each press counts once, so this is 77117, not 7117 or 777117.
+        .pcap(CallerStream::new("77117#").tail(Duration::from_secs(6)))
         .remote(cfg.sip)
         .service("4930555000")
         .spawn();
@@ -160,7 +162,7 @@ fn voicebridge_pin_routes_to_the_default_server_and_server_bye_ends_the_call() {
     let caller = caller.wait();
     caller.assert_success();
     let uri = server.first_received("INVITE");
-    assert!(uri.request_uri().unwrap().starts_with("sip:71235@"));
+    assert!(uri.request_uri().unwrap().starts_with("sip:77117@"));
     // The server's BYE reached the caller as dialin's BYE, within a second.
     assert_eq!(caller.received_requests("BYE").len(), 1);
     assert_bye_crossed_within_a_second(&server, &caller);
@@ -637,6 +639,117 @@ fn a_server_reinvite_is_answered_with_the_same_media() {
         rec.caller_audio() >= 150,
         "caller audio {}",
         rec.caller_audio()
+    );
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn a_key_press_stops_the_prompt() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let cfg = TestConfig::new(unused);
+    let dialin = cfg.start();
+    let phone = {
+        let port = PortBlock::take(2).base;
+        RtpPeer::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            SendTo::Nothing,
+        )
+    };
+    // One key 1.5 s into the 6.5 s welcome prompt, then 4 s of listening.
+    let caller = Sipp::new(Scenario::caller_hangs_up().with_info_digits(
+        "1",
+        Duration::from_millis(1500),
+        Duration::ZERO,
+    ))
+    .pcap(silent_caller())
+    .sdp_media(phone.local_addr())
+    .remote(cfg.sip)
+    .service("4930555000")
+    .pause(Duration::from_secs(4))
+    .spawn();
+    caller.wait().assert_success();
+    let rec = phone.stop();
+    let speech: Vec<Duration> = rec
+        .received
+        .iter()
+        .filter(|r| {
+            r.rtp()
+                .is_some_and(|p| payload::classify(p.payload) == PayloadKind::Other)
+        })
+        .map(|r| r.at)
+        .collect();
+    let (first, last) = (speech[0], *speech.last().unwrap());
+    assert!(
+        last - first < Duration::from_millis(2500),
+        "the prompt kept playing for {:?} after the key",
+        last - first
+    );
+    let silence_after = rec
+        .received
+        .iter()
+        .filter(|r| r.at > last)
+        .filter(|r| {
+            r.rtp()
+                .is_some_and(|p| payload::classify(p.payload) == PayloadKind::Silence)
+        })
+        .count();
+    assert!(
+        silence_after >= 100,
+        "silence follows: {silence_after} frames"
+    );
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn the_caller_hears_one_continuous_stream_from_prompt_to_meeting() {
+    let conference_side = conference_media();
+    let server = conference(Scenario::conference_waits_for_bye(), &conference_side).spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    // The phone's media is a Rust peer that records what dialin sends it.
+    let phone = conference_media();
+    let caller = Sipp::new(Scenario::caller_hangs_up().with_info_digits(
+        &format!("{PIN}#"),
+        Duration::from_millis(1000),
+        Duration::from_millis(100),
+    ))
+    .pcap(silent_caller())
+    .sdp_media(phone.local_addr())
+    .remote(cfg.sip)
+    .service("4930555000")
+    .pause(Duration::from_secs(3))
+    .spawn();
+    caller.wait().assert_success();
+    server.wait().assert_success();
+    let rec = phone.stop();
+    conference_side.stop();
+    let packets: Vec<_> = rec.rtp().collect();
+    assert_eq!(rec.ssrcs().len(), 1, "one SSRC toward the caller");
+    let first_meeting = packets
+        .iter()
+        .position(|p| matches!(payload::classify(p.payload), PayloadKind::Conference(_)))
+        .expect("the meeting's audio reached the caller");
+    assert!(
+        packets[..first_meeting]
+            .iter()
+            .any(|p| payload::classify(p.payload) == PayloadKind::Other),
+        "the prompt came first"
+    );
+    for pair in packets.windows(2) {
+        assert_eq!(
+            pair[1].seq,
+            pair[0].seq.wrapping_add(1),
+            "sequence numbers continue"
+        );
+        let step = pair[1].timestamp.wrapping_sub(pair[0].timestamp);
+        assert!(
+            (1..=8000 * 2).contains(&step),
+            "timestamps move forward: step {step}"
+        );
+    }
+    assert!(
+        packets[first_meeting].marker,
+        "marker where the source changes"
     );
     dialin.assert_idle(Duration::from_secs(5));
 }
