@@ -9,18 +9,22 @@
 //! | [`config`] | TOML schema, defaults, validation with messages that name the key and line |
 //! | [`digit`] | the DTMF [`digit::Digit`] shared by every source of digits |
 //! | [`secret`] | [`secret::Pin`] and [`secret::CallerNumber`], whose `Debug`/`Display` never leak |
-//! | [`media`] | RTP view/rewrite, G.711, RFC 4733, WAV prompts and their pacing, port pool, relay |
-//! | [`call`] | the PIN collector and call-flow state machines, and the task that drives one call |
-//! | [`sip`] | rsipstack endpoint, source ACL, SDP offer/answer, the trunk (UAS) and server (UAC) legs |
+//! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool |
+//! | [`call`] | PIN collector and call flow (pure), the call's media state (pure: relay, echo, prompts), and the driver task per call |
+//! | [`sip`] | rsipstack endpoint and dispatch, source filter and ACL, SDP offer/answer, INFO digits, leg details |
 //! | [`routing`] | PIN → target (conference on a server, or the echo test) |
 //! | [`privacy`] | the masked caller ID the meeting sees |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
 //! | [`serve`] | `dialin serve`: wiring and signals |
 //! | [`logging`] | log set-up that keeps rsipstack's message dumps out |
 //!
-//! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing) is sans-IO: state machines
-//! that take inputs and the current time and return actions. The tokio layer only does sockets
-//! and timers.
+//! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing, the call's media state) is
+//! sans-IO: state machines that take inputs and the current time and return actions. The tokio
+//! layer (`call::driver`, `sip::edge`, `serve`) only does sockets, timers and rsipstack.
+//!
+//! One call is one task ([`call::driver`]): it owns the flow, the media state and both RTP
+//! sockets, and relays packets in place in its own buffers: no allocation, lock or log line
+//! per packet.
 
 pub mod call;
 pub mod config;
