@@ -437,7 +437,11 @@ impl CallMedia {
             return None;
         }
         let server = self.server.as_mut()?;
-        let te = server.codec.telephone_event_pt?;
+        let Some(te) = server.codec.telephone_event_pt else {
+            // The server takes no RFC 4733: the digits cannot be sent, so none stay due.
+            self.pending_digits = [None; 8];
+            return None;
+        };
         if self.injecting.is_none() {
             let digit = self.pending_digits[0].take()?;
             self.pending_digits.rotate_left(1);

@@ -369,3 +369,18 @@ fn a_reinvite_with_the_same_sdp_address_keeps_the_latched_port() {
     m.caller.update(moved, true);
     assert_eq!(m.caller.remote(), moved, "a new SDP address is taken");
 }
+
+#[test]
+fn digits_for_a_server_without_telephone_events_are_dropped_not_kept_due() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
+    m.bridge(Leg::new(SERVER, pcmu(None), false));
+    m.send_digit(Digit::Num(0));
+    let mut out = [0u8; 200];
+    assert_eq!(m.poll_transmit(t0, &mut out), None);
+    assert_eq!(
+        m.next_deadline(),
+        None,
+        "nothing may stay due, or the driver would spin"
+    );
+}

@@ -86,6 +86,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         server: None,
         pending_server_leg: None,
         caller_confirmed: false,
+        media_check_at: now + ctx.media_timeout,
         sdp_version: 1,
         session_id,
     };

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
-use tokio::time::sleep_until;
 use tracing::{debug, info, warn};
 
 /// Largest RTP datagram we accept; bigger ones are truncated and then fail to parse.
@@ -65,6 +64,8 @@ struct CallDriver {
     pending_server_leg: Option<Leg>,
     /// The caller leg's SDP state, for answering re-INVITEs.
     caller_sdp: Negotiated,
+    /// When to look at the media timeout next.
+    media_check_at: Instant,
     /// Whether the caller's ACK has arrived (the flow hears `CallerAnswered` once).
     caller_confirmed: bool,
     sdp_version: u64,
@@ -86,11 +87,20 @@ impl CallDriver {
         // Two receive buffers (one per socket), allocated once per call, never per packet.
         let mut buf = vec![0u8; MAX_PACKET].into_boxed_slice();
         let mut server_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
+        // One timer for the whole call, moved only when the deadline changes: while bridged
+        // that is rarely, so relaying a packet never touches the timer wheel.
+        let mut armed = self.next_deadline();
+        let timer = tokio::time::sleep_until(armed.into());
+        tokio::pin!(timer);
         loop {
             if self.apply_actions() {
                 return;
             }
             let deadline = self.next_deadline();
+            if deadline != armed {
+                armed = deadline;
+                timer.as_mut().reset(armed.into());
+            }
             let wake = {
                 let (server_sock, server_events, invite) = match self.server.as_mut() {
                     Some(s) => (Some(&s.socket), Some(&mut s.events), s.invite.as_mut()),
@@ -102,7 +112,7 @@ impl CallDriver {
                     e = self.trunk_events.recv() => Wake::Trunk(e),
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
-                    _ = sleep_until(deadline.into()) => Wake::Timer,
+                    _ = &mut timer => Wake::Timer,
                 }
             };
             let now = Instant::now();
@@ -128,25 +138,25 @@ impl CallDriver {
         }
     }
 
-    /// The earliest of the flow's, the media's and the media-timeout deadlines.
-    fn next_deadline(&mut self) -> Instant {
-        let media_timeout = self.media.last_rx() + self.ctx.media_timeout;
-        [
-            self.flow.poll_timeout(),
-            self.media.next_deadline(),
-            Some(media_timeout),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(media_timeout)
+    /// The earliest of the flow's and the media's deadlines and the next media-timeout check.
+    fn next_deadline(&self) -> Instant {
+        [self.flow.poll_timeout(), self.media.next_deadline()]
+            .into_iter()
+            .flatten()
+            .fold(self.media_check_at, Instant::min)
     }
 
     async fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
-        if now >= self.media.last_rx() + self.ctx.media_timeout {
-            info!(call = self.call_no, "no RTP for media.timeout: ending call");
-            self.flow.handle_input(now, FlowInput::MediaTimeout);
-            return;
+        if now >= self.media_check_at {
+            // Checked lazily rather than re-armed per packet: at the check, the timeout runs
+            // from the last packet seen.
+            let due = self.media.last_rx() + self.ctx.media_timeout;
+            if now >= due {
+                info!(call = self.call_no, "no RTP for media.timeout: ending call");
+                self.flow.handle_input(now, FlowInput::MediaTimeout);
+                return;
+            }
+            self.media_check_at = due;
         }
         if self.flow.poll_timeout().is_some_and(|t| t <= now) {
             self.flow.handle_timeout(now);
