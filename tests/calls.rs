@@ -753,3 +753,105 @@ fn the_caller_hears_one_continuous_stream_from_prompt_to_meeting() {
     );
     dialin.assert_idle(Duration::from_secs(5));
 }
+
+/// A small deterministic PRNG for the mutation test (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
+    }
+}
+
+/// `base` with 1–20 random byte flips, cuts, insertions of SIP punctuation and repeats.
+fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
+    const TOKENS: [&[u8]; 12] = [
+        b":",
+        b";",
+        b"<",
+        b">",
+        b"\r\n",
+        b" ",
+        b"\0",
+        b"%",
+        b"=",
+        b"@",
+        b"[",
+        b"99999999999999999999",
+    ];
+    let mut b = base.to_vec();
+    for _ in 0..1 + rng.below(20) {
+        let i = rng.below(b.len());
+        match rng.below(4) {
+            0 if !b.is_empty() => b[i] = rng.below(256) as u8,
+            1 if !b.is_empty() => {
+                let end = (i + 1 + rng.below(30)).min(b.len());
+                b.drain(i..end);
+            }
+            2 => {
+                let t = TOKENS[rng.below(TOKENS.len())];
+                b.splice(i..i, t.iter().copied());
+            }
+            _ => {
+                let j = rng.below(b.len());
+                let end = (j + 1 + rng.below(40)).min(b.len());
+                let piece = b[j..end].to_vec();
+                b.splice(i..i, piece);
+            }
+        }
+    }
+    b
+}
+
+#[test]
+fn mutated_sip_never_takes_dialin_down() {
+    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let mut cfg = TestConfig::new(unused);
+    cfg.allow = r#"["127.0.0.1/32"]"#.into();
+    let mut dialin = cfg.start();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 5000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let invite = |body: &str| {
+        format!(
+            "INVITE sip:71234@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-1\r\n\
+             From: \"x\" <sip:123@127.0.0.1>;tag=1\r\nTo: <sip:71234@127.0.0.1>\r\nCall-ID: c1@x\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:1@127.0.0.1:5999>\r\nMax-Forwards: 70\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len(),
+            sip = cfg.sip
+        )
+        .into_bytes()
+    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // From a source outside the allow list: only the parser sees these.
+    let outsider = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let full = invite(sdp);
+    for i in 0..20_000 {
+        outsider.send_to(&mutate(&mut rng, &full), cfg.sip).ok();
+        if i % 500 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // From the trunk: without SDP, so whatever parses ends in an answer, not a held call.
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let bare = invite("");
+    for i in 0..3_000 {
+        trunk.send_to(&mutate(&mut rng, &bare), cfg.sip).ok();
+        if i % 200 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(dialin.is_running(), "dialin died:\n{}", dialin.log());
+    // Still answering: a caller with an unusable codec gets its 488 as usual.
+    let caller = Sipp::new(Scenario::caller_unsupported_codec())
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    caller.wait().assert_success();
+    assert!(!dialin.log().contains("panicked"), "{}", dialin.log());
+    dialin.assert_idle(Duration::from_secs(10));
+}
