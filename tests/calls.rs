@@ -835,9 +835,10 @@ fn mutated_sip_never_takes_dialin_down() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    // From the trunk: without SDP, so whatever parses ends in an answer, not a held call.
+    // From the trunk: with an SDP offering no audio, so whatever parses ends in a final
+    // answer (488), not in a call waiting for its ACK.
     let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let bare = invite("");
+    let bare = invite("v=0\r\nc=IN IP4 127.0.0.1\r\nm=video 5002 RTP/AVP 96\r\n");
     for i in 0..3_000 {
         trunk.send_to(&mutate(&mut rng, &bare), cfg.sip).ok();
         if i % 200 == 0 {
@@ -853,5 +854,28 @@ fn mutated_sip_never_takes_dialin_down() {
         .spawn();
     caller.wait().assert_success();
     assert!(!dialin.log().contains("panicked"), "{}", dialin.log());
-    dialin.assert_idle(Duration::from_secs(10));
+    // Mutations that still parse as an INVITE (some without SDP, so answered with our offer)
+    // wait for an ACK that never comes: the INVITE transaction gives up after 64*T1 = 32 s.
+    dialin.assert_idle(Duration::from_secs(40));
+}
+
+#[test]
+fn an_invite_without_sdp_gets_our_offer_and_the_ack_answer_is_used() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_late_offer())
+        .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(2)))
+        .pause(Duration::from_secs(5))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    caller.wait().assert_success();
+    server.wait().assert_success();
+    assert!(
+        media.stop().caller_audio() >= 50,
+        "bridged with the ACK's media"
+    );
+    dialin.assert_idle(Duration::from_secs(5));
 }

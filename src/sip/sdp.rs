@@ -11,7 +11,7 @@ use crate::media::g711::Law;
 
 mod build;
 
-pub use build::{build_answer, build_offer};
+pub use build::{build_answer, build_offer, build_offer_of};
 
 /// The telephone-event payload type dialin offers on the server leg (FreeSWITCH's default).
 pub const DEFAULT_TELEPHONE_EVENT_PT: u8 = 101;

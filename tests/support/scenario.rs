@@ -59,6 +59,13 @@ impl Scenario {
         Scenario::caller("caller_bye", xml, Duration::from_secs(5))
     }
 
+    /// `caller_late_offer.xml`: INVITE without SDP; checks dialin's offer in the 200 and
+    /// answers in the ACK; then like `caller_hangs_up`.
+    pub fn caller_late_offer() -> Scenario {
+        let xml = include_str!("../sipp/caller_late_offer.xml");
+        Scenario::caller("caller_late_offer", xml, Duration::from_secs(5))
+    }
+
     /// `caller_wait_bye.xml`: answered call, replays `caller.pcap`, waits for dialin's BYE.
     pub fn caller_waits_for_bye() -> Scenario {
         let xml = include_str!("../sipp/caller_wait_bye.xml");

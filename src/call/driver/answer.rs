@@ -3,7 +3,7 @@
 
 use super::CallDriver;
 use crate::call::context::CallContext;
-use crate::call::flow::CallFlow;
+use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
 use crate::media::ports::PortLease;
@@ -60,11 +60,29 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
     }
 
     let session_id = rand::random::<u32>() as u64;
-    let Some((negotiated, lease, socket)) =
+    let Some((offer, lease, socket)) =
         answer_caller(&ctx, &dialog, &offer_body, call_no, session_id)
     else {
         ctx.dialog_layer.remove_dialog(&dialog.id());
         return;
+    };
+    // Late offer: the caller's answer comes in its ACK.
+    let late_offer = offer.is_none();
+    let negotiated = match offer {
+        Some(n) => n,
+        None => match late_answer(&dialog, &mut trunk_events).await {
+            Some(n) => n,
+            None => {
+                info!(
+                    call = call_no,
+                    "ending call: no usable answer to our offer in the ACK"
+                );
+                let bye = dialog.clone();
+                tokio::spawn(async move { bye.bye().await.ok() });
+                ctx.dialog_layer.remove_dialog(&dialog.id());
+                return;
+            }
+        },
     };
     let codec = LegCodec {
         law: negotiated.law,
@@ -85,11 +103,15 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         _caller_port: lease,
         server: None,
         pending_server_leg: None,
-        caller_confirmed: false,
+        caller_confirmed: late_offer,
         media_check_at: now + ctx.media_timeout,
         sdp_version: 1,
         session_id,
     };
+    if late_offer {
+        // The ACK that carried the answer was the dialog's confirmation.
+        driver.flow.handle_input(now, FlowInput::CallerAnswered);
+    }
     driver.run().await;
     driver.cleanup();
 }
@@ -109,25 +131,51 @@ async fn ring(ctx: &CallContext, dialog: &InviteDialog, events: &mut DialogState
     }
 }
 
-/// Negotiates the caller's offer, binds the caller leg's RTP port and sends 200 OK; on any
-/// failure answers the INVITE with the matching error and returns `None`.
+/// Waits for the caller's ACK and negotiates the SDP answer it carries (late offer); `None`
+/// when the caller hangs up first or the answer is unusable.
+async fn late_answer(
+    dialog: &InviteDialog,
+    events: &mut DialogStateReceiver,
+) -> Option<Negotiated> {
+    loop {
+        match events.recv().await? {
+            DialogState::Confirmed(..) => {
+                let ack = dialog.last_remote_ack()?;
+                return MediaOffer::parse(&ack.body)
+                    .and_then(|a| sdp::negotiate(&a, &SUPPORTED_LAWS))
+                    .ok();
+            }
+            DialogState::Terminated(..) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The laws dialin speaks, in the order it prefers them when it makes the offer.
+const SUPPORTED_LAWS: [Law; 2] = [Law::Ulaw, Law::Alaw];
+
+/// Negotiates the caller's offer (or, for an INVITE without SDP, prepares ours), binds the
+/// caller leg's RTP port and sends 200 OK; on any failure answers the INVITE with the matching
+/// error and returns `None`. The returned offer is `None` for a late offer.
 fn answer_caller(
     ctx: &CallContext,
     dialog: &InviteDialog,
     offer_body: &[u8],
     call_no: u64,
     session_id: u64,
-) -> Option<(Negotiated, PortLease, UdpSocket)> {
-    let negotiated = match MediaOffer::parse(offer_body)
-        .and_then(|o| sdp::negotiate(&o, &[Law::Ulaw, Law::Alaw]))
-    {
-        Ok(n) => n,
-        Err(e) => {
-            info!(call = call_no, reason = %e, "refusing call: no usable audio offer");
-            dialog
-                .reject(Some(StatusCode::NotAcceptableHere), None)
-                .ok();
-            return None;
+) -> Option<(Option<Negotiated>, PortLease, UdpSocket)> {
+    let negotiated = if offer_body.is_empty() {
+        None
+    } else {
+        match MediaOffer::parse(offer_body).and_then(|o| sdp::negotiate(&o, &SUPPORTED_LAWS)) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                info!(call = call_no, reason = %e, "refusing call: no usable audio offer");
+                dialog
+                    .reject(Some(StatusCode::NotAcceptableHere), None)
+                    .ok();
+                return None;
+            }
         }
     };
     let (lease, std_socket) = match ctx.ports.bind(ctx.rtp_bind) {
@@ -150,16 +198,26 @@ fn answer_caller(
             return None;
         }
     };
-    let answer = sdp::build_answer(
-        ctx.advertise,
-        lease.port(),
-        &negotiated,
-        session_id,
-        1,
-        negotiated.direction.answer_to(),
-    );
+    let body = match &negotiated {
+        Some(n) => sdp::build_answer(
+            ctx.advertise,
+            lease.port(),
+            n,
+            session_id,
+            1,
+            n.direction.answer_to(),
+        ),
+        None => sdp::build_offer_of(
+            ctx.advertise,
+            lease.port(),
+            &SUPPORTED_LAWS,
+            sdp::DEFAULT_TELEPHONE_EVENT_PT,
+            session_id,
+            1,
+        ),
+    };
     dialog
-        .accept(Some(vec![sdp_content_type()]), Some(answer.into_bytes()))
+        .accept(Some(vec![sdp_content_type()]), Some(body.into_bytes()))
         .ok()?;
     Some((negotiated, lease, socket))
 }

@@ -16,20 +16,25 @@ fn write_session(out: &mut String, ip: IpAddr, session_id: u64, version: u64) {
     let _ = write!(out, "c=IN {family} {ip}\r\nt=0 0\r\n");
 }
 
-/// Writes our audio m-section.
+/// Writes our audio m-section with `codecs` (payload type, law) in order of preference.
 fn write_audio(
     out: &mut String,
     port: u16,
-    law: (u8, Law),
+    codecs: &[(u8, Law)],
     te_pt: Option<u8>,
     direction: Direction,
 ) {
-    let (pt, law) = law;
-    let _ = write!(out, "m=audio {port} RTP/AVP {pt}");
+    let _ = write!(out, "m=audio {port} RTP/AVP");
+    for (pt, _) in codecs {
+        let _ = write!(out, " {pt}");
+    }
     if let Some(te) = te_pt {
         let _ = write!(out, " {te}");
     }
-    let _ = write!(out, "\r\na=rtpmap:{pt} {}/8000\r\n", law.encoding_name());
+    out.push_str("\r\n");
+    for (pt, law) in codecs {
+        let _ = write!(out, "a=rtpmap:{pt} {}/8000\r\n", law.encoding_name());
+    }
     if let Some(te) = te_pt {
         let _ = write!(
             out,
@@ -60,7 +65,7 @@ pub fn build_answer(
             write_audio(
                 &mut out,
                 local_port,
-                (n.pt, n.law),
+                &[(n.pt, n.law)],
                 n.telephone_event_pt,
                 our_direction,
             );
@@ -83,13 +88,33 @@ pub fn build_offer(
     session_id: u64,
     version: u64,
 ) -> String {
+    build_offer_of(
+        local_ip,
+        local_port,
+        &[law],
+        telephone_event_pt,
+        session_id,
+        version,
+    )
+}
+
+/// Writes an SDP offer of several laws (in order of preference) plus telephone-event: the
+/// offer in our 200 OK to an INVITE that came without one (late offer, RFC 3261 §13.2.1).
+pub fn build_offer_of(
+    local_ip: IpAddr,
+    local_port: u16,
+    laws: &[Law],
+    telephone_event_pt: u8,
+    session_id: u64,
+    version: u64,
+) -> String {
     let mut out = String::with_capacity(256);
     write_session(&mut out, local_ip, session_id, version);
-    let codec = (law.payload_type(), law);
+    let codecs: Vec<(u8, Law)> = laws.iter().map(|l| (l.payload_type(), *l)).collect();
     write_audio(
         &mut out,
         local_port,
-        codec,
+        &codecs,
         Some(telephone_event_pt),
         Direction::SendRecv,
     );

@@ -337,3 +337,14 @@ fn renegotiation_keeps_the_codec_and_takes_address_and_direction() {
     let ulaw_only = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n";
     assert!(renegotiate(&current, ulaw_only.as_bytes()).is_err());
 }
+
+#[test]
+fn a_late_offer_lists_both_laws_and_telephone_event_and_parses_back() {
+    let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let text = build_offer_of(ip, 20000, &[Law::Ulaw, Law::Alaw], 101, 5, 1);
+    assert!(text.contains("m=audio 20000 RTP/AVP 0 8 101\r\n"), "{text}");
+    assert!(text.contains("a=rtpmap:8 PCMA/8000\r\n"));
+    let back = MediaOffer::parse(&text).unwrap();
+    assert_eq!(back.payload_types, vec![0, 8, 101]);
+    assert_eq!(back.telephone_event_pt, Some(101));
+}
