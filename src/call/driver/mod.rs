@@ -14,7 +14,7 @@ use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
 use crate::call::media::{CallMedia, Leg, Received};
 use crate::media::ports::PortLease;
-use crate::privacy::mask_caller;
+use crate::privacy::{mask_caller, DEFAULT_KEEP_DIGITS};
 use crate::routing::ConferenceTarget;
 use crate::secret::CallerNumber;
 use crate::sip::legs::server_invite;
@@ -261,7 +261,9 @@ impl CallDriver {
             .map_err(|e| e.to_string())?;
         let socket = UdpSocket::from_std(std_socket).map_err(|e| e.to_string())?;
         let codec = self.media.caller.codec();
-        let te = codec.telephone_event_pt.unwrap_or(101);
+        let te = codec
+            .telephone_event_pt
+            .unwrap_or(sdp::DEFAULT_TELEPHONE_EVENT_PT);
         let offer = sdp::build_offer(
             self.ctx.advertise,
             lease.port(),
@@ -270,7 +272,7 @@ impl CallDriver {
             rand::random::<u32>() as u64,
             1,
         );
-        let masked = mask_caller(&self.caller, 2, self.call_no);
+        let masked = mask_caller(&self.caller, DEFAULT_KEEP_DIGITS, self.call_no);
         let opt = server_invite(
             target,
             &masked,
