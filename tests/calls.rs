@@ -879,3 +879,34 @@ fn an_invite_without_sdp_gets_our_offer_and_the_ack_answer_is_used() {
     );
     dialin.assert_idle(Duration::from_secs(5));
 }
+
+#[test]
+fn a_call_finding_no_free_rtp_port_gets_503_and_others_carry_on() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
+    let mut cfg = TestConfig::new(server.sip_addr());
+    // Room for exactly one bridged call: two legs, each an RTP port and its RTCP neighbour.
+    cfg.rtp = (cfg.rtp.0, cfg.rtp.0 + 3);
+    let dialin = cfg.start();
+    let first = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(4)))
+        .pause(Duration::from_secs(7))
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    dialin.wait_for_line("bridged", Duration::from_secs(8));
+    let second = Sipp::new(Scenario::caller_rejected())
+        .remote(cfg.sip)
+        .service("4930555000")
+        .spawn();
+    let second = second.wait();
+    second.assert_success();
+    assert_eq!(second.final_response_code(), Some(503));
+    first.wait().assert_success();
+    server.wait().assert_success();
+    assert!(
+        media.stop().caller_audio() >= 100,
+        "the first call kept its audio"
+    );
+    dialin.assert_idle(Duration::from_secs(5));
+}
