@@ -51,6 +51,24 @@ fn assert_bye_crossed_within_a_second(from: &SippOutcome, to: &SippOutcome) {
     );
 }
 
+/// The number the callers dial (the trunk's DID); it plays no part in routing.
+const DIALLED: &str = "4930555000";
+
+/// A SIP address where nothing listens: for tests that must never reach a server.
+fn no_server() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base))
+}
+
+/// A Rust RTP peer standing in for the phone's media: it records what dialin sends it and
+/// sends nothing itself.
+fn silent_phone() -> RtpPeer {
+    let port = PortBlock::take(2).base;
+    RtpPeer::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        SendTo::Nothing,
+    )
+}
+
 /// A caller pcap without a single packet, for callers whose media is a Rust peer.
 fn silent_caller() -> CallerStream {
     CallerStream::new("")
@@ -74,7 +92,7 @@ fn config_pin_bridges_to_its_conference_with_audio_both_ways() {
         .rtp_echo()
         .pause(Duration::from_secs(8))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     let caller = caller.wait();
     caller.assert_success();
@@ -133,7 +151,7 @@ fn keys_pressed_while_bridged_reach_the_conference_as_rfc4733() {
         )
         .pause(Duration::from_secs(7))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     caller.wait().assert_success();
     server.wait().assert_success();
@@ -155,7 +173,7 @@ fn voicebridge_pin_routes_to_the_default_server_and_server_bye_ends_the_call() {
         // Repeated keys: each press counts once, so this is 77117, not 7117 or 777117.
         .pcap(CallerStream::new("77117#").tail(Duration::from_secs(6)))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     let server = server.wait();
     server.assert_success();
@@ -173,14 +191,13 @@ fn voicebridge_pin_routes_to_the_default_server_and_server_bye_ends_the_call() {
 #[test]
 fn three_wrong_pins_end_in_goodbye_and_bye() {
     // No server is listening at this address: a wrong PIN must never dial anything.
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let mut cfg = TestConfig::new(unused);
+    let mut cfg = TestConfig::new(no_server());
     cfg.pin_is_conference = false;
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_waits_for_bye())
         .pcap(CallerStream::new("11111#22222#33333#").tail(Duration::from_secs(8)))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     let caller = caller.wait();
     caller.assert_success();
@@ -205,7 +222,7 @@ fn sip_info_digits_reach_a_conference() {
     ))
     .pcap(CallerStream::new("").lead(Duration::from_secs(5)))
     .remote(cfg.sip)
-    .service("4930555000")
+    .service(DIALLED)
     .pause(Duration::from_secs(3))
     .spawn();
     caller.wait().assert_success();
@@ -236,7 +253,7 @@ fn star_clears_what_was_typed() {
     let caller = Sipp::new(Scenario::caller_hangs_up())
         .pcap(CallerStream::new(&format!("999*{PIN}#")).tail(Duration::from_secs(2)))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .pause(Duration::from_secs(6))
         .spawn();
     caller.wait().assert_success();
@@ -252,13 +269,12 @@ fn star_clears_what_was_typed() {
 
 #[test]
 fn caller_hangs_up_during_the_prompt() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let cfg = TestConfig::new(unused);
+    let cfg = TestConfig::new(no_server());
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_hangs_up())
         .pcap(CallerStream::new("").lead(Duration::from_millis(500)))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .pause(Duration::from_secs(1))
         .spawn();
     caller.wait().assert_success();
@@ -268,13 +284,12 @@ fn caller_hangs_up_during_the_prompt() {
 
 #[test]
 fn caller_hangs_up_during_pin_entry() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let cfg = TestConfig::new(unused);
+    let cfg = TestConfig::new(no_server());
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_hangs_up())
         .pcap(CallerStream::new("867").tail(Duration::from_millis(200)))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .pause(Duration::from_millis(2500))
         .spawn();
     caller.wait().assert_success();
@@ -285,13 +300,12 @@ fn caller_hangs_up_during_pin_entry() {
 
 #[test]
 fn cancel_before_answer_leaves_nothing_behind() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let mut cfg = TestConfig::new(unused);
+    let mut cfg = TestConfig::new(no_server());
     cfg.answer_delay = "3s";
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_cancels(Duration::from_millis(800)))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     let caller = caller.wait();
     caller.assert_success();
@@ -301,12 +315,11 @@ fn cancel_before_answer_leaves_nothing_behind() {
 
 #[test]
 fn no_common_codec_gets_488() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let cfg = TestConfig::new(unused);
+    let cfg = TestConfig::new(no_server());
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_unsupported_codec())
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     caller.wait().assert_success();
     dialin.assert_idle(Duration::from_secs(5));
@@ -314,15 +327,14 @@ fn no_common_codec_gets_488() {
 
 #[test]
 fn a_source_outside_the_allow_list_gets_403_and_no_call() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let mut cfg = TestConfig::new(unused);
+    let mut cfg = TestConfig::new(no_server());
     cfg.allow = r#"["127.0.0.1/32"]"#.into();
     cfg.reject = "403";
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_rejected())
         .local_ip(Ipv4Addr::new(127, 0, 0, 2))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     let caller = caller.wait();
     caller.assert_success();
@@ -334,15 +346,14 @@ fn a_source_outside_the_allow_list_gets_403_and_no_call() {
 
 #[test]
 fn a_source_outside_the_allow_list_gets_silence_when_configured() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let mut cfg = TestConfig::new(unused);
+    let mut cfg = TestConfig::new(no_server());
     cfg.allow = r#"["127.0.0.1/32"]"#.into();
     cfg.reject = "silence";
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_unanswered())
         .local_ip(Ipv4Addr::new(127, 0, 0, 2))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .pause(Duration::from_secs(2))
         .spawn();
     caller.wait().assert_success();
@@ -364,7 +375,7 @@ fn server_refusal_plays_unavailable_then_hangs_up() {
     let caller = Sipp::new(Scenario::caller_waits_for_bye())
         .pcap(CallerStream::new("71234#").tail(Duration::from_secs(8)))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     server.wait().assert_success();
     let caller = caller.wait();
@@ -383,7 +394,7 @@ fn unanswered_server_is_cancelled_after_the_answer_timeout() {
     let caller = Sipp::new(Scenario::caller_waits_for_bye())
         .pcap(CallerStream::new("71234#").tail(Duration::from_secs(10)))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     let server = server.wait();
     server.assert_success();
@@ -396,8 +407,7 @@ fn unanswered_server_is_cancelled_after_the_answer_timeout() {
 #[test]
 fn echo_test_plays_the_caller_back_and_the_prompt_is_heard() {
     // The caller's media is a Rust peer: it hears the prompt, then its own frames come back.
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let cfg = TestConfig::new(unused);
+    let cfg = TestConfig::new(no_server());
     let dialin = cfg.start();
     let phone = conference_media();
     let caller = Sipp::new(Scenario::caller_hangs_up().with_info_digits(
@@ -409,7 +419,7 @@ fn echo_test_plays_the_caller_back_and_the_prompt_is_heard() {
     .pcap(silent_caller())
     .sdp_media(phone.local_addr())
     .remote(cfg.sip)
-    .service("4930555000")
+    .service(DIALLED)
     .pause(Duration::from_secs(3))
     .spawn();
     caller.wait().assert_success();
@@ -439,7 +449,7 @@ fn garbage_datagrams_do_not_disturb_a_call_in_progress() {
         .rtp_echo()
         .pause(Duration::from_secs(9))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     // Once bridged, throw garbage at the SIP port and at every RTP port of dialin's range.
     dialin.wait_for_line("bridged", Duration::from_secs(8));
@@ -487,7 +497,7 @@ fn a_caller_over_tcp_is_bridged() {
         .arg("t1")
         .pause(Duration::from_secs(5))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         // The harness's readiness check looks for a UDP socket; over TCP sipp has none.
         .spawn_unchecked();
     caller.wait().assert_success();
@@ -498,8 +508,7 @@ fn a_caller_over_tcp_is_bridged() {
 
 #[test]
 fn options_outside_a_dialog_is_answered_200() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let cfg = TestConfig::new(unused);
+    let cfg = TestConfig::new(no_server());
     let _dialin = cfg.start();
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -520,23 +529,16 @@ fn options_outside_a_dialog_is_answered_200() {
 
 #[test]
 fn hold_by_reinvite_is_honoured() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let cfg = TestConfig::new(unused);
+    let cfg = TestConfig::new(no_server());
     let dialin = cfg.start();
-    let phone = {
-        let port = PortBlock::take(2).base;
-        RtpPeer::start(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            SendTo::Nothing,
-        )
-    };
+    let phone = silent_phone();
     let caller = Sipp::new(Scenario::custom(
         "caller_reinvite_hold",
         include_str!("sipp/caller_reinvite_hold.xml"),
     ))
     .sdp_media(phone.local_addr())
     .remote(cfg.sip)
-    .service("4930555000")
+    .service(DIALLED)
     .spawn();
     let caller = caller.wait();
     caller.assert_success();
@@ -560,23 +562,16 @@ fn hold_by_reinvite_is_honoured() {
 
 #[test]
 fn no_rtp_for_media_timeout_ends_the_call() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let mut cfg = TestConfig::new(unused);
+    let mut cfg = TestConfig::new(no_server());
     cfg.media_timeout = "2s";
     let dialin = cfg.start();
     // A caller whose SDP points at a silent Rust peer: dialin hears no RTP at all.
-    let phone = {
-        let port = PortBlock::take(2).base;
-        RtpPeer::start(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            SendTo::Nothing,
-        )
-    };
+    let phone = silent_phone();
     let caller = Sipp::new(Scenario::caller_waits_for_bye())
         .pcap(silent_caller())
         .sdp_media(phone.local_addr())
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     caller.wait().assert_success();
     dialin.wait_for_line("outcome=MediaTimeout", Duration::from_secs(1));
@@ -595,7 +590,7 @@ fn freeswitch_answer_and_shutdown_bye_as_captured() {
         .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(6)))
         .rtp_echo()
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     let server = server.wait();
     server.assert_success();
@@ -629,7 +624,7 @@ fn a_server_reinvite_is_answered_with_the_same_media() {
         .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(4)))
         .pause(Duration::from_secs(6))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     caller.wait().assert_success();
     server.wait().assert_success();
@@ -645,16 +640,9 @@ fn a_server_reinvite_is_answered_with_the_same_media() {
 
 #[test]
 fn a_key_press_stops_the_prompt() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let cfg = TestConfig::new(unused);
+    let cfg = TestConfig::new(no_server());
     let dialin = cfg.start();
-    let phone = {
-        let port = PortBlock::take(2).base;
-        RtpPeer::start(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            SendTo::Nothing,
-        )
-    };
+    let phone = silent_phone();
     // One key 1.5 s into the 6.5 s welcome prompt, then 4 s of listening.
     let caller = Sipp::new(Scenario::caller_hangs_up().with_info_digits(
         "1",
@@ -664,7 +652,7 @@ fn a_key_press_stops_the_prompt() {
     .pcap(silent_caller())
     .sdp_media(phone.local_addr())
     .remote(cfg.sip)
-    .service("4930555000")
+    .service(DIALLED)
     .pause(Duration::from_secs(4))
     .spawn();
     caller.wait().assert_success();
@@ -716,7 +704,7 @@ fn the_caller_hears_one_continuous_stream_from_prompt_to_meeting() {
     .pcap(silent_caller())
     .sdp_media(phone.local_addr())
     .remote(cfg.sip)
-    .service("4930555000")
+    .service(DIALLED)
     .pause(Duration::from_secs(3))
     .spawn();
     caller.wait().assert_success();
@@ -808,8 +796,7 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
 
 #[test]
 fn mutated_sip_never_takes_dialin_down() {
-    let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
-    let mut cfg = TestConfig::new(unused);
+    let mut cfg = TestConfig::new(no_server());
     cfg.allow = r#"["127.0.0.1/32"]"#.into();
     let mut dialin = cfg.start();
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -850,7 +837,7 @@ fn mutated_sip_never_takes_dialin_down() {
     // Still answering: a caller with an unusable codec gets its 488 as usual.
     let caller = Sipp::new(Scenario::caller_unsupported_codec())
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     caller.wait().assert_success();
     assert!(!dialin.log().contains("panicked"), "{}", dialin.log());
@@ -869,7 +856,7 @@ fn an_invite_without_sdp_gets_our_offer_and_the_ack_answer_is_used() {
         .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(2)))
         .pause(Duration::from_secs(5))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     caller.wait().assert_success();
     server.wait().assert_success();
@@ -892,12 +879,12 @@ fn a_call_finding_no_free_rtp_port_gets_503_and_others_carry_on() {
         .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(4)))
         .pause(Duration::from_secs(7))
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     dialin.wait_for_line("bridged", Duration::from_secs(8));
     let second = Sipp::new(Scenario::caller_rejected())
         .remote(cfg.sip)
-        .service("4930555000")
+        .service(DIALLED)
         .spawn();
     let second = second.wait();
     second.assert_success();

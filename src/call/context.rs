@@ -2,7 +2,7 @@
 
 use crate::call::flow::FlowSettings;
 use crate::call::PromptId;
-use crate::media::ports::PortPool;
+use crate::media::ports::{PortLease, PortPool};
 use crate::media::prompt::EncodedPrompt;
 use crate::routing::Router;
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::UdpSocket;
 
 /// The prompt set of the configured language, encoded once at start-up.
 pub struct Prompts {
@@ -92,6 +93,14 @@ impl CallContext {
         self.stats.active.fetch_add(1, Ordering::Relaxed);
         let n = self.stats.started.fetch_add(1, Ordering::Relaxed) + 1;
         (ActiveCallGuard(self.clone()), n)
+    }
+
+    /// Takes an RTP port for one leg and binds its socket for tokio. The lease returns the port
+    /// to the pool when it drops, on every exit path of the call.
+    pub fn bind_rtp(&self) -> Result<(PortLease, UdpSocket), String> {
+        let (lease, socket) = self.ports.bind(self.rtp_bind).map_err(|e| e.to_string())?;
+        let socket = UdpSocket::from_std(socket).map_err(|e| e.to_string())?;
+        Ok((lease, socket))
     }
 
     /// One line for the status report: counts only, nothing about callers.

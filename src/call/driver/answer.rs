@@ -178,20 +178,10 @@ fn answer_caller(
             }
         }
     };
-    let (lease, std_socket) = match ctx.ports.bind(ctx.rtp_bind) {
-        Ok(p) => p,
+    let (lease, socket) = match ctx.bind_rtp() {
+        Ok(bound) => bound,
         Err(e) => {
             warn!(call = call_no, error = %e, "refusing call: no RTP port");
-            dialog
-                .reject(Some(StatusCode::ServiceUnavailable), None)
-                .ok();
-            return None;
-        }
-    };
-    let socket = match UdpSocket::from_std(std_socket) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(call = call_no, error = %e, "refusing call: RTP socket");
             dialog
                 .reject(Some(StatusCode::ServiceUnavailable), None)
                 .ok();

@@ -254,12 +254,7 @@ impl CallDriver {
 
     /// Starts the server leg: binds its RTP port and sends the INVITE.
     fn dial(&mut self, target: &ConferenceTarget) -> Result<(), String> {
-        let (lease, std_socket) = self
-            .ctx
-            .ports
-            .bind(self.ctx.rtp_bind)
-            .map_err(|e| e.to_string())?;
-        let socket = UdpSocket::from_std(std_socket).map_err(|e| e.to_string())?;
+        let (lease, socket) = self.ctx.bind_rtp()?;
         let codec = self.media.caller.codec();
         let te = codec
             .telephone_event_pt
