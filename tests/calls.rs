@@ -889,6 +889,12 @@ fn a_call_finding_no_free_rtp_port_gets_503_and_others_carry_on() {
     let second = second.wait();
     second.assert_success();
     assert_eq!(second.final_response_code(), Some(503));
+    let refusal = second
+        .messages()
+        .into_iter()
+        .find(|m| m.status_code() == Some(503))
+        .unwrap();
+    assert!(refusal.header("Retry-After").is_some(), "{}", refusal.text);
     first.wait().assert_success();
     server.wait().assert_success();
     assert!(

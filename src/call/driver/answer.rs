@@ -6,16 +6,16 @@ use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
-use crate::media::ports::PortLease;
+
 use crate::sip::legs::{caller_number, sdp_content_type};
 use crate::sip::sdp::{self, MediaOffer, Negotiated};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::StatusCode;
+use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::Transaction;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::UdpSocket;
+
 use tokio::time::sleep_until;
 use tracing::{info, warn};
 
@@ -32,6 +32,18 @@ pub fn spawn_call(ctx: Arc<CallContext>, tx: Transaction) {
 async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
     // 100 Trying first, before anything else can answer (180 when ringing, 488, 200).
     tx.send_trying().await.ok();
+    // The caller leg's RTP port before anything else: without one, say so and when to retry.
+    let (lease, socket) = match ctx.bind_rtp() {
+        Ok(bound) => bound,
+        Err(e) => {
+            warn!(call = call_no, error = %e, "refusing call: no RTP port");
+            let retry = Header::RetryAfter(RETRY_AFTER_SECS.to_string().into());
+            tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
+                .await
+                .ok();
+            return;
+        }
+    };
     let (trunk_events_tx, mut trunk_events) = ctx.dialog_layer.new_dialog_state_channel();
     let dialog = match ctx.dialog_layer.get_or_create_server_invite(
         &tx,
@@ -60,9 +72,14 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
     }
 
     let session_id = rand::random::<u32>() as u64;
-    let Some((offer, lease, socket)) =
-        answer_caller(&ctx, &dialog, &offer_body, call_no, session_id)
-    else {
+    let Some(offer) = answer_caller(
+        &ctx,
+        &dialog,
+        &offer_body,
+        lease.port(),
+        call_no,
+        session_id,
+    ) else {
         ctx.dialog_layer.remove_dialog(&dialog.id());
         return;
     };
@@ -151,19 +168,23 @@ async fn late_answer(
     }
 }
 
+/// What a 503 for lack of RTP ports asks the trunk to wait before retrying, in seconds.
+const RETRY_AFTER_SECS: u32 = 5;
+
 /// The laws dialin speaks, in the order it prefers them when it makes the offer.
 const SUPPORTED_LAWS: [Law; 2] = [Law::Ulaw, Law::Alaw];
 
-/// Negotiates the caller's offer (or, for an INVITE without SDP, prepares ours), binds the
-/// caller leg's RTP port and sends 200 OK; on any failure answers the INVITE with the matching
-/// error and returns `None`. The returned offer is `None` for a late offer.
+/// Negotiates the caller's offer (or, for an INVITE without SDP, prepares ours) and sends
+/// 200 OK with `rtp_port` in the SDP; an unusable offer gets 488 and `None`. The returned
+/// offer is `None` for a late offer.
 fn answer_caller(
     ctx: &CallContext,
     dialog: &InviteDialog,
     offer_body: &[u8],
+    rtp_port: u16,
     call_no: u64,
     session_id: u64,
-) -> Option<(Option<Negotiated>, PortLease, UdpSocket)> {
+) -> Option<Option<Negotiated>> {
     let negotiated = if offer_body.is_empty() {
         None
     } else {
@@ -178,20 +199,10 @@ fn answer_caller(
             }
         }
     };
-    let (lease, socket) = match ctx.bind_rtp() {
-        Ok(bound) => bound,
-        Err(e) => {
-            warn!(call = call_no, error = %e, "refusing call: no RTP port");
-            dialog
-                .reject(Some(StatusCode::ServiceUnavailable), None)
-                .ok();
-            return None;
-        }
-    };
     let body = match &negotiated {
         Some(n) => sdp::build_answer(
             ctx.advertise,
-            lease.port(),
+            rtp_port,
             n,
             session_id,
             1,
@@ -199,7 +210,7 @@ fn answer_caller(
         ),
         None => sdp::build_offer_of(
             ctx.advertise,
-            lease.port(),
+            rtp_port,
             &SUPPORTED_LAWS,
             sdp::DEFAULT_TELEPHONE_EVENT_PT,
             session_id,
@@ -209,5 +220,5 @@ fn answer_caller(
     dialog
         .accept(Some(vec![sdp_content_type()]), Some(body.into_bytes()))
         .ok()?;
-    Some((negotiated, lease, socket))
+    Some(negotiated)
 }
