@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             },
             attempts: config.ivr.attempts,
             server_answer_timeout: config.routing.server_answer_timeout,
+            echo_max: config.ivr.echo_max,
         },
         answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,

@@ -53,6 +53,8 @@ pub struct FlowSettings {
     pub attempts: u32,
     /// How long the server leg may ring before we give up on it (10 s by default).
     pub server_answer_timeout: Duration,
+    /// How long the echo test runs before dialin hangs up (a diagnostic, not an open line).
+    pub echo_max: Duration,
 }
 
 /// Where a digit came from; decides whether it must be forwarded to the server by hand.
@@ -174,7 +176,10 @@ enum State {
         deadline: Instant,
     },
     Bridged,
-    Echo,
+    Echo {
+        /// When the echo test ends.
+        until: Instant,
+    },
     Unavailable {
         /// We CANCELled a ringing server leg; a 200 crossing the CANCEL must be hung up.
         cancelled: bool,
@@ -220,7 +225,7 @@ impl CallFlow {
             State::Resolving => FlowState::Resolving,
             State::ConnectingServer { .. } => FlowState::ConnectingServer,
             State::Bridged => FlowState::Bridged,
-            State::Echo => FlowState::Echo,
+            State::Echo { .. } => FlowState::Echo,
             State::Unavailable { .. } => FlowState::Unavailable,
             State::Goodbye => FlowState::Goodbye,
             State::Ended => FlowState::Ended,
@@ -276,6 +281,10 @@ impl CallFlow {
                     State::Unavailable { cancelled: true },
                 );
             }
+            State::Echo { until } if now >= until => {
+                self.push(FlowAction::HangUpCaller);
+                self.finish(Outcome::Echo);
+            }
             _ => {}
         }
     }
@@ -292,6 +301,7 @@ impl CallFlow {
         match self.state {
             State::CollectingPin => self.pin.poll_timeout(),
             State::ConnectingServer { deadline } => Some(deadline),
+            State::Echo { until } => Some(until),
             _ => None,
         }
     }
@@ -392,7 +402,9 @@ impl CallFlow {
             RouteDecision::Echo => {
                 self.push(FlowAction::StopPrompt);
                 self.push(FlowAction::StartEcho);
-                self.state = State::Echo;
+                self.state = State::Echo {
+                    until: now + self.settings.echo_max,
+                };
             }
             RouteDecision::Invalid => self.fail_attempt(PromptId::InvalidPin),
         }
@@ -424,7 +436,7 @@ impl CallFlow {
                 self.push(FlowAction::HangUpServer);
                 Outcome::Bridged
             }
-            State::Echo => Outcome::Echo,
+            State::Echo { .. } => Outcome::Echo,
             State::Unavailable { .. } => Outcome::NoConference,
             State::Goodbye => Outcome::InvalidPin,
             State::Answering

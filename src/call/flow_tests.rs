@@ -8,6 +8,7 @@ use FlowInput as I;
 const FIRST_MS: u64 = 5_000;
 const INTER_MS: u64 = 3_000;
 const SERVER_MS: u64 = 10_000;
+const ECHO_MS: u64 = 60_000;
 
 fn settings() -> FlowSettings {
     FlowSettings {
@@ -19,6 +20,7 @@ fn settings() -> FlowSettings {
         },
         attempts: 3,
         server_answer_timeout: Duration::from_millis(SERVER_MS),
+        echo_max: Duration::from_millis(ECHO_MS),
     }
 }
 
@@ -779,4 +781,18 @@ fn every_way_of_ending_entry_resolves() {
         let got = run(&script);
         assert_eq!(got.last(), Some(&A::Resolve(pin(want))), "{name}: {got:?}");
     }
+}
+
+#[test]
+fn the_echo_test_ends_after_echo_max() {
+    let script = (Script::greeted().keys(3_000, "0000#")).at(3_500, I::Routed(RouteDecision::Echo));
+    let (_, got) = drive(settings(), &script);
+    let tail: Vec<(u64, FlowAction)> = got.into_iter().rev().take(2).rev().collect();
+    assert_eq!(
+        tail,
+        vec![
+            (3_500 + ECHO_MS, A::HangUpCaller),
+            (3_500 + ECHO_MS, A::Finished(Outcome::Echo)),
+        ]
+    );
 }

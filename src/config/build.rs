@@ -162,6 +162,7 @@ fn ivr(root: &Section<'_>, p: &mut Problems<'_>) -> IvrConfig {
         "first_digit_timeout",
         "inter_digit_timeout",
         "echo_pin",
+        "echo_max",
     ];
     let s = root.table(p, "ivr", &known);
     let mut c = IvrConfig::default();
@@ -206,6 +207,9 @@ fn ivr(root: &Section<'_>, p: &mut Problems<'_>) -> IvrConfig {
     }
     if let Some(v) = s.parsed(p, "inter_digit_timeout", parse_duration) {
         c.inter_digit_timeout = v.value;
+    }
+    if let Some(v) = s.parsed(p, "echo_max", parse_duration) {
+        c.echo_max = v.value;
     }
     let echo = s.parsed(p, "echo_pin", |t| match t {
         "" => Ok(None),

@@ -146,6 +146,8 @@ pub struct IvrConfig {
     pub inter_digit_timeout: Duration,
     /// The PIN of the built-in echo test (default `00000`); `None` disables it.
     pub echo_pin: Option<Pin>,
+    /// How long an echo test may last before dialin hangs up.
+    pub echo_max: Duration,
 }
 
 impl Default for IvrConfig {
@@ -159,6 +161,7 @@ impl Default for IvrConfig {
             first_digit_timeout: Duration::from_secs(10),
             inter_digit_timeout: Duration::from_secs(5),
             echo_pin: Pin::new("00000"),
+            echo_max: Duration::from_secs(300),
         }
     }
 }

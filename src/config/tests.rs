@@ -368,3 +368,13 @@ fn answer_delay_accepts_zero_and_durations() {
     let e = Config::from_toml("[sip]\nanswer_delay = \"soon\"\n", "t").unwrap_err();
     assert!(e.to_string().contains("t:2: sip.answer_delay"), "{e}");
 }
+
+#[test]
+fn echo_max_is_a_duration_with_a_default() {
+    let c = Config::from_toml("", "t").unwrap();
+    assert_eq!(c.ivr.echo_max, std::time::Duration::from_secs(300));
+    let c = Config::from_toml("[ivr]\necho_max = \"90s\"\n", "t").unwrap();
+    assert_eq!(c.ivr.echo_max, std::time::Duration::from_secs(90));
+    let e = Config::from_toml("[ivr]\necho_max = \"long\"\n", "t").unwrap_err();
+    assert!(e.to_string().contains("t:2: ivr.echo_max"), "{e}");
+}
