@@ -142,13 +142,16 @@ fn keys_pressed_while_bridged_reach_the_conference_as_rfc4733() {
     let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
     let cfg = TestConfig::new(server.sip_addr());
     let dialin = cfg.start();
-    // The PIN, then 0 once bridged (BBB's mute key), in one RTP stream with the audio.
+    // The PIN, then 0 once bridged (BBB's mute key), in one RTP stream with the audio. The
+    // phone also echoes the meeting back in another SSRC, interleaved with its own stream:
+    // the 0 must still arrive as one key press.
     let caller = Sipp::new(Scenario::caller_hangs_up())
         .pcap(
             CallerStream::new(&format!("{PIN}#0"))
                 .gap(Duration::from_millis(400))
                 .tail(Duration::from_secs(1)),
         )
+        .rtp_echo()
         .pause(Duration::from_secs(7))
         .remote(cfg.sip)
         .service(DIALLED)

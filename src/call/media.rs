@@ -7,6 +7,7 @@
 
 use crate::digit::Digit;
 use crate::media::dtmf::{DtmfDecoder, DtmfEncoder};
+use crate::media::event_clock::EventClock;
 use crate::media::g711::Law;
 use crate::media::prompt::{silence_frame, EncodedPrompt, PromptPlayer};
 use crate::media::rtp::{
@@ -164,6 +165,8 @@ pub struct CallMedia {
     /// Payload type map caller→server and server→caller.
     to_server_pt: PtMap,
     to_caller_pt: PtMap,
+    /// Keeps each key press relayed to the server on one timestamp.
+    to_server_events: EventClock,
     /// The SSRC of the caller's telephone events: a new one restarts the DTMF decoder.
     caller_ssrc: Option<Ssrc>,
 }
@@ -186,6 +189,7 @@ impl CallMedia {
             to_server_pt: PtMap::empty(),
             to_caller_pt: PtMap::empty(),
             caller_ssrc: None,
+            to_server_events: EventClock::new(),
         }
     }
 
@@ -297,14 +301,20 @@ impl CallMedia {
                 if !server.sending {
                     return Received::Ignored;
                 }
+                let (source, ts) = (pkt.ssrc(), pkt.timestamp());
                 match server
                     .out
                     .relay_with_pt(now, &mut buf[..len], &self.to_server_pt)
                 {
-                    Ok(RelayAction::Send) => Received::ToServer {
-                        len,
-                        to: server.remote,
-                    },
+                    Ok(RelayAction::Send) => {
+                        if is_event {
+                            self.to_server_events.pin(&mut buf[..len], source, ts);
+                        }
+                        Received::ToServer {
+                            len,
+                            to: server.remote,
+                        }
+                    }
                     _ => Received::Ignored,
                 }
             }

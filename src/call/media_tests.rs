@@ -384,3 +384,31 @@ fn digits_for_a_server_without_telephone_events_are_dropped_not_kept_due() {
         "nothing may stay due, or the driver would spin"
     );
 }
+
+#[test]
+fn an_event_interleaved_with_another_stream_keeps_one_timestamp_toward_the_server() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
+    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false));
+    let mut buf = [0u8; 200];
+    let mut event_ts = Vec::new();
+    for i in 0..4u16 {
+        let now = t0 + Duration::from_millis(20 * u64::from(i));
+        let n = packet(
+            &mut buf,
+            101,
+            10 + i,
+            8000,
+            7,
+            &event(0, i >= 2, 160 * (i + 1)),
+        );
+        if let Received::ToServer { len, .. } = m.handle_caller_packet(now, CALLER, &mut buf, n) {
+            event_ts.push(RtpPacket::parse(&buf[..len]).unwrap().timestamp());
+        }
+        // Audio of another SSRC in between (a phone echoing the meeting back).
+        let n = packet(&mut buf, 0, 900 + i, 55_000, 99, &[0x17; 160]);
+        m.handle_caller_packet(now, CALLER, &mut buf, n);
+    }
+    assert_eq!(event_ts.len(), 4);
+    assert!(event_ts.iter().all(|ts| *ts == event_ts[0]), "{event_ts:?}");
+}

@@ -3,6 +3,7 @@
 //! Everything here but the socket loops is pure and allocation-free per packet.
 
 pub mod dtmf;
+pub mod event_clock;
 pub mod g711;
 pub mod ports;
 pub mod prompt;
