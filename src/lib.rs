@@ -29,6 +29,7 @@
 pub mod call;
 pub mod config;
 pub mod digit;
+pub mod esl;
 pub mod logging;
 pub mod media;
 pub mod privacy;

@@ -85,6 +85,11 @@ pub struct CallContext {
     pub media_timeout: Duration,
     /// Counters.
     pub stats: CallStats,
+    /// The Event Socket of each watched server, by server name (for the mute key).
+    pub esl: std::collections::HashMap<String, crate::esl::client::EslHandle>,
+    /// The key that mutes over the Event Socket (`ivr.mute_key` in `esl` mode); `None`
+    /// forwards every key.
+    pub mute_key: Option<crate::digit::Digit>,
 }
 
 impl CallContext {
@@ -105,13 +110,24 @@ impl CallContext {
 
     /// One line for the status report: counts only, nothing about callers.
     pub fn status_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={}",
             self.stats.active.load(Ordering::Relaxed),
             self.stats.started.load(Ordering::Relaxed),
             self.stats.bridged.load(Ordering::Relaxed),
             self.ports.in_use(),
             self.dialog_layer.len(),
-        )
+        );
+        if let Some(dir) = self.router.directory() {
+            let view = dir.view();
+            for s in view.servers(std::time::Instant::now()) {
+                line.push_str(&format!(
+                    " esl_{}={:?} conferences_{}={}",
+                    s.name, s.state, s.name, s.conferences
+                ));
+            }
+            line.push_str(&format!(" conference_collisions={}", view.collisions()));
+        }
+        line
     }
 }

@@ -70,6 +70,12 @@ struct CallDriver {
     caller_confirmed: bool,
     sdp_version: u64,
     session_id: u64,
+    /// The PIN last resolved, kept while the caller waits for the meeting to start.
+    pin: Option<crate::secret::Pin>,
+    /// While waiting: changes whenever a conference may have started.
+    waiting: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
+    dialin_call: String,
 }
 
 /// What woke the driver up.
@@ -79,6 +85,8 @@ enum Wake {
     Trunk(Option<DialogState>),
     ServerEvent(Option<DialogState>),
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
+    /// The directory changed while waiting (`false`: it is gone).
+    Directory(bool),
     Timer,
 }
 
@@ -112,6 +120,7 @@ impl CallDriver {
                     e = self.trunk_events.recv() => Wake::Trunk(e),
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
+                    r = changed_opt(self.waiting.as_mut()) => Wake::Directory(r),
                     _ = &mut timer => Wake::Timer,
                 }
             };
@@ -133,6 +142,8 @@ impl CallDriver {
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,
                 Wake::ServerEvent(None) => {}
                 Wake::Invite(r) => self.on_invite_result(now, r),
+                Wake::Directory(true) => self.recheck_waiting(now),
+                Wake::Directory(false) => self.waiting = None,
                 Wake::Timer => self.on_timer(now, &mut buf).await,
             }
         }
@@ -195,8 +206,15 @@ impl CallDriver {
                 FlowAction::Play(id) => self.media.play(self.ctx.prompts.get(id), now),
                 FlowAction::StopPrompt => self.media.stop_prompt(),
                 FlowAction::Resolve(pin) => {
-                    let decision = self.ctx.router.resolve(&pin);
+                    let decision = self.ctx.router.resolve_at(&pin, now);
+                    self.pin = Some(pin);
                     self.flow.handle_input(now, FlowInput::Routed(decision));
+                }
+                FlowAction::AwaitConference => {
+                    info!(call = self.call_no, "meeting not started: caller waits");
+                    self.waiting = self.ctx.router.directory().map(|d| d.subscribe());
+                    // A conference created between the resolve and the subscription counts.
+                    self.recheck_waiting(now);
                 }
                 FlowAction::DialServer(target) => {
                     if let Err(reason) = self.dial(&target) {
@@ -252,6 +270,22 @@ impl CallDriver {
         false
     }
 
+    /// While the caller waits: resolves the PIN again and lets the flow decide.
+    fn recheck_waiting(&mut self, now: Instant) {
+        if self.flow.state() != crate::call::flow::FlowState::Waiting {
+            self.waiting = None;
+            return;
+        }
+        if let Some(pin) = &self.pin {
+            let decision = self.ctx.router.resolve_at(pin, now);
+            if matches!(decision, crate::routing::RouteDecision::Conference(_)) {
+                info!(call = self.call_no, "meeting started: joining");
+                self.waiting = None;
+            }
+            self.flow.handle_input(now, FlowInput::Routed(decision));
+        }
+    }
+
     /// Starts the server leg: binds its RTP port and sends the INVITE.
     fn dial(&mut self, target: &ConferenceTarget) -> Result<(), String> {
         let (lease, socket) = self.ctx.bind_rtp()?;
@@ -271,6 +305,7 @@ impl CallDriver {
         let opt = server_invite(
             target,
             &masked,
+            &self.dialin_call,
             self.ctx.advertise,
             self.ctx.sip_port,
             self.ctx.contact.clone(),
@@ -322,6 +357,13 @@ async fn recv_opt(
 async fn recv_events(events: Option<&mut DialogStateReceiver>) -> Option<DialogState> {
     match events {
         Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn changed_opt(rx: Option<&mut tokio::sync::watch::Receiver<u64>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
         None => std::future::pending().await,
     }
 }
