@@ -69,14 +69,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             server_answer_timeout: config.routing.server_answer_timeout,
             echo_max: config.ivr.echo_max,
             max_wait: config.ivr.max_wait,
+            mute_key: match config.ivr.mute_mode {
+                crate::config::MuteMode::Esl => config.ivr.mute_key,
+                crate::config::MuteMode::Passthrough => None,
+            },
         },
         answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,
         stats: CallStats::default(),
-        mute_key: match config.ivr.mute_mode {
-            crate::config::MuteMode::Esl => config.ivr.mute_key,
-            crate::config::MuteMode::Passthrough => None,
-        },
         esl,
     });
 

@@ -87,9 +87,6 @@ pub struct CallContext {
     pub stats: CallStats,
     /// The Event Socket of each watched server, by server name (for the mute key).
     pub esl: std::collections::HashMap<String, crate::esl::client::EslHandle>,
-    /// The key that mutes over the Event Socket (`ivr.mute_key` in `esl` mode); `None`
-    /// forwards every key.
-    pub mute_key: Option<crate::digit::Digit>,
 }
 
 impl CallContext {

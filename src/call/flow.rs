@@ -60,6 +60,9 @@ pub struct FlowSettings {
     pub echo_max: Duration,
     /// How long a caller may wait for a meeting that has not started (`ivr.max_wait`).
     pub max_wait: Duration,
+    /// The mute key (`ivr.mute_key` in `esl` mode): once bridged it asks for
+    /// [`FlowAction::ToggleMute`] instead of being forwarded.
+    pub mute_key: Option<Digit>,
 }
 
 /// Where a digit came from; decides whether it must be forwarded to the server by hand.
@@ -117,6 +120,9 @@ pub enum FlowAction {
     /// While bridged: send this digit to the server as RFC 4733 (INFO digits only; RTP digits
     /// are already relayed with the audio).
     SendDigit(Digit),
+    /// While bridged: the caller pressed the mute key; toggle their mute in the conference
+    /// (over the Event Socket, or by forwarding the key where the server has none).
+    ToggleMute(Digit),
     /// BYE the trunk leg.
     HangUpCaller,
     /// BYE the server leg.
@@ -354,6 +360,9 @@ impl CallFlow {
                 self.collect(now, digit);
             }
             State::CollectingPin => self.collect(now, digit),
+            State::Bridged if Some(digit) == self.settings.mute_key => {
+                self.push(FlowAction::ToggleMute(digit))
+            }
             State::Bridged if source == DigitSource::Info => {
                 self.push(FlowAction::SendDigit(digit))
             }

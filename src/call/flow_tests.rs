@@ -23,6 +23,7 @@ fn settings() -> FlowSettings {
         server_answer_timeout: Duration::from_millis(SERVER_MS),
         echo_max: Duration::from_millis(ECHO_MS),
         max_wait: Duration::from_millis(WAIT_MS),
+        mute_key: None,
     }
 }
 
@@ -879,4 +880,34 @@ fn waiting_room_and_unavailable() {
         assert_eq!(got, want, "{name}");
         assert_eq!(flow.state(), state, "{name}");
     }
+}
+
+#[test]
+fn mute_key_while_bridged() {
+    let mut s = settings();
+    s.mute_key = Some(Digit::Num(0));
+    let (_, out) = drive(
+        s,
+        &Script::bridged().keys(6_000, "0").info_keys(7_000, "05"),
+    );
+    let actions: Vec<_> = out.into_iter().map(|(_, a)| a).collect();
+    assert_eq!(
+        actions[bridged_actions().len()..],
+        [
+            A::ToggleMute(Digit::Num(0)),
+            A::ToggleMute(Digit::Num(0)),
+            A::SendDigit(Digit::Num(5)),
+        ]
+    );
+    // Without a mute key: RTP keys are relayed with the audio, INFO keys are sent.
+    let (_, out) = drive(
+        settings(),
+        &Script::bridged().keys(6_000, "0").info_keys(7_000, "0"),
+    );
+    let tail: Vec<_> = out
+        .into_iter()
+        .map(|(_, a)| a)
+        .skip(bridged_actions().len())
+        .collect();
+    assert_eq!(tail, [A::SendDigit(Digit::Num(0))]);
 }

@@ -76,6 +76,8 @@ struct CallDriver {
     waiting: Option<tokio::sync::watch::Receiver<u64>>,
     /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
     dialin_call: String,
+    /// The name of the server dialled (for the mute key's Event Socket).
+    server_name: Option<String>,
 }
 
 /// What woke the driver up.
@@ -217,6 +219,7 @@ impl CallDriver {
                     self.recheck_waiting(now);
                 }
                 FlowAction::DialServer(target) => {
+                    self.server_name = Some(target.server.clone());
                     if let Err(reason) = self.dial(&target) {
                         warn!(call = self.call_no, server = %target.server, %reason, "cannot dial server");
                         self.flow.handle_input(now, FlowInput::ServerFailed);
@@ -241,6 +244,13 @@ impl CallDriver {
                 FlowAction::Bridge => {
                     if let Some(leg) = self.pending_server_leg.take() {
                         self.media.bridge(leg);
+                        // The mute key is kept from the server only where the Event Socket
+                        // can mute; elsewhere it is relayed like any key.
+                        let esl = self
+                            .server_name
+                            .as_ref()
+                            .is_some_and(|n| self.ctx.esl.contains_key(n));
+                        self.media.intercept(self.ctx.flow.mute_key.filter(|_| esl));
                         self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
                         info!(call = self.call_no, "bridged");
                     }
@@ -251,6 +261,7 @@ impl CallDriver {
                     info!(call = self.call_no, "echo test");
                 }
                 FlowAction::SendDigit(d) => self.media.send_digit(d),
+                FlowAction::ToggleMute(d) => self.toggle_mute(d),
                 FlowAction::HangUpCaller => {
                     let dialog = self.trunk.clone();
                     tokio::spawn(async move { dialog.bye().await.ok() });
@@ -268,6 +279,29 @@ impl CallDriver {
             }
         }
         false
+    }
+
+    /// The mute key: `conference <name> tmute <member>` over the server's Event Socket, or
+    /// the key forwarded where the server has none.
+    fn toggle_mute(&mut self, digit: crate::digit::Digit) {
+        let server = self.server_name.as_deref().unwrap_or("");
+        let (Some(esl), Some(dir)) = (self.ctx.esl.get(server), self.ctx.router.directory()) else {
+            self.media.send_digit(digit);
+            return;
+        };
+        match dir.member(server, &self.dialin_call) {
+            Some((conference, member)) => {
+                let sent = esl.api(format!("conference {} tmute {member}", conference.expose()));
+                info!(call = self.call_no, server, sent, "mute key: toggling mute");
+            }
+            None => {
+                warn!(
+                    call = self.call_no,
+                    server,
+                    "mute key: our conference member is not known yet (no add-member event seen)"
+                )
+            }
+        }
     }
 
     /// While the caller waits: resolves the PIN again and lets the flow decide.
