@@ -74,6 +74,24 @@ pub fn conference_create(conference: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// `frame` with `from` replaced by `to` in its body and `Content-Length` set to the new body
+/// length: for tests that must put a value only known at run time (our `X-Dialin-Call`
+/// token) into a captured event. Everything else stays as captured.
+pub fn substitute(frame: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(frame.to_vec()).expect("captured events are UTF-8");
+    let (head, body) = text.split_once("\n\n").expect("a frame has a header block");
+    assert!(body.contains(from), "{from:?} not in the frame");
+    let body = body.replace(from, to);
+    let head: Vec<String> = head
+        .lines()
+        .map(|l| match l.strip_prefix("Content-Length: ") {
+            Some(_) => format!("Content-Length: {}", body.len()),
+            None => l.to_string(),
+        })
+        .collect();
+    format!("{}\n\n{body}", head.join("\n")).into_bytes()
+}
+
 /// What the snapshot (`api conference list`) answers.
 #[derive(Clone, Copy, Debug)]
 pub enum Snapshot {
