@@ -23,8 +23,11 @@ fn elements<'a>(doc: &'a Document<'a>, tag: &str) -> Vec<Node<'a, 'a>> {
     doc.descendants().filter(|n| n.has_tag_name(tag)).collect()
 }
 
+/// Attribute pairs, e.g. `(application, data)`.
+type Pairs = Vec<(String, String)>;
+
 /// The `(application, data)` of every action, and the `(field, expression)` of every condition.
-fn extension_shape(doc: &Document<'_>) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn extension_shape(doc: &Document<'_>) -> (Pairs, Pairs) {
     let attr = |n: &Node<'_, '_>, a: &str| n.attribute(a).unwrap_or("").to_string();
     let actions = elements(doc, "action")
         .iter()
