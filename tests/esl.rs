@@ -132,6 +132,20 @@ async fn lost_server_keeps_its_conferences_for_the_grace_period() {
     cancel.cancel();
 }
 
+#[tokio::test]
+async fn freeswitch_shutdown_is_a_clean_down() {
+    let server = EslStandIn::start(Snapshot::Only71234, Fault::None);
+    let (dir, _handle, cancel) = client(&server, PASSWORD);
+    wait_until("up", || state(&dir) == EslState::Up).await;
+    server.shut_down();
+    wait_until("down", || state(&dir) == EslState::DownGrace).await;
+    // Reconnect attempts go on at the backoff pace while the server is gone.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let n = server.connections();
+    assert!((2..=6).contains(&n), "{n} connections");
+    cancel.cancel();
+}
+
 /// A misbehaving server: the directory never trusts it, and the client reconnects at the
 /// backoff's pace (at least twice in 3 s, and no more than the backoff allows: no busy loop).
 async fn reconnects_without_busy_loop(fault: Fault, password: &str) {

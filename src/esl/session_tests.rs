@@ -215,3 +215,24 @@ fn unasked_api_response_is_a_protocol_error() {
         Err(SessionError::Protocol(_))
     ));
 }
+
+#[test]
+fn captured_error_replies_are_not_ok() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    sent(&mut s);
+    let a4 = messages(include_bytes!(
+        "../../tests/fixtures/esl/a4-error-replies.s2c.raw"
+    ));
+    // `api conference 99999 tmute 1` got `-ERR Conference 99999 not found`.
+    let err = a4
+        .into_iter()
+        .find(|m| matches!(m, Message::ApiResponse(b) if b.starts_with("-ERR Conference")))
+        .unwrap();
+    assert!(s.api(now, "conference 99999 tmute 1", 3));
+    s.handle_message(now, err).unwrap();
+    let replies: Vec<_> = std::iter::from_fn(|| s.poll_output())
+        .filter(|o| matches!(o, SessionOutput::ApiReply { .. }))
+        .collect();
+    assert_eq!(replies, [SessionOutput::ApiReply { tag: 3, ok: false }]);
+}

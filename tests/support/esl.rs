@@ -29,6 +29,7 @@ const B1: &[u8] = include_bytes!("../fixtures/esl/b1-api-conference-list-empty.s
 const B2: &[u8] =
     include_bytes!("../fixtures/esl/b2-api-conference-list-one-conference-2-members.s2c.raw");
 const B3: &[u8] = include_bytes!("../fixtures/esl/b3-api-conference-list-two-conferences.s2c.raw");
+const D1: &[u8] = include_bytes!("../fixtures/esl/d1-shutdown-idle-client.s2c.raw");
 /// The json conference life-cycle of 71234 (create, members 1 and 2, mutes, leave, destroy).
 pub const C1: &[u8] = include_bytes!("../fixtures/esl/c1-event-json-conference-lifecycle.s2c.raw");
 /// CHANNEL_ANSWER etc. of the same calls; caller A sent `X-Dialin-Call: abc123`.
@@ -166,6 +167,17 @@ impl EslStandIn {
             connections,
             open,
             refuse,
+        }
+    }
+
+    /// FreeSWITCH shutting down: d1's captured `The system is being shut down.` notice to every
+    /// open connection, then close; new connections are closed at once.
+    pub fn shut_down(&self) {
+        self.refuse.store(true, Ordering::SeqCst);
+        let notice = frame_with(D1, "text/disconnect-notice");
+        for mut s in self.open.lock().unwrap().drain(..) {
+            s.write_all(notice).ok();
+            s.shutdown(std::net::Shutdown::Both).ok();
         }
     }
 

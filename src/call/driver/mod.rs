@@ -7,6 +7,7 @@
 
 mod answer;
 mod events;
+mod live;
 
 pub use answer::spawn_call;
 
@@ -122,7 +123,7 @@ impl CallDriver {
                     e = self.trunk_events.recv() => Wake::Trunk(e),
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
-                    r = changed_opt(self.waiting.as_mut()) => Wake::Directory(r),
+                    r = live::changed_opt(self.waiting.as_mut()) => Wake::Directory(r),
                     _ = &mut timer => Wake::Timer,
                 }
             };
@@ -209,6 +210,9 @@ impl CallDriver {
                 FlowAction::StopPrompt => self.media.stop_prompt(),
                 FlowAction::Resolve(pin) => {
                     let decision = self.ctx.router.resolve_at(&pin, now);
+                    if decision == crate::routing::RouteDecision::Unavailable {
+                        info!(call = self.call_no, "conference unavailable (on two servers, or its server's Event Socket is down)");
+                    }
                     self.pin = Some(pin);
                     self.flow.handle_input(now, FlowInput::Routed(decision));
                 }
@@ -279,45 +283,6 @@ impl CallDriver {
             }
         }
         false
-    }
-
-    /// The mute key: `conference <name> tmute <member>` over the server's Event Socket, or
-    /// the key forwarded where the server has none.
-    fn toggle_mute(&mut self, digit: crate::digit::Digit) {
-        let server = self.server_name.as_deref().unwrap_or("");
-        let (Some(esl), Some(dir)) = (self.ctx.esl.get(server), self.ctx.router.directory()) else {
-            self.media.send_digit(digit);
-            return;
-        };
-        match dir.member(server, &self.dialin_call) {
-            Some((conference, member)) => {
-                let sent = esl.api(format!("conference {} tmute {member}", conference.expose()));
-                info!(call = self.call_no, server, sent, "mute key: toggling mute");
-            }
-            None => {
-                warn!(
-                    call = self.call_no,
-                    server,
-                    "mute key: our conference member is not known yet (no add-member event seen)"
-                )
-            }
-        }
-    }
-
-    /// While the caller waits: resolves the PIN again and lets the flow decide.
-    fn recheck_waiting(&mut self, now: Instant) {
-        if self.flow.state() != crate::call::flow::FlowState::Waiting {
-            self.waiting = None;
-            return;
-        }
-        if let Some(pin) = &self.pin {
-            let decision = self.ctx.router.resolve_at(pin, now);
-            if matches!(decision, crate::routing::RouteDecision::Conference(_)) {
-                info!(call = self.call_no, "meeting started: joining");
-                self.waiting = None;
-            }
-            self.flow.handle_input(now, FlowInput::Routed(decision));
-        }
     }
 
     /// Starts the server leg: binds its RTP port and sends the INVITE.
@@ -391,13 +356,6 @@ async fn recv_opt(
 async fn recv_events(events: Option<&mut DialogStateReceiver>) -> Option<DialogState> {
     match events {
         Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn changed_opt(rx: Option<&mut tokio::sync::watch::Receiver<u64>>) -> bool {
-    match rx {
-        Some(rx) => rx.changed().await.is_ok(),
         None => std::future::pending().await,
     }
 }
