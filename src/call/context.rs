@@ -105,6 +105,12 @@ impl CallContext {
         Ok((lease, socket))
     }
 
+    /// The read-only view of the live directory (per-server Event Socket state, conference
+    /// counts, collisions), for status and metrics; `None` when no server has `esl`.
+    pub fn directory_view(&self) -> Option<crate::routing::live::DirectoryView> {
+        self.router.directory().map(|d| d.view())
+    }
+
     /// One line for the status report: counts only, nothing about callers.
     pub fn status_line(&self) -> String {
         let mut line = format!(
@@ -115,8 +121,7 @@ impl CallContext {
             self.ports.in_use(),
             self.dialog_layer.len(),
         );
-        if let Some(dir) = self.router.directory() {
-            let view = dir.view();
+        if let Some(view) = self.directory_view() {
             for s in view.servers(std::time::Instant::now()) {
                 line.push_str(&format!(
                     " esl_{}={:?} conferences_{}={}",

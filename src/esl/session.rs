@@ -28,6 +28,10 @@ const KEEPALIVE: &str = "api global_getvar hostname";
 /// The most requests in flight; an `api` beyond this is refused, not queued.
 pub const MAX_PENDING: usize = 32;
 
+/// The most events kept while the snapshot is being taken; more is an overloaded server and a
+/// reconnect.
+const MAX_EARLY_EVENTS: usize = 1024;
+
 /// Session timing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionSettings {
@@ -121,6 +125,9 @@ pub struct Session {
     pending: VecDeque<(Pending, Instant)>,
     /// Outputs not yet taken.
     out: VecDeque<SessionOutput>,
+    /// Events that arrived between the subscription and the snapshot's reply: applied on top
+    /// of the snapshot, in order, so a conference created meanwhile is not missed.
+    early: Vec<Event>,
 }
 
 impl Session {
@@ -134,6 +141,7 @@ impl Session {
             last_rx: now,
             pending: VecDeque::new(),
             out: VecDeque::new(),
+            early: Vec::new(),
         }
     }
 
@@ -184,11 +192,22 @@ impl Session {
                 SessionError::Protocol(format!("the event subscription was refused ({text})")),
             ),
             (_, Message::ApiResponse(body)) => self.on_api_response(now, &body),
-            // Events that arrive before the snapshot are already reflected in it or come
-            // after it; either way the snapshot is the truth at the moment it is taken.
             (State::Ready, Message::Event(e)) => {
                 if e != Event::Other {
                     self.out.push_back(SessionOutput::Event(e));
+                }
+                Ok(())
+            }
+            // Replaying these after the snapshot is safe whether the snapshot already saw
+            // them or not: creating a known conference or destroying an unknown one is a no-op.
+            (State::AwaitSnapshot, Message::Event(e)) => {
+                if e != Event::Other {
+                    if self.early.len() == MAX_EARLY_EVENTS {
+                        return Err(SessionError::Protocol(
+                            "too many events before the conference list arrived".into(),
+                        ));
+                    }
+                    self.early.push(e);
                 }
                 Ok(())
             }
@@ -211,6 +230,9 @@ impl Session {
             Pending::Snapshot => match parse_conference_list(body) {
                 Some(list) => {
                     self.out.push_back(SessionOutput::Ready(list));
+                    let early = std::mem::take(&mut self.early);
+                    self.out
+                        .extend(early.into_iter().map(SessionOutput::Event));
                     self.step(now, State::Ready);
                     Ok(())
                 }

@@ -236,3 +236,24 @@ fn captured_error_replies_are_not_ok() {
         .collect();
     assert_eq!(replies, [SessionOutput::ApiReply { tag: 3, ok: false }]);
 }
+
+#[test]
+fn events_between_subscription_and_snapshot_are_applied_after_it() {
+    let now = Instant::now();
+    let mut s = session(now);
+    let a1 = messages(A1);
+    s.handle_message(now, a1[0].clone()).unwrap();
+    s.handle_message(now, a1[1].clone()).unwrap();
+    let c1 = messages(C1);
+    s.handle_message(now, c1[2].clone()).unwrap();
+    // conference-create arrives before the list's reply.
+    s.handle_message(now, c1[3].clone()).unwrap();
+    sent(&mut s);
+    s.handle_message(now, messages(B2)[2].clone()).unwrap();
+    let out: Vec<_> = std::iter::from_fn(|| s.poll_output()).collect();
+    assert!(matches!(out[0], SessionOutput::Ready(_)), "{out:?}");
+    assert!(
+        matches!(&out[1], SessionOutput::Event(Event::Conference(c)) if c.kind == EventKind::Create),
+        "{out:?}"
+    );
+}
