@@ -152,6 +152,36 @@ fn calls_land_on_the_server_that_runs_their_conference() {
     dialin.assert_log_free_of(&["71234", "71235", PASSWORD]);
     let log = dialin.log();
     assert!(log.contains("Event Socket up"), "{log}");
+    // The read-only view in the status line: both servers up, one conference each.
+    assert_eq!(dialin.status_value("conferences_bbb1"), 1);
+    assert_eq!(dialin.status_value("conferences_bbb2"), 1);
+    assert_eq!(dialin.status_value("conference_collisions"), 0);
+}
+
+#[test]
+fn a_conference_live_on_two_servers_is_unavailable_and_counted() {
+    // bbb1's snapshot is b3 (71235 and 71234); bbb2 then reports 71235 too.
+    let bbb1 = Bbb::start(Snapshot::Both);
+    let bbb2 = Bbb::start(Snapshot::Empty);
+    let (dialin, sip, _dir) = start_dialin(&bbb1, &bbb2, "");
+    bbb2.esl.push(&conference_create("71235"));
+    std::thread::sleep(Duration::from_millis(300));
+    let call = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(CallerStream::new("71235#").tail(Duration::from_secs(8)))
+        .remote(sip)
+        .service(DIALLED)
+        .spawn();
+    let call = call.wait();
+    call.assert_success();
+    assert_eq!(call.received_requests("BYE").len(), 1, "dialin hung up");
+    dialin.wait_for_line("outcome=NoConference", Duration::from_secs(2));
+    assert!(bbb1.sip.received_so_far("INVITE").is_none());
+    assert!(bbb2.sip.received_so_far("INVITE").is_none());
+    assert_eq!(dialin.status_value("conference_collisions"), 1);
+    assert!(dialin
+        .log()
+        .contains("the same conference runs on two servers"));
+    dialin.assert_log_free_of(&["71235"]);
 }
 
 #[test]
