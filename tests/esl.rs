@@ -53,13 +53,13 @@ fn state(dir: &LiveDirectory) -> EslState {
 #[tokio::test]
 async fn snapshot_and_events_keep_the_directory_current() {
     let server = EslStandIn::start(Snapshot::Only71234, Fault::None);
-    let (dir, _handle, cancel) = client(&server, PASSWORD);
+    let (dir, handle, cancel) = client(&server, PASSWORD);
     wait_until("up", || state(&dir) == EslState::Up).await;
     assert_eq!(
         server.commands()[..3],
         [
             format!("auth {PASSWORD}"),
-            "event json CHANNEL_ANSWER CUSTOM conference::maintenance".to_string(),
+            dialin::esl::session::SUBSCRIPTION.to_string(),
             "api conference list".to_string()
         ]
     );
@@ -85,6 +85,17 @@ async fn snapshot_and_events_keep_the_directory_current() {
         .commands()
         .iter()
         .any(|c| c == "api global_getvar hostname"));
+    assert_eq!(state(&dir), EslState::Up);
+    // A background job and its BACKGROUND_JOB event (c3) leave the session up too.
+    assert!(handle.bgapi("conference list".into()));
+    wait_until("bgapi received", || {
+        server
+            .commands()
+            .iter()
+            .any(|c| c == "bgapi conference list")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(state(&dir), EslState::Up);
     assert_eq!(server.connections(), 1);
     cancel.cancel();

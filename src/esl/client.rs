@@ -64,19 +64,34 @@ pub enum ClientError {
     Session(#[from] SessionError),
 }
 
-/// Sends `api` commands to a server's Event Socket; cheap to clone. Dropping every handle does
-/// not stop the task (the directory still needs it); cancellation does.
+/// A command for the connection task.
+#[derive(Debug)]
+enum Command {
+    /// `api <command>`.
+    Api(String),
+    /// `bgapi <command>`.
+    Bgapi(String),
+}
+
+/// Sends commands to a server's Event Socket; cheap to clone. Dropping every handle does not
+/// stop the task (the directory still needs it); cancellation does.
 #[derive(Clone, Debug)]
 pub struct EslHandle {
     /// The connection task's command queue.
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Command>,
 }
 
 impl EslHandle {
     /// Queues `api <command>`; false when the queue is full or the task is gone. The reply is
     /// only logged (as ok or not), never the command: it holds a conference number.
     pub fn api(&self, command: String) -> bool {
-        self.tx.try_send(command).is_ok()
+        self.tx.try_send(Command::Api(command)).is_ok()
+    }
+
+    /// Queues `bgapi <command>` (for commands that may take a while); like [`EslHandle::api`]
+    /// its result is only logged.
+    pub fn bgapi(&self, command: String) -> bool {
+        self.tx.try_send(Command::Bgapi(command)).is_ok()
     }
 }
 
@@ -134,7 +149,7 @@ async fn run(
     settings: ClientSettings,
     idx: usize,
     directory: LiveDirectory,
-    mut rx: mpsc::Receiver<String>,
+    mut rx: mpsc::Receiver<Command>,
     cancel: CancellationToken,
 ) {
     let mut backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
@@ -169,7 +184,7 @@ async fn session(
     settings: &ClientSettings,
     idx: usize,
     directory: &LiveDirectory,
-    rx: &mut mpsc::Receiver<String>,
+    rx: &mut mpsc::Receiver<Command>,
     ready: &mut bool,
 ) -> Result<(), ClientError> {
     let timeout = settings.session.reply_timeout;
@@ -233,7 +248,11 @@ async fn session(
             cmd = rx.recv() => {
                 if let Some(cmd) = cmd {
                     tag = tag.wrapping_add(1);
-                    if !session.api(Instant::now(), &cmd, tag) {
+                    let accepted = match &cmd {
+                        Command::Api(c) => session.api(Instant::now(), c, tag),
+                        Command::Bgapi(c) => session.bgapi(Instant::now(), c, tag),
+                    };
+                    if !accepted {
                         warn!(server = %settings.name, "api command dropped: the Event Socket is not ready or too busy");
                     }
                 }

@@ -44,6 +44,13 @@ pub enum Event {
         /// The value of `variable_sip_h_X-Dialin-Call`.
         call: String,
     },
+    /// `BACKGROUND_JOB`: the result of a `bgapi` command.
+    BackgroundJob {
+        /// The `Job-UUID` that the `bgapi` reply announced.
+        job_uuid: String,
+        /// Whether the job's output starts with `+OK`.
+        ok: bool,
+    },
     /// Any other event.
     Other,
 }
@@ -112,20 +119,32 @@ fn json_event(body: &[u8]) -> Event {
     let Ok(map) = serde_json::from_slice::<HashMap<String, serde_json::Value>>(body) else {
         return Event::Other;
     };
-    event(|name| map.get(name).and_then(|v| v.as_str()).map(str::to_string))
+    // An event's own body (BACKGROUND_JOB output) is the `_body` key.
+    event(
+        |name| map.get(name).and_then(|v| v.as_str()).map(str::to_string),
+        map.get("_body").and_then(|v| v.as_str()).unwrap_or(""),
+    )
 }
 
 /// Reads a plain event body: `Name: url-encoded value` lines.
 fn plain_event(body: &[u8]) -> Event {
     let text = String::from_utf8_lossy(body);
-    let head = text.split("\n\n").next().unwrap_or("");
+    // Headers, then (for events with a body) an inner blank line and the body.
+    let (head, inner) = text.split_once("\n\n").unwrap_or((&text, ""));
     let map: HashMap<&str, &str> = head.lines().filter_map(|l| l.split_once(": ")).collect();
-    event(|name| map.get(name).map(|v| url_decode(v)))
+    event(|name| map.get(name).map(|v| url_decode(v)), inner)
 }
 
-/// Builds the typed event from a field lookup.
-fn event(get: impl Fn(&str) -> Option<String>) -> Event {
+/// Builds the typed event from a field lookup and the event's own body.
+fn event(get: impl Fn(&str) -> Option<String>, body: &str) -> Event {
     match get("Event-Name").as_deref() {
+        Some("BACKGROUND_JOB") => match get("Job-UUID") {
+            Some(job_uuid) => Event::BackgroundJob {
+                job_uuid,
+                ok: body.starts_with("+OK"),
+            },
+            None => Event::Other,
+        },
         Some("CUSTOM") if get("Event-Subclass").as_deref() == Some("conference::maintenance") => {
             let Some(conference) = get("Conference-Name") else {
                 return Event::Other;

@@ -179,3 +179,28 @@ fn url_decoding() {
         assert_eq!(url_decode(input), want);
     }
 }
+
+#[test]
+fn background_jobs_json_and_plain() {
+    for raw in [
+        include_bytes!("../../tests/fixtures/esl/c3-bgapi-conference-list-json.s2c.raw").as_slice(),
+        include_bytes!("../../tests/fixtures/esl/c3-bgapi-conference-list-plain.s2c.raw")
+            .as_slice(),
+    ] {
+        let m = messages(raw);
+        assert!(
+            m.iter().any(|m| matches!(m, Message::CommandReply { ok: true, text } if text.starts_with("+OK Job-UUID: "))),
+            "{m:?}"
+        );
+        let jobs: Vec<_> = m
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Event(Event::BackgroundJob { job_uuid, ok }) => Some((job_uuid, ok)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(jobs.len(), 1);
+        assert!(jobs[0].1, "+OK No active conferences.");
+        assert_eq!(jobs[0].0.len(), 36);
+    }
+}

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 /// The events dialin subscribes to: conference life-cycle and members, and channel answers
 /// (they carry our `X-Dialin-Call` header; conference events carry no channel variables).
-pub const SUBSCRIPTION: &str = "event json CHANNEL_ANSWER CUSTOM conference::maintenance";
+/// `BACKGROUND_JOB` carries the results of `bgapi` commands.
+pub const SUBSCRIPTION: &str =
+    "event json CHANNEL_ANSWER BACKGROUND_JOB CUSTOM conference::maintenance";
 
 /// The snapshot request.
 const SNAPSHOT: &str = "api conference list";
@@ -81,9 +83,10 @@ pub enum SessionOutput {
     Ready(Vec<ListedConference>),
     /// A subscribed event, after the snapshot.
     Event(Event),
-    /// The reply to an [`Session::api`] request: its tag and whether the body starts `+OK`.
+    /// The reply to an [`Session::api`] request, or the result of a [`Session::bgapi`] job:
+    /// its tag and whether the output starts `+OK`.
     ApiReply {
-        /// The tag given to [`Session::api`].
+        /// The tag given to [`Session::api`] or [`Session::bgapi`].
         tag: u64,
         /// Whether FreeSWITCH reported success.
         ok: bool,
@@ -123,6 +126,10 @@ pub struct Session {
     last_rx: Instant,
     /// `api` requests in flight with the time each was sent.
     pending: VecDeque<(Pending, Instant)>,
+    /// `bgapi` requests waiting for their `command/reply` (tag, time sent), in order.
+    bg_sent: VecDeque<(u64, Instant)>,
+    /// Accepted `bgapi` jobs waiting for their BACKGROUND_JOB event: (Job-UUID, tag).
+    jobs: Vec<(String, u64)>,
     /// Outputs not yet taken.
     out: VecDeque<SessionOutput>,
     /// Events that arrived between the subscription and the snapshot's reply: applied on top
@@ -140,6 +147,8 @@ impl Session {
             step_since: now,
             last_rx: now,
             pending: VecDeque::new(),
+            bg_sent: VecDeque::new(),
+            jobs: Vec::new(),
             out: VecDeque::new(),
             early: Vec::new(),
         }
@@ -157,6 +166,20 @@ impl Session {
             return false;
         }
         self.request(now, Pending::Api(tag), &format!("api {command}"));
+        true
+    }
+
+    /// Queues `bgapi <command>` (FreeSWITCH runs it in the background and answers with a
+    /// BACKGROUND_JOB event); its result comes back as [`SessionOutput::ApiReply`] with `tag`.
+    /// Refused (false) before the session is ready or with [`MAX_PENDING`] jobs open.
+    pub fn bgapi(&mut self, now: Instant, command: &str, tag: u64) -> bool {
+        if self.state != State::Ready || self.bg_sent.len() + self.jobs.len() >= MAX_PENDING {
+            return false;
+        }
+        self.bg_sent.push_back((tag, now));
+        self.out.push_back(SessionOutput::Send(
+            format!("bgapi {command}\n\n").into_bytes(),
+        ));
         true
     }
 
@@ -192,6 +215,13 @@ impl Session {
                 SessionError::Protocol(format!("the event subscription was refused ({text})")),
             ),
             (_, Message::ApiResponse(body)) => self.on_api_response(now, &body),
+            (State::Ready, Message::Event(Event::BackgroundJob { job_uuid, ok })) => {
+                if let Some(i) = self.jobs.iter().position(|(u, _)| *u == job_uuid) {
+                    let (_, tag) = self.jobs.swap_remove(i);
+                    self.out.push_back(SessionOutput::ApiReply { tag, ok });
+                }
+                Ok(())
+            }
             (State::Ready, Message::Event(e)) => {
                 if e != Event::Other {
                     self.out.push_back(SessionOutput::Event(e));
@@ -212,7 +242,17 @@ impl Session {
                 Ok(())
             }
             (_, Message::Event(_)) | (_, Message::Other) => Ok(()),
-            (State::Ready, Message::CommandReply { .. }) => Ok(()),
+            (State::Ready, Message::CommandReply { ok, text }) => {
+                if let Some((tag, _)) = self.bg_sent.pop_front() {
+                    match text.strip_prefix("+OK Job-UUID: ").filter(|_| ok) {
+                        Some(uuid) => self.jobs.push((uuid.trim().to_string(), tag)),
+                        None => self
+                            .out
+                            .push_back(SessionOutput::ApiReply { tag, ok: false }),
+                    }
+                }
+                Ok(())
+            }
             (state, msg) => Err(SessionError::Protocol(format!(
                 "{} while {state:?}",
                 describe(&msg)
@@ -255,10 +295,7 @@ impl Session {
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
         let timeout = self.settings.reply_timeout;
         let overdue = match self.state {
-            State::Ready => self
-                .pending
-                .front()
-                .is_some_and(|(_, at)| now >= *at + timeout),
+            State::Ready => self.oldest_request().is_some_and(|at| now >= at + timeout),
             _ => now >= self.step_since + timeout,
         };
         if overdue {
@@ -284,12 +321,19 @@ impl Session {
     pub fn poll_timeout(&self) -> Instant {
         let timeout = self.settings.reply_timeout;
         match self.state {
-            State::Ready => match self.pending.front() {
-                Some((_, at)) => *at + timeout,
+            State::Ready => match self.oldest_request() {
+                Some(at) => at + timeout,
                 None => self.last_rx + self.settings.keepalive,
             },
             _ => self.step_since + timeout,
         }
+    }
+
+    /// When the oldest unanswered `api` or `bgapi` request was sent.
+    fn oldest_request(&self) -> Option<Instant> {
+        let api = self.pending.front().map(|p| p.1);
+        let bg = self.bg_sent.front().map(|b| b.1);
+        api.into_iter().chain(bg).min()
     }
 
     fn step(&mut self, now: Instant, next: State) {

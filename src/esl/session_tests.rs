@@ -257,3 +257,48 @@ fn events_between_subscription_and_snapshot_are_applied_after_it() {
         "{out:?}"
     );
 }
+
+#[test]
+fn bgapi_jobs_are_matched_by_job_uuid() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    sent(&mut s);
+    assert!(s.bgapi(now, "conference list", 9));
+    assert_eq!(sent(&mut s), ["bgapi conference list\n\n"]);
+    assert_eq!(
+        s.poll_timeout(),
+        now + SessionSettings::default().reply_timeout
+    );
+    let c3 = messages(include_bytes!(
+        "../../tests/fixtures/esl/c3-bgapi-conference-list-json.s2c.raw"
+    ));
+    // c3: the Job-UUID reply, then the BACKGROUND_JOB event.
+    s.handle_message(now, c3[3].clone()).unwrap();
+    s.handle_message(now, c3[4].clone()).unwrap();
+    let out: Vec<_> = std::iter::from_fn(|| s.poll_output()).collect();
+    assert_eq!(out, [SessionOutput::ApiReply { tag: 9, ok: true }]);
+    // A refused bgapi is a failed reply at once.
+    assert!(s.bgapi(now, "nonsense", 10));
+    sent(&mut s);
+    s.handle_message(
+        now,
+        Message::CommandReply {
+            ok: false,
+            text: "-ERR command not found".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        s.poll_output(),
+        Some(SessionOutput::ApiReply { tag: 10, ok: false })
+    );
+    // An unanswered bgapi is a silent server.
+    assert!(s.bgapi(now, "status", 11));
+    let due = now + SessionSettings::default().reply_timeout;
+    assert_eq!(
+        s.handle_timeout(due),
+        Err(SessionError::Silent(
+            SessionSettings::default().reply_timeout
+        ))
+    );
+}

@@ -182,7 +182,7 @@ impl Directory {
                 entry.calls.insert(call.clone(), unique_id.clone());
                 entry.call_order.push_back(call.clone());
             }
-            Event::Other => {}
+            Event::BackgroundJob { .. } | Event::Other => {}
         }
         false
     }

@@ -10,6 +10,7 @@
 //! - `api conference list` → the snapshot chosen by the test (b1 empty, b2 71234, b3 71235+71234);
 //! - any other `api` (keepalive `global_getvar`, `tmute`) → recorded, answered with c1's
 //!   `+OK mute 2` (the captured tmute reply); the body of a keepalive reply is not looked at;
+//! - `bgapi …` → c3's `+OK Job-UUID` reply and its BACKGROUND_JOB event;
 //! - events are pushed by the test ([`EslStandIn::push`]), e.g. c1's conference-create.
 //!
 //! [`Fault`] makes it misbehave: silence, a cut after auth, a truncated or oversized frame.
@@ -29,6 +30,7 @@ const B1: &[u8] = include_bytes!("../fixtures/esl/b1-api-conference-list-empty.s
 const B2: &[u8] =
     include_bytes!("../fixtures/esl/b2-api-conference-list-one-conference-2-members.s2c.raw");
 const B3: &[u8] = include_bytes!("../fixtures/esl/b3-api-conference-list-two-conferences.s2c.raw");
+const C3: &[u8] = include_bytes!("../fixtures/esl/c3-bgapi-conference-list-json.s2c.raw");
 const D1: &[u8] = include_bytes!("../fixtures/esl/d1-shutdown-idle-client.s2c.raw");
 /// The json conference life-cycle of 71234 (create, members 1 and 2, mutes, leave, destroy).
 pub const C1: &[u8] = include_bytes!("../fixtures/esl/c1-event-json-conference-lifecycle.s2c.raw");
@@ -302,6 +304,9 @@ fn serve(
                 Fault::Garbage => b"\x00\x01 not an event socket \xff\n\n".to_vec(),
                 _ => frame.to_vec(),
             }
+        } else if command.starts_with("bgapi ") {
+            let c3 = frames(C3);
+            [c3[3], c3[4]].concat()
         } else if command.starts_with("api ") {
             frame_with(C1, "+OK mute 2").to_vec()
         } else if command == "exit" {
