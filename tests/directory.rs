@@ -248,3 +248,24 @@ fn the_mute_key_sends_tmute_over_the_event_socket_and_is_not_forwarded() {
     assert!(rec.caller_audio() > 50);
     assert!(dialin.log().contains("mute key: toggling mute"));
 }
+
+#[test]
+fn a_server_whose_event_socket_is_lost_becomes_unavailable_after_the_grace_period() {
+    let bbb1 = Bbb::start(Snapshot::Only71234);
+    let bbb2 = Bbb::start(Snapshot::Empty);
+    let (dialin, sip, _dir) = start_dialin(&bbb1, &bbb2, "[esl]\ngrace = \"1s\"\n");
+    bbb1.esl.cut_and_refuse();
+    dialin.wait_for_line("Event Socket down", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1500));
+    let call = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(CallerStream::new("71234#").tail(Duration::from_secs(8)))
+        .remote(sip)
+        .service(DIALLED)
+        .spawn();
+    call.wait().assert_success();
+    dialin.wait_for_line("outcome=NoConference", Duration::from_secs(2));
+    assert!(bbb1.sip.received_so_far("INVITE").is_none());
+    assert_eq!(dialin.status_value("conferences_bbb1"), 0);
+    let line = dialin.wait_for_line("status:", Duration::from_secs(1));
+    assert!(line.contains("esl_bbb1=Down"), "{line}");
+}
