@@ -157,6 +157,33 @@ async fn freeswitch_shutdown_is_a_clean_down() {
     cancel.cancel();
 }
 
+#[tokio::test]
+async fn a_cut_connection_comes_back_with_a_fresh_snapshot() {
+    let server = EslStandIn::start(Snapshot::Only71234, Fault::None);
+    let (dir, _handle, cancel) = client(&server, PASSWORD);
+    wait_until("up", || state(&dir) == EslState::Up).await;
+    server.push(&conference_create("71235"));
+    wait_until("71235 known", || {
+        dir.lookup("71235", Instant::now()) == Presence::Running("bbb1".into())
+    })
+    .await;
+    server.cut();
+    wait_until("reconnected", || {
+        server.connections() == 2 && state(&dir) == EslState::Up
+    })
+    .await;
+    // The new snapshot (b2: 71234 only) replaced what the events had added.
+    assert_eq!(
+        dir.lookup("71235", Instant::now()),
+        Presence::NotRunning { certain: true }
+    );
+    assert_eq!(
+        dir.lookup("71234", Instant::now()),
+        Presence::Running("bbb1".into())
+    );
+    cancel.cancel();
+}
+
 /// A misbehaving server: the directory never trusts it, and the client reconnects at the
 /// backoff's pace (at least twice in 3 s, and no more than the backoff allows: no busy loop).
 async fn reconnects_without_busy_loop(fault: Fault, password: &str) {

@@ -186,6 +186,11 @@ impl EslStandIn {
     /// Cuts every open connection and closes new ones at once from now on.
     pub fn cut_and_refuse(&self) {
         self.refuse.store(true, Ordering::SeqCst);
+        self.cut();
+    }
+
+    /// Cuts every open connection (a network blip); new connections are served.
+    pub fn cut(&self) {
         for s in self.open.lock().unwrap().drain(..) {
             s.shutdown(std::net::Shutdown::Both).ok();
         }
