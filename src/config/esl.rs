@@ -89,10 +89,33 @@ pub(super) fn section(root: &Section<'_>, p: &mut Problems<'_>) -> EslConfig {
     if let Some(v) = s.integer(p, "max_frame", 4096..=64 * 1024 * 1024) {
         c.max_frame = v.value as usize;
     }
-    if let Some(v) = s.parsed(p, "reply_timeout", parse_duration) {
+    let at_least = |min_ms: u64, what: &'static str| {
+        move |t: &str| {
+            let d = parse_duration(t)?;
+            if d < std::time::Duration::from_millis(min_ms) {
+                return Err(what.to_string());
+            }
+            Ok(d)
+        }
+    };
+    if let Some(v) = s.parsed(
+        p,
+        "reply_timeout",
+        at_least(
+            100,
+            "must be at least 100ms, or a healthy server would count as silent",
+        ),
+    ) {
         c.reply_timeout = v.value;
     }
-    if let Some(v) = s.parsed(p, "keepalive", parse_duration) {
+    if let Some(v) = s.parsed(
+        p,
+        "keepalive",
+        at_least(
+            1000,
+            "must be at least 1s, or the keepalive requests would flood FreeSWITCH",
+        ),
+    ) {
         c.keepalive = v.value;
     }
     c

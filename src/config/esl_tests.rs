@@ -92,6 +92,8 @@ fn esl_problems_name_their_key_and_never_the_password() {
         ("[esl]\nmax_frame = 10\n", "esl.max_frame"),
         ("[esl]\ngrace = 5\n", "esl.grace"),
         ("[esl]\nnope = 1\n", "esl.nope"),
+        ("[esl]\nkeepalive = \"10ms\"\n", "esl.keepalive"),
+        ("[esl]\nreply_timeout = \"1ms\"\n", "esl.reply_timeout"),
     ] {
         let got = problems(text);
         assert_eq!(got[0].0, key, "{text}: {got:?}");
