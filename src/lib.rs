@@ -37,3 +37,4 @@ pub mod secret;
 pub mod serve;
 pub mod sip;
 pub mod sounds;
+pub mod store;

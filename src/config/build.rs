@@ -27,7 +27,10 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let root = Section::root(doc.as_table());
     root.reject_unknown(
         &mut p,
-        &["sip", "media", "trunk", "ivr", "servers", "routing", "pins"],
+        &[
+            "sip", "media", "trunk", "ivr", "servers", "routing", "pins", "store", "admin",
+            "bbb_api",
+        ],
     );
     let sip = sip(&root, &mut p);
     let media = media(&root, &mut p);
@@ -36,6 +39,9 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let (servers, declared) = servers(&root, &mut p);
     let routing = routing(&root, &mut p, &declared);
     let pins = pins(&root, &mut p, &ivr, &declared, &routing);
+    let store = super::admin::store(&root, &mut p);
+    let admin = super::admin::admin(&root, &mut p);
+    let bbb_api = super::admin::bbb_api(&root, &mut p, &declared);
     p.finish(
         origin,
         Config {
@@ -46,6 +52,9 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             servers,
             routing,
             pins,
+            store,
+            admin,
+            bbb_api,
         },
     )
 }

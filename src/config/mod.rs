@@ -10,6 +10,7 @@
 //! A file without `[[servers]]` is valid (only the echo test works then); such soft problems are
 //! reported by [`Config::warnings`], which `dialin check` prints as warnings, not errors.
 
+mod admin;
 mod build;
 mod error;
 mod reader;
@@ -19,6 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use admin::{AdminConfig, BbbApiConfig, ChecksumAlgorithm, StoreConfig};
 pub use error::{ConfigError, ConfigErrors};
 pub use values::parse_duration;
 
@@ -46,6 +48,12 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Admin PIN mappings from the file (`[[pins]]`); PINs are unique.
     pub pins: Vec<PinMapping>,
+    /// Where the admin-managed PIN mappings live (`[store]`).
+    pub store: StoreConfig,
+    /// The HTTP admin API (`[admin]`).
+    pub admin: AdminConfig,
+    /// BBB API endpoints for meeting-ID mappings (`[[bbb_api]]`).
+    pub bbb_api: Vec<BbbApiConfig>,
 }
 
 /// `[sip]`: where dialin's SIP endpoint listens and what address it puts in messages.
