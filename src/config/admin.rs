@@ -141,13 +141,20 @@ pub(super) fn bbb_api(
             })
         });
         let secret = s.parsed(p, "secret", |t| {
-            (t.len() >= 8)
-                .then(|| t.to_string())
-                .ok_or_else(|| "too short; use the server's shared secret (bbb-conf --secret)".into())
+            (t.len() >= 8).then(|| t.to_string()).ok_or_else(|| {
+                "too short; use the server's shared secret (bbb-conf --secret)".into()
+            })
         });
-        for (key, what) in [("url", "the API's base URL"), ("secret", "the shared secret")] {
+        for (key, what) in [
+            ("url", "the API's base URL"),
+            ("secret", "the shared secret"),
+        ] {
             if !s.has(key) {
-                p.push(s.line, s.path_of(key), format!("missing; set {key} to {what}"));
+                p.push(
+                    s.line,
+                    s.path_of(key),
+                    format!("missing; set {key} to {what}"),
+                );
             }
         }
         let server = s.string(p, "server").and_then(|v| {

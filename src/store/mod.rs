@@ -8,6 +8,7 @@
 //! changes made by other processes (the CLI, other cluster members) within its poll interval,
 //! and changes made in this process at once (in-process notify).
 
+pub mod exchange;
 pub mod generate;
 pub mod model;
 pub mod watch;
@@ -101,12 +102,17 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (kind, url, max) = if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(StoreError::BadUrl("sqlite:// needs a file path, like sqlite:///var/lib/dialin/pins.db".into()));
+                return Err(StoreError::BadUrl(
+                    "sqlite:// needs a file path, like sqlite:///var/lib/dialin/pins.db".into(),
+                ));
             }
             let file = Path::new(path.split('?').next().unwrap_or(path));
             if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::BadUrl(format!("cannot create the directory {} ({e})", dir.display()))
+                    StoreError::BadUrl(format!(
+                        "cannot create the directory {} ({e})",
+                        dir.display()
+                    ))
                 })?;
             }
             let sep = if path.contains('?') { '&' } else { '?' };
@@ -129,7 +135,10 @@ impl Store {
             .map_err(|source| StoreError::Open { kind, source })?;
         if kind == "sqlite" {
             // WAL lets readers (every dialin poll) run beside a writer (the CLI).
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.ok();
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .ok();
         }
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store {
@@ -183,7 +192,9 @@ impl Store {
 
     /// How many mappings there are.
     pub async fn count(&self) -> Result<u64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM pins").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM pins")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
 

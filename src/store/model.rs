@@ -252,7 +252,8 @@ impl Rules {
                 None
             }
         };
-        let pin = pin_text.and_then(|t| self.check_writable_pin(t).map_err(|e| errors.push(e)).ok());
+        let pin =
+            pin_text.and_then(|t| self.check_writable_pin(t).map_err(|e| errors.push(e)).ok());
         let server = match doc.server.as_deref().filter(|s| !s.is_empty()) {
             Some(s) if !self.servers.iter().any(|n| n == s) => {
                 let reason = if self.servers.is_empty() {
@@ -320,25 +321,23 @@ impl Rules {
                 ));
             }
         }
-        let mut time = |field: &str, v: &Option<String>| match v.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(t) => parse_time(t)
-                .map_err(|_| {
-                    errors.push(FieldError::new(
-                        field,
-                        "not an RFC 3339 time; write it like \"2026-09-01T08:00:00Z\"",
-                    ))
-                })
-                .ok(),
-        };
+        let mut time =
+            |field: &str, v: &Option<String>| match v.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(t) => parse_time(t)
+                    .map_err(|_| {
+                        errors.push(FieldError::new(
+                            field,
+                            "not an RFC 3339 time; write it like \"2026-09-01T08:00:00Z\"",
+                        ))
+                    })
+                    .ok(),
+            };
         let valid_from = time("valid_from", &doc.valid_from);
         let valid_until = time("valid_until", &doc.valid_until);
         if let (Some(f), Some(u)) = (valid_from, valid_until) {
             if u <= f {
-                errors.push(FieldError::new(
-                    "valid_until",
-                    "must be after valid_from",
-                ));
+                errors.push(FieldError::new("valid_until", "must be after valid_from"));
             }
         }
         match (pin, target) {
@@ -358,7 +357,10 @@ impl Rules {
 pub fn format_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -448,7 +450,10 @@ mod tests {
             assert_eq!(errors.len(), 1, "{errors:?}");
             assert_eq!(errors[0].field, field, "{errors:?}");
             let text = errors[0].to_string();
-            assert!(!text.contains("71234") && !text.contains("123456"), "{text}");
+            assert!(
+                !text.contains("71234") && !text.contains("123456"),
+                "{text}"
+            );
         }
     }
 
@@ -481,7 +486,9 @@ mod tests {
         let m = rules().validate(&meeting, Some("55501")).unwrap();
         assert!(matches!(m.target, Target::Meeting { .. }));
         // The path PIN and a different body PIN disagree.
-        let errors = rules().validate(&doc("55502", "71234"), Some("55501")).unwrap_err();
+        let errors = rules()
+            .validate(&doc("55502", "71234"), Some("55501"))
+            .unwrap_err();
         assert_eq!(errors[0].field, "pin");
     }
 

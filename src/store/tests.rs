@@ -35,9 +35,11 @@ impl TestDb {
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             model::unix_now()
         );
-        let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap_or_else(|e| {
-            panic!("the store tests need PostgreSQL at 127.0.0.1:5432 with trust auth: {e}")
-        });
+        let mut c = sqlx::PgConnection::connect(PG_ADMIN)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("the store tests need PostgreSQL at 127.0.0.1:5432 with trust auth: {e}")
+            });
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut c)
             .await
@@ -57,7 +59,9 @@ impl TestDb {
     pub(crate) async fn drop_db(self) {
         use sqlx::Connection;
         if let TestDb::Postgres(name) = self {
-            let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.expect("connect");
+            let mut c = sqlx::PgConnection::connect(PG_ADMIN)
+                .await
+                .expect("connect");
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut c)
                 .await
@@ -139,7 +143,10 @@ async fn crud(store: Store, url: String) {
         .unwrap();
     assert_eq!(store.put(&meeting).await.unwrap(), Put::Updated);
     let m2 = store.get(&pin("12345")).await.unwrap().unwrap();
-    assert_eq!(m2.created_at, m.created_at, "an update keeps the creation time");
+    assert_eq!(
+        m2.created_at, m.created_at,
+        "an update keeps the creation time"
+    );
     assert_eq!(m2.label.as_deref(), Some("Room 1"));
     assert_eq!(m2.valid_until, Some(1_893_456_000));
     assert!(matches!(m2.target, Target::Meeting { ref meeting_id, .. } if meeting_id == "room-1"));
@@ -162,7 +169,9 @@ async fn crud_on_both() {
 }
 
 async fn paging(store: Store, _url: String) {
-    let all: Vec<NewMapping> = (0..25).map(|i| conf(&format!("{}", 10000 + i * 7), "71234")).collect();
+    let all: Vec<NewMapping> = (0..25)
+        .map(|i| conf(&format!("{}", 10000 + i * 7), "71234"))
+        .collect();
     store.write_all(&all, false).await.unwrap();
     let mut after: Option<String> = None;
     let mut seen = Vec::new();
@@ -185,19 +194,39 @@ async fn paging_on_both() {
 }
 
 async fn replace_is_atomic(store: Store, _url: String) {
-    store.write_all(&[conf("11111", "71234"), conf("22222", "71234")], false).await.unwrap();
-    store.write_all(&[conf("22222", "75555"), conf("33333", "71234")], true).await.unwrap();
-    let pins: Vec<String> = store.all().await.unwrap().iter().map(|m| m.pin.expose().to_string()).collect();
+    store
+        .write_all(&[conf("11111", "71234"), conf("22222", "71234")], false)
+        .await
+        .unwrap();
+    store
+        .write_all(&[conf("22222", "75555"), conf("33333", "71234")], true)
+        .await
+        .unwrap();
+    let pins: Vec<String> = store
+        .all()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.pin.expose().to_string())
+        .collect();
     assert_eq!(pins, ["22222", "33333"]);
     // A batch with a repeated PIN is refused as a whole, naming the row.
-    let dup = [conf("44444", "71234"), conf("55555", "71234"), conf("55555", "71234")];
+    let dup = [
+        conf("44444", "71234"),
+        conf("55555", "71234"),
+        conf("55555", "71234"),
+    ];
     let before = store.all().await.unwrap();
     let e = store.write_all(&dup, true).await.unwrap_err();
     assert!(matches!(e, StoreError::DuplicateInBatch { row: 3 }), "{e}");
     assert_eq!(store.all().await.unwrap(), before);
     // Concurrent replacers: every final state is exactly one writer's whole set.
     let sets: Vec<Vec<NewMapping>> = (0..6)
-        .map(|w| (0..30).map(|i| conf(&format!("{}{:04}", w + 1, i), "71234")).collect())
+        .map(|w| {
+            (0..30)
+                .map(|i| conf(&format!("{}{:04}", w + 1, i), "71234"))
+                .collect()
+        })
         .collect();
     let mut tasks = Vec::new();
     for set in sets.clone() {
@@ -211,9 +240,19 @@ async fn replace_is_atomic(store: Store, _url: String) {
     for t in tasks {
         t.await.unwrap();
     }
-    let got: Vec<String> = store.all().await.unwrap().iter().map(|m| m.pin.expose().to_string()).collect();
+    let got: Vec<String> = store
+        .all()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.pin.expose().to_string())
+        .collect();
     assert!(
-        sets.iter().any(|s| s.iter().map(|m| m.pin.expose().to_string()).collect::<Vec<_>>() == got),
+        sets.iter().any(|s| s
+            .iter()
+            .map(|m| m.pin.expose().to_string())
+            .collect::<Vec<_>>()
+            == got),
         "the final set mixes writers: {} rows",
         got.len()
     );
@@ -225,16 +264,24 @@ async fn replace_on_both() {
 }
 
 async fn watch_sees_changes(store: Store, url: String) {
-    let mut rx = watch::watch(store.clone(), Duration::from_millis(200)).await.unwrap();
+    let mut rx = watch::watch(store.clone(), Duration::from_millis(200))
+        .await
+        .unwrap();
     assert!(rx.borrow().is_empty());
     // A write in this process.
     store.insert(&conf("12345", "71234")).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(1), rx.changed()).await.expect("seen within a second").unwrap();
+    tokio::time::timeout(Duration::from_secs(1), rx.changed())
+        .await
+        .expect("seen within a second")
+        .unwrap();
     assert_eq!(rx.borrow_and_update().len(), 1);
     // A write through another pool (as another process would).
     let other = Store::open(&url).await.unwrap();
     other.insert(&conf("23456", "71234")).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(1), rx.changed()).await.expect("seen within a second").unwrap();
+    tokio::time::timeout(Duration::from_secs(1), rx.changed())
+        .await
+        .expect("seen within a second")
+        .unwrap();
     assert_eq!(rx.borrow_and_update().len(), 2);
     other.close().await;
 }
@@ -250,6 +297,10 @@ async fn bad_urls_are_explained() {
         let e = Store::open(url).await.err().expect("refused").to_string();
         assert!(e.contains("store.url"), "{e}");
     }
-    let e = Store::open("postgres://postgres@127.0.0.1:1/none").await.err().unwrap().to_string();
+    let e = Store::open("postgres://postgres@127.0.0.1:1/none")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("cannot open the PIN store"), "{e}");
 }
