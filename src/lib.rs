@@ -26,6 +26,8 @@
 //! sockets, and relays packets in place in its own buffers: no allocation, lock or log line
 //! per packet.
 
+pub mod admin;
+pub mod bbb_api;
 pub mod call;
 pub mod config;
 pub mod digit;

@@ -49,6 +49,17 @@ pub enum RouteDecision {
     Invalid,
 }
 
+/// What a typed PIN leads to, when it may need a lookup first: store mappings to a BBB
+/// meeting ID are resolved by the call driver (through the BBB API, with a timeout) and then
+/// become a [`RouteDecision`] via [`Router::meeting_target`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The decision is known now.
+    Ready(RouteDecision),
+    /// Ask the BBB API for this meeting's voiceBridge first.
+    Meeting(crate::store::live::MeetingLookup),
+}
+
 /// The smallest and largest voiceBridge numbers BBB uses: a PIN of this length may be one.
 const CONFERENCE_DIGITS: std::ops::RangeInclusive<usize> = 5..=11;
 
@@ -76,6 +87,10 @@ pub struct Router {
     pin_is_conference: bool,
     /// The server for PINs that do not name one.
     default_server: Option<Server>,
+    /// Every server by name, for store mappings that name one.
+    servers: std::collections::HashMap<String, Server>,
+    /// The PIN store's mappings, swapped live by the store watcher (shared by clones).
+    store: crate::store::live::LiveMappings,
 }
 
 impl Router {
@@ -107,12 +122,79 @@ impl Router {
             mappings,
             pin_is_conference: config.routing.pin_is_conference,
             default_server,
+            servers: config
+                .servers
+                .iter()
+                .map(|s| (s.name.clone(), server(s)))
+                .collect(),
+            store: Default::default(),
         }
     }
 
-    /// Where `pin` leads: the echo test, an admin mapping, the PIN as a conference number on
-    /// the default server, or [`RouteDecision::Invalid`].
+    /// The handle the store watcher swaps new mapping sets into.
+    pub fn store_mappings(&self) -> crate::store::live::LiveMappings {
+        self.store.clone()
+    }
+
+    /// Like [`Router::resolve`], but a store mapping to a BBB meeting ID asks for a lookup
+    /// instead of counting as invalid. Store mappings are checked after the config file's
+    /// `[[pins]]` (which win) and only within their validity window (wall clock).
+    pub fn lookup(&self, pin: &crate::secret::Pin) -> Lookup {
+        self.lookup_at(pin, crate::store::model::unix_now())
+    }
+
+    /// [`Router::lookup`] at `now` (Unix seconds).
+    pub fn lookup_at(&self, pin: &crate::secret::Pin, now: i64) -> Lookup {
+        use crate::store::model::Target;
+        if self.echo_pin.as_ref() == Some(pin) || self.mappings.contains_key(pin.expose()) {
+            return Lookup::Ready(self.resolve_config(pin));
+        }
+        let snapshot = self.store.snapshot();
+        match snapshot.get(pin.expose()).filter(|m| m.is_valid_at(now)) {
+            Some(m) => match &m.target {
+                Target::Conference { conference, server } => {
+                    Lookup::Ready(self.meeting_target(conference.clone(), server.as_deref()))
+                }
+                Target::Meeting { meeting_id, server } => {
+                    Lookup::Meeting(crate::store::live::MeetingLookup {
+                        meeting_id: meeting_id.clone(),
+                        server: server.clone(),
+                    })
+                }
+            },
+            None => Lookup::Ready(self.resolve_config(pin)),
+        }
+    }
+
+    /// The route to `conference` on the server named `server` (or the default server);
+    /// [`RouteDecision::Invalid`] when that server is not configured.
+    pub fn meeting_target(&self, conference: ConferenceId, server: Option<&str>) -> RouteDecision {
+        let s = match server {
+            Some(name) => self.servers.get(name),
+            None => self.default_server.as_ref(),
+        };
+        match s {
+            Some(s) => RouteDecision::Conference(ConferenceTarget {
+                conference,
+                server: s.name.clone(),
+                server_addr: s.addr,
+            }),
+            None => RouteDecision::Invalid,
+        }
+    }
+
+    /// Where `pin` leads: the echo test, an admin mapping (config file, then store), the PIN as a
+    /// conference number on the default server, or [`RouteDecision::Invalid`]. A store mapping
+    /// to a meeting ID needs a lookup ([`Router::lookup`]) and counts as invalid here.
     pub fn resolve(&self, pin: &crate::secret::Pin) -> RouteDecision {
+        match self.lookup(pin) {
+            Lookup::Ready(d) => d,
+            Lookup::Meeting(_) => RouteDecision::Invalid,
+        }
+    }
+
+    /// Routing by the configuration alone (echo, `[[pins]]`, PIN as conference number).
+    fn resolve_config(&self, pin: &crate::secret::Pin) -> RouteDecision {
         if self.echo_pin.as_ref() == Some(pin) {
             return RouteDecision::Echo;
         }
@@ -137,6 +219,7 @@ impl fmt::Debug for Router {
         f.debug_struct("Router")
             .field("echo", &self.echo_pin.is_some())
             .field("mappings", &self.mappings.len())
+            .field("store", &self.store.len())
             .field("pin_is_conference", &self.pin_is_conference)
             .field(
                 "default_server",

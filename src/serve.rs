@@ -11,11 +11,12 @@ use crate::routing::Router;
 use crate::sip::edge::{dispatch, CallAcceptor, EdgeSettings, SipEdge};
 use crate::sip::source_filter::RejectMode;
 use crate::sounds::load_prompts;
+use crate::store::Store;
 use anyhow::Context;
 use rsipstack::transaction::Transaction;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::info;
+use tracing::{info, warn};
 
 struct Calls(Arc<CallContext>);
 
@@ -42,13 +43,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
     })
     .await?;
+    let router = Router::new(&config);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let store = start_store(&config, &router).await?;
+    start_admin(&config, &store, cancel.clone()).await?;
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
         contact: edge.contact(),
         advertise: edge.advertise,
         rtp_bind: config.sip.listen.ip(),
         sip_port: edge.local_addr.port(),
-        router: Router::new(&config),
+        router,
+        meetings: Arc::new(crate::bbb_api::BbbApis::new(config.bbb_api.clone())),
         prompts,
         ports,
         flow: FlowSettings {
@@ -96,6 +102,59 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     info!("stopping: {}", status(&ctx, &edge));
     edge.cancel.cancel();
+    cancel.cancel();
+    store.close().await;
+    Ok(())
+}
+
+/// Opens the PIN store and keeps the router's copy of its mappings current.
+async fn start_store(config: &Config, router: &Router) -> anyhow::Result<Store> {
+    let url = config
+        .store
+        .url
+        .clone()
+        .unwrap_or_else(crate::store::default_url);
+    let store = Store::open(&url).await?;
+    let mut rx = crate::store::watch::watch(store.clone(), crate::store::watch::POLL_INTERVAL)
+        .await
+        .context("cannot read the PIN store")?;
+    let live = router.store_mappings();
+    live.replace(&rx.borrow_and_update());
+    info!(
+        store = store.kind(),
+        mappings = live.len(),
+        "PIN store open"
+    );
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let mappings = rx.borrow_and_update().clone();
+            live.replace(&mappings);
+            info!(mappings = mappings.len(), "PIN mappings updated");
+        }
+    });
+    Ok(store)
+}
+
+/// Starts the admin API if `[admin] listen` is set.
+async fn start_admin(
+    config: &Config,
+    store: &Store,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.admin.listen else {
+        return Ok(());
+    };
+    let token = crate::admin::auth::load_token(&config.admin)?;
+    if token.is_none() {
+        warn!("no admin token configured (admin.token_file or admin.token_env): the admin API answers every /api/v1 request with 401");
+    }
+    let pins = crate::admin::pins::routes(crate::admin::pins::PinsState {
+        store: store.clone(),
+        rules: Arc::new(crate::store::model::Rules::from_config(config)),
+        config_pins: Arc::new(config.pins.clone()),
+    });
+    let app = crate::admin::build(token, vec![pins], Vec::new());
+    crate::admin::serve(addr, app, cancel).await?;
     Ok(())
 }
 

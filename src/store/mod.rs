@@ -10,6 +10,7 @@
 
 pub mod exchange;
 pub mod generate;
+pub mod live;
 pub mod model;
 pub mod watch;
 

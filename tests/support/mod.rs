@@ -7,6 +7,7 @@
 //! # Layout
 //! | module | job |
 //! |---|---|
+//! | [`db`] | a SQLite file or a fresh PostgreSQL database per test |
 //! | [`ports`] | distinct free UDP/TCP port blocks for tests running in parallel (threads and processes) |
 //! | [`rtp`] | RTP header and RFC 4733 event encode/parse, digit decoding of a received stream |
 //! | [`payload`] | recognisable 20 ms PCMU frames: the caller's and the conference's signatures |
@@ -55,6 +56,7 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod db;
 pub mod dialin;
 pub mod media;
 pub mod payload;

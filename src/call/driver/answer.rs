@@ -124,6 +124,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         media_check_at: now + ctx.media_timeout,
         sdp_version: 1,
         session_id,
+        lookup: None,
     };
     if late_offer {
         // The ACK that carried the answer was the dialog's confirmation.

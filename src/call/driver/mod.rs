@@ -7,6 +7,7 @@
 
 mod answer;
 mod events;
+mod meeting;
 
 pub use answer::spawn_call;
 
@@ -70,6 +71,8 @@ struct CallDriver {
     caller_confirmed: bool,
     sdp_version: u64,
     session_id: u64,
+    /// A meeting-ID lookup in flight (store mapping to a BBB meeting); its result is routed.
+    lookup: Option<JoinHandle<crate::routing::RouteDecision>>,
 }
 
 /// What woke the driver up.
@@ -79,6 +82,7 @@ enum Wake {
     Trunk(Option<DialogState>),
     ServerEvent(Option<DialogState>),
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
+    Lookup(Result<crate::routing::RouteDecision, tokio::task::JoinError>),
     Timer,
 }
 
@@ -112,6 +116,7 @@ impl CallDriver {
                     e = self.trunk_events.recv() => Wake::Trunk(e),
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
+                    r = join_opt(self.lookup.as_mut()) => Wake::Lookup(r),
                     _ = &mut timer => Wake::Timer,
                 }
             };
@@ -133,6 +138,11 @@ impl CallDriver {
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,
                 Wake::ServerEvent(None) => {}
                 Wake::Invite(r) => self.on_invite_result(now, r),
+                Wake::Lookup(r) => {
+                    self.lookup = None;
+                    let decision = r.unwrap_or(crate::routing::RouteDecision::Invalid);
+                    self.flow.handle_input(now, FlowInput::Routed(decision));
+                }
                 Wake::Timer => self.on_timer(now, &mut buf).await,
             }
         }
@@ -194,10 +204,15 @@ impl CallDriver {
             match action {
                 FlowAction::Play(id) => self.media.play(self.ctx.prompts.get(id), now),
                 FlowAction::StopPrompt => self.media.stop_prompt(),
-                FlowAction::Resolve(pin) => {
-                    let decision = self.ctx.router.resolve(&pin);
-                    self.flow.handle_input(now, FlowInput::Routed(decision));
-                }
+                FlowAction::Resolve(pin) => match self.ctx.router.lookup(&pin) {
+                    crate::routing::Lookup::Ready(decision) => {
+                        self.flow.handle_input(now, FlowInput::Routed(decision));
+                    }
+                    crate::routing::Lookup::Meeting(m) => {
+                        let task = meeting::resolve_meeting(self.ctx.clone(), self.call_no, m);
+                        self.lookup = Some(tokio::spawn(task));
+                    }
+                },
                 FlowAction::DialServer(target) => {
                     if let Err(reason) = self.dial(&target) {
                         warn!(call = self.call_no, server = %target.server, %reason, "cannot dial server");
@@ -326,9 +341,7 @@ async fn recv_events(events: Option<&mut DialogStateReceiver>) -> Option<DialogS
     }
 }
 
-async fn join_opt(
-    handle: Option<&mut JoinHandle<InviteAsyncResult>>,
-) -> Result<InviteAsyncResult, tokio::task::JoinError> {
+async fn join_opt<T>(handle: Option<&mut JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
     match handle {
         Some(h) => h.await,
         None => std::future::pending().await,

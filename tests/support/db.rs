@@ -1,0 +1,66 @@
+//! Databases for tests: a SQLite file in a temp dir, or a fresh database on the PostgreSQL
+//! server at 127.0.0.1:5432 (trust auth), dropped when the test is done. PostgreSQL being
+//! down is a failure with instructions, never a skip.
+
+use sqlx::Connection;
+
+/// The PostgreSQL server the tests use.
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database for one test.
+pub enum TestDb {
+    /// A SQLite file in a temp dir.
+    Sqlite(tempfile::TempDir),
+    /// A PostgreSQL database by name.
+    Postgres(String),
+}
+
+impl TestDb {
+    /// A fresh SQLite file.
+    pub fn sqlite() -> TestDb {
+        TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// A fresh PostgreSQL database with a unique name.
+    pub async fn postgres() -> TestDb {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "dialin_it_{}_{}_{nanos}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap_or_else(|e| {
+            panic!("these tests need PostgreSQL at 127.0.0.1:5432 with trust auth (user postgres): {e}")
+        });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .expect("create test database");
+        TestDb::Postgres(name)
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(dir) => format!("sqlite://{}/pins.db", dir.path().display()),
+            TestDb::Postgres(name) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
+        }
+    }
+
+    /// Drops a PostgreSQL database (SQLite files go with the temp dir).
+    pub async fn drop_db(self) {
+        if let TestDb::Postgres(name) = self {
+            let mut c = sqlx::PgConnection::connect(PG_ADMIN)
+                .await
+                .expect("connect");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut c)
+                .await
+                .expect("drop test database");
+        }
+    }
+}
