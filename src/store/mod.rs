@@ -128,10 +128,21 @@ impl Store {
                 "must start with sqlite:// (a file) or postgres:// (a server)".into(),
             ));
         };
+        use sqlx::ConnectOptions;
+        let options: sqlx::any::AnyConnectOptions = url
+            .parse()
+            .map_err(|source| StoreError::Open { kind, source })?;
+        // Statements are logged at trace only: the watcher polls several times a second.
+        let options = options
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(
+                tracing::log::LevelFilter::Warn,
+                std::time::Duration::from_secs(2),
+            );
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(&url)
+            .connect_with(options)
             .await
             .map_err(|source| StoreError::Open { kind, source })?;
         if kind == "sqlite" {
