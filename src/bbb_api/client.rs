@@ -137,3 +137,124 @@ impl MeetingDirectory for BbbApis {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ChecksumAlgorithm;
+    use axum::extract::RawQuery;
+    use std::time::Duration;
+
+    const SECRET: &str = "local-test-secret";
+
+    /// A local stand-in BBB API that checks SHA-1 checksums and answers by meeting ID.
+    async fn fake_api() -> String {
+        let app = axum::Router::new().route(
+            "/bigbluebutton/api/getMeetingInfo",
+            axum::routing::get(|RawQuery(q): RawQuery| async move {
+                let q = q.unwrap_or_default();
+                let (query, sum) = q.rsplit_once("&checksum=").unwrap_or((&q, ""));
+                let want = super::super::checksum::checksum(ChecksumAlgorithm::Sha1, "getMeetingInfo", query, SECRET);
+                let reply = |s: &str| (axum::http::StatusCode::OK, s.to_string());
+                if sum != want {
+                    return reply("<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey></response>");
+                }
+                match query {
+                    "meetingID=running" => reply(include_str!("fixtures/getMeetingInfo.xml").replace("gbesu6dht08uobpislzqxsizjzihn87cmewqyacs", "running").as_str()),
+                    "meetingID=idle" => reply("<response><returncode>SUCCESS</returncode><meetingID>idle</meetingID><voiceBridge>70001</voiceBridge><running>false</running></response>"),
+                    "meetingID=slow" => {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        reply("")
+                    }
+                    "meetingID=broken" => (axum::http::StatusCode::BAD_GATEWAY, "<html>502</html>".into()),
+                    _ => reply(include_str!("fixtures/notFound.xml")),
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        format!("http://{addr}/bigbluebutton/api")
+    }
+
+    fn api(url: &str, secret: &str) -> BbbApiConfig {
+        BbbApiConfig {
+            url: url.into(),
+            secret: secret.into(),
+            server: Some("bbb1".into()),
+            checksum: ChecksumAlgorithm::Sha1,
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    fn lookup(id: &str, server: Option<&str>) -> MeetingLookup {
+        MeetingLookup {
+            meeting_id: id.into(),
+            server: server.map(Into::into),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_of_a_local_api() {
+        let url = fake_api().await;
+        let apis = BbbApis::new(vec![api(&url, SECRET)]);
+        let found = apis.voice_bridge(&lookup("running", None)).await.unwrap();
+        assert_eq!(
+            found,
+            Some(FoundMeeting {
+                conference: ConferenceId("66052".into()),
+                server: Some("bbb1".into())
+            })
+        );
+        assert_eq!(
+            apis.voice_bridge(&lookup("idle", None)).await.unwrap(),
+            None,
+            "not running"
+        );
+        assert_eq!(
+            apis.voice_bridge(&lookup("nobody", None)).await.unwrap(),
+            None,
+            "notFound"
+        );
+        let e = apis
+            .voice_bridge(&lookup("slow", None))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timed out"), "{e}");
+        let e = apis
+            .voice_bridge(&lookup("broken", None))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("502"), "{e}");
+        assert!(matches!(
+            apis.voice_bridge(&lookup("running", Some("bbb2"))).await,
+            Err(LookupError::NoApi)
+        ));
+        let wrong = BbbApis::new(vec![api(&url, "another-secret")]);
+        let e = wrong
+            .voice_bridge(&lookup("running", None))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("checksumError") && !e.contains("another-secret") && !e.contains("running"),
+            "{e}"
+        );
+        // A failing API does not hide a meeting another API has.
+        let two = BbbApis::new(vec![api(&url, "another-secret"), api(&url, SECRET)]);
+        assert!(two
+            .voice_bridge(&lookup("running", None))
+            .await
+            .unwrap()
+            .is_some());
+        let down = BbbApis::new(vec![api("http://127.0.0.1:1/bigbluebutton/api", SECRET)]);
+        let e = down
+            .voice_bridge(&lookup("running", None))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot connect"), "{e}");
+    }
+}
