@@ -12,10 +12,14 @@
 //! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool |
 //! | [`call`] | PIN collector and call flow (pure), the call's media state (pure: relay, echo, prompts), and the driver task per call |
 //! | [`sip`] | rsipstack endpoint and dispatch, source filter and ACL, SDP offer/answer, INFO digits, leg details |
-//! | [`routing`] | PIN → target (conference on a server, or the echo test) |
+//! | [`routing`] | PIN → target (conference on a server, or the echo test): config, then the live store |
+//! | [`store`] | PIN mappings in SQLite or PostgreSQL (sqlx, embedded migrations), validation, change watch, CSV/JSON |
+//! | [`pins_cmd`] | `dialin pins ...`: the store from the shell |
+//! | [`admin`] | HTTP admin API (axum): bearer token, `/api/v1/pins`, OpenAPI; routers merged from parts |
+//! | [`bbb_api`] | BBB API client: checksum, getMeetingInfo/getMeetings XML, meeting ID → voiceBridge |
 //! | [`privacy`] | the masked caller ID the meeting sees |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
-//! | [`serve`] | `dialin serve`: wiring and signals |
+//! | [`serve`] | `dialin serve`: wiring (store watcher, admin listener) and signals |
 //! | [`logging`] | log set-up that keeps rsipstack's message dumps out |
 //!
 //! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing, the call's media state) is

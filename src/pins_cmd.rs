@@ -36,7 +36,7 @@ pub struct MappingArgs {
     /// The BBB meeting ID, resolved to its voiceBridge at call time.
     #[arg(long)]
     pub meeting_id: Option<String>,
-    /// A [[servers]] name (default: the default-server rule).
+    /// A server name from the configuration (default: the default-server rule).
     #[arg(long)]
     pub server: Option<String>,
     /// A label for admins (no personal data).
