@@ -101,12 +101,7 @@ pub async fn run(args: PinsArgs) -> anyhow::Result<()> {
         None => Config::embedded_default(),
     };
     let rules = Rules::from_config(&config);
-    let url = config
-        .store
-        .url
-        .clone()
-        .unwrap_or_else(crate::store::default_url);
-    let store = Store::open(&url).await?;
+    let store = Store::open_configured(&config.store).await?;
     let result = command(&config, &rules, &store, args.command).await;
     store.close().await;
     result
@@ -201,24 +196,12 @@ async fn command(
             print!("{}", exchange::export(&store.all().await?, format))
         }
         PinsCommand::Generate { length } => {
-            let len = length.unwrap_or(rules.pin_digits.start().max(&6).to_owned());
-            if !rules.pin_digits.contains(&len) {
-                bail!(
-                    "--length: must be within ivr.pin_min_digits..pin_max_digits ({}..{})",
-                    rules.pin_digits.start(),
-                    rules.pin_digits.end()
-                );
-            }
-            let taken: std::collections::HashSet<String> = store
-                .all()
-                .await?
-                .into_iter()
-                .map(|m| m.pin.expose().to_string())
-                .collect();
-            let pin = generate::suggest(len, |p| {
-                taken.contains(p) || rules.check_writable_pin(p).is_err()
-            })
-            .context("no unused PIN found; try a longer --length")?;
+            let pin = generate::unused_pin(store, rules, length)
+                .await
+                .map_err(|e| match e {
+                    generate::SuggestError::Length(f) => anyhow::anyhow!("--{f}"),
+                    other => other.into(),
+                })?;
             println!("{pin}");
         }
     }

@@ -109,12 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Opens the PIN store and keeps the router's copy of its mappings current.
 async fn start_store(config: &Config, router: &Router) -> anyhow::Result<Store> {
-    let url = config
-        .store
-        .url
-        .clone()
-        .unwrap_or_else(crate::store::default_url);
-    let store = Store::open(&url).await?;
+    let store = Store::open_configured(&config.store).await?;
     let mut rx = crate::store::watch::watch(store.clone(), crate::store::watch::POLL_INTERVAL)
         .await
         .context("cannot read the PIN store")?;

@@ -270,35 +270,12 @@ async fn generate_pin(
     } else {
         parse_body(&body)?
     };
-    let range = &s.rules.pin_digits;
-    let len = input
-        .length
-        .unwrap_or((*range.start()).max(6).min(*range.end()));
-    if !range.contains(&len) {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "length",
-            format!(
-                "must be within ivr.pin_min_digits..pin_max_digits ({}..{})",
-                range.start(),
-                range.end()
-            ),
-        )]));
-    }
-    let taken: std::collections::HashSet<String> = s
-        .store
-        .all()
-        .await?
-        .into_iter()
-        .map(|m| m.pin.expose().to_string())
-        .collect();
-    let pin = generate::suggest(len, |p| {
-        taken.contains(p) || s.rules.check_writable_pin(p).is_err()
-    })
-    .ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "no unused PIN of this length found; ask for a longer one",
-        )
-    })?;
+    let pin = generate::unused_pin(&s.store, &s.rules, input.length)
+        .await
+        .map_err(|e| match e {
+            generate::SuggestError::Length(f) => ApiError::invalid(vec![f]),
+            generate::SuggestError::Exhausted => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            generate::SuggestError::Store(e) => e.into(),
+        })?;
     Ok(Json(GenerateOut { pin }))
 }

@@ -1,6 +1,8 @@
 //! Suggesting a new PIN: random from the OS CSPRNG, no leading 0 and no digit repeated next to
 //! itself (some providers' DTMF handling drops or doubles repeated keys), not already taken.
 
+use super::model::{FieldError, Rules};
+use super::{Store, StoreError};
 use rand::rngs::OsRng;
 use rand::TryRngCore;
 
@@ -20,6 +22,52 @@ pub fn suggest(len: usize, mut taken: impl FnMut(&str) -> bool) -> Option<String
         }
     }
     None
+}
+
+/// Why [`unused_pin`] suggested nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SuggestError {
+    /// The length is outside the configured PIN lengths.
+    #[error("{0}")]
+    Length(FieldError),
+    /// Every candidate tried was taken.
+    #[error("no unused PIN of this length found; ask for a longer one")]
+    Exhausted,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A PIN of `length` digits (default: the shortest configured length, at least 6 where allowed)
+/// that no mapping uses and that [`Rules::check_writable_pin`] accepts. Not reserved: the caller
+/// maps it next.
+pub async fn unused_pin(
+    store: &Store,
+    rules: &Rules,
+    length: Option<usize>,
+) -> Result<String, SuggestError> {
+    let range = &rules.pin_digits;
+    let len = length.unwrap_or((*range.start()).max(6).min(*range.end()));
+    if !range.contains(&len) {
+        return Err(SuggestError::Length(FieldError::new(
+            "length",
+            format!(
+                "must be within ivr.pin_min_digits..pin_max_digits ({}..{})",
+                range.start(),
+                range.end()
+            ),
+        )));
+    }
+    let taken: std::collections::HashSet<String> = store
+        .all()
+        .await?
+        .into_iter()
+        .map(|m| m.pin.expose().to_string())
+        .collect();
+    suggest(len, |p| {
+        taken.contains(p) || rules.check_writable_pin(p).is_err()
+    })
+    .ok_or(SuggestError::Exhausted)
 }
 
 /// One candidate: the first digit 1-9, each next digit one of the nine that differ from the

@@ -160,6 +160,14 @@ impl Store {
         })
     }
 
+    /// Opens the store `[store] url` names, or the default SQLite file ([`default_url`]).
+    pub async fn open_configured(config: &crate::config::StoreConfig) -> Result<Store, StoreError> {
+        match &config.url {
+            Some(url) => Store::open(url).await,
+            None => Store::open(&default_url()).await,
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         self.kind

@@ -8,67 +8,9 @@ use crate::routing::ConferenceId;
 use std::future::Future;
 use std::time::Duration;
 
-/// A database for one test; dropped (PostgreSQL) or deleted (SQLite) afterwards.
-pub(crate) enum TestDb {
-    /// A SQLite file in a temp dir.
-    Sqlite(tempfile::TempDir),
-    /// A PostgreSQL database by name.
-    Postgres(String),
-}
-
-/// The PostgreSQL server the tests use.
-pub(crate) const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-impl TestDb {
-    /// A fresh SQLite file.
-    pub(crate) fn sqlite() -> TestDb {
-        TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))
-    }
-
-    /// A fresh PostgreSQL database with a unique name.
-    pub(crate) async fn postgres() -> TestDb {
-        use sqlx::Connection;
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name = format!(
-            "dialin_test_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            model::unix_now()
-        );
-        let mut c = sqlx::PgConnection::connect(PG_ADMIN)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("the store tests need PostgreSQL at 127.0.0.1:5432 with trust auth: {e}")
-            });
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .await
-            .expect("create test database");
-        TestDb::Postgres(name)
-    }
-
-    /// Its URL.
-    pub(crate) fn url(&self) -> String {
-        match self {
-            TestDb::Sqlite(dir) => format!("sqlite://{}/sub/pins.db", dir.path().display()),
-            TestDb::Postgres(name) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
-        }
-    }
-
-    /// Drops a PostgreSQL database.
-    pub(crate) async fn drop_db(self) {
-        use sqlx::Connection;
-        if let TestDb::Postgres(name) = self {
-            let mut c = sqlx::PgConnection::connect(PG_ADMIN)
-                .await
-                .expect("connect");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await
-                .expect("drop test database");
-        }
-    }
-}
+#[path = "../../tests/support/db.rs"]
+mod db;
+use db::TestDb;
 
 /// Runs `body` against a store on SQLite and then on PostgreSQL.
 async fn both<F, Fut>(body: F)
@@ -81,7 +23,7 @@ where
         let store = Store::open(&url).await.expect("open store");
         body(store.clone(), url).await;
         store.close().await;
-        db.drop_db().await;
+        drop(db);
     }
 }
 

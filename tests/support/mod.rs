@@ -7,6 +7,7 @@
 //! # Layout
 //! | module | job |
 //! |---|---|
+//! | [`admin`] | the admin API app on a store, served on 127.0.0.1, and a client for it |
 //! | [`db`] | a SQLite file or a fresh PostgreSQL database per test |
 //! | [`ports`] | distinct free UDP/TCP port blocks for tests running in parallel (threads and processes) |
 //! | [`rtp`] | RTP header and RFC 4733 event encode/parse, digit decoding of a received stream |
@@ -56,6 +57,7 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod db;
 pub mod dialin;
 pub mod media;
