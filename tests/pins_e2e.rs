@@ -153,3 +153,36 @@ fn a_meeting_id_mapping_is_resolved_through_the_bbb_api() {
     dialin.assert_idle(Duration::from_secs(5));
     dialin.assert_log_free_of(&["5559876", "73456", "room-9", secret]);
 }
+
+#[test]
+fn a_mapping_set_with_the_cli_reaches_the_running_dialin_within_a_second() {
+    let media = conference_media();
+    let server = Sipp::new(Scenario::conference_waits_for_bye()).sdp_media(media.local_addr());
+    let mut cfg = TestConfig::new(server.sip_addr());
+    cfg.pin_is_conference = false;
+    let dialin = cfg.start();
+    // Another process writes the store dialin uses (the SQLite file in its state directory).
+    let state = dialin.config_path.parent().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialin"))
+        .args([
+            "pins",
+            "set",
+            "5552468",
+            "--conference",
+            "72468",
+            "--config",
+        ])
+        .arg(&dialin.config_path)
+        .env("STATE_DIRECTORY", state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dialin.wait_for_line("PIN mappings updated", Duration::from_secs(1));
+    let uri = call_and_get_conference_uri(&cfg, server, "5552468");
+    assert!(uri.starts_with("sip:72468@"), "Request-URI {uri}");
+    dialin.assert_log_free_of(&["5552468", "72468"]);
+}
