@@ -63,6 +63,13 @@ fn check(path: &std::path::Path) -> ExitCode {
                 eprintln!("{}: ivr.sounds_dir: {e}", path.display());
                 return ExitCode::FAILURE;
             }
+            // So is the admin token serve would load (its value is never printed).
+            if config.admin.listen.is_some() {
+                if let Err(e) = dialin::admin::auth::load_token(&config.admin) {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }

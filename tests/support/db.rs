@@ -36,10 +36,16 @@ impl TestDb {
         let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap_or_else(|e| {
             panic!("these tests need PostgreSQL at 127.0.0.1:5432 with trust auth (user postgres): {e}")
         });
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        // Concurrent CREATE DATABASE can collide on the template; retry a few times.
+        let mut tries = 0;
+        while let Err(e) = sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut c)
             .await
-            .expect("create test database");
+        {
+            tries += 1;
+            assert!(tries < 5, "cannot create a test database: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+        }
         TestDb::Postgres(name)
     }
 
