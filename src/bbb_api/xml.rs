@@ -36,12 +36,18 @@ pub fn parse(xml: &str) -> Result<Answer, String> {
     let mut has_top = false;
     let mut meetings = Vec::new();
     let mut current: Option<MeetingInfo> = None;
+    // Whether the answer has a <meetings> list (getMeetings), even an empty one.
+    let mut listed = false;
     loop {
         match reader.read_event() {
             Err(e) => return Err(format!("not XML ({e})")),
             Ok(Event::Eof) => break,
+            Ok(Event::Empty(e)) => {
+                listed |= path.len() == 1 && e.local_name().as_ref() == b"meetings";
+            }
             Ok(Event::Start(e)) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                listed |= path.len() == 1 && name == "meetings";
                 if path.len() == 2 && path[1] == "meetings" && name == "meeting" {
                     current = Some(MeetingInfo::default());
                 }
@@ -89,9 +95,7 @@ pub fn parse(xml: &str) -> Result<Answer, String> {
         }
     }
     match returncode.as_deref() {
-        Some("SUCCESS") if !meetings.is_empty() || path_had_meetings(xml) => {
-            Ok(Answer::Meetings(meetings))
-        }
+        Some("SUCCESS") if listed => Ok(Answer::Meetings(meetings)),
         Some("SUCCESS") if has_top && !top.voice_bridge.is_empty() => {
             Ok(Answer::Meetings(vec![top]))
         }
@@ -99,11 +103,6 @@ pub fn parse(xml: &str) -> Result<Answer, String> {
         Some("FAILED") => Ok(Answer::Failed(message_key)),
         _ => Err("no <returncode> in <response>".into()),
     }
-}
-
-/// Whether a getMeetings answer (possibly empty) was given.
-fn path_had_meetings(xml: &str) -> bool {
-    xml.contains("<meetings")
 }
 
 #[cfg(test)]
