@@ -28,7 +28,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     root.reject_unknown(
         &mut p,
         &[
-            "sip", "media", "trunk", "ivr", "servers", "routing", "pins", "esl",
+            "sip", "media", "trunk", "ivr", "servers", "routing", "pins", "esl", "store", "admin",
+            "bbb_api",
         ],
     );
     let sip = sip(&root, &mut p);
@@ -39,6 +40,9 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let routing = routing(&root, &mut p, &declared);
     let pins = pins(&root, &mut p, &ivr, &declared, &routing);
     let esl = super::esl::section(&root, &mut p);
+    let store = super::admin::store(&root, &mut p);
+    let admin = super::admin::admin(&root, &mut p);
+    let bbb_api = super::admin::bbb_api(&root, &mut p, &declared);
     p.finish(
         origin,
         Config {
@@ -50,6 +54,9 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             routing,
             pins,
             esl,
+            store,
+            admin,
+            bbb_api,
         },
     )
 }
