@@ -1,6 +1,7 @@
 //! `dialin serve`: wires the configuration into the SIP edge and the call layer, then runs
 //! until SIGTERM or SIGINT. SIGUSR1 logs a status line (counts only).
 
+use crate::call::admission::{Admission, Limits};
 use crate::call::context::{CallContext, CallStats, Prompts};
 use crate::call::driver::spawn_call;
 use crate::call::flow::FlowSettings;
@@ -9,7 +10,9 @@ use crate::config::Config;
 use crate::media::ports::PortPool;
 use crate::routing::Router;
 use crate::sip::edge::{dispatch, CallAcceptor, EdgeSettings, SipEdge};
+use crate::sip::limits::Rate;
 use crate::sip::source_filter::RejectMode;
+use crate::sip::trunks::TrunkTable;
 use crate::sounds::load_prompts;
 use anyhow::Context;
 use rsipstack::transaction::Transaction;
@@ -34,7 +37,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         listen: config.sip.listen,
         advertise: config.sip.advertise,
         user_agent: config.sip.user_agent.clone(),
-        trunk_allow: config.trunk.acl(),
+        trunks: TrunkTable::from_config(&config),
+        rate: Rate {
+            per_second: config.limits.sip_rate,
+            burst: config.limits.sip_burst,
+        },
+        retry_after: config.limits.retry_after,
         reject: match config.trunk.reject {
             crate::config::TrunkReject::Forbidden => RejectMode::Forbidden,
             crate::config::TrunkReject::Silence => RejectMode::Silence,
@@ -65,6 +73,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,
         stats: CallStats::default(),
+        admission: Admission::new(&limits(&config)),
+        trunks: TrunkTable::from_config(&config),
+        retry_after: config.limits.retry_after,
     });
 
     let incoming = edge.incoming();
@@ -101,10 +112,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 fn status(ctx: &CallContext, edge: &SipEdge) -> String {
     format!(
-        "{} sip_sources_rejected={}",
+        "{} sip_sources_rejected={} sip_rate_limited={}",
         ctx.status_line(),
-        edge.filter_stats
-            .rejected
-            .load(std::sync::atomic::Ordering::Relaxed)
+        edge.filter_stats.rejected(),
+        edge.filter_stats.rate_limited(),
     )
+}
+
+/// The call limits of `config`, per trunk in [`TrunkTable`] order (named trunks, then default).
+fn limits(config: &Config) -> Limits {
+    let mut per_trunk: Vec<Option<usize>> = config.trunks.iter().map(|t| t.max_calls).collect();
+    per_trunk.push(config.trunk.max_calls);
+    Limits {
+        max_calls: config.limits.max_calls,
+        max_ivr: config.limits.max_ivr_calls,
+        per_trunk,
+    }
 }

@@ -1,10 +1,14 @@
 //! What every call shares: the dialog layer, routing, prompts, the RTP port pool and counters.
 
+use crate::call::admission::{Admission, CallSlot, Refusal};
 use crate::call::flow::FlowSettings;
 use crate::call::PromptId;
 use crate::media::ports::{PortLease, PortPool};
 use crate::media::prompt::EncodedPrompt;
 use crate::routing::Router;
+use crate::sip::legs::source_ip;
+use crate::sip::trunks::TrunkTable;
+use rsipstack::sip::Request;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -85,6 +89,12 @@ pub struct CallContext {
     pub media_timeout: Duration,
     /// Counters.
     pub stats: CallStats,
+    /// The concurrent-call, per-trunk and IVR limits.
+    pub admission: Arc<Admission>,
+    /// Which trunk a new call's source belongs to (for its per-trunk limit).
+    pub trunks: TrunkTable,
+    /// `limits.retry_after`: what a 503 for a full limit or no RTP port asks the trunk to wait.
+    pub retry_after: Duration,
 }
 
 impl CallContext {
@@ -93,6 +103,12 @@ impl CallContext {
         self.stats.active.fetch_add(1, Ordering::Relaxed);
         let n = self.stats.started.fetch_add(1, Ordering::Relaxed) + 1;
         (ActiveCallGuard(self.clone()), n)
+    }
+
+    /// Admits the call `invite` starts, or says which limit is full.
+    pub fn admit(&self, invite: &Request) -> Result<CallSlot, Refusal> {
+        let trunk = source_ip(invite).and_then(|ip| self.trunks.classify(ip));
+        self.admission.admit(trunk)
     }
 
     /// Takes an RTP port for one leg and binds its socket for tokio. The lease returns the port
@@ -105,13 +121,18 @@ impl CallContext {
 
     /// One line for the status report: counts only, nothing about callers.
     pub fn status_line(&self) -> String {
+        let counts = self.admission.counts();
         format!(
-            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={}",
+            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={} calls_in_ivr={} refused_max_calls={} refused_max_ivr_calls={} refused_trunk_max_calls={}",
             self.stats.active.load(Ordering::Relaxed),
             self.stats.started.load(Ordering::Relaxed),
             self.stats.bridged.load(Ordering::Relaxed),
             self.ports.in_use(),
             self.dialog_layer.len(),
+            counts.ivr,
+            counts.refused[0],
+            counts.refused[1],
+            counts.refused[2],
         )
     }
 }

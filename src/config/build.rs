@@ -27,7 +27,9 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let root = Section::root(doc.as_table());
     root.reject_unknown(
         &mut p,
-        &["sip", "media", "trunk", "ivr", "servers", "routing", "pins"],
+        &[
+            "sip", "media", "trunk", "trunks", "ivr", "servers", "routing", "pins", "limits",
+        ],
     );
     let sip = sip(&root, &mut p);
     let media = media(&root, &mut p);
@@ -36,6 +38,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let (servers, declared) = servers(&root, &mut p);
     let routing = routing(&root, &mut p, &declared);
     let pins = pins(&root, &mut p, &ivr, &declared, &routing);
+    let trunks = super::trunks::trunks(&root, &mut p);
+    let limits = super::trunks::limits(&root, &mut p);
     p.finish(
         origin,
         Config {
@@ -46,6 +50,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             servers,
             routing,
             pins,
+            trunks,
+            limits,
         },
     )
 }
@@ -124,7 +130,7 @@ fn media(root: &Section<'_>, p: &mut Problems<'_>) -> MediaConfig {
 
 /// `[trunk]`.
 fn trunk(root: &Section<'_>, p: &mut Problems<'_>) -> TrunkConfig {
-    let s = root.table(p, "trunk", &["allow", "reject"]);
+    let s = root.table(p, "trunk", &["allow", "reject", "max_calls"]);
     let mut c = TrunkConfig::default();
     if let Some(list) = s.strings(p, "allow") {
         if list.is_empty() && s.has("allow") {
@@ -147,6 +153,9 @@ fn trunk(root: &Section<'_>, p: &mut Problems<'_>) -> TrunkConfig {
         ),
     }) {
         c.reject = v.value;
+    }
+    if let Some(v) = s.integer(p, "max_calls", 1..=100_000) {
+        c.max_calls = Some(v.value as usize);
     }
     c
 }

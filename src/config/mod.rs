@@ -13,6 +13,7 @@
 mod build;
 mod error;
 mod reader;
+mod trunks;
 mod values;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -46,6 +47,10 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Admin PIN mappings from the file (`[[pins]]`); PINs are unique.
     pub pins: Vec<PinMapping>,
+    /// Named trunks with their own addresses and limits (`[[trunks]]`); names are unique.
+    pub trunks: Vec<NamedTrunk>,
+    /// Overload and flood protection (`[limits]`).
+    pub limits: LimitsConfig,
 }
 
 /// `[sip]`: where dialin's SIP endpoint listens and what address it puts in messages.
@@ -98,6 +103,9 @@ pub struct TrunkConfig {
     pub allow: Vec<IpNet>,
     /// The reaction to INVITEs from elsewhere (default [`TrunkReject::Forbidden`]).
     pub reject: TrunkReject,
+    /// Most calls at once from `allow` (sources of no `[[trunks]]` entry); `None`: only the
+    /// global `limits.max_calls`.
+    pub max_calls: Option<usize>,
 }
 
 impl TrunkConfig {
@@ -113,6 +121,47 @@ impl Default for TrunkConfig {
         TrunkConfig {
             allow: allow.to_vec(),
             reject: TrunkReject::Forbidden,
+            max_calls: None,
+        }
+    }
+}
+
+/// One `[[trunks]]` entry: a provider (or one of its regions) with its own source addresses
+/// and call limit. A source matching several trunks belongs to the first one listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedTrunk {
+    /// Unique name (`[a-z0-9_-]+`), for logs and metric labels.
+    pub name: String,
+    /// The provider's networks for this trunk (at least one).
+    pub allow: Vec<IpNet>,
+    /// Most calls at once over this trunk; `None`: only the global limit.
+    pub max_calls: Option<usize>,
+}
+
+/// `[limits]`: what protects dialin from floods and overload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Most calls at once (default 200).
+    pub max_calls: usize,
+    /// Most calls at once that are not yet bridged: in the voice menu or being connected
+    /// (default 50), so PIN guessers cannot hold every line.
+    pub max_ivr_calls: usize,
+    /// The `Retry-After` of a `503` for a full limit, whole seconds (default 10 s).
+    pub retry_after: Duration,
+    /// SIP requests per second each allowed source may send (default 200).
+    pub sip_rate: u32,
+    /// How many requests an allowed source may send at once above its rate (default 400).
+    pub sip_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_calls: 200,
+            max_ivr_calls: 50,
+            retry_after: Duration::from_secs(10),
+            sip_rate: 200,
+            sip_burst: 400,
         }
     }
 }

@@ -4,8 +4,9 @@
 //! in-dialog requests go to their dialog, whose events reach the call's driver. A request for a
 //! dialog we do not know gets `481`. Nothing here logs a URI or an address.
 
-use crate::sip::acl::SourceAcl;
-use crate::sip::source_filter::{FilterStats, RejectMode, SourceFilter};
+use crate::sip::limits::Rate;
+use crate::sip::source_filter::{DatagramGate, FilterStats, RejectMode, RequestGate, SourceFilter};
+use crate::sip::trunks::TrunkTable;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::prelude::HeadersExt;
@@ -40,8 +41,12 @@ pub struct EdgeSettings {
     pub advertise: IpAddr,
     /// `sip.user_agent`.
     pub user_agent: String,
-    /// `trunk.allow`.
-    pub trunk_allow: SourceAcl,
+    /// `[trunk] allow` and the `[[trunks]]`: who may start calls.
+    pub trunks: TrunkTable,
+    /// `limits.sip_rate` and `limits.sip_burst`: requests per allowed source.
+    pub rate: Rate,
+    /// `limits.retry_after`, for the 503 of a rate-limited INVITE.
+    pub retry_after: std::time::Duration,
     /// `trunk.reject`.
     pub reject: RejectMode,
     /// The BBB servers' addresses, allowed to send in-dialog requests.
@@ -102,17 +107,22 @@ impl SipEdge {
         transport_layer.add_transport(tcp.into());
 
         let filter_stats = Arc::new(FilterStats::default());
-        let filter = SourceFilter::new(
-            settings.trunk_allow,
+        let filter = Arc::new(SourceFilter::new(
+            settings.trunks,
             settings.servers,
             settings.reject,
+            settings.rate,
+            settings.retry_after,
             filter_stats.clone(),
-        );
+        ));
+        // Before parsing: non-allowed sources are dropped here (or only a few let through to
+        // be answered 403), so a flood from them costs no parse.
+        transport_layer.set_whitelist(DatagramGate(filter.clone()));
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&settings.user_agent)
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport_layer)
-            .with_transport_inspector(Box::new(filter))
+            .with_transport_inspector(Box::new(RequestGate(filter)))
             .with_allows(vec![
                 Method::Invite,
                 Method::Ack,

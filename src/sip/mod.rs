@@ -5,5 +5,7 @@ pub mod acl;
 pub mod dtmf_info;
 pub mod edge;
 pub mod legs;
+pub mod limits;
 pub mod sdp;
 pub mod source_filter;
+pub mod trunks;

@@ -2,6 +2,7 @@
 //! port, 200 OK; then the call's driver runs until the call ends.
 
 use super::CallDriver;
+use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
@@ -19,17 +20,36 @@ use std::time::Instant;
 use tokio::time::sleep_until;
 use tracing::{info, warn};
 
-/// Starts a call for a new INVITE transaction.
-pub fn spawn_call(ctx: Arc<CallContext>, tx: Transaction) {
+/// Starts a call for a new INVITE transaction, or refuses it with 503 and `Retry-After` when a
+/// call limit is full (before anything is allocated for it).
+pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
+    let slot = match ctx.admit(&tx.original) {
+        Ok(slot) => slot,
+        Err(limit) => {
+            info!(limit = limit.as_str(), "refusing call: limit reached");
+            let retry = retry_after(&ctx);
+            tokio::spawn(async move {
+                tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
+                    .await
+                    .ok();
+            });
+            return;
+        }
+    };
     let (guard, call_no) = ctx.call_started();
     tokio::spawn(async move {
         let _guard = guard;
-        run_call(ctx, tx, call_no).await;
+        run_call(ctx, tx, call_no, slot).await;
     });
 }
 
+/// The `Retry-After` header of every 503 dialin sends for lack of capacity.
+fn retry_after(ctx: &CallContext) -> Header {
+    Header::RetryAfter(ctx.retry_after.as_secs().to_string().into())
+}
+
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
-async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
+async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64, slot: CallSlot) {
     // 100 Trying first, before anything else can answer (180 when ringing, 488, 200).
     tx.send_trying().await.ok();
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
@@ -37,7 +57,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         Ok(bound) => bound,
         Err(e) => {
             warn!(call = call_no, error = %e, "refusing call: no RTP port");
-            let retry = Header::RetryAfter(RETRY_AFTER_SECS.to_string().into());
+            let retry = retry_after(&ctx);
             tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
                 .await
                 .ok();
@@ -118,6 +138,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         trunk_events,
         caller_socket: socket,
         _caller_port: lease,
+        slot,
         server: None,
         pending_server_leg: None,
         caller_confirmed: late_offer,
@@ -167,9 +188,6 @@ async fn late_answer(
         }
     }
 }
-
-/// What a 503 for lack of RTP ports asks the trunk to wait before retrying, in seconds.
-const RETRY_AFTER_SECS: u32 = 5;
 
 /// The laws dialin speaks, in the order it prefers them when it makes the offer.
 const SUPPORTED_LAWS: [Law; 2] = [Law::Ulaw, Law::Alaw];

@@ -10,6 +10,7 @@ mod events;
 
 pub use answer::spawn_call;
 
+use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
 use crate::call::media::{CallMedia, Leg, Received};
@@ -59,6 +60,8 @@ struct CallDriver {
     trunk_events: DialogStateReceiver,
     caller_socket: UdpSocket,
     _caller_port: PortLease,
+    /// The call's admission slots; the IVR slot is given up once bridged.
+    slot: CallSlot,
     server: Option<ServerLeg>,
     /// The answered server leg's media, handed to the media state on `Bridge`.
     pending_server_leg: Option<Leg>,
@@ -223,12 +226,14 @@ impl CallDriver {
                 FlowAction::Bridge => {
                     if let Some(leg) = self.pending_server_leg.take() {
                         self.media.bridge(leg);
+                        self.slot.leave_ivr();
                         self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
                         info!(call = self.call_no, "bridged");
                     }
                 }
                 FlowAction::StartEcho => {
                     self.media.start_echo();
+                    self.slot.leave_ivr();
                     self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
                     info!(call = self.call_no, "echo test");
                 }
