@@ -33,7 +33,6 @@ pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk
                     }
                 }
             }
-            None if !s.has("allow") => {}
             None => {}
         }
         if allow.is_empty() && !s.has("allow") {
@@ -96,4 +95,55 @@ pub(super) fn limits(root: &Section<'_>, p: &mut Problems<'_>) -> LimitsConfig {
         c.sip_burst = v.value as u32;
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::time::Duration;
+
+    #[test]
+    fn reads_trunks_and_limits() {
+        let text = "[trunk]\nmax_calls = 7\n[[trunks]]\nname = \"p1\"\nallow = [\"192.0.2.0/24\"]\nmax_calls = 3\n\
+                    [[trunks]]\nname = \"p2\"\nallow = [\"198.51.100.1\"]\n\
+                    [limits]\nmax_calls = 9\nmax_ivr_calls = 4\nretry_after = \"30s\"\nsip_rate = 50\nsip_burst = 60\n";
+        let c = Config::from_toml(text, "t").unwrap();
+        assert_eq!(c.trunk.max_calls, Some(7));
+        assert_eq!(c.trunks.len(), 2);
+        assert_eq!(
+            (c.trunks[0].name.as_str(), c.trunks[0].max_calls),
+            ("p1", Some(3))
+        );
+        assert_eq!(c.trunks[1].max_calls, None);
+        assert_eq!(c.limits.max_calls, 9);
+        assert_eq!(c.limits.max_ivr_calls, 4);
+        assert_eq!(c.limits.retry_after, Duration::from_secs(30));
+        assert_eq!((c.limits.sip_rate, c.limits.sip_burst), (50, 60));
+    }
+
+    #[test]
+    fn rejects_broken_trunks_and_limits_with_key_and_line() {
+        let cases: &[(&str, &str, usize, &str)] = &[
+            ("[[trunks]]\nallow = [\"10.0.0.0/8\"]\n", "trunks[0].name", 1, "missing"),
+            ("[[trunks]]\nname = \"a\"\n", "trunks[0].allow", 1, "missing"),
+            ("[[trunks]]\nname = \"a\"\nallow = [\"10.0.0.0/99\"]\n", "trunks[0].allow[0]", 3, "prefix"),
+            ("[[trunks]]\nname = \"a\"\nallow = [\"10.0.0.1\"]\n[[trunks]]\nname = \"a\"\nallow = [\"10.0.0.2\"]\n", "trunks[1].name", 5, "unique"),
+            ("[[trunks]]\nname = \"a\"\nallow = [\"10.0.0.1\"]\nmax_calls = 0\n", "trunks[0].max_calls", 4, "1 to"),
+            ("[trunk]\nmax_calls = -1\n", "trunk.max_calls", 2, "1 to"),
+            ("[limits]\nmax_calls = 0\n", "limits.max_calls", 2, "1 to"),
+            ("[limits]\nretry_after = \"1500ms\"\n", "limits.retry_after", 2, "whole seconds"),
+            ("[limits]\nsip_rate = \"fast\"\n", "limits.sip_rate", 2, "whole number"),
+            ("[limits]\nbogus = 1\n", "limits.bogus", 2, "unknown"),
+        ];
+        for (text, key, line, needle) in cases {
+            let errors = Config::from_toml(text, "t").unwrap_err();
+            let hit = errors
+                .errors
+                .iter()
+                .find(|e| e.key == *key)
+                .unwrap_or_else(|| panic!("no problem for {key} in {errors:?}"));
+            assert_eq!(hit.line, Some(*line), "{key}");
+            assert!(hit.message.contains(needle), "{key}: {}", hit.message);
+        }
+    }
 }

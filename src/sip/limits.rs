@@ -189,7 +189,10 @@ mod tests {
             l.check(ip(1), t0);
         }
         assert!(!l.check(ip(1), t0));
-        assert!(l.check(ip(2), t0), "a flood from one source leaves others alone");
+        assert!(
+            l.check(ip(2), t0),
+            "a flood from one source leaves others alone"
+        );
     }
 
     #[test]

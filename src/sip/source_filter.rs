@@ -69,8 +69,7 @@ const MAX_SOURCES: usize = 4096;
 pub struct SourceFilter {
     /// Which trunk each allowed source belongs to.
     trunks: TrunkTable,
-    /// Addresses of the BBB servers, which send BYE and re-INVITE on the server legs; exempt
-    /// from rate limits.
+    /// Addresses of the BBB servers, which send BYE and re-INVITE on the server legs.
     servers: Vec<IpAddr>,
     /// How non-allowed INVITEs are answered.
     mode: RejectMode,
@@ -129,7 +128,7 @@ impl SourceFilter {
 
     /// Whether a request from the allowed source `ip` is within its rate at `now`.
     fn within_rate(&self, ip: IpAddr, method: &Method, now: Instant) -> bool {
-        if *method == Method::Ack || self.servers.contains(&ip) {
+        if *method == Method::Ack {
             return true;
         }
         self.allowed_rate

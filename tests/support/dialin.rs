@@ -175,6 +175,8 @@ pub struct TestConfig {
     pub first_digit_timeout: &'static str,
     /// `media.timeout`.
     pub media_timeout: &'static str,
+    /// More TOML appended at the end (whole sections like `[limits]` or `[[trunks]]`).
+    pub extra: String,
 }
 
 impl TestConfig {
@@ -193,6 +195,7 @@ impl TestConfig {
             server_answer_timeout: "10s",
             first_digit_timeout: "10s",
             media_timeout: "60s",
+            extra: String::new(),
         }
     }
 
@@ -228,6 +231,7 @@ server_answer_timeout = "{server_answer_timeout}"
 pin = "8675309"
 conference = "71234"
 server = "bbb1"
+{extra}
 "#,
             sip = self.sip,
             answer_delay = self.answer_delay,
@@ -240,6 +244,7 @@ server = "bbb1"
             server = self.server,
             pin_is_conference = self.pin_is_conference,
             server_answer_timeout = self.server_answer_timeout,
+            extra = self.extra,
         )
     }
 
