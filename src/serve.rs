@@ -71,6 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             echo_max: config.ivr.echo_max,
         },
         answer_delay: config.sip.answer_delay,
+        session_min_se: config.sip.session_min_se,
         media_timeout: config.media.timeout,
         stats: CallStats::default(),
         admission: Admission::new(&limits(&config)),

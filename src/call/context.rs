@@ -85,6 +85,8 @@ pub struct CallContext {
     pub flow: FlowSettings,
     /// `sip.answer_delay`: how long to ring before answering.
     pub answer_delay: Duration,
+    /// `sip.session_min_se`: the shortest session-timer interval accepted.
+    pub session_min_se: Duration,
     /// `media.timeout`.
     pub media_timeout: Duration,
     /// Counters.

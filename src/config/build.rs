@@ -74,7 +74,13 @@ fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     let s = root.table(
         p,
         "sip",
-        &["listen", "advertise", "user_agent", "answer_delay"],
+        &[
+            "listen",
+            "advertise",
+            "user_agent",
+            "answer_delay",
+            "session_min_se",
+        ],
     );
     let mut c = SipConfig::default();
     if let Some(v) = s.parsed(p, "listen", |t| {
@@ -111,6 +117,15 @@ fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
         other => parse_duration(other),
     }) {
         c.answer_delay = v.value;
+    }
+    if let Some(v) = s.parsed(p, "session_min_se", |t| {
+        let d = parse_duration(t)?;
+        if d.subsec_millis() != 0 {
+            return Err("must be whole seconds, like \"90s\"".into());
+        }
+        Ok(d)
+    }) {
+        c.session_min_se = v.value;
     }
     c
 }

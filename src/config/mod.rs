@@ -65,6 +65,9 @@ pub struct SipConfig {
     pub user_agent: String,
     /// How long dialin rings (180 Ringing) before it answers; `0s` answers at once.
     pub answer_delay: Duration,
+    /// The shortest session-timer interval (RFC 4028 `Min-SE`) dialin accepts (default 90 s);
+    /// shorter requests get `422`.
+    pub session_min_se: Duration,
 }
 
 impl Default for SipConfig {
@@ -74,6 +77,7 @@ impl Default for SipConfig {
             advertise: IpAddr::V4(Ipv4Addr::LOCALHOST),
             user_agent: "dialin".to_string(),
             answer_delay: Duration::ZERO,
+            session_min_se: Duration::from_secs(90),
         }
     }
 }

@@ -130,6 +130,7 @@ impl SipEdge {
                 Method::Bye,
                 Method::Options,
                 Method::Info,
+                Method::Update,
             ])
             .build();
         let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
@@ -226,7 +227,8 @@ async fn reply(mut tx: Transaction, status: StatusCode) {
 /// OPTIONS is how trunks and load balancers check we are alive: 200 with what we accept.
 async fn answer_options(mut tx: Transaction) {
     let headers = vec![
-        Header::Allow("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO".into()),
+        Header::Allow("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE".into()),
+        Header::Supported("timer".into()),
         Header::Accept("application/sdp".into()),
     ];
     tx.reply_with(StatusCode::OK, headers, None).await.ok();

@@ -4,8 +4,10 @@
 pub mod acl;
 pub mod dtmf_info;
 pub mod edge;
+pub mod invite_check;
 pub mod legs;
 pub mod limits;
 pub mod sdp;
+pub mod session_timer;
 pub mod source_filter;
 pub mod trunks;

@@ -8,6 +8,7 @@ use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
 
+use crate::sip::invite_check::{check_invite, timer_headers, InviteExtensions};
 use crate::sip::legs::{caller_number, sdp_content_type};
 use crate::sip::sdp::{self, MediaOffer, Negotiated};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
@@ -23,6 +24,15 @@ use tracing::{info, warn};
 /// Starts a call for a new INVITE transaction, or refuses it with 503 and `Retry-After` when a
 /// call limit is full (before anything is allocated for it).
 pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
+    // Extensions first: a request dialin cannot honour is refused before it costs a slot.
+    let extensions = match check_invite(&tx.original, ctx.session_min_se, Instant::now()) {
+        Ok(ext) => ext,
+        Err((status, headers)) => {
+            info!(status = %status, "refusing call: unsupported SIP extension or session interval");
+            tokio::spawn(async move { tx.reply_with(status, headers, None).await.ok() });
+            return;
+        }
+    };
     let slot = match ctx.admit(&tx.original) {
         Ok(slot) => slot,
         Err(limit) => {
@@ -39,7 +49,7 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
     let (guard, call_no) = ctx.call_started();
     tokio::spawn(async move {
         let _guard = guard;
-        run_call(ctx, tx, call_no, slot).await;
+        run_call(ctx, tx, call_no, slot, extensions).await;
     });
 }
 
@@ -49,7 +59,13 @@ fn retry_after(ctx: &CallContext) -> Header {
 }
 
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
-async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64, slot: CallSlot) {
+async fn run_call(
+    ctx: Arc<CallContext>,
+    mut tx: Transaction,
+    call_no: u64,
+    slot: CallSlot,
+    extensions: InviteExtensions,
+) {
     // 100 Trying first, before anything else can answer (180 when ringing, 488, 200).
     tx.send_trying().await.ok();
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
@@ -85,20 +101,25 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64, slot
         inv_dialog.handle(&mut tx).await.ok();
     });
     info!(call = call_no, "incoming call");
-    if !ctx.answer_delay.is_zero() && !ring(&ctx, &dialog, &mut trunk_events).await {
+    let ringing = !extensions.no_provisionals;
+    if !ctx.answer_delay.is_zero() && !ring(&ctx, &dialog, &mut trunk_events, ringing).await {
         info!(call = call_no, "caller gave up before the answer");
         ctx.dialog_layer.remove_dialog(&dialog.id());
         return;
     }
 
     let session_id = rand::random::<u32>() as u64;
+    // The session timer runs from the answer.
+    let mut session = extensions.timer;
+    if let Some(t) = session.as_mut() {
+        t.handle_refresh(Instant::now());
+    }
     let Some(offer) = answer_caller(
         &ctx,
         &dialog,
         &offer_body,
-        lease.port(),
-        call_no,
-        session_id,
+        (lease.port(), call_no, session_id),
+        timer_headers(session.as_ref()),
     ) else {
         ctx.dialog_layer.remove_dialog(&dialog.id());
         return;
@@ -139,6 +160,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64, slot
         caller_socket: socket,
         _caller_port: lease,
         slot,
+        session,
         server: None,
         pending_server_leg: None,
         caller_confirmed: late_offer,
@@ -154,9 +176,17 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64, slot
     driver.cleanup();
 }
 
-/// Rings for `answer_delay`; false when the caller cancelled meanwhile.
-async fn ring(ctx: &CallContext, dialog: &InviteDialog, events: &mut DialogStateReceiver) -> bool {
-    dialog.ringing(None, None).ok();
+/// Rings for `answer_delay` (180 unless `send_180` is false, for a caller that requires
+/// reliable provisionals); false when the caller cancelled meanwhile.
+async fn ring(
+    ctx: &CallContext,
+    dialog: &InviteDialog,
+    events: &mut DialogStateReceiver,
+    send_180: bool,
+) -> bool {
+    if send_180 {
+        dialog.ringing(None, None).ok();
+    }
     let deadline = tokio::time::Instant::now() + ctx.answer_delay;
     loop {
         tokio::select! {
@@ -199,9 +229,8 @@ fn answer_caller(
     ctx: &CallContext,
     dialog: &InviteDialog,
     offer_body: &[u8],
-    rtp_port: u16,
-    call_no: u64,
-    session_id: u64,
+    (rtp_port, call_no, session_id): (u16, u64, u64),
+    extra_headers: Vec<Header>,
 ) -> Option<Option<Negotiated>> {
     let negotiated = if offer_body.is_empty() {
         None
@@ -235,8 +264,8 @@ fn answer_caller(
             1,
         ),
     };
-    dialog
-        .accept(Some(vec![sdp_content_type()]), Some(body.into_bytes()))
-        .ok()?;
+    let mut headers = vec![sdp_content_type()];
+    headers.extend(extra_headers);
+    dialog.accept(Some(headers), Some(body.into_bytes())).ok()?;
     Some(negotiated)
 }

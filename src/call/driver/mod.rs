@@ -7,6 +7,7 @@
 
 mod answer;
 mod events;
+mod session;
 
 pub use answer::spawn_call;
 
@@ -20,6 +21,7 @@ use crate::routing::ConferenceTarget;
 use crate::secret::CallerNumber;
 use crate::sip::legs::server_invite;
 use crate::sip::sdp::{self, Negotiated};
+use crate::sip::session_timer::SessionTimer;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -62,6 +64,8 @@ struct CallDriver {
     _caller_port: PortLease,
     /// The call's admission slots; the IVR slot is given up once bridged.
     slot: CallSlot,
+    /// The trunk leg's session timer (RFC 4028), if the INVITE asked for one.
+    session: Option<SessionTimer>,
     server: Option<ServerLeg>,
     /// The answered server leg's media, handed to the media state on `Bridge`.
     pending_server_leg: Option<Leg>,
@@ -143,13 +147,22 @@ impl CallDriver {
 
     /// The earliest of the flow's and the media's deadlines and the next media-timeout check.
     fn next_deadline(&self) -> Instant {
-        [self.flow.poll_timeout(), self.media.next_deadline()]
-            .into_iter()
+        let session = self.session.as_ref();
+        [
+            self.flow.poll_timeout(),
+            self.media.next_deadline(),
+            session.map(SessionTimer::poll_expiry),
+            session.and_then(SessionTimer::poll_refresh),
+        ]
+        .into_iter()
             .flatten()
             .fold(self.media_check_at, Instant::min)
     }
 
     async fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
+        if self.on_session_timer(now) {
+            return;
+        }
         if now >= self.media_check_at {
             // Checked lazily rather than re-armed per packet: at the check, the timeout runs
             // from the last packet seen.
