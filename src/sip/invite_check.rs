@@ -93,21 +93,35 @@ mod tests {
             ("Supported: 100rel, timer\r\n", Ok((None, false))),
             ("Require: 100rel\r\n", Ok((None, true))),
             ("Require: replaces\r\n", Err(420)),
-            ("k: timer\r\nx: 1800\r\n", Ok((Some("1800;refresher=uac"), false))),
-            ("Session-Expires: 1800;refresher=uac\r\n", Ok((Some("1800;refresher=uas"), false))),
+            (
+                "k: timer\r\nx: 1800\r\n",
+                Ok((Some("1800;refresher=uac"), false)),
+            ),
+            (
+                "Session-Expires: 1800;refresher=uac\r\n",
+                Ok((Some("1800;refresher=uas"), false)),
+            ),
             ("Supported: timer\r\nSession-Expires: 60\r\n", Err(422)),
         ];
         for (extra, want) in cases {
             let got = check_invite(&invite(extra), min, now);
             match (got, want) {
                 (Ok(ext), Ok((se, no_prov))) => {
-                    assert_eq!(ext.timer.map(|t| t.session_expires()).as_deref(), *se, "{extra}");
+                    assert_eq!(
+                        ext.timer.map(|t| t.session_expires()).as_deref(),
+                        *se,
+                        "{extra}"
+                    );
                     assert_eq!(ext.no_provisionals, *no_prov, "{extra}");
                 }
                 (Err((code, headers)), Err(want)) => {
                     assert_eq!(u16::from(code), *want, "{extra}");
                     let names: Vec<_> = headers.iter().map(|h| h.name().to_string()).collect();
-                    let expected = if *want == 420 { "Unsupported" } else { "Min-SE" };
+                    let expected = if *want == 420 {
+                        "Unsupported"
+                    } else {
+                        "Min-SE"
+                    };
                     assert_eq!(names, [expected], "{extra}");
                 }
                 (got, want) => panic!("{extra}: got {got:?}, want {want:?}"),
@@ -117,7 +131,12 @@ mod tests {
 
     #[test]
     fn unsupported_lists_the_tags() {
-        let (_, headers) = check_invite(&invite("Require: foo, 100rel\r\nRequire: bar\r\n"), Duration::from_secs(90), Instant::now()).unwrap_err();
+        let (_, headers) = check_invite(
+            &invite("Require: foo, 100rel\r\nRequire: bar\r\n"),
+            Duration::from_secs(90),
+            Instant::now(),
+        )
+        .unwrap_err();
         assert_eq!(headers[0].value(), "foo, bar");
     }
 }

@@ -205,7 +205,10 @@ mod tests {
         let r = req("1800;refresher=uac", true).unwrap();
         assert_eq!(r.interval, Duration::from_secs(1800));
         assert_eq!(r.refresher, Some(Refresher::Caller));
-        assert_eq!(req("600 ; Refresher = UAS", true).unwrap().refresher, Some(Refresher::Us));
+        assert_eq!(
+            req("600 ; Refresher = UAS", true).unwrap().refresher,
+            Some(Refresher::Us)
+        );
         assert_eq!(req("600", false).unwrap().refresher, None);
         assert!(req("soon", true).is_none());
         assert!(SessionRequest::parse(None, true).is_none());
@@ -216,10 +219,28 @@ mod tests {
         let t0 = Instant::now();
         // (Session-Expires, caller supports timer) → (refresher, our Session-Expires, Require)
         let table = [
-            ("1800;refresher=uac", true, Refresher::Caller, "1800;refresher=uac", true),
-            ("1800;refresher=uas", true, Refresher::Us, "1800;refresher=uas", true),
+            (
+                "1800;refresher=uac",
+                true,
+                Refresher::Caller,
+                "1800;refresher=uac",
+                true,
+            ),
+            (
+                "1800;refresher=uas",
+                true,
+                Refresher::Us,
+                "1800;refresher=uas",
+                true,
+            ),
             ("1800", true, Refresher::Caller, "1800;refresher=uac", true),
-            ("1800;refresher=uac", false, Refresher::Us, "1800;refresher=uas", false),
+            (
+                "1800;refresher=uac",
+                false,
+                Refresher::Us,
+                "1800;refresher=uas",
+                false,
+            ),
             ("90", false, Refresher::Us, "90;refresher=uas", false),
         ];
         for (se, supports, who, header, require) in table {

@@ -177,6 +177,8 @@ pub struct TestConfig {
     pub media_timeout: &'static str,
     /// More TOML appended at the end (whole sections like `[limits]` or `[[trunks]]`).
     pub extra: String,
+    /// More keys for the `[sip]` section (lines of TOML).
+    pub sip_extra: String,
 }
 
 impl TestConfig {
@@ -196,6 +198,7 @@ impl TestConfig {
             first_digit_timeout: "10s",
             media_timeout: "60s",
             extra: String::new(),
+            sip_extra: String::new(),
         }
     }
 
@@ -206,6 +209,7 @@ impl TestConfig {
 [sip]
 listen = "{sip}"
 answer_delay = "{answer_delay}"
+{sip_extra}
 [media]
 rtp_ports = "{rtp_lo}-{rtp_hi}"
 timeout = "{media_timeout}"
@@ -245,6 +249,7 @@ server = "bbb1"
             pin_is_conference = self.pin_is_conference,
             server_answer_timeout = self.server_answer_timeout,
             extra = self.extra,
+            sip_extra = self.sip_extra,
         )
     }
 

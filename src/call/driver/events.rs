@@ -79,7 +79,10 @@ impl CallDriver {
                 }
                 Side::Server => (Vec::new(), None),
             };
-            handle.respond(StatusCode::OK, Some(headers), body).await.ok();
+            handle
+                .respond(StatusCode::OK, Some(headers), body)
+                .await
+                .ok();
             return;
         }
         let (current, local_port) = match side {

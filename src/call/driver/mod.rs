@@ -155,8 +155,8 @@ impl CallDriver {
             session.and_then(SessionTimer::poll_refresh),
         ]
         .into_iter()
-            .flatten()
-            .fold(self.media_check_at, Instant::min)
+        .flatten()
+        .fold(self.media_check_at, Instant::min)
     }
 
     async fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
