@@ -72,6 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         answer_delay: config.sip.answer_delay,
         session_min_se: config.sip.session_min_se,
+        early_media: config.sip.early_media,
         media_timeout: config.media.timeout,
         stats: CallStats::default(),
         admission: Admission::new(&limits(&config)),

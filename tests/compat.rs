@@ -302,3 +302,60 @@ fn require_100rel_is_honoured_by_sending_no_provisional_but_100() {
     assert_no_100rel(&outcome);
     dialin.assert_idle(Duration::from_secs(5));
 }
+
+/// `scenario` with its pcap started by the 183 (early media) instead of after the ACK.
+fn pcap_on_183(mut s: Scenario) -> Scenario {
+    let play = "<exec play_pcap_audio=\"caller.pcap\"/>";
+    s.xml = s
+        .xml
+        .replace(&format!("<nop><action>{play}</action></nop>"), "")
+        .replacen(
+            "<recv response=\"183\" optional=\"true\"/>",
+            &format!("<recv response=\"183\"><action>{play}</action></recv>"),
+            1,
+        );
+    assert!(s.xml.contains(play), "{} has no 183 receive", s.name);
+    s
+}
+
+#[test]
+fn early_media_plays_the_menu_in_183_and_answers_once_bridged() {
+    let mut cfg = TestConfig::new(no_server());
+    cfg.sip_extra = "early_media = true".into();
+    let dialin = cfg.start();
+    let outcome = Sipp::new(pcap_on_183(Scenario::caller_hangs_up()))
+        .pcap(CallerStream::new("00000#").tail(Duration::from_secs(1)))
+        .pause(Duration::from_secs(2))
+        .remote(cfg.sip)
+        .service(DIALLED)
+        .spawn()
+        .wait();
+    outcome.assert_success();
+    let progress = response(&outcome, 183, "INVITE");
+    assert!(progress.body().contains("m=audio"), "{}", progress.text);
+    let ok = response(&outcome, 200, "INVITE");
+    assert_eq!(ok.body(), progress.body(), "the 200 repeats the 183's SDP");
+    // The 200 came only after the PIN was typed in early media.
+    let gap = ok.at_micros.unwrap() - progress.at_micros.unwrap();
+    assert!(gap > 500_000, "200 only {gap} µs after the 183");
+    assert_eq!(dialin.status_value("calls_bridged"), 1);
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn early_media_calls_that_fail_in_the_menu_are_never_answered() {
+    let mut cfg = TestConfig::new(no_server());
+    cfg.pin_is_conference = false;
+    cfg.sip_extra = "early_media = true".into();
+    let dialin = cfg.start();
+    let outcome = Sipp::new(pcap_on_183(Scenario::caller_rejected()))
+        .pcap(CallerStream::new("11111#22222#33333#").tail(Duration::from_secs(8)))
+        .remote(cfg.sip)
+        .service(DIALLED)
+        .spawn()
+        .wait();
+    outcome.assert_success();
+    assert_eq!(outcome.final_response_code(), Some(480));
+    dialin.wait_for_line("outcome=InvalidPin", Duration::from_secs(2));
+    dialin.assert_idle(Duration::from_secs(5));
+}

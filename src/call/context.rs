@@ -87,6 +87,8 @@ pub struct CallContext {
     pub answer_delay: Duration,
     /// `sip.session_min_se`: the shortest session-timer interval accepted.
     pub session_min_se: Duration,
+    /// `sip.early_media`: the voice menu as early media, 200 once bridged.
+    pub early_media: bool,
     /// `media.timeout`.
     pub media_timeout: Duration,
     /// Counters.

@@ -80,6 +80,7 @@ fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
             "user_agent",
             "answer_delay",
             "session_min_se",
+            "early_media",
         ],
     );
     let mut c = SipConfig::default();
@@ -126,6 +127,9 @@ fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
         Ok(d)
     }) {
         c.session_min_se = v.value;
+    }
+    if let Some(v) = s.boolean(p, "early_media") {
+        c.early_media = v;
     }
     c
 }

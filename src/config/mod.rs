@@ -68,6 +68,9 @@ pub struct SipConfig {
     /// The shortest session-timer interval (RFC 4028 `Min-SE`) dialin accepts (default 90 s);
     /// shorter requests get `422`.
     pub session_min_se: Duration,
+    /// Play the voice menu as early media (`183` with SDP) and answer (`200`) only once the
+    /// call is bridged (default false).
+    pub early_media: bool,
 }
 
 impl Default for SipConfig {
@@ -78,6 +81,7 @@ impl Default for SipConfig {
             user_agent: "dialin".to_string(),
             answer_delay: Duration::ZERO,
             session_min_se: Duration::from_secs(90),
+            early_media: false,
         }
     }
 }

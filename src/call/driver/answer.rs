@@ -1,6 +1,7 @@
 //! Answering a new call: 100 Trying, optional ringing, SDP negotiation, the caller leg's RTP
 //! port, 200 OK; then the call's driver runs until the call ends.
 
+use super::early::EarlyAnswer;
 use super::CallDriver;
 use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
@@ -109,21 +110,33 @@ async fn run_call(
     }
 
     let session_id = rand::random::<u32>() as u64;
-    // The session timer runs from the answer.
+    // Early media needs the caller's offer and unreliable provisionals.
+    let early = ctx.early_media && !extensions.no_provisionals && !offer_body.is_empty();
+    // The session timer runs from the 200.
     let mut session = extensions.timer;
     if let Some(t) = session.as_mut() {
         t.handle_refresh(Instant::now());
     }
-    let Some(offer) = answer_caller(
+    let how = if early {
+        Answer::Early
+    } else {
+        Answer::Now(timer_headers(session.as_ref()))
+    };
+    let Some((offer, early_body)) = answer_caller(
         &ctx,
         &dialog,
         &offer_body,
         (lease.port(), call_no, session_id),
-        timer_headers(session.as_ref()),
+        how,
     ) else {
         ctx.dialog_layer.remove_dialog(&dialog.id());
         return;
     };
+    let early = early_body.map(|body| EarlyAnswer {
+        body,
+        timer: session.take(),
+    });
+    let early_media = early.is_some();
     // Late offer: the caller's answer comes in its ACK.
     let late_offer = offer.is_none();
     let negotiated = match offer {
@@ -161,15 +174,17 @@ async fn run_call(
         _caller_port: lease,
         slot,
         session,
+        early,
         server: None,
         pending_server_leg: None,
-        caller_confirmed: late_offer,
+        caller_confirmed: late_offer || early_media,
         media_check_at: now + ctx.media_timeout,
         sdp_version: 1,
         session_id,
     };
-    if late_offer {
-        // The ACK that carried the answer was the dialog's confirmation.
+    if late_offer || early_media {
+        // Late offer: the ACK that carried the answer was the dialog's confirmation. Early
+        // media: the voice menu starts with the 183.
         driver.flow.handle_input(now, FlowInput::CallerAnswered);
     }
     driver.run().await;
@@ -223,15 +238,16 @@ async fn late_answer(
 const SUPPORTED_LAWS: [Law; 2] = [Law::Ulaw, Law::Alaw];
 
 /// Negotiates the caller's offer (or, for an INVITE without SDP, prepares ours) and sends
-/// 200 OK with `rtp_port` in the SDP; an unusable offer gets 488 and `None`. The returned
-/// offer is `None` for a late offer.
+/// 200 OK (or, for early media, 183) with `rtp_port` in the SDP; an unusable offer gets 488 and
+/// `None`. The returned offer is `None` for a late offer; the returned body is the SDP still
+/// to be sent in the 200 of an early-media answer.
 fn answer_caller(
     ctx: &CallContext,
     dialog: &InviteDialog,
     offer_body: &[u8],
     (rtp_port, call_no, session_id): (u16, u64, u64),
-    extra_headers: Vec<Header>,
-) -> Option<Option<Negotiated>> {
+    extra_headers: Answer,
+) -> Option<(Option<Negotiated>, Option<Vec<u8>>)> {
     let negotiated = if offer_body.is_empty() {
         None
     } else {
@@ -264,8 +280,29 @@ fn answer_caller(
             1,
         ),
     };
-    let mut headers = vec![sdp_content_type()];
-    headers.extend(extra_headers);
-    dialog.accept(Some(headers), Some(body.into_bytes())).ok()?;
-    Some(negotiated)
+    let body = body.into_bytes();
+    match extra_headers {
+        Answer::Now(extra) => {
+            let mut headers = vec![sdp_content_type()];
+            headers.extend(extra);
+            dialog.accept(Some(headers), Some(body)).ok()?;
+            Some((negotiated, None))
+        }
+        Answer::Early => {
+            // 183 Session Progress with the SDP: prompts play as early media, and the 200
+            // follows once the call is bridged.
+            dialog
+                .ringing(Some(vec![sdp_content_type()]), Some(body.clone()))
+                .ok()?;
+            Some((negotiated, Some(body)))
+        }
+    }
+}
+
+/// How [`answer_caller`] answers.
+enum Answer {
+    /// 200 OK now, with these extra headers (the session timer's).
+    Now(Vec<Header>),
+    /// 183 with SDP now (early media), 200 later.
+    Early,
 }

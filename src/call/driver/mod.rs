@@ -6,6 +6,7 @@
 //! and the dialogs are removed from the dialog layer.
 
 mod answer;
+mod early;
 mod events;
 mod session;
 
@@ -66,6 +67,8 @@ struct CallDriver {
     slot: CallSlot,
     /// The trunk leg's session timer (RFC 4028), if the INVITE asked for one.
     session: Option<SessionTimer>,
+    /// While the voice menu runs as early media (183): the 200 still to be sent.
+    early: Option<early::EarlyAnswer>,
     server: Option<ServerLeg>,
     /// The answered server leg's media, handed to the media state on `Bridge`.
     pending_server_leg: Option<Leg>,
@@ -240,6 +243,7 @@ impl CallDriver {
                     if let Some(leg) = self.pending_server_leg.take() {
                         self.media.bridge(leg);
                         self.slot.leave_ivr();
+                        self.answer_if_early(now);
                         self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
                         info!(call = self.call_no, "bridged");
                     }
@@ -247,10 +251,12 @@ impl CallDriver {
                 FlowAction::StartEcho => {
                     self.media.start_echo();
                     self.slot.leave_ivr();
+                    self.answer_if_early(now);
                     self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
                     info!(call = self.call_no, "echo test");
                 }
                 FlowAction::SendDigit(d) => self.media.send_digit(d),
+                FlowAction::HangUpCaller if self.early.is_some() => self.reject_early(),
                 FlowAction::HangUpCaller => {
                     let dialog = self.trunk.clone();
                     tokio::spawn(async move { dialog.bye().await.ok() });
