@@ -11,6 +11,7 @@ use crate::media::ports::PortPool;
 use crate::routing::Router;
 use crate::sip::edge::{dispatch, CallAcceptor, EdgeSettings, SipEdge};
 use crate::sip::limits::Rate;
+use crate::sip::register::{spawn_registrations, RegistrationStatus};
 use crate::sip::source_filter::RejectMode;
 use crate::sip::trunks::TrunkTable;
 use crate::sounds::load_prompts;
@@ -80,6 +81,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         retry_after: config.limits.retry_after,
     });
 
+    let registrations = spawn_registrations(
+        edge.endpoint.inner.clone(),
+        std::net::SocketAddr::new(edge.advertise, edge.local_addr.port()),
+        config
+            .trunks
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.register.clone()?)))
+            .collect(),
+        edge.cancel.child_token(),
+    );
     let incoming = edge.incoming();
     let endpoint = edge.endpoint.inner.clone();
     tokio::spawn(async move {
@@ -104,20 +115,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = usr1.recv() => info!("status: {}", status(&ctx, &edge)),
+            _ = usr1.recv() => info!("status: {}", status(&ctx, &edge, &registrations)),
         }
     }
-    info!("stopping: {}", status(&ctx, &edge));
+    info!("stopping: {}", status(&ctx, &edge, &registrations));
     edge.cancel.cancel();
     Ok(())
 }
 
-fn status(ctx: &CallContext, edge: &SipEdge) -> String {
+fn status(ctx: &CallContext, edge: &SipEdge, registrations: &RegistrationStatus) -> String {
     format!(
-        "{} sip_sources_rejected={} sip_rate_limited={}",
+        "{} sip_sources_rejected={} sip_rate_limited={} registrations_up={} registrations={}",
         ctx.status_line(),
         edge.filter_stats.rejected(),
         edge.filter_stats.rate_limited(),
+        registrations.registered(),
+        registrations.total(),
     )
 }
 

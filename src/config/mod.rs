@@ -144,6 +144,51 @@ pub struct NamedTrunk {
     pub allow: Vec<IpNet>,
     /// Most calls at once over this trunk; `None`: only the global limit.
     pub max_calls: Option<usize>,
+    /// Outbound registration with the provider (`[trunks.register]`), if it wants one.
+    pub register: Option<RegisterConfig>,
+}
+
+/// `[trunks.register]`: dialin registers with the provider's registrar so that calls for the
+/// number are sent to it (providers without fixed-address trunks require this).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterConfig {
+    /// The registrar's URI as written (`sip:sip.provider.example[:port]`), for the
+    /// Request-URI and the address of record's domain.
+    pub registrar: String,
+    /// The registrar's resolved address (resolved once at load time); its IP is allowed to
+    /// send calls for this trunk.
+    pub registrar_addr: SocketAddr,
+    /// The account (user part of the address of record).
+    pub username: String,
+    /// The digest user name when it differs from `username`.
+    pub auth_username: Option<String>,
+    /// The digest password, from `password_file` or `password_env`; never printed.
+    pub password: Password,
+    /// The registration lifetime dialin asks for (default 1 h); refreshed at three quarters.
+    pub expires: Duration,
+}
+
+/// A password read from a file or the environment. `Debug` hides it, so it never reaches a
+/// log or `dialin check`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password (trailing newline of a file already trimmed).
+    pub fn new(p: impl Into<String>) -> Password {
+        Password(p.into())
+    }
+
+    /// The password, for the digest computation only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<hidden>)")
+    }
 }
 
 /// `[limits]`: what protects dialin from floods and overload.

@@ -6,14 +6,16 @@ use std::collections::HashSet;
 use super::error::Problems;
 use super::reader::Section;
 use super::values::{parse_duration, valid_server_name};
-use super::{LimitsConfig, NamedTrunk};
+use super::values::{parse_sip_uri, resolve};
+use super::{LimitsConfig, NamedTrunk, Password, RegisterConfig};
+use std::time::Duration;
 use crate::sip::acl::IpNet;
 
 /// `[[trunks]]`.
 pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk> {
     let mut out = Vec::new();
     let mut names = HashSet::new();
-    for s in root.tables(p, "trunks", &["name", "allow", "max_calls"]) {
+    for s in root.tables(p, "trunks", &["name", "allow", "max_calls", "register"]) {
         let name = s.parsed(p, "name", |t| {
             valid_server_name(t).then(|| t.to_string()).ok_or_else(|| {
                 "must be 1 to 32 characters of a-z, 0-9, '_' and '-', like \"provider1\"".into()
@@ -35,8 +37,9 @@ pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk
             }
             None => {}
         }
-        if allow.is_empty() && !s.has("allow") {
-            let message = "missing; list the provider's networks for this trunk, like allow = [\"192.0.2.0/24\"]";
+        let register = s.has("register").then(|| register(&s, p)).flatten();
+        if allow.is_empty() && !s.has("allow") && !s.has("register") {
+            let message = "missing; list the provider's networks for this trunk, like allow = [\"192.0.2.0/24\"] (optional only with [trunks.register], whose registrar is allowed)";
             p.push(s.line, s.path_of("allow"), message);
         }
         let max_calls = s
@@ -48,15 +51,110 @@ pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk
             p.push(name.line, name.path, message);
             continue;
         }
-        if !allow.is_empty() {
+        if !allow.is_empty() || register.is_some() {
             out.push(NamedTrunk {
                 name: name.value,
                 allow,
                 max_calls,
+                register,
             });
         }
     }
     out
+}
+
+/// `[trunks.register]` of one trunk; `None` (with problems recorded) when unusable.
+fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig> {
+    let known = [
+        "registrar",
+        "username",
+        "auth_username",
+        "password_file",
+        "password_env",
+        "expires",
+    ];
+    let s = trunk.table(p, "register", &known);
+    let registrar = s.parsed(p, "registrar", parse_sip_uri).and_then(|uri| {
+        match resolve(&uri.value) {
+            Ok(addr) => Some((uri, addr)),
+            Err(message) => {
+                p.push(uri.line, uri.path, message);
+                None
+            }
+        }
+    });
+    for (key, what) in [
+        ("registrar", "the provider's registrar, like registrar = \"sip:sip.provider.example\""),
+        ("username", "the account name the provider gave you"),
+    ] {
+        if !s.has(key) {
+            p.push(s.line, s.path_of(key), format!("missing; set {key} to {what}"));
+        }
+    }
+    let name_rule = |t: &str| {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.bytes().all(|b| b.is_ascii_graphic() && !b"<>@:;\"".contains(&b));
+        ok.then(|| t.to_string())
+            .ok_or_else(|| "must be 1 to 128 printable characters without spaces, '<', '>', '@', ':', ';' or '\"'".to_string())
+    };
+    let username = s.parsed(p, "username", name_rule);
+    let auth_username = s.parsed(p, "auth_username", name_rule).map(|v| v.value);
+    let password = match (s.string(p, "password_file"), s.string(p, "password_env")) {
+        (Some(file), None) => match std::fs::read_to_string(file.value) {
+            Ok(text) => Some(Password::new(text.trim_end_matches(['\r', '\n']))),
+            Err(e) => {
+                let message = format!("cannot read the password file ({}); check the path and its permissions", e.kind());
+                p.push(file.line, file.path, message);
+                None
+            }
+        },
+        (None, Some(var)) => match std::env::var(var.value) {
+            Ok(v) if !v.is_empty() => Some(Password::new(v)),
+            _ => {
+                let message = "the environment variable is not set (or empty); export it before starting dialin";
+                p.push(var.line, var.path, message);
+                None
+            }
+        },
+        (Some(file), Some(_)) => {
+            p.push(file.line, file.path, "set either password_file or password_env, not both");
+            None
+        }
+        (None, None) => {
+            let message = "missing; set password_file to a file holding the password, or password_env to the name of an environment variable holding it";
+            p.push(s.line, s.path_of("password_file"), message);
+            None
+        }
+    };
+    let mut expires = Duration::from_secs(3600);
+    if let Some(v) = s.parsed(p, "expires", |t| {
+        let d = parse_duration(t)?;
+        if d.subsec_millis() != 0 || d.as_secs() > 86_400 {
+            return Err("must be whole seconds up to a day, like \"1h\"".into());
+        }
+        Ok(d)
+    }) {
+        expires = v.value;
+    }
+    let ((uri, registrar_addr), username, password) = (registrar?, username?, password?);
+    Some(RegisterConfig {
+        registrar: format!("sip:{}", host_port(&uri.value.host, uri.value.port)),
+        registrar_addr,
+        username: username.value,
+        auth_username,
+        password,
+        expires,
+    })
+}
+
+/// `host:port`, with brackets for an IPv6 address.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// `[limits]`.

@@ -7,6 +7,7 @@ pub mod edge;
 pub mod invite_check;
 pub mod legs;
 pub mod limits;
+pub mod register;
 pub mod sdp;
 pub mod session_timer;
 pub mod source_filter;

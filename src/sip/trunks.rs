@@ -6,7 +6,7 @@
 //! nothing, since it runs for every request.
 
 use crate::config::Config;
-use crate::sip::acl::SourceAcl;
+use crate::sip::acl::{IpNet, SourceAcl};
 use std::net::IpAddr;
 
 /// The trunks' source ACLs, in match order.
@@ -24,12 +24,21 @@ impl TrunkTable {
         TrunkTable { named, default }
     }
 
-    /// The table of `config`.
+    /// The table of `config`. A trunk that registers also allows its registrar's address:
+    /// calls for the registration come from there.
     pub fn from_config(config: &Config) -> TrunkTable {
         let named = config
             .trunks
             .iter()
-            .map(|t| (t.name.clone(), SourceAcl::new(t.allow.clone())))
+            .map(|t| {
+                let mut nets = t.allow.clone();
+                if let Some(r) = &t.register {
+                    let ip = r.registrar_addr.ip();
+                    let bits = if ip.is_ipv4() { 32 } else { 128 };
+                    nets.extend(IpNet::new(ip, bits));
+                }
+                (t.name.clone(), SourceAcl::new(nets))
+            })
             .collect();
         TrunkTable::new(named, config.trunk.acl())
     }
