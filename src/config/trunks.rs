@@ -220,6 +220,26 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_registration_and_hides_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p");
+        std::fs::write(&file, "hunter2\n").unwrap();
+        let text = format!(
+            "[[trunks]]\nname = \"p\"\n[trunks.register]\nregistrar = \"sip:127.0.0.1:5070\"\n\
+             username = \"4930\"\npassword_file = \"{}\"\nexpires = \"10m\"\n",
+            file.display()
+        );
+        let c = Config::from_toml(&text, "t").unwrap();
+        let r = c.trunks[0].register.as_ref().unwrap();
+        assert_eq!(r.registrar, "sip:127.0.0.1:5070");
+        assert_eq!(r.registrar_addr, "127.0.0.1:5070".parse().unwrap());
+        assert_eq!(r.password.expose(), "hunter2");
+        assert_eq!(r.expires, Duration::from_secs(600));
+        assert!(c.trunks[0].allow.is_empty());
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
     fn rejects_broken_trunks_and_limits_with_key_and_line() {
         let cases: &[(&str, &str, usize, &str)] = &[
             ("[[trunks]]\nallow = [\"10.0.0.0/8\"]\n", "trunks[0].name", 1, "missing"),
@@ -232,6 +252,11 @@ mod tests {
             ("[limits]\nretry_after = \"1500ms\"\n", "limits.retry_after", 2, "whole seconds"),
             ("[limits]\nsip_rate = \"fast\"\n", "limits.sip_rate", 2, "whole number"),
             ("[limits]\nbogus = 1\n", "limits.bogus", 2, "unknown"),
+            ("[[trunks]]\nname = \"a\"\n[trunks.register]\nregistrar = \"sip:127.0.0.1\"\nusername = \"u\"\n", "trunks[0].register.password_file", 3, "password_env"),
+            ("[[trunks]]\nname = \"a\"\n[trunks.register]\nregistrar = \"sip:127.0.0.1\"\nusername = \"u\"\npassword_env = \"DIALIN_NO_SUCH_VARIABLE\"\n", "trunks[0].register.password_env", 6, "not set"),
+            ("[[trunks]]\nname = \"a\"\n[trunks.register]\nregistrar = \"sip:127.0.0.1\"\nusername = \"u\"\npassword_file = \"/nonexistent/p\"\n", "trunks[0].register.password_file", 6, "cannot read"),
+            ("[[trunks]]\nname = \"a\"\n[trunks.register]\nusername = \"u\"\npassword_env = \"HOME\"\n", "trunks[0].register.registrar", 3, "missing"),
+            ("[[trunks]]\nname = \"a\"\n[trunks.register]\nregistrar = \"sip:127.0.0.1\"\nusername = \"a b\"\npassword_env = \"HOME\"\n", "trunks[0].register.username", 5, "printable"),
         ];
         for (text, key, line, needle) in cases {
             let errors = Config::from_toml(text, "t").unwrap_err();
