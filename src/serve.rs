@@ -49,6 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             crate::config::TrunkReject::Silence => RejectMode::Silence,
         },
         servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
+        tls: config.sip.tls.clone(),
     })
     .await?;
     let ctx = Arc::new(CallContext {
@@ -111,16 +112,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("cannot watch SIGUSR1")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = usr1.recv() => info!("status: {}", status(&ctx, &edge, &registrations)),
+            _ = hup.recv() => reload_tls(&edge).await,
         }
     }
     info!("stopping: {}", status(&ctx, &edge, &registrations));
     edge.cancel.cancel();
     Ok(())
+}
+
+/// SIGHUP: reloads the TLS certificate and key (when TLS is on); a broken file keeps the old
+/// certificate in use.
+async fn reload_tls(edge: &SipEdge) {
+    if let Some(reloader) = &edge.tls_reloader {
+        match reloader.reload().await {
+            Ok(()) => info!("TLS certificate reloaded"),
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS certificate not reloaded; the old one stays in use")
+            }
+        }
+    }
 }
 
 fn status(ctx: &CallContext, edge: &SipEdge, registrations: &RegistrationStatus) -> String {

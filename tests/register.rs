@@ -19,12 +19,18 @@ fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() 
         "registrar_challenges",
         include_str!("sipp/registrar_challenges.xml"),
     );
-    scenario.default_keys = vec![("user".into(), USER.into()), ("pass".into(), PASSWORD.into())];
+    scenario.default_keys = vec![
+        ("user".into(), USER.into()),
+        ("pass".into(), PASSWORD.into()),
+    ];
     let registrar = Sipp::new(scenario).spawn();
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("provider.password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let mut cfg = TestConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base)));
+    let mut cfg = TestConfig::new(SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        PortBlock::take(1).base,
+    )));
     cfg.extra = format!(
         "[[trunks]]\nname = \"provider\"\n[trunks.register]\nregistrar = \"sip:{}\"\n\
          username = \"{USER}\"\npassword_file = \"{}\"\nexpires = \"60s\"\n",
@@ -44,16 +50,29 @@ fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() 
         .messages()
         .into_iter()
         .any(|m| m.direction == Direction::Sent && m.status_code() == Some(403));
-    assert!(!sent_403, "the digest answer to the 401 was wrong:\n{}", outcome.report());
+    assert!(
+        !sent_403,
+        "the digest answer to the 401 was wrong:\n{}",
+        outcome.report()
+    );
     assert!(registers[2].header("Authorization").is_some());
-    let proxy_auth = registers[4].header("Proxy-Authorization").expect("answer to the 407");
+    let proxy_auth = registers[4]
+        .header("Proxy-Authorization")
+        .expect("answer to the 407");
     assert_digest(proxy_auth, "proxy.dialin.test", "9a8b7c6d5e4f");
     let at = |i: usize| registers[i].at_micros.unwrap();
     // Back-off after the 503: about a second.
-    assert!(at(1) - at(0) >= 900_000, "retried after {} µs", at(1) - at(0));
+    assert!(
+        at(1) - at(0) >= 900_000,
+        "retried after {} µs",
+        at(1) - at(0)
+    );
     // The refresh came before the 2 s binding ran out (at three quarters).
     let refresh = at(3) - at(2);
-    assert!((1_000_000..2_000_000).contains(&refresh), "refreshed after {refresh} µs");
+    assert!(
+        (1_000_000..2_000_000).contains(&refresh),
+        "refreshed after {refresh} µs"
+    );
     assert_eq!(dialin.status_value("registrations"), 1);
     assert_eq!(dialin.status_value("registrations_up"), 1);
     dialin.wait_for_line("registered with the provider", Duration::from_secs(1));
@@ -82,5 +101,9 @@ fn assert_digest(header: &str, realm: &str, nonce: &str) {
     assert_eq!(param("nonce"), nonce);
     let ha1 = hex(format!("{USER}:{realm}:{PASSWORD}"));
     let ha2 = hex(format!("REGISTER:{}", param("uri")));
-    assert_eq!(param("response"), hex(format!("{ha1}:{nonce}:{ha2}")), "{header}");
+    assert_eq!(
+        param("response"),
+        hex(format!("{ha1}:{nonce}:{ha2}")),
+        "{header}"
+    );
 }

@@ -71,6 +71,8 @@ pub struct SipConfig {
     /// Play the voice menu as early media (`183` with SDP) and answer (`200`) only once the
     /// call is bridged (default false).
     pub early_media: bool,
+    /// SIP over TLS (`tls_listen`, `tls_cert`, `tls_key`); `None` when off (the default).
+    pub tls: Option<crate::sip::tls::TlsSettings>,
 }
 
 impl Default for SipConfig {
@@ -82,6 +84,7 @@ impl Default for SipConfig {
             answer_delay: Duration::ZERO,
             session_min_se: Duration::from_secs(90),
             early_media: false,
+            tls: None,
         }
     }
 }

@@ -8,8 +8,8 @@ use super::reader::Section;
 use super::values::{parse_duration, valid_server_name};
 use super::values::{parse_sip_uri, resolve};
 use super::{LimitsConfig, NamedTrunk, Password, RegisterConfig};
-use std::time::Duration;
 use crate::sip::acl::IpNet;
+use std::time::Duration;
 
 /// `[[trunks]]`.
 pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk> {
@@ -74,27 +74,35 @@ fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig>
         "expires",
     ];
     let s = trunk.table(p, "register", &known);
-    let registrar = s.parsed(p, "registrar", parse_sip_uri).and_then(|uri| {
-        match resolve(&uri.value) {
-            Ok(addr) => Some((uri, addr)),
-            Err(message) => {
-                p.push(uri.line, uri.path, message);
-                None
-            }
-        }
-    });
+    let registrar =
+        s.parsed(p, "registrar", parse_sip_uri)
+            .and_then(|uri| match resolve(&uri.value) {
+                Ok(addr) => Some((uri, addr)),
+                Err(message) => {
+                    p.push(uri.line, uri.path, message);
+                    None
+                }
+            });
     for (key, what) in [
-        ("registrar", "the provider's registrar, like registrar = \"sip:sip.provider.example\""),
+        (
+            "registrar",
+            "the provider's registrar, like registrar = \"sip:sip.provider.example\"",
+        ),
         ("username", "the account name the provider gave you"),
     ] {
         if !s.has(key) {
-            p.push(s.line, s.path_of(key), format!("missing; set {key} to {what}"));
+            p.push(
+                s.line,
+                s.path_of(key),
+                format!("missing; set {key} to {what}"),
+            );
         }
     }
     let name_rule = |t: &str| {
         let ok = !t.is_empty()
             && t.len() <= 128
-            && t.bytes().all(|b| b.is_ascii_graphic() && !b"<>@:;\"".contains(&b));
+            && t.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"<>@:;\"".contains(&b));
         ok.then(|| t.to_string())
             .ok_or_else(|| "must be 1 to 128 printable characters without spaces, '<', '>', '@', ':', ';' or '\"'".to_string())
     };
@@ -104,7 +112,10 @@ fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig>
         (Some(file), None) => match std::fs::read_to_string(file.value) {
             Ok(text) => Some(Password::new(text.trim_end_matches(['\r', '\n']))),
             Err(e) => {
-                let message = format!("cannot read the password file ({}); check the path and its permissions", e.kind());
+                let message = format!(
+                    "cannot read the password file ({}); check the path and its permissions",
+                    e.kind()
+                );
                 p.push(file.line, file.path, message);
                 None
             }
@@ -118,7 +129,11 @@ fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig>
             }
         },
         (Some(file), Some(_)) => {
-            p.push(file.line, file.path, "set either password_file or password_env, not both");
+            p.push(
+                file.line,
+                file.path,
+                "set either password_file or password_env, not both",
+            );
             None
         }
         (None, None) => {

@@ -6,6 +6,7 @@
 
 use crate::sip::limits::Rate;
 use crate::sip::source_filter::{DatagramGate, FilterStats, RejectMode, RequestGate, SourceFilter};
+use crate::sip::tls::{tls_listener, TlsError, TlsReloader, TlsSettings};
 use crate::sip::trunks::TrunkTable;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -31,6 +32,9 @@ pub enum EdgeError {
         /// The underlying error.
         reason: String,
     },
+    /// SIP over TLS could not start.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// What the edge needs from the configuration.
@@ -51,6 +55,8 @@ pub struct EdgeSettings {
     pub reject: RejectMode,
     /// The BBB servers' addresses, allowed to send in-dialog requests.
     pub servers: Vec<IpAddr>,
+    /// SIP over TLS, if configured.
+    pub tls: Option<TlsSettings>,
 }
 
 /// A running SIP endpoint with its dialog layer.
@@ -67,6 +73,8 @@ pub struct SipEdge {
     pub advertise: IpAddr,
     /// Source-filter counters.
     pub filter_stats: Arc<FilterStats>,
+    /// Reloads the TLS certificate (SIGHUP), when TLS is on.
+    pub tls_reloader: Option<TlsReloader>,
 }
 
 impl SipEdge {
@@ -105,6 +113,16 @@ impl SipEdge {
             })?;
         transport_layer.add_transport(udp.into());
         transport_layer.add_transport(tcp.into());
+        let tls_reloader = match &settings.tls {
+            Some(tls) => {
+                let external = SocketAddr::new(settings.advertise, tls.listen.port());
+                let (listener, reloader) =
+                    tls_listener(tls, Some(external).filter(|e| *e != tls.listen)).await?;
+                transport_layer.add_transport(listener.into());
+                Some(reloader)
+            }
+            None => None,
+        };
 
         let filter_stats = Arc::new(FilterStats::default());
         let filter = Arc::new(SourceFilter::new(
@@ -141,6 +159,7 @@ impl SipEdge {
             local_addr,
             advertise: settings.advertise,
             filter_stats,
+            tls_reloader,
         })
     }
 

@@ -11,4 +11,5 @@ pub mod register;
 pub mod sdp;
 pub mod session_timer;
 pub mod source_filter;
+pub mod tls;
 pub mod trunks;

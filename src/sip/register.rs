@@ -287,10 +287,20 @@ mod tests {
             (0, Attempt::Unreachable, 1, RegState::Failed),
             (1, Attempt::Refused, 1 + 2, RegState::Failed),
             (3, Attempt::Unreachable, 3 + 4, RegState::Failed),
-            (7, Attempt::Registered { granted: s(600) }, 7 + 450, RegState::Registered),
+            (
+                7,
+                Attempt::Registered { granted: s(600) },
+                7 + 450,
+                RegState::Registered,
+            ),
             // A failed refresh keeps the valid binding and retries soon.
             (457, Attempt::Unreachable, 457 + 1, RegState::Registered),
-            (458, Attempt::Registered { granted: s(4) }, 458 + 3, RegState::Registered),
+            (
+                458,
+                Attempt::Registered { granted: s(4) },
+                458 + 3,
+                RegState::Registered,
+            ),
         ];
         for (at, attempt, next, state) in table {
             r.handle_attempt(t0 + s(at), attempt);
