@@ -80,6 +80,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         admission: Admission::new(&limits(&config)),
         trunks: TrunkTable::from_config(&config),
         retry_after: config.limits.retry_after,
+        srtp: config
+            .trunks
+            .iter()
+            .map(|t| t.srtp)
+            .chain([config.trunk.srtp])
+            .collect(),
     });
 
     let registrations = spawn_registrations(

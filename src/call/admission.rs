@@ -104,8 +104,10 @@ pub struct AdmissionCounts {
 pub struct CallSlot {
     /// The shared state the slots belong to.
     admission: Arc<Admission>,
-    /// The trunk whose gate this call holds, if it has one.
+    /// The trunk the call came from, if known.
     trunk: Option<usize>,
+    /// Whether the call holds a slot of its trunk's gate.
+    gated: bool,
     /// Whether the IVR slot is still held.
     in_ivr: bool,
 }
@@ -143,7 +145,8 @@ impl Admission {
         }
         Ok(CallSlot {
             admission: self.clone(),
-            trunk: trunk_gate.map(|(t, _)| t),
+            trunk,
+            gated: trunk_gate.is_some(),
             in_ivr: true,
         })
     }
@@ -164,6 +167,11 @@ impl Admission {
 }
 
 impl CallSlot {
+    /// The trunk the call came from (an index into the trunk list), if known.
+    pub fn trunk(&self) -> Option<usize> {
+        self.trunk
+    }
+
     /// The call left the IVR (bridged, or in the echo test): frees its IVR slot once.
     pub fn leave_ivr(&mut self) {
         if std::mem::take(&mut self.in_ivr) {
@@ -176,7 +184,8 @@ impl Drop for CallSlot {
     fn drop(&mut self) {
         self.leave_ivr();
         self.admission.calls.give_back();
-        if let Some(g) = self.trunk.and_then(|t| self.admission.trunks[t].as_ref()) {
+        let gate = self.trunk.filter(|_| self.gated);
+        if let Some(g) = gate.and_then(|t| self.admission.trunks.get(t)?.as_ref()) {
             g.give_back();
         }
     }

@@ -7,6 +7,7 @@ use crate::media::ports::{PortLease, PortPool};
 use crate::media::prompt::EncodedPrompt;
 use crate::routing::Router;
 use crate::sip::legs::source_ip;
+use crate::sip::sdes::SrtpPolicy;
 use crate::sip::trunks::TrunkTable;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::Request;
@@ -99,6 +100,8 @@ pub struct CallContext {
     pub trunks: TrunkTable,
     /// `limits.retry_after`: what a 503 for a full limit or no RTP port asks the trunk to wait.
     pub retry_after: Duration,
+    /// Each trunk's SRTP setting, in [`TrunkTable`] order (named trunks, then `[trunk]`).
+    pub srtp: Vec<SrtpPolicy>,
 }
 
 impl CallContext {
@@ -113,6 +116,15 @@ impl CallContext {
     pub fn admit(&self, invite: &Request) -> Result<CallSlot, Refusal> {
         let trunk = source_ip(invite).and_then(|ip| self.trunks.classify(ip));
         self.admission.admit(trunk)
+    }
+
+    /// The SRTP setting for a call from `trunk` (the default trunk's when unknown).
+    pub fn srtp_policy(&self, trunk: Option<usize>) -> SrtpPolicy {
+        trunk
+            .and_then(|t| self.srtp.get(t))
+            .or(self.srtp.last())
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Takes an RTP port for one leg and binds its socket for tokio. The lease returns the port

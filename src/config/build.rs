@@ -184,7 +184,7 @@ fn media(root: &Section<'_>, p: &mut Problems<'_>) -> MediaConfig {
 
 /// `[trunk]`.
 fn trunk(root: &Section<'_>, p: &mut Problems<'_>) -> TrunkConfig {
-    let s = root.table(p, "trunk", &["allow", "reject", "max_calls"]);
+    let s = root.table(p, "trunk", &["allow", "reject", "max_calls", "srtp"]);
     let mut c = TrunkConfig::default();
     if let Some(list) = s.strings(p, "allow") {
         if list.is_empty() && s.has("allow") {
@@ -211,6 +211,7 @@ fn trunk(root: &Section<'_>, p: &mut Problems<'_>) -> TrunkConfig {
     if let Some(v) = s.integer(p, "max_calls", 1..=100_000) {
         c.max_calls = Some(v.value as usize);
     }
+    c.srtp = super::trunks::srtp_policy(&s, p);
     c
 }
 

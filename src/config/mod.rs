@@ -117,6 +117,8 @@ pub struct TrunkConfig {
     /// Most calls at once from `allow` (sources of no `[[trunks]]` entry); `None`: only the
     /// global `limits.max_calls`.
     pub max_calls: Option<usize>,
+    /// SRTP on calls from these networks (default: when offered).
+    pub srtp: crate::sip::sdes::SrtpPolicy,
 }
 
 impl TrunkConfig {
@@ -133,6 +135,7 @@ impl Default for TrunkConfig {
             allow: allow.to_vec(),
             reject: TrunkReject::Forbidden,
             max_calls: None,
+            srtp: Default::default(),
         }
     }
 }
@@ -149,6 +152,8 @@ pub struct NamedTrunk {
     pub max_calls: Option<usize>,
     /// Outbound registration with the provider (`[trunks.register]`), if it wants one.
     pub register: Option<RegisterConfig>,
+    /// SRTP on this trunk (default: when offered).
+    pub srtp: crate::sip::sdes::SrtpPolicy,
 }
 
 /// `[trunks.register]`: dialin registers with the provider's registrar so that calls for the

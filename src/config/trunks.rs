@@ -9,13 +9,18 @@ use super::values::{parse_duration, valid_server_name};
 use super::values::{parse_sip_uri, resolve};
 use super::{LimitsConfig, NamedTrunk, Password, RegisterConfig};
 use crate::sip::acl::IpNet;
+use crate::sip::sdes::SrtpPolicy;
 use std::time::Duration;
 
 /// `[[trunks]]`.
 pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk> {
     let mut out = Vec::new();
     let mut names = HashSet::new();
-    for s in root.tables(p, "trunks", &["name", "allow", "max_calls", "register"]) {
+    for s in root.tables(
+        p,
+        "trunks",
+        &["name", "allow", "max_calls", "register", "srtp"],
+    ) {
         let name = s.parsed(p, "name", |t| {
             valid_server_name(t).then(|| t.to_string()).ok_or_else(|| {
                 "must be 1 to 32 characters of a-z, 0-9, '_' and '-', like \"provider1\"".into()
@@ -45,6 +50,7 @@ pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk
         let max_calls = s
             .integer(p, "max_calls", 1..=100_000)
             .map(|v| v.value as usize);
+        let srtp = srtp_policy(&s, p);
         let Some(name) = name else { continue };
         if !names.insert(name.value.clone()) {
             let message = "another trunk already has this name; give every trunk a unique name";
@@ -57,10 +63,23 @@ pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk
                 allow,
                 max_calls,
                 register,
+                srtp,
             });
         }
     }
     out
+}
+
+/// The `srtp` key of `[trunk]` or a `[[trunks]]` entry (default "optional").
+pub(super) fn srtp_policy(s: &Section<'_>, p: &mut Problems<'_>) -> SrtpPolicy {
+    s.parsed(p, "srtp", |t| match t {
+        "optional" => Ok(SrtpPolicy::Optional),
+        "required" => Ok(SrtpPolicy::Required),
+        "off" => Ok(SrtpPolicy::Off),
+        _ => Err("must be \"optional\" (SRTP when the provider offers it), \"required\" (refuse plain RTP) or \"off\"".into()),
+    })
+    .map(|v| v.value)
+    .unwrap_or_default()
 }
 
 /// `[trunks.register]` of one trunk; `None` (with problems recorded) when unusable.

@@ -8,6 +8,7 @@ pub mod invite_check;
 pub mod legs;
 pub mod limits;
 pub mod register;
+pub mod sdes;
 pub mod sdp;
 pub mod session_timer;
 pub mod source_filter;

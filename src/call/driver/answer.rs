@@ -2,6 +2,7 @@
 //! port, 200 OK; then the call's driver runs until the call ends.
 
 use super::early::EarlyAnswer;
+use super::srtp::SrtpLeg;
 use super::CallDriver;
 use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
@@ -11,6 +12,7 @@ use crate::media::g711::Law;
 
 use crate::sip::invite_check::{check_invite, timer_headers, InviteExtensions};
 use crate::sip::legs::{caller_number, sdp_content_type};
+use crate::sip::sdes::{self, SdesAnswer, SdesRefusal, SrtpPolicy};
 use crate::sip::sdp::{self, MediaOffer, Negotiated};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -110,6 +112,18 @@ async fn run_call(
     }
 
     let session_id = rand::random::<u32>() as u64;
+    // SRTP by the trunk's setting and the offer's crypto lines.
+    let sdes = match media_security(&ctx, &offer_body, slot.trunk()) {
+        Ok(sdes) => sdes,
+        Err(e) => {
+            info!(call = call_no, reason = %e, "refusing call: media security");
+            dialog
+                .reject(Some(StatusCode::NotAcceptableHere), None)
+                .ok();
+            ctx.dialog_layer.remove_dialog(&dialog.id());
+            return;
+        }
+    };
     // Early media needs the caller's offer and unreliable provisionals.
     let early = ctx.early_media && !extensions.no_provisionals && !offer_body.is_empty();
     // The session timer runs from the 200.
@@ -128,6 +142,7 @@ async fn run_call(
         &offer_body,
         (lease.port(), call_no, session_id),
         how,
+        sdes.as_ref(),
     ) else {
         ctx.dialog_layer.remove_dialog(&dialog.id());
         return;
@@ -175,6 +190,7 @@ async fn run_call(
         slot,
         session,
         early,
+        srtp: sdes.map(|a| SrtpLeg::new(a, super::MAX_PACKET)),
         server: None,
         pending_server_leg: None,
         caller_confirmed: late_offer || early_media,
@@ -247,6 +263,7 @@ fn answer_caller(
     offer_body: &[u8],
     (rtp_port, call_no, session_id): (u16, u64, u64),
     extra_headers: Answer,
+    sdes: Option<&SdesAnswer>,
 ) -> Option<(Option<Negotiated>, Option<Vec<u8>>)> {
     let negotiated = if offer_body.is_empty() {
         None
@@ -280,7 +297,11 @@ fn answer_caller(
             1,
         ),
     };
-    let body = body.into_bytes();
+    let body = match sdes {
+        Some(a) => a.secure(&body),
+        None => body,
+    }
+    .into_bytes();
     match extra_headers {
         Answer::Now(extra) => {
             let mut headers = vec![sdp_content_type()];
@@ -297,6 +318,23 @@ fn answer_caller(
             Some((negotiated, Some(body)))
         }
     }
+}
+
+/// Whether the call uses SRTP: by the trunk's `srtp` setting and the offer's crypto lines. An
+/// INVITE without SDP gets a plain offer, so it is refused where SRTP is required.
+fn media_security(
+    ctx: &CallContext,
+    offer_body: &[u8],
+    trunk: Option<usize>,
+) -> Result<Option<SdesAnswer>, SdesRefusal> {
+    let policy = ctx.srtp_policy(trunk);
+    if offer_body.is_empty() {
+        return match policy {
+            SrtpPolicy::Required => Err(SdesRefusal::SrtpRequired),
+            _ => Ok(None),
+        };
+    }
+    sdes::decide(&sdes::parse_offer(offer_body), policy)
 }
 
 /// How [`answer_caller`] answers.

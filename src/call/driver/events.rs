@@ -132,8 +132,13 @@ impl CallDriver {
             }
         }
         let mut headers = vec![sdp_content_type()];
+        let mut answer = answer;
         if let Side::Caller = side {
             headers.extend(self.caller_refreshed(now));
+            if let Some(s) = self.srtp.as_mut() {
+                s.handle_offer(&req.body);
+                answer = s.secure(&answer);
+            }
         }
         handle
             .respond(StatusCode::OK, Some(headers), Some(answer.into_bytes()))

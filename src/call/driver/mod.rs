@@ -9,6 +9,7 @@ mod answer;
 mod early;
 mod events;
 mod session;
+mod srtp;
 
 pub use answer::spawn_call;
 
@@ -69,6 +70,8 @@ struct CallDriver {
     session: Option<SessionTimer>,
     /// While the voice menu runs as early media (183): the 200 still to be sent.
     early: Option<early::EarlyAnswer>,
+    /// SRTP on the caller leg, when negotiated.
+    srtp: Option<srtp::SrtpLeg>,
     server: Option<ServerLeg>,
     /// The answered server leg's media, handed to the media state on `Bridge`.
     pending_server_leg: Option<Leg>,
@@ -128,6 +131,13 @@ impl CallDriver {
             let now = Instant::now();
             match wake {
                 Wake::Caller(Ok((len, from))) => {
+                    let len = match self.srtp.as_mut() {
+                        Some(s) => match s.unprotect(&mut buf, len) {
+                            Some(len) => len,
+                            None => continue,
+                        },
+                        None => len,
+                    };
                     let r = self.media.handle_caller_packet(now, from, &mut buf, len);
                     self.deliver(now, r, &buf).await;
                 }
@@ -196,7 +206,14 @@ impl CallDriver {
                 .flow
                 .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
             Received::ToCaller { len, to } => {
-                self.caller_socket.send_to(&buf[..len], to).await.ok();
+                let packet = match self.srtp.as_mut() {
+                    Some(s) => match s.protect(&buf[..len]) {
+                        Some(p) => p,
+                        None => return,
+                    },
+                    None => &buf[..len],
+                };
+                self.caller_socket.send_to(packet, to).await.ok();
             }
             Received::ToServer { len, to } => {
                 if let Some(s) = &self.server {

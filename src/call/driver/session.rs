@@ -54,14 +54,18 @@ impl CallDriver {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(0);
-        sdp::build_answer(
+        let sdp = sdp::build_answer(
             self.ctx.advertise,
             port,
             &self.caller_sdp,
             self.session_id,
             self.sdp_version,
             self.caller_sdp.direction.answer_to(),
-        )
+        );
+        match &self.srtp {
+            Some(s) => s.secure(&sdp),
+            None => sdp,
+        }
         .into_bytes()
     }
 
