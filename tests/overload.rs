@@ -97,7 +97,7 @@ fn flood(target: SocketAddr, per_second: u64) -> (Arc<AtomicBool>, Arc<AtomicU64
             // Pace in 10 ms steps: n datagrams by now.
             let due = start.elapsed().as_millis() as u64 * per_second / 1000;
             while n < due {
-                let pkt = if n % 2 == 0 {
+                let pkt = if n.is_multiple_of(2) {
                     invite(target, from, n, AUDIO_SDP)
                 } else {
                     let mut g = format!("GARBAGE {n} SIP/2.0\r\nVia: x\r\n\r\n").into_bytes();

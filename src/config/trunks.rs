@@ -31,16 +31,11 @@ pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk
             p.push(s.line, s.path_of("name"), message);
         }
         let mut allow = Vec::new();
-        match s.strings(p, "allow") {
-            Some(list) => {
-                for entry in list {
-                    match entry.value.parse::<IpNet>() {
-                        Ok(net) => allow.push(net),
-                        Err(e) => p.push(entry.line, entry.path, e.to_string()),
-                    }
-                }
+        for entry in s.strings(p, "allow").unwrap_or_default() {
+            match entry.value.parse::<IpNet>() {
+                Ok(net) => allow.push(net),
+                Err(e) => p.push(entry.line, entry.path, e.to_string()),
             }
-            None => {}
         }
         let register = s.has("register").then(|| register(&s, p)).flatten();
         if allow.is_empty() && !s.has("allow") && !s.has("register") {

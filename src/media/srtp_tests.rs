@@ -103,7 +103,8 @@ fn tampered_plain_and_foreign_packets_are_refused() {
     let mut tx = context();
     let (mut buf, len) = packet(10, 7);
     let len = tx.protect(&mut buf, len).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut [u8; 64]) -> usize>)> = vec![
+    type Change = Box<dyn Fn(&mut [u8; 64]) -> usize>;
+    let cases: Vec<(&str, Change)> = vec![
         (
             "payload bit",
             Box::new(move |b| {

@@ -88,7 +88,8 @@ mod tests {
         let now = Instant::now();
         let min = Duration::from_secs(90);
         // (extra headers, expected status or Ok(refresher header, no_provisionals))
-        let cases: &[(&str, Result<(Option<&str>, bool), u16>)] = &[
+        type Want = Result<(Option<&'static str>, bool), u16>;
+        let cases: &[(&str, Want)] = &[
             ("", Ok((None, false))),
             ("Supported: 100rel, timer\r\n", Ok((None, false))),
             ("Require: 100rel\r\n", Ok((None, true))),

@@ -168,11 +168,11 @@ impl TransportEventInspector for RequestGate {
         } else if !f.within_rate(addr.ip(), &req.method, Instant::now()) {
             f.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             let new_invite = req.method == Method::Invite
-                && !req
+                && req
                     .to_header()
                     .ok()
                     .and_then(|to| to.tag().ok().flatten())
-                    .is_some();
+                    .is_none();
             new_invite.then(|| {
                 let retry = Header::RetryAfter(f.retry_after.as_secs().to_string().into());
                 stateless_response(req, StatusCode::ServiceUnavailable, Some(retry))
