@@ -134,39 +134,8 @@ fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     if let Some(v) = s.boolean(p, "early_media") {
         c.early_media = v;
     }
-    c.tls = sip_tls(&s, p);
+    c.tls = super::tls::sip_tls(&s, p);
     c
-}
-
-/// `sip.tls_listen` with `sip.tls_cert` and `sip.tls_key`: all three or none.
-fn sip_tls(s: &Section<'_>, p: &mut Problems<'_>) -> Option<crate::sip::tls::TlsSettings> {
-    let listen = s.parsed(p, "tls_listen", |t| {
-        t.trim()
-            .parse::<SocketAddr>()
-            .map_err(|_| "not an address with port; write it like \"0.0.0.0:5061\"".into())
-    });
-    let path = |p: &mut Problems<'_>, key: &str| {
-        s.parsed(p, key, |t| {
-            (!t.trim().is_empty())
-                .then(|| PathBuf::from(t))
-                .ok_or_else(|| "empty; name a PEM file".into())
-        })
-    };
-    let (cert, key) = (path(p, "tls_cert"), path(p, "tls_key"));
-    let any = s.has("tls_listen") || s.has("tls_cert") || s.has("tls_key");
-    if any {
-        for k in ["tls_listen", "tls_cert", "tls_key"] {
-            if !s.has(k) {
-                let message = "missing; SIP over TLS needs tls_listen, tls_cert (PEM certificate chain) and tls_key (PEM private key) together";
-                p.push(s.line, s.path_of(k), message);
-            }
-        }
-    }
-    Some(crate::sip::tls::TlsSettings {
-        listen: listen?.value,
-        cert: cert?.value,
-        key: key?.value,
-    })
 }
 
 /// `[media]`.

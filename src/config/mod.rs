@@ -13,6 +13,7 @@
 mod build;
 mod error;
 mod reader;
+mod tls;
 mod trunks;
 mod values;
 
