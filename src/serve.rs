@@ -55,6 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
         contact: edge.contact(),
+        tls_contact: edge.tls_contact(),
         advertise: edge.advertise,
         rtp_bind: config.sip.listen.ip(),
         sip_port: edge.local_addr.port(),

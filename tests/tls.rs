@@ -149,9 +149,19 @@ async fn read_message<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -
     }
 }
 
-/// A caller over TLS trusting `ca`: INVITE → 100 → 200 → ACK, 1 s, BYE → 200. Returns the
-/// status lines it received, in order.
-async fn tls_call(dialin: SocketAddr, ca: &Path) -> Vec<String> {
+/// Who ends a TLS call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The caller sends BYE after a second.
+    CallerHangsUp,
+    /// The caller asks for a 3 s session timer and never refreshes: dialin's BYE must reach it
+    /// over the TLS connection.
+    SessionExpires,
+}
+
+/// A caller over TLS trusting `ca`: INVITE → 100 → 200 → ACK, then the `ending`. Returns the
+/// start lines it received, in order, and the 200's Contact.
+async fn tls_call(dialin: SocketAddr, ca: &Path, ending: Ending) -> (Vec<String>, String) {
     use rustls_pki_types::pem::PemObject;
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
@@ -173,14 +183,19 @@ async fn tls_call(dialin: SocketAddr, ca: &Path) -> Vec<String> {
         .expect("TLS handshake with dialin (certificate signed by the test CA)");
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let timer = match ending {
+        Ending::SessionExpires => "Supported: timer\r\nSession-Expires: 3;refresher=uac\r\n",
+        Ending::CallerHangsUp => "",
+    };
     let request = |method: &str, cseq: u32, to_tag: &str, body: &str| {
         format!(
             "{method} sip:4930555000@{dialin};transport=tls SIP/2.0\r\n\
              Via: SIP/2.0/TLS {local};branch=z9hG4bK-tls-{cseq}-{method}\r\n\
              From: <sip:caller@{local}>;tag=tls1\r\nTo: <sip:4930555000@{dialin}>{to_tag}\r\n\
              Call-ID: tls-call-1\r\nCSeq: {cseq} {method}\r\n\
-             Contact: <sip:caller@{local};transport=tls>\r\nMax-Forwards: 70\r\n\
+             Contact: <sip:caller@{local};transport=tls>\r\nMax-Forwards: 70\r\n{}\
              {}Content-Length: {}\r\n\r\n{body}",
+            if method == "INVITE" { timer } else { "" },
             if body.is_empty() {
                 ""
             } else {
@@ -193,38 +208,63 @@ async fn tls_call(dialin: SocketAddr, ca: &Path) -> Vec<String> {
         .await
         .unwrap();
     let mut buf = Vec::new();
-    let mut statuses = Vec::new();
+    let mut lines = Vec::new();
     let ok = loop {
         let msg = read_message(&mut tls, &mut buf).await;
         let first = msg.lines().next().unwrap().to_string();
-        statuses.push(first.clone());
+        lines.push(first.clone());
         if !first.contains(" 1") || first.contains(" 200 ") {
             break msg;
         }
     };
-    assert!(statuses.last().unwrap().contains(" 200 "), "{statuses:?}");
-    let to_tag = ok
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
-        .and_then(|l| l.split(";tag=").nth(1))
-        .map(|t| format!(";tag={}", t.trim()))
-        .expect("a To tag in the 200");
+    assert!(lines.last().unwrap().contains(" 200 "), "{lines:?}");
+    let header = |msg: &str, name: &str| {
+        msg.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .map(|l| l.split_once(':').unwrap().1.trim().to_string())
+            .unwrap_or_default()
+    };
+    let contact = header(&ok, "contact");
+    let to_tag = format!(
+        ";tag={}",
+        header(&ok, "to").split(";tag=").nth(1).expect("To tag")
+    );
     tls.write_all(request("ACK", 1, &to_tag, "").as_bytes())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    tls.write_all(request("BYE", 2, &to_tag, "").as_bytes())
-        .await
-        .unwrap();
-    loop {
-        let msg = read_message(&mut tls, &mut buf).await;
-        let first = msg.lines().next().unwrap().to_string();
-        if msg.contains("CSeq: 2 BYE") {
-            statuses.push(first);
-            break;
+    match ending {
+        Ending::CallerHangsUp => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tls.write_all(request("BYE", 2, &to_tag, "").as_bytes())
+                .await
+                .unwrap();
+            loop {
+                let msg = read_message(&mut tls, &mut buf).await;
+                if msg.contains("CSeq: 2 BYE") {
+                    lines.push(msg.lines().next().unwrap().to_string());
+                    break;
+                }
+            }
         }
+        Ending::SessionExpires => loop {
+            let msg = read_message(&mut tls, &mut buf).await;
+            let first = msg.lines().next().unwrap().to_string();
+            if first.starts_with("BYE ") {
+                lines.push(first);
+                let reply = format!(
+                    "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+                    header(&msg, "via"),
+                    header(&msg, "from"),
+                    header(&msg, "to"),
+                    header(&msg, "call-id"),
+                    header(&msg, "cseq"),
+                );
+                tls.write_all(reply.as_bytes()).await.unwrap();
+                break;
+            }
+        },
     }
-    statuses
+    (lines, contact)
 }
 
 #[test]
@@ -235,13 +275,34 @@ fn a_caller_over_tls_is_answered_and_hangs_up() {
     let (cfg, tls) = tls_config(&cert, &key);
     let dialin = cfg.start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let statuses = rt.block_on(tls_call(tls, &ca.0));
-    assert!(statuses[0].contains(" 100 "), "{statuses:?}");
+    let (lines, contact) = rt.block_on(tls_call(tls, &ca.0, Ending::CallerHangsUp));
+    assert!(lines[0].contains(" 100 "), "{lines:?}");
     assert!(
-        statuses.last().unwrap().contains(" 200 "),
-        "BYE answered: {statuses:?}"
+        lines.last().unwrap().contains(" 200 "),
+        "BYE answered: {lines:?}"
+    );
+    assert!(
+        contact
+            .to_ascii_lowercase()
+            .contains(&format!(":{};transport=tls", tls.port())),
+        "our Contact asks for TLS: {contact}"
     );
     assert_eq!(dialin.status_value("calls_started"), 1);
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+#[test]
+fn dialin_ends_a_tls_call_over_the_same_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca(dir.path());
+    let (cert, key) = certificate(dir.path(), &ca, "dialin.test");
+    let (mut cfg, tls) = tls_config(&cert, &key);
+    cfg.sip_extra.push_str("\nsession_min_se = \"2s\"");
+    let dialin = cfg.start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (lines, _) = rt.block_on(tls_call(tls, &ca.0, Ending::SessionExpires));
+    assert!(lines.last().unwrap().starts_with("BYE "), "{lines:?}");
+    dialin.wait_for_line("session timer expired", Duration::from_secs(1));
     dialin.assert_idle(Duration::from_secs(5));
 }
 

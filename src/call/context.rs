@@ -70,6 +70,9 @@ pub struct CallContext {
     pub dialog_layer: Arc<DialogLayer>,
     /// Our Contact URI.
     pub contact: rsipstack::sip::Uri,
+    /// Our Contact URI for calls that arrive over TLS (`;transport=tls`, the TLS port), so
+    /// the caller's in-dialog requests come back over TLS; `None` without TLS.
+    pub tls_contact: Option<rsipstack::sip::Uri>,
     /// The address put in SDP (`sip.advertise`).
     pub advertise: IpAddr,
     /// The local address RTP sockets bind to (the IP of `sip.listen`).

@@ -75,6 +75,8 @@ pub struct SipEdge {
     pub filter_stats: Arc<FilterStats>,
     /// Reloads the TLS certificate (SIGHUP), when TLS is on.
     pub tls_reloader: Option<TlsReloader>,
+    /// The TLS listen port, when TLS is on.
+    pub tls_port: Option<u16>,
 }
 
 impl SipEdge {
@@ -160,6 +162,7 @@ impl SipEdge {
             advertise: settings.advertise,
             filter_stats,
             tls_reloader,
+            tls_port: settings.tls.as_ref().map(|t| t.listen.port()),
         })
     }
 
@@ -175,6 +178,18 @@ impl SipEdge {
             host_with_port: host.into(),
             ..Default::default()
         }
+    }
+
+    /// The Contact URI for dialogs that arrive over TLS: the TLS port with `;transport=tls`;
+    /// `None` when TLS is off.
+    pub fn tls_contact(&self) -> Option<rsipstack::sip::Uri> {
+        let port = self.tls_port?;
+        let mut uri = self.contact();
+        uri.host_with_port = SocketAddr::new(self.advertise, port).into();
+        uri.params.push(rsipstack::sip::Param::Transport(
+            rsipstack::sip::Transport::Tls,
+        ));
+        Some(uri)
     }
 
     /// Takes the stream of new server transactions (once).

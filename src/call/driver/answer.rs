@@ -84,11 +84,16 @@ async fn run_call(
         }
     };
     let (trunk_events_tx, mut trunk_events) = ctx.dialog_layer.new_dialog_state_channel();
+    // Over TLS our Contact says so, so that in-dialog requests come back over TLS.
+    let contact = match (&tx.connection, &ctx.tls_contact) {
+        (Some(rsipstack::transport::SipConnection::Tls(_)), Some(tls)) => tls.clone(),
+        _ => ctx.contact.clone(),
+    };
     let dialog = match ctx.dialog_layer.get_or_create_server_invite(
         &tx,
         trunk_events_tx,
         None,
-        Some(ctx.contact.clone()),
+        Some(contact),
     ) {
         Ok(d) => d,
         Err(_) => {
