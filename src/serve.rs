@@ -18,6 +18,7 @@ use crate::sounds::load_prompts;
 use anyhow::Context;
 use rsipstack::transaction::Transaction;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
@@ -97,7 +98,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .iter()
             .filter_map(|t| Some((t.name.clone(), t.register.clone()?)))
             .collect(),
-        edge.cancel.child_token(),
     );
     let incoming = edge.incoming();
     let endpoint = edge.endpoint.inner.clone();
@@ -124,11 +124,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = usr1.recv() => info!("status: {}", status(&ctx, &edge, &registrations)),
+            _ = usr1.recv() => info!("status: {}", status(&ctx, &edge, &registrations.status)),
             _ = hup.recv() => reload_tls(&edge).await,
         }
     }
-    info!("stopping: {}", status(&ctx, &edge, &registrations));
+    info!("stopping: {}", status(&ctx, &edge, &registrations.status));
+    // Before the transports close: the providers stop sending calls at once.
+    registrations.unregister_all(Duration::from_secs(2)).await;
     edge.cancel.cancel();
     Ok(())
 }

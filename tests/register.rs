@@ -38,6 +38,15 @@ fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() 
         password_file.display()
     );
     let dialin = cfg.start();
+    // After the refresh (the fifth REGISTER), stop dialin: it removes its binding.
+    dialin.wait_for_line("registration refreshed", Duration::from_secs(10));
+    assert_eq!(dialin.status_value("registrations"), 1);
+    assert_eq!(dialin.status_value("registrations_up"), 1);
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &dialin.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
     let outcome = registrar.wait();
     outcome.assert_success();
     let registers: Vec<_> = outcome
@@ -45,7 +54,12 @@ fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() 
         .into_iter()
         .filter(|m| m.direction == Direction::Received && m.method() == Some("REGISTER"))
         .collect();
-    assert_eq!(registers.len(), 5, "{}", outcome.report());
+    assert_eq!(registers.len(), 6, "{}", outcome.report());
+    assert_eq!(
+        registers[5].header("Expires"),
+        Some("0"),
+        "the binding is removed"
+    );
     let sent_403 = outcome
         .messages()
         .into_iter()
@@ -73,9 +87,11 @@ fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() 
         (1_000_000..2_000_000).contains(&refresh),
         "refreshed after {refresh} µs"
     );
-    assert_eq!(dialin.status_value("registrations"), 1);
-    assert_eq!(dialin.status_value("registrations_up"), 1);
     dialin.wait_for_line("registered with the provider", Duration::from_secs(1));
+    dialin.wait_for_line(
+        "registration removed trunk=provider ok=true",
+        Duration::from_secs(3),
+    );
     dialin.assert_log_free_of(&[PASSWORD, USER]);
 }
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The longest wait between failed attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(120);
@@ -160,50 +160,95 @@ impl RegistrationStatus {
     }
 }
 
+/// The running registrations: their state, and the way to end them.
+pub struct Registrations {
+    /// Each trunk's state, for status and metrics.
+    pub status: Arc<RegistrationStatus>,
+    /// Stops the refresh loops (each then removes its binding).
+    cancel: CancellationToken,
+    /// The loops.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Registrations {
+    /// Stops refreshing and removes every binding (REGISTER with expires 0), waiting at most
+    /// `timeout` in all: at shutdown the provider then stops sending calls at once.
+    pub async fn unregister_all(self, timeout: Duration) {
+        self.cancel.cancel();
+        let all = futures_join(self.tasks);
+        tokio::time::timeout(timeout, all).await.ok();
+    }
+}
+
+/// Waits for every task.
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        t.await.ok();
+    }
+}
+
 /// Starts one registration task per trunk in `trunks` (name and settings); `contact` is the
-/// address put in the Contact header (the advertised address and SIP port). The tasks stop
-/// when `cancel` is cancelled.
+/// address put in the Contact header (the advertised address and SIP port).
 pub fn spawn_registrations(
     endpoint: EndpointInnerRef,
     contact: SocketAddr,
     trunks: Vec<(String, RegisterConfig)>,
-    cancel: CancellationToken,
-) -> Arc<RegistrationStatus> {
+) -> Registrations {
     let status = Arc::new(RegistrationStatus {
         trunks: trunks
             .iter()
             .map(|(n, _)| (n.clone(), AtomicU8::new(RegState::Registering as u8)))
             .collect(),
     });
-    for (index, (name, config)) in trunks.into_iter().enumerate() {
-        let task = register_loop(
-            endpoint.clone(),
-            contact,
-            name,
-            config,
-            status.clone(),
-            index,
-        );
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = task => {}
-            }
-        });
+    let cancel = CancellationToken::new();
+    let tasks = trunks
+        .into_iter()
+        .enumerate()
+        .map(|(index, (name, config))| {
+            tokio::spawn(register_loop(
+                endpoint.clone(),
+                contact,
+                Trunk {
+                    name,
+                    config,
+                    index,
+                },
+                status.clone(),
+                cancel.clone(),
+            ))
+        })
+        .collect();
+    Registrations {
+        status,
+        cancel,
+        tasks,
     }
-    status
 }
 
-/// Registers one trunk forever, following its [`RegisterSchedule`].
+/// One registering trunk.
+struct Trunk {
+    /// Its name, for logs.
+    name: String,
+    /// Its `[trunks.register]`.
+    config: RegisterConfig,
+    /// Its place in [`RegistrationStatus`].
+    index: usize,
+}
+
+/// Registers one trunk until `cancel`, following its [`RegisterSchedule`]; then removes the
+/// binding if there is one.
 async fn register_loop(
     endpoint: EndpointInnerRef,
     contact: SocketAddr,
-    name: String,
-    config: RegisterConfig,
+    trunk: Trunk,
     status: Arc<RegistrationStatus>,
-    index: usize,
+    cancel: CancellationToken,
 ) {
+    let Trunk {
+        name,
+        config,
+        index,
+    } = trunk;
     let Ok(server) = rsipstack::sip::Uri::try_from(config.registrar.as_str()) else {
         warn!(trunk = %name, "registrar URI does not parse; not registering");
         return;
@@ -232,12 +277,14 @@ async fn register_loop(
     let mut schedule = RegisterSchedule::new(Instant::now());
     let mut last = RegState::Registering;
     loop {
-        tokio::time::sleep_until(schedule.poll_timeout().into()).await;
-        let result = tokio::time::timeout(
-            ATTEMPT_TIMEOUT,
-            registration.register(server.clone(), Some(expires)),
-        )
-        .await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(schedule.poll_timeout().into()) => {}
+            _ = cancel.cancelled() => break,
+        }
+        let result = tokio::select! {
+            r = tokio::time::timeout(ATTEMPT_TIMEOUT, registration.register(server.clone(), Some(expires))) => r,
+            _ = cancel.cancelled() => break,
+        };
         let attempt = match result {
             Ok(Ok(resp)) if resp.status_code.kind() == StatusCodeKind::Successful => {
                 let granted = registration
@@ -262,12 +309,22 @@ async fn register_loop(
             Attempt::Registered { granted } if last != RegState::Registered => {
                 info!(trunk = %name, expires_s = granted.as_secs(), "registered with the provider");
             }
+            Attempt::Registered { .. } => debug!(trunk = %name, "registration refreshed"),
             Attempt::Unreachable => {
                 warn!(trunk = %name, failures = schedule.failures(), "registrar did not answer; retrying");
             }
-            _ => {}
+            Attempt::Refused => {}
         }
         last = state;
+    }
+    if schedule.state(Instant::now()) == RegState::Registered {
+        let removed = tokio::time::timeout(
+            ATTEMPT_TIMEOUT,
+            registration.register(server.clone(), Some(0)),
+        )
+        .await;
+        let ok = matches!(removed, Ok(Ok(r)) if r.status_code.kind() == StatusCodeKind::Successful);
+        info!(trunk = %name, ok, "registration removed");
     }
 }
 
