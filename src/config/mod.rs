@@ -394,6 +394,17 @@ impl Config {
         if self.trunk.allow.iter().any(IpNet::is_everything) {
             out.push("trunk.allow: a /0 network lets anyone on the internet call in; list only your SIP provider's networks".to_string());
         }
+        let srtp_required = self.trunk.srtp == crate::sip::sdes::SrtpPolicy::Required
+            || self
+                .trunks
+                .iter()
+                .any(|t| t.srtp == crate::sip::sdes::SrtpPolicy::Required);
+        if srtp_required && self.sip.tls.is_none() {
+            out.push("trunk.srtp: SRTP keys travel in the SDP, in clear text without SIP over TLS; set sip.tls_listen, sip.tls_cert and sip.tls_key".to_string());
+        }
+        if self.limits.max_ivr_calls > self.limits.max_calls {
+            out.push("limits.max_ivr_calls: above limits.max_calls, so it never applies; keep it below max_calls so guessers cannot hold every line".to_string());
+        }
         if self.ivr.echo_pin.is_none() && self.servers.is_empty() {
             out.push("ivr.echo_pin: the echo test is disabled and there are no servers, so no call can succeed".to_string());
         }

@@ -249,6 +249,22 @@ mod tests {
     }
 
     #[test]
+    fn warns_about_srtp_without_tls_and_an_ivr_limit_that_never_applies() {
+        let c = Config::from_toml(
+            "[trunk]\nsrtp = \"required\"\n[limits]\nmax_calls = 5\nmax_ivr_calls = 6\n",
+            "t",
+        )
+        .unwrap();
+        let w = c.warnings().join("\n");
+        assert!(w.contains("trunk.srtp: SRTP keys travel"), "{w}");
+        assert!(w.contains("limits.max_ivr_calls: above"), "{w}");
+        assert!(!Config::embedded_default()
+            .warnings()
+            .join("")
+            .contains("srtp"));
+    }
+
+    #[test]
     fn reads_a_registration_and_hides_its_password() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("p");
