@@ -294,3 +294,44 @@ fn an_allowed_source_over_its_request_rate_gets_503_for_new_invites() {
     caller.wait().assert_success();
     dialin.assert_idle(Duration::from_secs(5));
 }
+
+#[test]
+fn an_outsider_over_tcp_gets_a_few_403s_and_nothing_more() {
+    let mut cfg = TestConfig::new(no_server());
+    cfg.allow = r#"["127.0.0.1/32"]"#.into();
+    cfg.reject = "403";
+    let dialin = cfg.start();
+    let target = cfg.sip;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let answers = rt.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket
+            .connect(target)
+            .await
+            .expect("the TCP connection is accepted");
+        let from = stream.local_addr().unwrap();
+        let mut all = Vec::new();
+        for n in 0..100 {
+            all.extend(invite(target, from, n, AUDIO_SDP));
+        }
+        stream.write_all(&all).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(Ok(n)) = tokio::time::timeout_at(until, stream.read(&mut buf)).await {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).matches("SIP/2.0 403").count()
+    });
+    assert!(
+        (1..=12).contains(&answers),
+        "{answers} answers to 100 INVITEs over one connection"
+    );
+    assert!(dialin.status_value("sip_sources_rejected") >= 100);
+    assert_eq!(dialin.status_value("calls_started"), 0);
+}

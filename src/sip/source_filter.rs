@@ -163,7 +163,14 @@ impl TransportEventInspector for RequestGate {
         };
         let reply = if !f.allowed(addr.ip()) {
             f.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            (f.mode == RejectMode::Forbidden && req.method == Method::Invite)
+            // Datagrams were counted against the source's answer budget before parsing; a
+            // stream connection carries many requests, so each one is counted here.
+            let budget = !connection.is_reliable()
+                || f.outsider_rate
+                    .lock()
+                    .expect("the rate table lock is never held across a panic")
+                    .check(addr.ip(), Instant::now());
+            (budget && f.mode == RejectMode::Forbidden && req.method == Method::Invite)
                 .then(|| stateless_response(req, StatusCode::Forbidden, None))
         } else if !f.within_rate(addr.ip(), &req.method, Instant::now()) {
             f.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
