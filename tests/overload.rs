@@ -335,3 +335,25 @@ fn an_outsider_over_tcp_gets_a_few_403s_and_nothing_more() {
     assert!(dialin.status_value("sip_sources_rejected") >= 100);
     assert_eq!(dialin.status_value("calls_started"), 0);
 }
+
+#[test]
+fn a_call_whose_ack_never_comes_frees_its_ports_long_before_32_s() {
+    let cfg = TestConfig::new(no_server());
+    let dialin = cfg.start();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let from = sock.local_addr().unwrap();
+    let sdp = AUDIO_SDP.replace("127.0.0.2", "127.0.0.1");
+    sock.send_to(&invite(cfg.sip, from, 1, &sdp), cfg.sip)
+        .unwrap();
+    let started = Instant::now();
+    dialin.wait_for_line("incoming call", Duration::from_secs(2));
+    assert_eq!(dialin.status_value("calls_in_ivr"), 1);
+    dialin.wait_for_line("no ACK for the answer", Duration::from_secs(15));
+    dialin.assert_idle(Duration::from_secs(3));
+    assert!(
+        started.elapsed() < Duration::from_secs(16),
+        "the half-open call ended after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(dialin.status_value("calls_in_ivr"), 0);
+}

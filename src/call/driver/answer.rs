@@ -199,6 +199,7 @@ async fn run_call(
         server: None,
         pending_server_leg: None,
         caller_confirmed: late_offer || early_media,
+        ack_due: (!late_offer && !early_media).then(|| now + super::ACK_WAIT),
         media_check_at: now + ctx.media_timeout,
         sdp_version: 1,
         session_id,

@@ -20,6 +20,7 @@ impl CallDriver {
             // A re-INVITE's ACK confirms the dialog again: answer the flow once.
             DialogState::Confirmed(..) if !self.caller_confirmed => {
                 self.caller_confirmed = true;
+                self.ack_due = None;
                 self.flow.handle_input(now, FlowInput::CallerAnswered);
             }
             DialogState::Terminated(..) => {

@@ -38,6 +38,10 @@ use tracing::{debug, info, warn};
 /// Largest RTP datagram we accept; bigger ones are truncated and then fail to parse.
 const MAX_PACKET: usize = 1500;
 
+/// How long the caller's ACK to our 200 may take. ACKs come within milliseconds; this covers
+/// several lost 200s (retransmitted at 0.5, 1, 2, 4 s ...).
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The server leg while it is being dialled and once it is up.
 struct ServerLeg {
     dialog: InviteDialog,
@@ -81,6 +85,10 @@ struct CallDriver {
     media_check_at: Instant,
     /// Whether the caller's ACK has arrived (the flow hears `CallerAnswered` once).
     caller_confirmed: bool,
+    /// Until when the caller's ACK to our 200 may take; `None` once it came (or when the
+    /// answer needs none yet). A half-open call must not hold its ports and slots for the
+    /// 32 s the INVITE transaction would wait.
+    ack_due: Option<Instant>,
     sdp_version: u64,
     session_id: u64,
 }
@@ -165,6 +173,7 @@ impl CallDriver {
             self.flow.poll_timeout(),
             self.media.next_deadline(),
             session.map(SessionTimer::poll_expiry),
+            self.ack_due,
             session.and_then(SessionTimer::poll_refresh),
         ]
         .into_iter()
@@ -173,7 +182,7 @@ impl CallDriver {
     }
 
     async fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
-        if self.on_session_timer(now) {
+        if self.on_session_timer(now) || self.on_ack_timeout(now) {
             return;
         }
         if now >= self.media_check_at {

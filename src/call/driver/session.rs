@@ -1,5 +1,6 @@
-//! The trunk leg's session timer in the driver: dialin's own refreshes, the end of a session
-//! nobody refreshed, and the session headers of answers to the caller's refreshes.
+//! The trunk leg's timers in the driver: the session timer (dialin's own refreshes, the end of
+//! a session nobody refreshed, the session headers of answers to the caller's refreshes) and
+//! the wait for the caller's ACK.
 
 use super::CallDriver;
 use crate::call::flow::FlowInput;
@@ -45,6 +46,20 @@ impl CallDriver {
             });
         }
         false
+    }
+
+    /// Ends a call whose caller never acknowledged our 200 within [`super::ACK_WAIT`]; true
+    /// when it did so.
+    pub(super) fn on_ack_timeout(&mut self, now: Instant) -> bool {
+        if self.ack_due.is_none_or(|due| now < due) {
+            return false;
+        }
+        self.ack_due = None;
+        info!(call = self.call_no, "no ACK for the answer: ending call");
+        let dialog = self.trunk.clone();
+        tokio::spawn(async move { dialog.bye().await.ok() });
+        self.flow.handle_input(now, FlowInput::CallerHungUp);
+        true
     }
 
     /// Our current SDP toward the caller (for a refresh re-INVITE or a re-INVITE without SDP).
