@@ -163,6 +163,11 @@ impl Dialin {
         }
     }
 
+    /// The process id, for sending it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
@@ -199,8 +204,10 @@ pub struct TestConfig {
     pub first_digit_timeout: &'static str,
     /// `media.timeout`.
     pub media_timeout: &'static str,
-    /// More TOML appended at the end (e.g. `[[bbb_api]]` blocks).
+    /// More TOML appended at the end (whole sections like `[limits]`, `[[trunks]]` or `[[bbb_api]]`).
     pub extra: String,
+    /// More keys for the `[sip]` section (lines of TOML).
+    pub sip_extra: String,
 }
 
 impl TestConfig {
@@ -220,6 +227,7 @@ impl TestConfig {
             first_digit_timeout: "10s",
             media_timeout: "60s",
             extra: String::new(),
+            sip_extra: String::new(),
         }
     }
 
@@ -230,6 +238,7 @@ impl TestConfig {
 [sip]
 listen = "{sip}"
 answer_delay = "{answer_delay}"
+{sip_extra}
 [media]
 rtp_ports = "{rtp_lo}-{rtp_hi}"
 timeout = "{media_timeout}"
@@ -273,6 +282,7 @@ token_env = "{token_env}"
             server = self.server,
             pin_is_conference = self.pin_is_conference,
             server_answer_timeout = self.server_answer_timeout,
+            sip_extra = self.sip_extra,
         )
     }
 
