@@ -1,0 +1,404 @@
+//! The benchmark's phases: a direct baseline (the load without any relay), dialin, then
+//! rtpengine, each with the same calls and media load between the same two sockets; then the
+//! results.
+
+use crate::load::{self, Endpoints, LoadResult, Route};
+use crate::report::{self, Cmp, Metric};
+use crate::rtpengine::Rtpengine;
+use crate::sip::Conference;
+use crate::uac::{Phone, State};
+use crate::{procfs, Options};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The ports of one run, all above `--port-base`.
+struct Ports {
+    dialin_sip: u16,
+    phone_sip: u16,
+    conference_sip: u16,
+    caller_media: u16,
+    server_media: u16,
+    ng: u16,
+    dialin_rtp: (u16, u16),
+    rtpengine_rtp: (u16, u16),
+}
+
+impl Ports {
+    fn new(base: u16, calls: usize) -> Ports {
+        let span = (4 * calls + 96) as u16; // 4 ports per bridged call, plus slack
+        let rtp0 = base + 100;
+        Ports {
+            dialin_sip: base,
+            phone_sip: base + 2,
+            conference_sip: base + 4,
+            caller_media: base + 10,
+            server_media: base + 12,
+            ng: base + 20,
+            dialin_rtp: (rtp0, rtp0 + span - 1),
+            rtpengine_rtp: (rtp0 + span, rtp0 + 2 * span - 1),
+        }
+    }
+}
+
+/// What the dialin phase measured.
+struct DialinRun {
+    idle_rss: u64,
+    loaded_rss: u64,
+    peak_rss: u64,
+    cpu_ns: u64,
+    load: LoadResult,
+    calls_up: usize,
+    setup_failed: usize,
+    invite_span: Duration,
+    trying_ms: Vec<f64>,
+    ok_ms: Vec<f64>,
+    hash_to_invite_ms: Vec<f64>,
+    relay_drops: u64,
+    own_drops: u64,
+}
+
+/// What the rtpengine phase measured.
+struct RtpengineRun {
+    cpu_ns: u64,
+    load: LoadResult,
+    peak_rss: u64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The `q` quantile of `v` (nearest rank).
+pub fn quantile(v: &[f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    Some(s[rank - 1])
+}
+
+fn progress(msg: &str) {
+    eprintln!("[bench] {msg}");
+}
+
+/// Runs every phase and writes the results.
+pub fn run(o: &Options) -> Result<(), String> {
+    let ports = Ports::new(o.port_base, o.calls);
+    let eps = Endpoints::bind(ports.caller_media, ports.server_media)
+        .map_err(|e| format!("cannot bind the media ports from {}: {e}", ports.caller_media))?;
+    let work = std::env::temp_dir().join(format!("dialin-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+
+    progress(&format!("direct baseline: {} calls' media without a relay", o.calls));
+    let direct_routes = vec![
+        Route {
+            caller_to: eps.server_addr(),
+            server_to: eps.caller_addr(),
+        };
+        o.calls
+    ];
+    let direct = load::run(&eps, &direct_routes, o.duration.min(Duration::from_secs(5)), Duration::from_millis(300));
+
+    let dialin = run_dialin(o, &ports, &eps, &work)?;
+    let rtpengine = if o.no_rtpengine {
+        None
+    } else {
+        Some(run_rtpengine(o, &ports, &eps)?)
+    };
+    let metrics = metrics(o, &direct, &dialin, rtpengine.as_ref());
+    write_results(o, &dialin, &metrics)?;
+    std::fs::remove_dir_all(&work).ok();
+    Ok(())
+}
+
+fn dialin_config(ports: &Ports) -> String {
+    format!(
+        "[sip]\nlisten = \"127.0.0.1:{sip}\"\nadvertise = \"127.0.0.1\"\n\n\
+         [media]\nrtp_ports = \"{lo}-{hi}\"\ntimeout = \"300s\"\n\n\
+         [ivr]\necho_pin = \"\"\nfirst_digit_timeout = \"60s\"\ninter_digit_timeout = \"30s\"\n\n\
+         [[servers]]\nname = \"conference\"\nsip = \"sip:127.0.0.1:{conf}\"\n\n\
+         [routing]\npin_is_conference = true\ndefault_server = \"conference\"\n",
+        sip = ports.dialin_sip,
+        lo = ports.dialin_rtp.0,
+        hi = ports.dialin_rtp.1 | 1,
+        conf = ports.conference_sip,
+    )
+}
+
+/// A running dialin, stopped (SIGTERM, then SIGKILL) when dropped.
+struct DialinProcess(Child);
+
+impl Drop for DialinProcess {
+    fn drop(&mut self) {
+        Command::new("kill").arg(self.0.id().to_string()).status().ok();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn start_dialin(o: &Options, ports: &Ports, work: &Path) -> Result<DialinProcess, String> {
+    let config = work.join("dialin.toml");
+    std::fs::write(&config, dialin_config(ports)).map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(work.join("dialin.log")).map_err(|e| e.to_string())?;
+    let child = Command::new(&o.dialin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e} (build it: cargo build --release)", o.dialin.display()))?;
+    let mut p = DialinProcess(child);
+    let start = Instant::now();
+    while !procfs::udp_bound(ports.dialin_sip) {
+        if let Ok(Some(status)) = p.0.try_wait() {
+            let log = std::fs::read_to_string(work.join("dialin.log")).unwrap_or_default();
+            return Err(format!("dialin exited ({status}):\n{log}"));
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err("dialin did not bind its SIP port within 10 s".into());
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(p)
+}
+
+fn run_dialin(o: &Options, ports: &Ports, eps: &Endpoints, work: &Path) -> Result<DialinRun, String> {
+    progress("dialin: starting");
+    let dialin = start_dialin(o, ports, work)?;
+    let pid = dialin.0.id();
+    thread::sleep(Duration::from_secs(1));
+    let idle_rss = procfs::rss(pid);
+
+    let conf_sock = UdpSocket::bind(("127.0.0.1", ports.conference_sip)).map_err(|e| e.to_string())?;
+    let conference = Conference::start(conf_sock, eps.server_addr());
+    let phone_sock = UdpSocket::bind(("127.0.0.1", ports.phone_sip)).map_err(|e| e.to_string())?;
+    let dialin_addr = SocketAddr::from(([127, 0, 0, 1], ports.dialin_sip));
+    let mut phone = Phone::new(phone_sock, dialin_addr, eps.caller_addr(), &std::process::id().to_string());
+    let pins: Vec<String> = (0..o.calls).map(|i| format!("{}", 100_000 + i)).collect();
+    progress(&format!("dialin: placing {} calls at {}/s", o.calls, o.rate));
+    let invite_span = phone.place(&pins, o.rate, Duration::from_secs(30) + Duration::from_secs_f64(o.calls as f64 / o.rate));
+    // Wait for dialin's ACKs on the conference side: then every call is bridged.
+    let start = Instant::now();
+    let routes = loop {
+        phone.poll();
+        let legs = conference.legs.lock().unwrap().clone();
+        let routes: Vec<Route> = phone
+            .calls
+            .iter()
+            .filter(|c| c.state == State::Up)
+            .filter_map(|c| {
+                let leg = legs.get(&c.pin)?;
+                Some(Route {
+                    caller_to: c.rtp?,
+                    server_to: if leg.acked { leg.rtp? } else { return None },
+                })
+            })
+            .collect();
+        if routes.len() == phone.calls.iter().filter(|c| c.state == State::Up).count() || start.elapsed() > Duration::from_secs(5) {
+            break routes;
+        }
+    };
+    let legs = conference.legs.lock().unwrap().clone();
+    let calls_up = routes.len();
+    let setup_failed = o.calls - calls_up;
+    let trying_ms = phone.calls.iter().filter_map(|c| Some(ms(c.trying_at? - c.invite_at))).collect();
+    let ok_ms = phone.calls.iter().filter_map(|c| Some(ms(c.ok_at? - c.invite_at))).collect();
+    let hash_to_invite_ms = phone
+        .calls
+        .iter()
+        .filter_map(|c| Some(ms(legs.get(&c.pin)?.invite_at.checked_duration_since(c.hash_at?)?)))
+        .collect();
+    progress(&format!("dialin: {calls_up} calls bridged, {setup_failed} failed; media for {:?}", o.duration));
+    thread::sleep(Duration::from_secs(1));
+
+    let drops = |p: &Ports| (procfs::udp_drops(p.dialin_rtp.0, p.dialin_rtp.1), procfs::udp_drops(p.caller_media, p.server_media));
+    let (relay0, own0) = drops(ports);
+    let cpu0 = procfs::cpu_ns(pid);
+    let load = load::run(eps, &routes, o.duration, Duration::from_millis(300));
+    let cpu_ns = procfs::cpu_ns(pid) - cpu0;
+    let (relay1, own1) = drops(ports);
+    let loaded_rss = procfs::rss(pid);
+    let peak_rss = procfs::peak_rss(pid);
+    progress(&format!(
+        "dialin: sent {:?} received {:?}, {:.2} s CPU",
+        load.sent,
+        load.received,
+        cpu_ns as f64 / 1e9
+    ));
+    phone.hang_up_all(o.rate, Duration::from_secs(20));
+    drop(conference);
+    drop(dialin);
+    Ok(DialinRun {
+        idle_rss,
+        loaded_rss,
+        peak_rss,
+        cpu_ns,
+        load,
+        calls_up,
+        setup_failed,
+        invite_span,
+        trying_ms,
+        ok_ms,
+        hash_to_invite_ms,
+        relay_drops: relay1 - relay0,
+        own_drops: own1 - own0,
+    })
+}
+
+fn run_rtpengine(o: &Options, ports: &Ports, eps: &Endpoints) -> Result<RtpengineRun, String> {
+    progress("rtpengine: starting (userspace, 2 threads)");
+    let mut engine = Rtpengine::start(ports.ng, ports.rtpengine_rtp, 2)?;
+    let mut routes = Vec::with_capacity(o.calls);
+    for i in 0..o.calls {
+        let (caller_to, server_to) = engine.bridge(i, eps.caller_addr(), eps.server_addr())?;
+        routes.push(Route { caller_to, server_to });
+    }
+    progress(&format!("rtpengine: {} calls set up; media for {:?}", o.calls, o.duration));
+    thread::sleep(Duration::from_secs(1));
+    let pid = engine.pid();
+    let cpu0 = procfs::cpu_ns(pid);
+    let load = load::run(eps, &routes, o.duration, Duration::from_millis(300));
+    let cpu_ns = procfs::cpu_ns(pid) - cpu0;
+    let peak_rss = procfs::peak_rss(pid);
+    progress(&format!(
+        "rtpengine: sent {:?} received {:?}, {:.2} s CPU",
+        load.sent,
+        load.received,
+        cpu_ns as f64 / 1e9
+    ));
+    for i in 0..o.calls {
+        engine.delete(i);
+    }
+    Ok(RtpengineRun { cpu_ns, load, peak_rss })
+}
+
+fn per_packet_us(cpu_ns: u64, load: &LoadResult) -> Option<f64> {
+    (load.forwarded() > 0).then(|| cpu_ns as f64 / 1000.0 / load.forwarded() as f64)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn sub(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? - b?)
+}
+
+fn metrics(o: &Options, direct: &LoadResult, d: &DialinRun, r: Option<&RtpengineRun>) -> Vec<Metric> {
+    let n = d.calls_up;
+    let load = format!("{n} calls, {} pps forwarded", n * 100);
+    let cpu_d = per_packet_us(d.cpu_ns, &d.load);
+    let cpu_r = r.and_then(|r| per_packet_us(r.cpu_ns, &r.load));
+    let lat = |l: &LoadResult, q| l.latency.quantile_ms(q);
+    let base50 = lat(direct, 0.5);
+    let base99 = lat(direct, 0.99);
+    // The direct path's median is the fixed cost of the loopback and the benchmark's own
+    // sockets; it is subtracted from both quantiles. Subtracting the direct p99 instead would
+    // cancel noise of the shared machine against noise, and can go negative.
+    let added50 = sub(lat(&d.load, 0.5), base50);
+    let added99 = sub(lat(&d.load, 0.99), base50);
+    let r_added50 = r.and_then(|r| sub(lat(&r.load, 0.5), base50));
+    let r_added99 = r.and_then(|r| sub(lat(&r.load, 0.99), base50));
+    let lost_in_dialin = d.load.lost().saturating_sub(d.own_drops);
+    let per_core = cpu_d.map(|us| 1e6 / (us * 100.0));
+    let rss_per_call = (n > 0).then(|| (d.loaded_rss.saturating_sub(d.idle_rss)) as f64 / 1024.0 / n as f64);
+    let setup_rate = (n > 1 && d.invite_span > Duration::ZERO)
+        .then(|| (o.calls - 1) as f64 / d.invite_span.as_secs_f64());
+    let capacity_pass = (n >= 1000 && lost_in_dialin == 0) || per_core.is_some_and(|c| c >= 1500.0);
+    let mb = |b: u64| b as f64 / 1048576.0;
+    let mut m = vec![
+        Metric::target("cpu_per_packet_vs_rtpengine", ratio(cpu_d, cpu_r), "ratio", Cmp::AtMost(0.7),
+            &format!("dialin CPU per forwarded packet / rtpengine's, same load ({load})")),
+        Metric::decided("capacity_calls_per_core", per_core, "calls", "1000 calls on 2 cores with 0 lost, or >= 1500 per core", capacity_pass,
+            &format!("calls one core carries at 100% CPU, from CPU per packet at {load}")),
+        Metric::target("packets_lost_in_dialin", Some(lost_in_dialin as f64), "packets", Cmp::AtMost(0.0),
+            &format!("sent - received - drops at the benchmark's own sockets, at {load}")),
+        Metric::target("latency_added_p50", added50, "ms", Cmp::AtMost(0.2),
+            &format!("one-way through dialin minus direct, at {load}")),
+        Metric::target("latency_added_p99", added99, "ms", Cmp::AtMost(2.0),
+            &format!("one-way p99 through dialin minus direct p50, at {load}")),
+        Metric::target("rss_per_call", rss_per_call, "KB", Cmp::AtMost(50.0),
+            &format!("(RSS with {n} bridged calls - idle RSS) / calls")),
+        Metric::target("idle_rss", Some(mb(d.idle_rss)), "MB", Cmp::AtMost(20.0), "RSS 1 s after start, no calls"),
+        Metric::target("invite_to_trying_p99", quantile(&d.trying_ms, 0.99), "ms", Cmp::AtMost(1.0),
+            &format!("trunk leg, {} INVITEs at {}/s", o.calls, o.rate)),
+        Metric::target("hash_to_server_invite_p99", quantile(&d.hash_to_invite_ms, 0.99), "ms", Cmp::AtMost(2.0),
+            "from the # INFO sent to the conference leg's INVITE received"),
+        Metric::decided("setup_rate", setup_rate, "calls/s", ">= 200 with 0 failed", setup_rate.is_some_and(|r| r >= 199.0) && d.setup_failed == 0,
+            &format!("{} calls placed, {} failed to bridge", o.calls, d.setup_failed)),
+        Metric::info("latency_p50_vs_rtpengine", ratio(lat(&d.load, 0.5), r.and_then(|r| lat(&r.load, 0.5))), "ratio",
+            "one-way latency through dialin / through rtpengine (both include the loopback path)"),
+        Metric::info("latency_p99_vs_rtpengine", ratio(lat(&d.load, 0.99), r.and_then(|r| lat(&r.load, 0.99))), "ratio",
+            "one-way latency through dialin / through rtpengine (both include the loopback path)"),
+        Metric::info("dialin_cpu_per_packet", cpu_d, "us", &format!("on-CPU time of all dialin threads / forwarded packets, {load}")),
+        Metric::info("rtpengine_cpu_per_packet", cpu_r, "us", "same for rtpengine (userspace, --num-threads=2)"),
+        Metric::info("dialin_latency_p50", lat(&d.load, 0.5), "ms", "one-way, send to receive, through dialin"),
+        Metric::info("dialin_latency_p99", lat(&d.load, 0.99), "ms", "one-way, send to receive, through dialin"),
+        Metric::info("rtpengine_latency_p50", r.and_then(|r| lat(&r.load, 0.5)), "ms", "one-way through rtpengine"),
+        Metric::info("rtpengine_latency_p99", r.and_then(|r| lat(&r.load, 0.99)), "ms", "one-way through rtpengine"),
+        Metric::info("rtpengine_latency_added_p50", r_added50, "ms", "one-way through rtpengine minus direct"),
+        Metric::info("rtpengine_latency_added_p99", r_added99, "ms", "one-way p99 through rtpengine minus direct p50"),
+        Metric::info("direct_latency_p50", base50, "ms", "the same load sent socket to socket, no relay"),
+        Metric::info("direct_latency_p99", base99, "ms", "the same load sent socket to socket, no relay"),
+        Metric::info("dialin_peak_rss", Some(mb(d.peak_rss)), "MB", "VmHWM after the media window"),
+        Metric::info("rtpengine_peak_rss", r.map(|r| mb(r.peak_rss)), "MB", "VmHWM after the media window"),
+        Metric::info("dialin_socket_drops", Some(d.relay_drops as f64), "packets", "kernel drops at dialin's RTP sockets (/proc/net/udp)"),
+        Metric::info("bench_socket_drops", Some(d.own_drops as f64), "packets", "kernel drops at the benchmark's own media sockets"),
+        Metric::info("rtpengine_packets_lost", r.map(|r| r.load.lost() as f64), "packets", "sent - received through rtpengine"),
+        Metric::info("invite_to_200_p99", quantile(&d.ok_ms, 0.99), "ms", "trunk leg, INVITE to 200 OK (answer_delay 0s)"),
+        Metric::info("invite_to_trying_p50", quantile(&d.trying_ms, 0.5), "ms", "trunk leg"),
+        Metric::info("hash_to_server_invite_p50", quantile(&d.hash_to_invite_ms, 0.5), "ms", ""),
+    ];
+    m.retain(|x| x.value.is_some() || x.target.is_some());
+    m
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+fn write_results(o: &Options, d: &DialinRun, metrics: &[Metric]) -> Result<(), String> {
+    std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
+    let context = [
+        ("mode", o.mode.clone()),
+        ("commit", o.commit.clone()),
+        ("machine", machine()),
+        ("load", format!(
+            "{} calls placed at {}/s, {} bridged; {:.0} s of 20 ms PCMU both ways ({} pps forwarded)",
+            o.calls, o.rate, d.calls_up, o.duration.as_secs_f64(), d.calls_up * 100
+        )),
+        ("note", "CPU is on-CPU time from /proc, so it holds on a shared machine; latency and loss do not: the cores were shared with other builds during this run".into()),
+    ];
+    let json_path: PathBuf = o.out.join("latest.json");
+    std::fs::write(&json_path, report::to_json(metrics)).map_err(|e| e.to_string())?;
+    let md = report::to_markdown(&context, metrics);
+    std::fs::write(o.out.join("latest.md"), &md).map_err(|e| e.to_string())?;
+    let ctx_json: Vec<String> = context.iter().map(|(k, v)| format!("  {}: {}", report::json_str(k), report::json_str(v))).collect();
+    let run = format!("{{\n{},\n  \"results\": {}}}\n", ctx_json.join(",\n"), report::to_json(metrics));
+    std::fs::write(o.out.join(format!("run-{}.json", o.mode.split(' ').next().unwrap_or("run"))), run).map_err(|e| e.to_string())?;
+    println!("{md}");
+    progress(&format!("results in {}", json_path.display()));
+    Ok(())
+}
