@@ -6,6 +6,9 @@
 //! side (`server`); those are the addresses in every SDP. The relay gives each call its own
 //! ports, so a call is told apart by the port we send to, and a packet by the call index in
 //! its payload.
+//!
+//! Alongside the calls run a few control streams that go straight from one socket to the
+//! other: their latency is what the path costs without a relay, measured at the same moment.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -26,6 +29,8 @@ pub const PTIME: Duration = Duration::from_millis(20);
 pub const UP: usize = 0;
 /// Direction index: conference → phone.
 pub const DOWN: usize = 1;
+/// Added to the direction of a control stream's frames.
+pub const CONTROL: usize = 2;
 
 /// Where one call's packets go: into the relay's port for each leg.
 #[derive(Clone, Copy, Debug)]
@@ -156,6 +161,10 @@ pub struct LoadResult {
     pub other: u64,
     /// One-way latency of every received frame, send to receive.
     pub latency: Histogram,
+    /// One-way latency of the control streams, sent socket to socket without the relay at the
+    /// same time: the loopback's and the benchmark's own share of `latency`, under the same
+    /// load and the same noise from other processes.
+    pub direct: Histogram,
     /// Wall time the senders ran.
     pub elapsed: Duration,
 }
@@ -193,7 +202,8 @@ pub fn write_frame(pkt: &mut [u8; HEADER + FRAME], call: u32, dir: usize, k: u32
     p[16..24].copy_from_slice(&now_ns.to_be_bytes());
 }
 
-/// Reads the direction and send time of one of our frames; `None` for anything else.
+/// Reads the direction (with [`CONTROL`] set for control streams) and send time of one of our
+/// frames; `None` for anything else.
 /// The RTP header may have been rewritten (and grown by CSRCs) by the relay, so the payload
 /// is found by the header's own length.
 pub fn read_frame(pkt: &[u8]) -> Option<(usize, u64)> {
@@ -202,7 +212,7 @@ pub fn read_frame(pkt: &[u8]) -> Option<(usize, u64)> {
     }
     let start = HEADER + 4 * (pkt[0] & 0x0F) as usize;
     let p = pkt.get(start..start + 24)?;
-    if &p[0..4] != MAGIC || p[8] > 1 {
+    if &p[0..4] != MAGIC || p[8] > 3 {
         return None;
     }
     let ts = u64::from_be_bytes(p[16..24].try_into().ok()?);
@@ -222,6 +232,7 @@ fn receive(socket: UdpSocket, epoch: Instant, stop: Arc<AtomicBool>) -> LoadResu
         };
         let now = ns_since(epoch);
         match read_frame(&buf[..n]) {
+            Some((dir, sent)) if dir & CONTROL != 0 => r.direct.add(now.saturating_sub(sent)),
             Some((dir, sent)) => {
                 r.received[dir] += 1;
                 r.latency.add(now.saturating_sub(sent));
@@ -233,9 +244,40 @@ fn receive(socket: UdpSocket, epoch: Instant, stop: Arc<AtomicBool>) -> LoadResu
 }
 
 /// Sends 20 ms frames for every call in both directions for `duration`, spread evenly over
-/// each 20 ms so the load is smooth, then waits `drain` for the last frames and returns the
-/// counts and latencies.
-pub fn run(eps: &Endpoints, routes: &[Route], duration: Duration, drain: Duration) -> LoadResult {
+/// each 20 ms so the load is smooth, plus `control` direct streams; then waits `drain` for the
+/// last frames and returns the counts and latencies.
+pub fn run(
+    eps: &Endpoints,
+    relayed: &[Route],
+    control: usize,
+    duration: Duration,
+    drain: Duration,
+) -> LoadResult {
+    let direct = Route {
+        caller_to: eps.server_addr(),
+        server_to: eps.caller_addr(),
+    };
+    let mut routes = relayed.to_vec();
+    // Control streams interleaved evenly among the calls.
+    let every = (relayed.len() / control.max(1)).max(1);
+    let mut kinds = Vec::with_capacity(relayed.len() + control);
+    let mut added = 0;
+    for i in 0..relayed.len() {
+        kinds.push(0);
+        if added < control && i % every == 0 {
+            kinds.push(CONTROL);
+            added += 1;
+        }
+    }
+    while added < control {
+        kinds.push(CONTROL);
+        added += 1;
+    }
+    routes.clear();
+    let mut next = relayed.iter();
+    for k in &kinds {
+        routes.push(if *k == 0 { *next.next().expect("one per call") } else { direct });
+    }
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let spawn = |s: &UdpSocket| {
@@ -257,12 +299,13 @@ pub fn run(eps: &Endpoints, routes: &[Route], duration: Duration, drain: Duratio
             if due > now + Duration::from_micros(200) {
                 thread::sleep(due - now);
             }
-            write_frame(&mut pkt, i as u32, UP, k, ns_since(epoch));
-            if eps.caller.send_to(&pkt, route.caller_to).is_ok() {
+            let kind = kinds[i];
+            write_frame(&mut pkt, i as u32, UP | kind, k, ns_since(epoch));
+            if eps.caller.send_to(&pkt, route.caller_to).is_ok() && kind == 0 {
                 result.sent[UP] += 1;
             }
-            write_frame(&mut pkt, i as u32, DOWN, k, ns_since(epoch));
-            if eps.server.send_to(&pkt, route.server_to).is_ok() {
+            write_frame(&mut pkt, i as u32, DOWN | kind, k, ns_since(epoch));
+            if eps.server.send_to(&pkt, route.server_to).is_ok() && kind == 0 {
                 result.sent[DOWN] += 1;
             }
         }
@@ -276,6 +319,7 @@ pub fn run(eps: &Endpoints, routes: &[Route], duration: Duration, drain: Duratio
         result.received[1] += r.received[1];
         result.other += r.other;
         result.latency.merge(&r.latency);
+        result.direct.merge(&r.direct);
     }
     result
 }

@@ -43,7 +43,7 @@ const HELP: &str = "dialin-bench: measure dialin's relay and call setup, side by
 usage: dialin-bench --dialin PATH [--quick | --full] [options]
 
   --dialin PATH      the dialin binary to measure (a release build)
-  --quick            200 calls, 10 s of media (finishes in about 2 minutes)
+  --quick            500 calls, 10 s of media (finishes in about 1.5 minutes)
   --full             1000 calls, 30 s of media (the default)
   --calls N          concurrent calls during the media window
   --duration SECS    length of the media window
@@ -78,7 +78,7 @@ fn parse_args() -> Result<Options, String> {
             }
             "--dialin" => o.dialin = PathBuf::from(val()?),
             "--quick" => {
-                o.calls = 200;
+                o.calls = 500;
                 o.duration = Duration::from_secs(10);
                 o.mode = "quick".into();
             }
