@@ -19,10 +19,10 @@ use std::time::Instant;
 use tokio::time::sleep_until;
 use tracing::{info, warn};
 
-/// Starts a call for a new INVITE transaction.
+/// Starts a call for a new INVITE transaction, on one of the call shards (`shards.rs`).
 pub fn spawn_call(ctx: Arc<CallContext>, tx: Transaction) {
     let (guard, call_no) = ctx.call_started();
-    tokio::spawn(async move {
+    super::shards::spawn_call_task(async move {
         let _guard = guard;
         run_call(ctx, tx, call_no).await;
     });

@@ -7,6 +7,8 @@
 
 mod answer;
 mod events;
+mod recv_batch;
+mod shards;
 
 pub use answer::spawn_call;
 
@@ -22,7 +24,6 @@ use crate::sip::sdp::{self, Negotiated};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,8 +31,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-/// Largest RTP datagram we accept; bigger ones are truncated and then fail to parse.
-const MAX_PACKET: usize = 1500;
+use recv_batch::MAX_PACKET;
 
 /// The server leg while it is being dialled and once it is up.
 struct ServerLeg {
@@ -74,8 +74,10 @@ struct CallDriver {
 
 /// What woke the driver up.
 enum Wake {
-    Caller(std::io::Result<(usize, SocketAddr)>),
-    Server(std::io::Result<(usize, SocketAddr)>),
+    /// RTP is queued on the caller leg's socket.
+    Caller,
+    /// RTP is queued on the server leg's socket.
+    Server,
     Trunk(Option<DialogState>),
     ServerEvent(Option<DialogState>),
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
@@ -84,9 +86,9 @@ enum Wake {
 
 impl CallDriver {
     async fn run(&mut self) {
-        // Two receive buffers (one per socket), allocated once per call, never per packet.
+        // The buffer for packets we originate (prompts, digits), allocated once per call.
+        // Received packets use the worker thread's batch (`recv_batch`).
         let mut buf = vec![0u8; MAX_PACKET].into_boxed_slice();
-        let mut server_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
         // One timer for the whole call, moved only when the deadline changes: while bridged
         // that is rarely, so relaying a packet never touches the timer wheel.
         let mut armed = self.next_deadline();
@@ -107,8 +109,8 @@ impl CallDriver {
                     None => (None, None, None),
                 };
                 tokio::select! {
-                    r = self.caller_socket.recv_from(&mut buf) => Wake::Caller(r),
-                    r = recv_opt(server_sock, &mut server_buf) => Wake::Server(r),
+                    _ = self.caller_socket.readable() => Wake::Caller,
+                    _ = readable_opt(server_sock) => Wake::Server,
                     e = self.trunk_events.recv() => Wake::Trunk(e),
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
@@ -117,17 +119,8 @@ impl CallDriver {
             };
             let now = Instant::now();
             match wake {
-                Wake::Caller(Ok((len, from))) => {
-                    let r = self.media.handle_caller_packet(now, from, &mut buf, len);
-                    self.deliver(now, r, &buf).await;
-                }
-                Wake::Server(Ok((len, from))) => {
-                    let r = self
-                        .media
-                        .handle_server_packet(now, from, &mut server_buf, len);
-                    self.deliver(now, r, &server_buf).await;
-                }
-                Wake::Caller(Err(_)) | Wake::Server(Err(_)) => {}
+                Wake::Caller => self.relay_queued(now, false),
+                Wake::Server => self.relay_queued(now, true),
                 Wake::Trunk(Some(ev)) => self.on_trunk_event(now, ev).await,
                 Wake::Trunk(None) => self.flow.handle_input(now, FlowInput::CallerHungUp),
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,
@@ -167,6 +160,43 @@ impl CallDriver {
         if self.media.poll_prompt_finished() {
             self.flow.handle_input(now, FlowInput::PromptFinished);
         }
+    }
+
+    /// Reads every packet queued on one leg's socket and relays each at once: receive,
+    /// rewrite in place and send without an `.await`, so the buffers can be the worker
+    /// thread's. A send that would block drops the packet, as a full network would.
+    fn relay_queued(&mut self, now: Instant, from_server: bool) {
+        let socket = match (from_server, self.server.as_ref()) {
+            (false, _) => &self.caller_socket,
+            (true, Some(s)) => &s.socket,
+            (true, None) => return,
+        };
+        recv_batch::with_received(socket, |batch, n| {
+            for i in 0..n {
+                let (buf, len, Some(from)) = batch.packet(i) else {
+                    continue;
+                };
+                let r = if from_server {
+                    self.media.handle_server_packet(now, from, buf, len)
+                } else {
+                    self.media.handle_caller_packet(now, from, buf, len)
+                };
+                match r {
+                    Received::Ignored => {}
+                    Received::Digit(d) => self
+                        .flow
+                        .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
+                    Received::ToCaller { len, to } => {
+                        self.caller_socket.try_send_to(&buf[..len], to).ok();
+                    }
+                    Received::ToServer { len, to } => {
+                        if let Some(s) = &self.server {
+                            s.socket.try_send_to(&buf[..len], to).ok();
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// Sends what the media state asked for, or feeds a decoded digit to the flow.
@@ -309,12 +339,9 @@ impl CallDriver {
     }
 }
 
-async fn recv_opt(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
+async fn readable_opt(socket: Option<&UdpSocket>) -> std::io::Result<()> {
     match socket {
-        Some(s) => s.recv_from(buf).await,
+        Some(s) => s.readable().await,
         None => std::future::pending().await,
     }
 }
