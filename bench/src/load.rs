@@ -170,6 +170,18 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Adds the counts and latencies of another window.
+    pub fn merge(&mut self, other: &LoadResult) {
+        for d in 0..2 {
+            self.sent[d] += other.sent[d];
+            self.received[d] += other.received[d];
+        }
+        self.other += other.other;
+        self.latency.merge(&other.latency);
+        self.direct.merge(&other.direct);
+        self.elapsed += other.elapsed;
+    }
+
     /// Frames that were sent but never arrived, both directions.
     pub fn lost(&self) -> u64 {
         (self.sent[0] + self.sent[1]).saturating_sub(self.received[0] + self.received[1])
@@ -314,12 +326,7 @@ pub fn run(
     thread::sleep(drain);
     stop.store(true, Ordering::Relaxed);
     for h in [rx_caller, rx_server] {
-        let r = h.join().expect("receiver thread");
-        result.received[0] += r.received[0];
-        result.received[1] += r.received[1];
-        result.other += r.other;
-        result.latency.merge(&r.latency);
-        result.direct.merge(&r.direct);
+        result.merge(&h.join().expect("receiver thread"));
     }
     result
 }

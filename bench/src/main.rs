@@ -36,6 +36,8 @@ pub struct Options {
     pub mode: String,
     /// Commit of dialin under test, as text.
     pub commit: String,
+    /// A README whose benchmark table (between markers) is replaced by this run's.
+    pub readme: Option<PathBuf>,
 }
 
 const HELP: &str = "dialin-bench: measure dialin's relay and call setup, side by side with rtpengine
@@ -52,6 +54,7 @@ usage: dialin-bench --dialin PATH [--quick | --full] [options]
   --port-base N      first UDP port used (default 50000; uses about 100 + 8 per call)
   --no-rtpengine     skip the rtpengine comparison
   --commit TEXT      the commit measured, written into the results
+  --readme FILE      replace the table between <!-- bench:start/end --> in FILE
   -h, --help         this text
 ";
 
@@ -66,6 +69,7 @@ fn parse_args() -> Result<Options, String> {
         no_rtpengine: false,
         mode: "full".into(),
         commit: "unknown".into(),
+        readme: None,
     };
     let mut args = std::env::args().skip(1);
     let mut custom = false;
@@ -101,6 +105,7 @@ fn parse_args() -> Result<Options, String> {
             "--port-base" => o.port_base = val()?.parse().map_err(|_| "--port-base wants a port")?,
             "--no-rtpengine" => o.no_rtpengine = true,
             "--commit" => o.commit = val()?,
+            "--readme" => o.readme = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown argument {other} (see --help)")),
         }
     }

@@ -44,7 +44,9 @@ impl Ports {
 }
 
 /// What the dialin phase measured.
+#[derive(Default)]
 struct DialinRun {
+    switches: u64,
     idle_rss: u64,
     loaded_rss: u64,
     peak_rss: u64,
@@ -61,7 +63,9 @@ struct DialinRun {
 }
 
 /// What the rtpengine phase measured.
+#[derive(Default)]
 struct RtpengineRun {
+    switches: u64,
     cpu_ns: u64,
     load: LoadResult,
     peak_rss: u64,
@@ -87,6 +91,10 @@ fn progress(msg: &str) {
 }
 
 /// Runs every phase and writes the results.
+///
+/// Both relays carry the same calls between the same two sockets. Their media windows
+/// alternate (dialin, rtpengine, dialin, ...) so that whatever else runs on the machine weighs
+/// on both alike; CPU, packets and latencies are summed over each relay's windows.
 pub fn run(o: &Options) -> Result<(), String> {
     let ports = Ports::new(o.port_base, o.calls);
     let eps = Endpoints::bind(ports.caller_media, ports.server_media)
@@ -94,17 +102,78 @@ pub fn run(o: &Options) -> Result<(), String> {
     let work = std::env::temp_dir().join(format!("dialin-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
 
-    let dialin = run_dialin(o, &ports, &eps, &work)?;
-    let rtpengine = if o.no_rtpengine {
+    let mut dialin = setup_dialin(o, &ports, &eps, &work)?;
+    let mut engine = if o.no_rtpengine {
         None
     } else {
-        Some(run_rtpengine(o, &ports, &eps)?)
+        Some(setup_rtpengine(o, &ports, &eps)?)
     };
-    let metrics = metrics(o, &dialin, rtpengine.as_ref());
-    write_results(o, &dialin, &metrics)?;
+    thread::sleep(Duration::from_secs(1));
+    let rounds = ROUNDS.min(((o.duration.as_secs_f64() / 2.0).floor() as u32).max(1));
+    let window = o.duration / rounds;
+    let control = control_streams(o.calls);
+    let drain = Duration::from_millis(300);
+    let dpid = dialin.process.0.id();
+    let drops = |p: &Ports| {
+        (
+            procfs::udp_drops(p.dialin_rtp.0, p.dialin_rtp.1),
+            procfs::udp_drops(p.caller_media, p.server_media),
+        )
+    };
+    let mut rtpengine = engine.as_ref().map(|_| RtpengineRun::default());
+    for round in 1..=rounds {
+        progress(&format!("round {round}/{rounds}: dialin, {} calls for {window:?}", dialin.routes.len()));
+        let (relay0, own0) = drops(&ports);
+        let (cpu0, cs0) = (procfs::cpu_ns(dpid), procfs::context_switches(dpid));
+        let load = load::run(&eps, &dialin.routes, control, window, drain);
+        dialin.run.cpu_ns += procfs::cpu_ns(dpid) - cpu0;
+        dialin.run.switches += procfs::context_switches(dpid) - cs0;
+        let (relay1, own1) = drops(&ports);
+        dialin.run.relay_drops += relay1 - relay0;
+        dialin.run.own_drops += own1 - own0;
+        dialin.run.loaded_rss = dialin.run.loaded_rss.max(procfs::rss(dpid));
+        dialin.run.load.merge(&load);
+        if let (Some(e), Some(r)) = (engine.as_mut(), rtpengine.as_mut()) {
+            progress(&format!("round {round}/{rounds}: rtpengine, {} calls for {window:?}", e.routes.len()));
+            let pid = e.engine.pid();
+            let (cpu0, cs0) = (procfs::cpu_ns(pid), procfs::context_switches(pid));
+            let load = load::run(&eps, &e.routes, control, window, drain);
+            r.cpu_ns += procfs::cpu_ns(pid) - cpu0;
+            r.switches += procfs::context_switches(pid) - cs0;
+            r.load.merge(&load);
+            r.peak_rss = procfs::peak_rss(pid);
+        }
+    }
+    dialin.run.peak_rss = procfs::peak_rss(dpid);
+    progress(&format!(
+        "dialin: sent {:?} received {:?}, {:.2} s CPU",
+        dialin.run.load.sent,
+        dialin.run.load.received,
+        dialin.run.cpu_ns as f64 / 1e9
+    ));
+    if let Some(r) = &rtpengine {
+        progress(&format!(
+            "rtpengine: sent {:?} received {:?}, {:.2} s CPU",
+            r.load.sent,
+            r.load.received,
+            r.cpu_ns as f64 / 1e9
+        ));
+    }
+    dialin.phone.hang_up_all(o.rate, Duration::from_secs(20));
+    if let Some(e) = engine.as_mut() {
+        for i in 0..e.routes.len() {
+            e.engine.delete(i);
+        }
+    }
+    let metrics = metrics(o, &dialin.run, rtpengine.as_ref());
+    write_results(o, &dialin.run, &metrics)?;
+    drop(dialin);
     std::fs::remove_dir_all(&work).ok();
     Ok(())
 }
+
+/// Media windows per relay; each relay's share of `--duration` is split into this many.
+const ROUNDS: u32 = 3;
 
 fn dialin_config(ports: &Ports) -> String {
     format!(
@@ -165,10 +234,20 @@ fn start_dialin(o: &Options, ports: &Ports, work: &Path) -> Result<DialinProcess
     Ok(p)
 }
 
-fn run_dialin(o: &Options, ports: &Ports, eps: &Endpoints, work: &Path) -> Result<DialinRun, String> {
+/// dialin with its calls up. Field order is drop order: the conference side answers
+/// dialin's BYEs until dialin is gone.
+struct DialinSetup {
+    run: DialinRun,
+    routes: Vec<Route>,
+    phone: Phone,
+    process: DialinProcess,
+    _conference: Conference,
+}
+
+fn setup_dialin(o: &Options, ports: &Ports, eps: &Endpoints, work: &Path) -> Result<DialinSetup, String> {
     progress("dialin: starting");
-    let dialin = start_dialin(o, ports, work)?;
-    let pid = dialin.0.id();
+    let process = start_dialin(o, ports, work)?;
+    let pid = process.0.id();
     thread::sleep(Duration::from_secs(1));
     let idle_rss = procfs::rss(pid);
 
@@ -184,71 +263,57 @@ fn run_dialin(o: &Options, ports: &Ports, eps: &Endpoints, work: &Path) -> Resul
     let start = Instant::now();
     let routes = loop {
         phone.poll();
-        let legs = conference.legs.lock().unwrap().clone();
+        let legs = conference.legs.lock().expect("not poisoned").clone();
         let routes: Vec<Route> = phone
             .calls
             .iter()
             .filter(|c| c.state == State::Up)
             .filter_map(|c| {
-                let leg = legs.get(&c.pin)?;
+                let leg = legs.get(&c.pin).filter(|l| l.acked)?;
                 Some(Route {
                     caller_to: c.rtp?,
-                    server_to: if leg.acked { leg.rtp? } else { return None },
+                    server_to: leg.rtp?,
                 })
             })
             .collect();
-        if routes.len() == phone.calls.iter().filter(|c| c.state == State::Up).count() || start.elapsed() > Duration::from_secs(5) {
+        let up = phone.calls.iter().filter(|c| c.state == State::Up).count();
+        if routes.len() == up || start.elapsed() > Duration::from_secs(5) {
             break routes;
         }
     };
-    let legs = conference.legs.lock().unwrap().clone();
+    let legs = conference.legs.lock().expect("not poisoned").clone();
     let calls_up = routes.len();
-    let setup_failed = o.calls - calls_up;
-    let trying_ms = phone.calls.iter().filter_map(|c| Some(ms(c.trying_at? - c.invite_at))).collect();
-    let ok_ms = phone.calls.iter().filter_map(|c| Some(ms(c.ok_at? - c.invite_at))).collect();
-    let hash_to_invite_ms = phone
-        .calls
-        .iter()
-        .filter_map(|c| Some(ms(legs.get(&c.pin)?.invite_at.checked_duration_since(c.hash_at?)?)))
-        .collect();
-    progress(&format!("dialin: {calls_up} calls bridged, {setup_failed} failed; media for {:?}", o.duration));
-    thread::sleep(Duration::from_secs(1));
-
-    let drops = |p: &Ports| (procfs::udp_drops(p.dialin_rtp.0, p.dialin_rtp.1), procfs::udp_drops(p.caller_media, p.server_media));
-    let (relay0, own0) = drops(ports);
-    let cpu0 = procfs::cpu_ns(pid);
-    let load = load::run(eps, &routes, control_streams(o.calls), o.duration, Duration::from_millis(300));
-    let cpu_ns = procfs::cpu_ns(pid) - cpu0;
-    let (relay1, own1) = drops(ports);
-    let loaded_rss = procfs::rss(pid);
-    let peak_rss = procfs::peak_rss(pid);
-    progress(&format!(
-        "dialin: sent {:?} received {:?}, {:.2} s CPU",
-        load.sent,
-        load.received,
-        cpu_ns as f64 / 1e9
-    ));
-    phone.hang_up_all(o.rate, Duration::from_secs(20));
-    drop(conference);
-    drop(dialin);
-    Ok(DialinRun {
+    let run = DialinRun {
         idle_rss,
-        loaded_rss,
-        peak_rss,
-        cpu_ns,
-        load,
         calls_up,
-        setup_failed,
+        setup_failed: o.calls - calls_up,
         invite_span,
-        trying_ms,
-        ok_ms,
-        hash_to_invite_ms,
-        relay_drops: relay1 - relay0,
-        own_drops: own1 - own0,
+        trying_ms: phone.calls.iter().filter_map(|c| Some(ms(c.trying_at? - c.invite_at))).collect(),
+        ok_ms: phone.calls.iter().filter_map(|c| Some(ms(c.ok_at? - c.invite_at))).collect(),
+        hash_to_invite_ms: phone
+            .calls
+            .iter()
+            .filter_map(|c| Some(ms(legs.get(&c.pin)?.invite_at.checked_duration_since(c.hash_at?)?)))
+            .collect(),
+        ..DialinRun::default()
+    };
+    progress(&format!("dialin: {calls_up} calls bridged, {} failed", run.setup_failed));
+    Ok(DialinSetup {
+        run,
+        routes,
+        phone,
+        process,
+        _conference: conference,
     })
 }
 
-fn run_rtpengine(o: &Options, ports: &Ports, eps: &Endpoints) -> Result<RtpengineRun, String> {
+/// rtpengine with its calls set up.
+struct RtpengineSetup {
+    engine: Rtpengine,
+    routes: Vec<Route>,
+}
+
+fn setup_rtpengine(o: &Options, ports: &Ports, eps: &Endpoints) -> Result<RtpengineSetup, String> {
     progress("rtpengine: starting (userspace, 2 threads)");
     let mut engine = Rtpengine::start(ports.ng, ports.rtpengine_rtp, 2)?;
     let mut routes = Vec::with_capacity(o.calls);
@@ -256,23 +321,8 @@ fn run_rtpengine(o: &Options, ports: &Ports, eps: &Endpoints) -> Result<Rtpengin
         let (caller_to, server_to) = engine.bridge(i, eps.caller_addr(), eps.server_addr())?;
         routes.push(Route { caller_to, server_to });
     }
-    progress(&format!("rtpengine: {} calls set up; media for {:?}", o.calls, o.duration));
-    thread::sleep(Duration::from_secs(1));
-    let pid = engine.pid();
-    let cpu0 = procfs::cpu_ns(pid);
-    let load = load::run(eps, &routes, control_streams(o.calls), o.duration, Duration::from_millis(300));
-    let cpu_ns = procfs::cpu_ns(pid) - cpu0;
-    let peak_rss = procfs::peak_rss(pid);
-    progress(&format!(
-        "rtpengine: sent {:?} received {:?}, {:.2} s CPU",
-        load.sent,
-        load.received,
-        cpu_ns as f64 / 1e9
-    ));
-    for i in 0..o.calls {
-        engine.delete(i);
-    }
-    Ok(RtpengineRun { cpu_ns, load, peak_rss })
+    progress(&format!("rtpengine: {} calls set up", o.calls));
+    Ok(RtpengineSetup { engine, routes })
 }
 
 /// How many direct control streams run beside `calls` relayed calls: 1 in 20, at least 5.
@@ -282,6 +332,10 @@ fn control_streams(calls: usize) -> usize {
 
 fn per_packet_us(cpu_ns: u64, load: &LoadResult) -> Option<f64> {
     (load.forwarded() > 0).then(|| cpu_ns as f64 / 1000.0 / load.forwarded() as f64)
+}
+
+fn per_packet(count: u64, load: &LoadResult) -> Option<f64> {
+    (load.forwarded() > 0).then(|| count as f64 / load.forwarded() as f64)
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -344,6 +398,10 @@ fn metrics(o: &Options, d: &DialinRun, r: Option<&RtpengineRun>) -> Vec<Metric> 
             "one-way latency through dialin / through rtpengine (both include the loopback path)"),
         Metric::info("dialin_cpu_per_packet", cpu_d, "us", &format!("on-CPU time of all dialin threads / forwarded packets, {load}")),
         Metric::info("rtpengine_cpu_per_packet", cpu_r, "us", "same for rtpengine (userspace, --num-threads=2)"),
+        Metric::info("dialin_context_switches_per_packet", per_packet(d.switches, &d.load), "switches",
+            "voluntary + involuntary, all dialin threads (/proc), per forwarded packet"),
+        Metric::info("rtpengine_context_switches_per_packet", r.and_then(|r| per_packet(r.switches, &r.load)), "switches",
+            "same for rtpengine"),
         Metric::info("dialin_latency_p50", lat(&d.load, 0.5), "ms", "one-way, send to receive, through dialin"),
         Metric::info("dialin_latency_p99", lat(&d.load, 0.99), "ms", "one-way, send to receive, through dialin"),
         Metric::info("rtpengine_latency_p50", r.and_then(|r| lat(&r.load, 0.5)), "ms", "one-way through rtpengine"),
@@ -394,6 +452,13 @@ fn write_results(o: &Options, d: &DialinRun, metrics: &[Metric]) -> Result<(), S
     let ctx_json: Vec<String> = context.iter().map(|(k, v)| format!("  {}: {}", report::json_str(k), report::json_str(v))).collect();
     let run = format!("{{\n{},\n  \"results\": {}}}\n", ctx_json.join(",\n"), report::to_json(metrics));
     std::fs::write(o.out.join(format!("run-{}.json", o.mode.split(' ').next().unwrap_or("run"))), run).map_err(|e| e.to_string())?;
+    if let Some(path) = &o.readme {
+        let readme = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        match report::replace_readme_table(&readme, &report::readme_table(&context, metrics)) {
+            Some(new) => std::fs::write(path, new).map_err(|e| e.to_string())?,
+            None => progress(&format!("{}: no benchmark markers, table not updated", path.display())),
+        }
+    }
     println!("{md}");
     progress(&format!("results in {}", json_path.display()));
     Ok(())

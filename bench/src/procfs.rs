@@ -18,6 +18,23 @@ pub fn cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
+/// Context switches (voluntary and not) of all live threads of `pid`: each is a wake-up or a
+/// preemption, a cost per packet that CPU time alone hides the cause of.
+pub fn context_switches(pid: u32) -> u64 {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("status")).ok())
+        .map(|s| {
+            s.lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
 /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`), in bytes.
 pub fn status_bytes(pid: u32, field: &str) -> u64 {
     let Ok(s) = fs::read_to_string(format!("/proc/{pid}/status")) else {

@@ -151,6 +151,44 @@ pub fn to_markdown(context: &[(&str, String)], metrics: &[Metric]) -> String {
     out
 }
 
+/// Marks the start of the benchmark table in README.md.
+pub const README_START: &str = "<!-- bench:start -->";
+/// Marks its end.
+pub const README_END: &str = "<!-- bench:end -->";
+
+/// The short table for the README: the targets and the ratios, headed by the run's load.
+pub fn readme_table(context: &[(&str, String)], metrics: &[Metric]) -> String {
+    let mut out = String::new();
+    for (k, v) in context.iter().filter(|(k, _)| *k != "note") {
+        out.push_str(&format!("{k}: {v}  \n"));
+    }
+    out.push_str("\n| measure | value | target | pass |\n|---|---|---|---|\n");
+    for m in metrics.iter().filter(|m| m.target.is_some() || m.name.contains("_vs_") || m.name.ends_with("cpu_per_packet")) {
+        let pass = match m.pass {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        out.push_str(&format!(
+            "| {} | {} {} | {} | {} |\n",
+            m.name,
+            show(m.value),
+            m.unit,
+            m.target.as_deref().unwrap_or(""),
+            pass
+        ));
+    }
+    out
+}
+
+/// `readme` with the text between [`README_START`] and [`README_END`] replaced by `table`;
+/// `None` if the markers are missing.
+pub fn replace_readme_table(readme: &str, table: &str) -> Option<String> {
+    let start = readme.find(README_START)? + README_START.len();
+    let end = start + readme[start..].find(README_END)?;
+    Some(format!("{}\n{table}{}", &readme[..start], &readme[end..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +208,16 @@ mod tests {
         let md = to_markdown(&[("commit", "abc".into())], &ms);
         assert!(md.contains("- **commit**: abc"));
         assert!(md.contains("| rate | 150 | calls/s | >= 200 | **no** |"), "{md}");
+        let table = readme_table(&[("commit", "abc".into())], &ms);
+        assert!(table.contains("| cpu | 0.500 ratio | <= 0.7 | yes |"), "{table}");
+        assert!(!table.contains("| rss |"), "rows without a target stay out: {table}");
+    }
+
+    #[test]
+    fn readme_table_goes_between_the_markers() {
+        let readme = format!("# x\n{README_START}\nold\n{README_END}\nrest\n");
+        let new = replace_readme_table(&readme, "new\n").expect("markers present");
+        assert_eq!(new, format!("# x\n{README_START}\nnew\n{README_END}\nrest\n"));
+        assert_eq!(replace_readme_table("# no markers", "t"), None);
     }
 }
