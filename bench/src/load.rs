@@ -12,7 +12,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,6 +31,9 @@ pub const UP: usize = 0;
 pub const DOWN: usize = 1;
 /// Added to the direction of a control stream's frames.
 pub const CONTROL: usize = 2;
+/// Numbers each [`run`], written into every frame: a frame that arrives after its window
+/// ended (a relay's backlog) is not counted in the next one.
+static WINDOW: AtomicU8 = AtomicU8::new(0);
 
 /// Where one call's packets go: into the relay's port for each leg.
 #[derive(Clone, Copy, Debug)]
@@ -198,8 +201,9 @@ fn ns_since(epoch: Instant) -> u64 {
     epoch.elapsed().as_nanos() as u64
 }
 
-/// Writes frame `k` of call `call` in direction `dir` into `pkt`, stamped with `now_ns`.
-pub fn write_frame(pkt: &mut [u8; HEADER + FRAME], call: u32, dir: usize, k: u32, now_ns: u64) {
+/// Writes frame `k` of call `call` in direction `dir` of window `window` into `pkt`, stamped
+/// with `now_ns`.
+pub fn write_frame(pkt: &mut [u8; HEADER + FRAME], window: u8, call: u32, dir: usize, k: u32, now_ns: u64) {
     pkt[0] = 0x80;
     pkt[1] = 0; // PCMU
     pkt[2..4].copy_from_slice(&(k as u16).to_be_bytes());
@@ -211,14 +215,15 @@ pub fn write_frame(pkt: &mut [u8; HEADER + FRAME], call: u32, dir: usize, k: u32
     p[0..4].copy_from_slice(MAGIC);
     p[4..8].copy_from_slice(&call.to_be_bytes());
     p[8] = dir as u8;
+    p[9] = window;
     p[16..24].copy_from_slice(&now_ns.to_be_bytes());
 }
 
-/// Reads the direction (with [`CONTROL`] set for control streams) and send time of one of our
-/// frames; `None` for anything else.
+/// Reads the window, direction (with [`CONTROL`] set for control streams) and send time of
+/// one of our frames; `None` for anything else.
 /// The RTP header may have been rewritten (and grown by CSRCs) by the relay, so the payload
 /// is found by the header's own length.
-pub fn read_frame(pkt: &[u8]) -> Option<(usize, u64)> {
+pub fn read_frame(pkt: &[u8]) -> Option<(u8, usize, u64)> {
     if pkt.len() < HEADER || pkt[0] >> 6 != 2 {
         return None;
     }
@@ -228,11 +233,12 @@ pub fn read_frame(pkt: &[u8]) -> Option<(usize, u64)> {
         return None;
     }
     let ts = u64::from_be_bytes(p[16..24].try_into().ok()?);
-    Some((p[8] as usize, ts))
+    Some((p[9], p[8] as usize, ts))
 }
 
-/// Receives on `socket` until `stop`, counting our frames and their latency.
-fn receive(socket: UdpSocket, epoch: Instant, stop: Arc<AtomicBool>) -> LoadResult {
+/// Receives on `socket` until `stop`, counting our frames of `window` and their latency, and
+/// noting in `last` when the last one arrived.
+fn receive(socket: UdpSocket, window: u8, epoch: Instant, stop: Arc<AtomicBool>, last: Arc<AtomicU64>) -> LoadResult {
     socket
         .set_read_timeout(Some(Duration::from_millis(20)))
         .ok();
@@ -244,8 +250,10 @@ fn receive(socket: UdpSocket, epoch: Instant, stop: Arc<AtomicBool>) -> LoadResu
         };
         let now = ns_since(epoch);
         match read_frame(&buf[..n]) {
-            Some((dir, sent)) if dir & CONTROL != 0 => r.direct.add(now.saturating_sub(sent)),
-            Some((dir, sent)) => {
+            Some((w, _, _)) if w != window => r.other += 1,
+            Some((_, dir, sent)) if dir & CONTROL != 0 => r.direct.add(now.saturating_sub(sent)),
+            Some((_, dir, sent)) => {
+                last.store(now, Ordering::Relaxed);
                 r.received[dir] += 1;
                 r.latency.add(now.saturating_sub(sent));
             }
@@ -256,8 +264,8 @@ fn receive(socket: UdpSocket, epoch: Instant, stop: Arc<AtomicBool>) -> LoadResu
 }
 
 /// Sends 20 ms frames for every call in both directions for `duration`, spread evenly over
-/// each 20 ms so the load is smooth, plus `control` direct streams; then waits `drain` for the
-/// last frames and returns the counts and latencies.
+/// each 20 ms so the load is smooth, plus `control` direct streams; then waits until no frame
+/// came for `drain` (at most 5 s) and returns the counts and latencies.
 pub fn run(
     eps: &Endpoints,
     relayed: &[Route],
@@ -291,11 +299,13 @@ pub fn run(
         routes.push(if *k == 0 { *next.next().expect("one per call") } else { direct });
     }
     let epoch = Instant::now();
+    let window = WINDOW.fetch_add(1, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
+    let last = Arc::new(AtomicU64::new(0));
     let spawn = |s: &UdpSocket| {
         let s = s.try_clone().expect("clone socket");
-        let stop = stop.clone();
-        thread::spawn(move || receive(s, epoch, stop))
+        let (stop, last) = (stop.clone(), last.clone());
+        thread::spawn(move || receive(s, window, epoch, stop, last))
     };
     let rx_caller = spawn(&eps.caller);
     let rx_server = spawn(&eps.server);
@@ -312,18 +322,25 @@ pub fn run(
                 thread::sleep(due - now);
             }
             let kind = kinds[i];
-            write_frame(&mut pkt, i as u32, UP | kind, k, ns_since(epoch));
+            write_frame(&mut pkt, window, i as u32, UP | kind, k, ns_since(epoch));
             if eps.caller.send_to(&pkt, route.caller_to).is_ok() && kind == 0 {
                 result.sent[UP] += 1;
             }
-            write_frame(&mut pkt, i as u32, DOWN | kind, k, ns_since(epoch));
+            write_frame(&mut pkt, window, i as u32, DOWN | kind, k, ns_since(epoch));
             if eps.server.send_to(&pkt, route.server_to).is_ok() && kind == 0 {
                 result.sent[DOWN] += 1;
             }
         }
     }
     result.elapsed = start.elapsed();
-    thread::sleep(drain);
+    let ended = Instant::now();
+    loop {
+        thread::sleep(Duration::from_millis(20));
+        let quiet = ns_since(epoch).saturating_sub(last.load(Ordering::Relaxed));
+        if quiet > drain.as_nanos() as u64 || ended.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     for h in [rx_caller, rx_server] {
         result.merge(&h.join().expect("receiver thread"));
@@ -338,14 +355,14 @@ mod tests {
     #[test]
     fn frame_round_trips_and_survives_csrcs() {
         let mut pkt = [0u8; HEADER + FRAME];
-        write_frame(&mut pkt, 7, DOWN, 3, 123_456);
-        assert_eq!(read_frame(&pkt), Some((DOWN, 123_456)));
+        write_frame(&mut pkt, 9, 7, DOWN, 3, 123_456);
+        assert_eq!(read_frame(&pkt), Some((9, DOWN, 123_456)));
         // A relay that adds one CSRC shifts the payload by 4 bytes.
         let mut grown = pkt[..HEADER].to_vec();
         grown[0] |= 1;
         grown.extend_from_slice(&[0; 4]);
         grown.extend_from_slice(&pkt[HEADER..]);
-        assert_eq!(read_frame(&grown), Some((DOWN, 123_456)));
+        assert_eq!(read_frame(&grown), Some((9, DOWN, 123_456)));
         assert_eq!(read_frame(&pkt[..20]), None);
         let mut other = pkt;
         other[HEADER] = b'X';
