@@ -86,7 +86,10 @@ fn relay(c: &mut Criterion) {
         let relay_in = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let relay_out = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let conference = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let (phone_addr, conf_addr) = (phone.local_addr().unwrap(), conference.local_addr().unwrap());
+        let (phone_addr, conf_addr) = (
+            phone.local_addr().unwrap(),
+            conference.local_addr().unwrap(),
+        );
         let mut media = bridged(phone_addr, conf_addr);
         let to = relay_in.local_addr().unwrap();
         let mut buf = [0u8; 1500];
@@ -98,7 +101,9 @@ fn relay(c: &mut Criterion) {
             phone.send_to(&out[..len], to).unwrap();
             let (n, from) = relay_in.recv_from(&mut buf).unwrap();
             let r = media.handle_caller_packet(Instant::now(), from, &mut buf, n);
-            let Received::ToServer { len, to } = r else { panic!("not relayed: {r:?}") };
+            let Received::ToServer { len, to } = r else {
+                panic!("not relayed: {r:?}")
+            };
             relay_out.send_to(&buf[..len], to).unwrap();
             black_box(conference.recv(&mut out).unwrap());
         })
@@ -107,7 +112,9 @@ fn relay(c: &mut Criterion) {
 }
 
 fn g711(c: &mut Criterion) {
-    let pcm: Vec<i16> = (0..160).map(|i| ((i * 409) % 65536 - 32768) as i16).collect();
+    let pcm: Vec<i16> = (0..160)
+        .map(|i| ((i * 409) % 65536 - 32768) as i16)
+        .collect();
     let mut g = c.benchmark_group("g711_frame");
     g.throughput(Throughput::Elements(160));
     for law in [Law::Ulaw, Law::Alaw] {
@@ -128,7 +135,7 @@ fn rfc4733(c: &mut Criterion) {
     // One key press as a phone sends it: 7 progress packets, then the end packet 3 times.
     let mut packets = Vec::new();
     for d in 1..=7u16 {
-        packets.push([5u8, 10, (d * 160 >> 8) as u8, (d * 160) as u8]);
+        packets.push([5u8, 10, ((d * 160) >> 8) as u8, (d * 160) as u8]);
     }
     for _ in 0..3 {
         packets.push([5u8, 0x80 | 10, (1280u16 >> 8) as u8, 1280u16 as u8]);
@@ -190,7 +197,10 @@ fn flow(c: &mut Criterion) {
                 for &k in &keys {
                     f.handle_input(now, FlowInput::Digit(k, DigitSource::Rtp));
                 }
-                f.handle_input(now, FlowInput::Routed(RouteDecision::Conference(target.clone())));
+                f.handle_input(
+                    now,
+                    FlowInput::Routed(RouteDecision::Conference(target.clone())),
+                );
                 f.handle_input(now, FlowInput::ServerAnswered);
                 let mut bridged = false;
                 while let Some(a) = f.poll_action() {

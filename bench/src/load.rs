@@ -203,7 +203,14 @@ fn ns_since(epoch: Instant) -> u64 {
 
 /// Writes frame `k` of call `call` in direction `dir` of window `window` into `pkt`, stamped
 /// with `now_ns`.
-pub fn write_frame(pkt: &mut [u8; HEADER + FRAME], window: u8, call: u32, dir: usize, k: u32, now_ns: u64) {
+pub fn write_frame(
+    pkt: &mut [u8; HEADER + FRAME],
+    window: u8,
+    call: u32,
+    dir: usize,
+    k: u32,
+    now_ns: u64,
+) {
     pkt[0] = 0x80;
     pkt[1] = 0; // PCMU
     pkt[2..4].copy_from_slice(&(k as u16).to_be_bytes());
@@ -238,7 +245,13 @@ pub fn read_frame(pkt: &[u8]) -> Option<(u8, usize, u64)> {
 
 /// Receives on `socket` until `stop`, counting our frames of `window` and their latency, and
 /// noting in `last` when the last one arrived.
-fn receive(socket: UdpSocket, window: u8, epoch: Instant, stop: Arc<AtomicBool>, last: Arc<AtomicU64>) -> LoadResult {
+fn receive(
+    socket: UdpSocket,
+    window: u8,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    last: Arc<AtomicU64>,
+) -> LoadResult {
     socket
         .set_read_timeout(Some(Duration::from_millis(20)))
         .ok();
@@ -296,7 +309,11 @@ pub fn run(
     routes.clear();
     let mut next = relayed.iter();
     for k in &kinds {
-        routes.push(if *k == 0 { *next.next().expect("one per call") } else { direct });
+        routes.push(if *k == 0 {
+            *next.next().expect("one per call")
+        } else {
+            direct
+        });
     }
     let epoch = Instant::now();
     let window = WINDOW.fetch_add(1, Ordering::Relaxed);

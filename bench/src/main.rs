@@ -5,6 +5,7 @@
 //! from outside: CPU and memory from /proc, loss and latency from its own stamped packets.
 
 mod load;
+mod metrics;
 mod phases;
 mod procfs;
 mod report;
@@ -40,7 +41,8 @@ pub struct Options {
     pub readme: Option<PathBuf>,
 }
 
-const HELP: &str = "dialin-bench: measure dialin's relay and call setup, side by side with rtpengine
+const HELP: &str =
+    "dialin-bench: measure dialin's relay and call setup, side by side with rtpengine
 
 usage: dialin-bench --dialin PATH [--quick | --full] [options]
 
@@ -102,7 +104,9 @@ fn parse_args() -> Result<Options, String> {
             }
             "--rate" => o.rate = val()?.parse().map_err(|_| "--rate wants a number")?,
             "--out" => o.out = PathBuf::from(val()?),
-            "--port-base" => o.port_base = val()?.parse().map_err(|_| "--port-base wants a port")?,
+            "--port-base" => {
+                o.port_base = val()?.parse().map_err(|_| "--port-base wants a port")?
+            }
             "--no-rtpengine" => o.no_rtpengine = true,
             "--commit" => o.commit = val()?,
             "--readme" => o.readme = Some(PathBuf::from(val()?)),

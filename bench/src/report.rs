@@ -58,7 +58,14 @@ impl Metric {
     }
 
     /// A target whose pass/fail is decided by the caller (compound targets).
-    pub fn decided(name: &str, value: Option<f64>, unit: &str, target: &str, pass: bool, note: &str) -> Metric {
+    pub fn decided(
+        name: &str,
+        value: Option<f64>,
+        unit: &str,
+        target: &str,
+        pass: bool,
+        note: &str,
+    ) -> Metric {
         Metric {
             name: name.into(),
             value,
@@ -131,7 +138,9 @@ pub fn to_markdown(context: &[(&str, String)], metrics: &[Metric]) -> String {
     for (k, v) in context {
         out.push_str(&format!("- **{k}**: {v}\n"));
     }
-    out.push_str("\n| measure | value | unit | target | pass | note |\n|---|---|---|---|---|---|\n");
+    out.push_str(
+        "\n| measure | value | unit | target | pass | note |\n|---|---|---|---|---|---|\n",
+    );
     for m in metrics {
         let pass = match m.pass {
             Some(true) => "yes",
@@ -163,7 +172,9 @@ pub fn readme_table(context: &[(&str, String)], metrics: &[Metric]) -> String {
         out.push_str(&format!("{k}: {v}  \n"));
     }
     out.push_str("\n| measure | value | target | pass |\n|---|---|---|---|\n");
-    for m in metrics.iter().filter(|m| m.target.is_some() || m.name.contains("_vs_") || m.name.ends_with("cpu_per_packet")) {
+    for m in metrics.iter().filter(|m| {
+        m.target.is_some() || m.name.contains("_vs_") || m.name.ends_with("cpu_per_packet")
+    }) {
         let pass = match m.pass {
             Some(true) => "yes",
             Some(false) => "**no**",
@@ -204,20 +215,37 @@ mod tests {
         assert!(j.starts_with("[\n") && j.ends_with("]\n"), "{j}");
         assert!(j.contains(r#"{"name": "cpu", "value": 0.5, "unit": "ratio", "target": "<= 0.7", "pass": true, "note": "a \"q\""}"#), "{j}");
         assert!(j.contains(r#""name": "rate", "value": 150, "unit": "calls/s", "target": ">= 200", "pass": false"#), "{j}");
-        assert!(j.contains(r#""name": "rss", "value": null, "unit": "MB", "target": null, "pass": null"#), "{j}");
+        assert!(
+            j.contains(
+                r#""name": "rss", "value": null, "unit": "MB", "target": null, "pass": null"#
+            ),
+            "{j}"
+        );
         let md = to_markdown(&[("commit", "abc".into())], &ms);
         assert!(md.contains("- **commit**: abc"));
-        assert!(md.contains("| rate | 150 | calls/s | >= 200 | **no** |"), "{md}");
+        assert!(
+            md.contains("| rate | 150 | calls/s | >= 200 | **no** |"),
+            "{md}"
+        );
         let table = readme_table(&[("commit", "abc".into())], &ms);
-        assert!(table.contains("| cpu | 0.500 ratio | <= 0.7 | yes |"), "{table}");
-        assert!(!table.contains("| rss |"), "rows without a target stay out: {table}");
+        assert!(
+            table.contains("| cpu | 0.500 ratio | <= 0.7 | yes |"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("| rss |"),
+            "rows without a target stay out: {table}"
+        );
     }
 
     #[test]
     fn readme_table_goes_between_the_markers() {
         let readme = format!("# x\n{README_START}\nold\n{README_END}\nrest\n");
         let new = replace_readme_table(&readme, "new\n").expect("markers present");
-        assert_eq!(new, format!("# x\n{README_START}\nnew\n{README_END}\nrest\n"));
+        assert_eq!(
+            new,
+            format!("# x\n{README_START}\nnew\n{README_END}\nrest\n")
+        );
         assert_eq!(replace_readme_table("# no markers", "t"), None);
     }
 }

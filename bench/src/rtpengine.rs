@@ -128,7 +128,9 @@ impl Rtpengine {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start rtpengine ({e}): apt-get install rtpengine-daemon"))?;
+            .map_err(|e| {
+                format!("cannot start rtpengine ({e}): apt-get install rtpengine-daemon")
+            })?;
         let ng = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         ng.set_read_timeout(Some(Duration::from_millis(200))).ok();
         let mut r = Rtpengine {
@@ -139,7 +141,12 @@ impl Rtpengine {
         };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
-            if r.command(dict(&[("command", "ping")])).ok().as_ref().and_then(|b| b.get_str("result")) == Some("pong") {
+            if r.command(dict(&[("command", "ping")]))
+                .ok()
+                .as_ref()
+                .and_then(|b| b.get_str("result"))
+                == Some("pong")
+            {
                 return Ok(r);
             }
         }
@@ -156,12 +163,16 @@ impl Rtpengine {
         self.cookie += 1;
         let mut msg = format!("{} ", self.cookie);
         cmd.encode(&mut msg);
-        self.ng.send_to(msg.as_bytes(), self.ng_addr).map_err(|e| e.to_string())?;
+        self.ng
+            .send_to(msg.as_bytes(), self.ng_addr)
+            .map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; 65536];
         loop {
             let n = self.ng.recv(&mut buf).map_err(|e| format!("ng: {e}"))?;
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
-            let Some((cookie, body)) = text.split_once(' ') else { continue };
+            let Some((cookie, body)) = text.split_once(' ') else {
+                continue;
+            };
             if cookie != self.cookie.to_string() {
                 continue;
             }
@@ -174,7 +185,12 @@ impl Rtpengine {
     /// Sets up call `i` between the phone side `caller` and the conference side `server`
     /// (offer, then answer) and returns rtpengine's port for each: (takes the phone's audio,
     /// takes the conference's audio).
-    pub fn bridge(&mut self, i: usize, caller: SocketAddr, server: SocketAddr) -> Result<(SocketAddr, SocketAddr), String> {
+    pub fn bridge(
+        &mut self,
+        i: usize,
+        caller: SocketAddr,
+        server: SocketAddr,
+    ) -> Result<(SocketAddr, SocketAddr), String> {
         let call_id = format!("bench-{i}");
         let offer = self.command(dict(&[
             ("command", "offer"),
@@ -204,8 +220,12 @@ impl Rtpengine {
     /// Ends call `i`.
     pub fn delete(&mut self, i: usize) {
         let call_id = format!("bench-{i}");
-        self.command(dict(&[("command", "delete"), ("call-id", &call_id), ("from-tag", "phone")]))
-            .ok();
+        self.command(dict(&[
+            ("command", "delete"),
+            ("call-id", &call_id),
+            ("from-tag", "phone"),
+        ]))
+        .ok();
     }
 }
 
@@ -225,7 +245,10 @@ mod tests {
         let v = Bencode::Dict(vec![
             ("command".into(), Bencode::Str("offer".into())),
             ("n".into(), Bencode::Int(-3)),
-            ("flags".into(), Bencode::List(vec![Bencode::Str("a:b".into())])),
+            (
+                "flags".into(),
+                Bencode::List(vec![Bencode::Str("a:b".into())]),
+            ),
         ]);
         let mut s = String::new();
         v.encode(&mut s);

@@ -49,7 +49,11 @@ impl<'a> Msg<'a> {
                 Some((n.trim(), v.trim()))
             })
             .collect();
-        Some(Msg { start, headers, body })
+        Some(Msg {
+            start,
+            headers,
+            body,
+        })
     }
 
     /// The first value of a header.
@@ -92,14 +96,14 @@ impl<'a> Msg<'a> {
     pub fn request_user(&self) -> Option<&'a str> {
         let uri = self.start.split(' ').nth(1)?;
         let rest = uri.strip_prefix("sip:")?;
-        Some(rest.split('@').next()?)
+        rest.split('@').next()
     }
 
     /// The `tag` parameter of a From/To value.
     pub fn tag(&self, name: &str) -> Option<&'a str> {
         let v = self.header(name)?;
         let i = v.find(";tag=")?;
-        Some(v[i + 5..].split(';').next()?)
+        v[i + 5..].split(';').next()
     }
 }
 
@@ -137,7 +141,14 @@ pub fn sdp(media: SocketAddr, id: u64) -> String {
 }
 
 /// A response to `req`, copying Via, From, To (tagged), Call-ID, CSeq and Record-Route.
-pub fn response(req: &Msg, code: u16, reason: &str, to_tag: &str, contact: &str, body: &str) -> String {
+pub fn response(
+    req: &Msg,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    contact: &str,
+    body: &str,
+) -> String {
     let mut out = format!("SIP/2.0 {code} {reason}\r\n");
     for via in req.all("Via") {
         out.push_str(&format!("Via: {via}\r\n"));
@@ -197,7 +208,6 @@ impl Conference {
             thread: Some(thread),
         }
     }
-
 }
 
 impl Drop for Conference {
@@ -215,7 +225,9 @@ fn serve_conference(
     legs: Arc<Mutex<HashMap<String, ServerLeg>>>,
     stop: Arc<AtomicBool>,
 ) {
-    socket.set_read_timeout(Some(Duration::from_millis(50))).ok();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .ok();
     let contact = format!("sip:conference@{}", socket.local_addr().expect("bound"));
     let mut by_call_id: HashMap<String, String> = HashMap::new();
     let mut buf = vec![0u8; 65536];
@@ -231,7 +243,10 @@ fn serve_conference(
             continue; // responses to our 200s do not exist; ignore strays
         };
         let call_id = msg.header("Call-ID").unwrap_or("").to_string();
-        let tag = format!("c{}", call_id.len() + call_id.bytes().map(u32::from).sum::<u32>() as usize);
+        let tag = format!(
+            "c{}",
+            call_id.len() + call_id.bytes().map(u32::from).sum::<u32>() as usize
+        );
         match method {
             "INVITE" => {
                 let user = msg.request_user().unwrap_or("").to_string();

@@ -65,7 +65,9 @@ pub struct Phone {
 impl Phone {
     /// A phone side on `socket` calling `dialin`, offering `media` in every SDP.
     pub fn new(socket: UdpSocket, dialin: SocketAddr, media: SocketAddr, run: &str) -> Phone {
-        socket.set_read_timeout(Some(Duration::from_micros(200))).ok();
+        socket
+            .set_read_timeout(Some(Duration::from_micros(200)))
+            .ok();
         let local = socket.local_addr().expect("bound");
         Phone {
             socket,

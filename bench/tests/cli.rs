@@ -21,9 +21,15 @@ fn help_names_the_modes_and_exits_0() {
 fn bad_arguments_exit_2_with_a_reason() {
     let cases: &[(&[&str], &str)] = &[
         (&["--quick"], "--dialin PATH is required"),
-        (&["--dialin", "x", "--calls", "many"], "--calls wants a number"),
+        (
+            &["--dialin", "x", "--calls", "many"],
+            "--calls wants a number",
+        ),
         (&["--dialin", "x", "--bogus"], "unknown argument --bogus"),
-        (&["--dialin", "x", "--calls", "9000"], "--port-base too high"),
+        (
+            &["--dialin", "x", "--calls", "9000"],
+            "--port-base too high",
+        ),
     ];
     for (args, reason) in cases {
         let out = bench().args(*args).output().expect("run dialin-bench");

@@ -19,19 +19,23 @@ use std::time::Instant;
 use tokio::time::sleep_until;
 use tracing::{info, warn};
 
-/// Starts a call for a new INVITE transaction, on one of the call shards (`shards.rs`).
-pub fn spawn_call(ctx: Arc<CallContext>, tx: Transaction) {
+/// Starts a call for a new INVITE transaction: 100 Trying at once from the SIP runtime, then
+/// the call moves to one of the call shards (`shards.rs`), where its sockets will live.
+pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
     let (guard, call_no) = ctx.call_started();
-    super::shards::spawn_call_task(async move {
-        let _guard = guard;
-        run_call(ctx, tx, call_no).await;
+    tokio::spawn(async move {
+        // 100 Trying first, before anything else can answer (180 when ringing, 488, 200), and
+        // before the hop to the shard so that hop never delays it.
+        tx.send_trying().await.ok();
+        super::shards::spawn_call_task(async move {
+            let _guard = guard;
+            run_call(ctx, tx, call_no).await;
+        });
     });
 }
 
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
 async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
-    // 100 Trying first, before anything else can answer (180 when ringing, 488, 200).
-    tx.send_trying().await.ok();
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
     let (lease, socket) = match ctx.bind_rtp() {
         Ok(bound) => bound,

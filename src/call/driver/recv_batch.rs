@@ -71,7 +71,8 @@ impl Batch {
                 iov[i].iov_len = MAX_PACKET;
                 msgs[i].msg_hdr.msg_iov = &mut iov[i];
                 msgs[i].msg_hdr.msg_iovlen = 1;
-                msgs[i].msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
+                msgs[i].msg_hdr.msg_name =
+                    (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
                 msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
             }
             let n = libc::recvmmsg(
@@ -85,8 +86,8 @@ impl Batch {
                 return Err(io::Error::last_os_error());
             }
             let n = n as usize;
-            for i in 0..n {
-                self.lens[i] = (msgs[i].msg_len as usize).min(MAX_PACKET);
+            for (len, msg) in self.lens.iter_mut().zip(&msgs).take(n) {
+                *len = (msg.msg_len as usize).min(MAX_PACKET);
             }
             Ok(n)
         }
@@ -124,7 +125,9 @@ pub fn with_received<R>(socket: &UdpSocket, handle: impl FnOnce(&mut Batch, usiz
         // Any other error is also taken as "drained" (and the readiness cleared), so a socket
         // error cannot make the driver spin.
         let _ = socket.try_io(Interest::READABLE, || {
-            got = batch.recv(fd).map_err(|_| io::Error::from(io::ErrorKind::WouldBlock))?;
+            got = batch
+                .recv(fd)
+                .map_err(|_| io::Error::from(io::ErrorKind::WouldBlock))?;
             if got < BATCH {
                 Err(io::ErrorKind::WouldBlock.into())
             } else {
