@@ -1,6 +1,7 @@
 //! Answering a new call: 100 Trying, optional ringing, SDP negotiation, the caller leg's RTP
 //! port, 200 OK; then the call's driver runs until the call ends.
 
+use super::rtp_socket::RtpSocket;
 use super::CallDriver;
 use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
@@ -37,7 +38,12 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
 async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
-    let (lease, socket) = match ctx.bind_rtp() {
+    let bound = ctx.bind_rtp().and_then(|(lease, socket)| {
+        // Registered here, on the call's shard, so its wake-ups stay on this thread.
+        let socket = RtpSocket::new(socket).map_err(|e| e.to_string())?;
+        Ok((lease, socket))
+    });
+    let (lease, socket) = match bound {
         Ok(bound) => bound,
         Err(e) => {
             warn!(call = call_no, error = %e, "refusing call: no RTP port");

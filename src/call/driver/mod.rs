@@ -8,6 +8,7 @@
 mod answer;
 mod events;
 mod recv_batch;
+mod rtp_socket;
 mod shards;
 
 pub use answer::spawn_call;
@@ -27,7 +28,7 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::UdpSocket;
+use rtp_socket::RtpSocket;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -37,7 +38,7 @@ use recv_batch::MAX_PACKET;
 struct ServerLeg {
     dialog: InviteDialog,
     events: DialogStateReceiver,
-    socket: UdpSocket,
+    socket: RtpSocket,
     _port: PortLease,
     /// Resolves when the INVITE gets its final response; `None` once taken.
     invite: Option<JoinHandle<InviteAsyncResult>>,
@@ -57,7 +58,7 @@ struct CallDriver {
     media: CallMedia,
     trunk: InviteDialog,
     trunk_events: DialogStateReceiver,
-    caller_socket: UdpSocket,
+    caller_socket: RtpSocket,
     _caller_port: PortLease,
     server: Option<ServerLeg>,
     /// The answered server leg's media, handed to the media state on `Bridge`.
@@ -126,7 +127,7 @@ impl CallDriver {
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,
                 Wake::ServerEvent(None) => {}
                 Wake::Invite(r) => self.on_invite_result(now, r),
-                Wake::Timer => self.on_timer(now, &mut buf).await,
+                Wake::Timer => self.on_timer(now, &mut buf),
             }
         }
     }
@@ -139,7 +140,7 @@ impl CallDriver {
             .fold(self.media_check_at, Instant::min)
     }
 
-    async fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
+    fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
         if now >= self.media_check_at {
             // Checked lazily rather than re-armed per packet: at the check, the timeout runs
             // from the last packet seen.
@@ -155,7 +156,7 @@ impl CallDriver {
             self.flow.handle_timeout(now);
         }
         while let Some(r) = self.media.poll_transmit(now, buf) {
-            self.deliver(now, r, buf).await;
+            self.deliver(now, r, buf);
         }
         if self.media.poll_prompt_finished() {
             self.flow.handle_input(now, FlowInput::PromptFinished);
@@ -187,11 +188,11 @@ impl CallDriver {
                         .flow
                         .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
                     Received::ToCaller { len, to } => {
-                        self.caller_socket.try_send_to(&buf[..len], to).ok();
+                        self.caller_socket.send_to(&buf[..len], to).ok();
                     }
                     Received::ToServer { len, to } => {
                         if let Some(s) = &self.server {
-                            s.socket.try_send_to(&buf[..len], to).ok();
+                            s.socket.send_to(&buf[..len], to).ok();
                         }
                     }
                 }
@@ -200,18 +201,18 @@ impl CallDriver {
     }
 
     /// Sends what the media state asked for, or feeds a decoded digit to the flow.
-    async fn deliver(&mut self, now: Instant, r: Received, buf: &[u8]) {
+    fn deliver(&mut self, now: Instant, r: Received, buf: &[u8]) {
         match r {
             Received::Ignored => {}
             Received::Digit(d) => self
                 .flow
                 .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
             Received::ToCaller { len, to } => {
-                self.caller_socket.send_to(&buf[..len], to).await.ok();
+                self.caller_socket.send_to(&buf[..len], to).ok();
             }
             Received::ToServer { len, to } => {
                 if let Some(s) = &self.server {
-                    s.socket.send_to(&buf[..len], to).await.ok();
+                    s.socket.send_to(&buf[..len], to).ok();
                 }
             }
         }
@@ -285,6 +286,7 @@ impl CallDriver {
     /// Starts the server leg: binds its RTP port and sends the INVITE.
     fn dial(&mut self, target: &ConferenceTarget) -> Result<(), String> {
         let (lease, socket) = self.ctx.bind_rtp()?;
+        let socket = RtpSocket::new(socket).map_err(|e| e.to_string())?;
         let codec = self.media.caller.codec();
         let te = codec
             .telephone_event_pt
@@ -339,7 +341,7 @@ impl CallDriver {
     }
 }
 
-async fn readable_opt(socket: Option<&UdpSocket>) -> std::io::Result<()> {
+async fn readable_opt(socket: Option<&RtpSocket>) -> std::io::Result<()> {
     match socket {
         Some(s) => s.readable().await,
         None => std::future::pending().await,

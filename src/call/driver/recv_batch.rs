@@ -16,9 +16,8 @@ use std::cell::RefCell;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use super::rtp_socket::RtpSocket;
 use std::os::fd::AsRawFd;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 /// Packets read per system call at most.
 pub const BATCH: usize = 8;
@@ -116,15 +115,15 @@ fn to_socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
 /// Reads what is queued on `socket` (up to [`BATCH`] packets) into the thread's batch and
 /// hands it to `handle` with the number of packets read (0 when nothing was queued). After a
 /// full batch the socket stays readable, so the driver's next `readable()` returns at once.
-pub fn with_received<R>(socket: &UdpSocket, handle: impl FnOnce(&mut Batch, usize) -> R) -> R {
+pub fn with_received<R>(socket: &RtpSocket, handle: impl FnOnce(&mut Batch, usize) -> R) -> R {
     BATCH_BUFS.with_borrow_mut(|batch| {
-        let fd = socket.as_raw_fd();
         let mut got = 0;
         // A short batch means the queue is drained: answering WouldBlock with the packets
         // in hand clears tokio's readiness without a second, failing read.
         // Any other error is also taken as "drained" (and the readiness cleared), so a socket
         // error cannot make the driver spin.
-        let _ = socket.try_io(Interest::READABLE, || {
+        let _ = socket.try_read(|s| {
+            let fd = s.as_raw_fd();
             got = batch
                 .recv(fd)
                 .map_err(|_| io::Error::from(io::ErrorKind::WouldBlock))?;
@@ -144,7 +143,8 @@ mod tests {
 
     #[tokio::test]
     async fn reads_every_queued_packet_with_its_sender() {
-        let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let rx = RtpSocket::new(std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"))
+            .expect("register");
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let to = rx.local_addr().expect("bound");
         // More than one batch queued: the first read is full, the second short.
