@@ -25,10 +25,10 @@ use crate::sip::sdp::{self, Negotiated};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
+use rtp_socket::RtpSocket;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use rtp_socket::RtpSocket;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 

@@ -12,11 +12,11 @@
 //! an `.await` in between, so one set serves every call on the thread and a call holds no
 //! receive buffer of its own.
 
+use super::rtp_socket::RtpSocket;
 use std::cell::RefCell;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use super::rtp_socket::RtpSocket;
 use std::os::fd::AsRawFd;
 
 /// Packets read per system call at most.
