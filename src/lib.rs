@@ -28,8 +28,10 @@
 //! layer (`call::driver`, `sip::edge`, `esl::client`, `serve`) only does sockets, timers and rsipstack.
 //!
 //! One call is one task ([`call::driver`]): it owns the flow, the media state and both RTP
-//! sockets, and relays packets in place in its own buffers: no allocation, lock or log line
-//! per packet.
+//! sockets, and relays packets in place: no allocation, lock or log line per packet. Call
+//! tasks run on one single-threaded runtime per core (so a packet's wake-up never crosses
+//! threads) and read each socket's queued packets with one `recvmmsg` into buffers of their
+//! thread; `bench/run` measures the result against rtpengine.
 
 pub mod admin;
 pub mod bbb_api;

@@ -15,7 +15,6 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UdpSocket;
 
 /// The prompt set of the configured language, encoded once at start-up.
 pub struct Prompts {
@@ -136,9 +135,8 @@ impl CallContext {
 
     /// Takes an RTP port for one leg and binds its socket for tokio. The lease returns the port
     /// to the pool when it drops, on every exit path of the call.
-    pub fn bind_rtp(&self) -> Result<(PortLease, UdpSocket), String> {
+    pub fn bind_rtp(&self) -> Result<(PortLease, std::net::UdpSocket), String> {
         let (lease, socket) = self.ports.bind(self.rtp_bind).map_err(|e| e.to_string())?;
-        let socket = UdpSocket::from_std(socket).map_err(|e| e.to_string())?;
         Ok((lease, socket))
     }
 

@@ -2,6 +2,7 @@
 //! port, 200 OK; then the call's driver runs until the call ends.
 
 use super::early::EarlyAnswer;
+use super::rtp_socket::RtpSocket;
 use super::srtp::SrtpLeg;
 use super::CallDriver;
 use crate::call::admission::CallSlot;
@@ -25,7 +26,9 @@ use tokio::time::sleep_until;
 use tracing::{info, warn};
 
 /// Starts a call for a new INVITE transaction, or refuses it with 503 and `Retry-After` when a
-/// call limit is full (before anything is allocated for it).
+/// call limit is full (before anything is allocated for it). An admitted call gets 100 Trying at
+/// once from the SIP runtime, then moves to one of the call shards (`shards.rs`), where its
+/// sockets will live.
 pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
     // Extensions first: a request dialin cannot honour is refused before it costs a slot.
     let extensions = match check_invite(&tx.original, ctx.session_min_se, Instant::now()) {
@@ -51,8 +54,13 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
     };
     let (guard, call_no) = ctx.call_started();
     tokio::spawn(async move {
-        let _guard = guard;
-        run_call(ctx, tx, call_no, slot, extensions).await;
+        // 100 Trying first, before anything else can answer (180 when ringing, 488, 200), and
+        // before the hop to the shard so that hop never delays it.
+        tx.send_trying().await.ok();
+        super::shards::spawn_call_task(async move {
+            let _guard = guard;
+            run_call(ctx, tx, call_no, slot, extensions).await;
+        });
     });
 }
 
@@ -69,10 +77,13 @@ async fn run_call(
     slot: CallSlot,
     extensions: InviteExtensions,
 ) {
-    // 100 Trying first, before anything else can answer (180 when ringing, 488, 200).
-    tx.send_trying().await.ok();
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
-    let (lease, socket) = match ctx.bind_rtp() {
+    let bound = ctx.bind_rtp().and_then(|(lease, socket)| {
+        // Registered here, on the call's shard, so its wake-ups stay on this thread.
+        let socket = RtpSocket::new(socket).map_err(|e| e.to_string())?;
+        Ok((lease, socket))
+    });
+    let (lease, socket) = match bound {
         Ok(bound) => bound,
         Err(e) => {
             warn!(call = call_no, error = %e, "refusing call: no RTP port");

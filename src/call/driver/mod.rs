@@ -10,7 +10,10 @@ mod early;
 mod events;
 mod live;
 mod meeting;
+mod recv_batch;
+mod rtp_socket;
 mod session;
+mod shards;
 mod srtp;
 
 pub use answer::spawn_call;
@@ -29,16 +32,14 @@ use crate::sip::session_timer::SessionTimer;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use std::net::SocketAddr;
+use rtp_socket::RtpSocket;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-/// Largest RTP datagram we accept; bigger ones are truncated and then fail to parse.
-const MAX_PACKET: usize = 1500;
+use recv_batch::MAX_PACKET;
 
 /// How long the caller's ACK to our 200 may take. ACKs come within milliseconds; this covers
 /// several lost 200s (retransmitted at 0.5, 1, 2, 4 s ...).
@@ -48,7 +49,7 @@ const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 struct ServerLeg {
     dialog: InviteDialog,
     events: DialogStateReceiver,
-    socket: UdpSocket,
+    socket: RtpSocket,
     _port: PortLease,
     /// Resolves when the INVITE gets its final response; `None` once taken.
     invite: Option<JoinHandle<InviteAsyncResult>>,
@@ -68,7 +69,7 @@ struct CallDriver {
     media: CallMedia,
     trunk: InviteDialog,
     trunk_events: DialogStateReceiver,
-    caller_socket: UdpSocket,
+    caller_socket: RtpSocket,
     _caller_port: PortLease,
     /// The call's admission slots; the IVR slot is given up once bridged.
     slot: CallSlot,
@@ -107,8 +108,10 @@ struct CallDriver {
 
 /// What woke the driver up.
 enum Wake {
-    Caller(std::io::Result<(usize, SocketAddr)>),
-    Server(std::io::Result<(usize, SocketAddr)>),
+    /// RTP is queued on the caller leg's socket.
+    Caller,
+    /// RTP is queued on the server leg's socket.
+    Server,
     Trunk(Option<DialogState>),
     ServerEvent(Option<DialogState>),
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
@@ -120,9 +123,9 @@ enum Wake {
 
 impl CallDriver {
     async fn run(&mut self) {
-        // Two receive buffers (one per socket), allocated once per call, never per packet.
+        // The buffer for packets we originate (prompts, digits), allocated once per call.
+        // Received packets use the worker thread's batch (`recv_batch`).
         let mut buf = vec![0u8; MAX_PACKET].into_boxed_slice();
-        let mut server_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
         // One timer for the whole call, moved only when the deadline changes: while bridged
         // that is rarely, so relaying a packet never touches the timer wheel.
         let mut armed = self.next_deadline();
@@ -143,8 +146,8 @@ impl CallDriver {
                     None => (None, None, None),
                 };
                 tokio::select! {
-                    r = self.caller_socket.recv_from(&mut buf) => Wake::Caller(r),
-                    r = recv_opt(server_sock, &mut server_buf) => Wake::Server(r),
+                    _ = self.caller_socket.readable() => Wake::Caller,
+                    _ = readable_opt(server_sock) => Wake::Server,
                     e = self.trunk_events.recv() => Wake::Trunk(e),
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
@@ -155,24 +158,8 @@ impl CallDriver {
             };
             let now = Instant::now();
             match wake {
-                Wake::Caller(Ok((len, from))) => {
-                    let len = match self.srtp.as_mut() {
-                        Some(s) => match s.unprotect(&mut buf, len) {
-                            Some(len) => len,
-                            None => continue,
-                        },
-                        None => len,
-                    };
-                    let r = self.media.handle_caller_packet(now, from, &mut buf, len);
-                    self.deliver(now, r, &buf).await;
-                }
-                Wake::Server(Ok((len, from))) => {
-                    let r = self
-                        .media
-                        .handle_server_packet(now, from, &mut server_buf, len);
-                    self.deliver(now, r, &server_buf).await;
-                }
-                Wake::Caller(Err(_)) | Wake::Server(Err(_)) => {}
+                Wake::Caller => self.relay_queued(now, false),
+                Wake::Server => self.relay_queued(now, true),
                 Wake::Trunk(Some(ev)) => self.on_trunk_event(now, ev).await,
                 Wake::Trunk(None) => self.flow.handle_input(now, FlowInput::CallerHungUp),
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,
@@ -185,7 +172,7 @@ impl CallDriver {
                     let decision = r.unwrap_or(crate::routing::RouteDecision::Invalid);
                     self.routed(now, decision);
                 }
-                Wake::Timer => self.on_timer(now, &mut buf).await,
+                Wake::Timer => self.on_timer(now, &mut buf),
             }
         }
     }
@@ -205,7 +192,7 @@ impl CallDriver {
         .fold(self.media_check_at, Instant::min)
     }
 
-    async fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
+    fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
         if self.on_session_timer(now) || self.on_ack_timeout(now) {
             return;
         }
@@ -224,15 +211,67 @@ impl CallDriver {
             self.flow.handle_timeout(now);
         }
         while let Some(r) = self.media.poll_transmit(now, buf) {
-            self.deliver(now, r, buf).await;
+            self.deliver(now, r, buf);
         }
         if self.media.poll_prompt_finished() {
             self.flow.handle_input(now, FlowInput::PromptFinished);
         }
     }
 
+    /// Reads every packet queued on one leg's socket and relays each at once: receive,
+    /// rewrite in place and send without an `.await`, so the buffers can be the worker
+    /// thread's. A send that would block drops the packet, as a full network would.
+    fn relay_queued(&mut self, now: Instant, from_server: bool) {
+        let socket = match (from_server, self.server.as_ref()) {
+            (false, _) => &self.caller_socket,
+            (true, Some(s)) => &s.socket,
+            (true, None) => return,
+        };
+        recv_batch::with_received(socket, |batch, n| {
+            for i in 0..n {
+                let (buf, len, Some(from)) = batch.packet(i) else {
+                    continue;
+                };
+                let r = if from_server {
+                    self.media.handle_server_packet(now, from, buf, len)
+                } else {
+                    // SRTP: authenticated and decrypted in place first; a forgery is dropped.
+                    let len = match self.srtp.as_mut() {
+                        Some(s) => match s.unprotect(buf, len) {
+                            Some(len) => len,
+                            None => continue,
+                        },
+                        None => len,
+                    };
+                    self.media.handle_caller_packet(now, from, buf, len)
+                };
+                match r {
+                    Received::Ignored => {}
+                    Received::Digit(d) => self
+                        .flow
+                        .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
+                    Received::ToCaller { len, to } => {
+                        let packet = match self.srtp.as_mut() {
+                            Some(s) => match s.protect(&buf[..len]) {
+                                Some(p) => p,
+                                None => continue,
+                            },
+                            None => &buf[..len],
+                        };
+                        self.caller_socket.send_to(packet, to).ok();
+                    }
+                    Received::ToServer { len, to } => {
+                        if let Some(s) = &self.server {
+                            s.socket.send_to(&buf[..len], to).ok();
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// Sends what the media state asked for, or feeds a decoded digit to the flow.
-    async fn deliver(&mut self, now: Instant, r: Received, buf: &[u8]) {
+    fn deliver(&mut self, now: Instant, r: Received, buf: &[u8]) {
         match r {
             Received::Ignored => {}
             Received::Digit(d) => self
@@ -246,11 +285,11 @@ impl CallDriver {
                     },
                     None => &buf[..len],
                 };
-                self.caller_socket.send_to(packet, to).await.ok();
+                self.caller_socket.send_to(packet, to).ok();
             }
             Received::ToServer { len, to } => {
                 if let Some(s) = &self.server {
-                    s.socket.send_to(&buf[..len], to).await.ok();
+                    s.socket.send_to(&buf[..len], to).ok();
                 }
             }
         }
@@ -350,6 +389,7 @@ impl CallDriver {
     /// Starts the server leg: binds its RTP port and sends the INVITE.
     fn dial(&mut self, target: &ConferenceTarget) -> Result<(), String> {
         let (lease, socket) = self.ctx.bind_rtp()?;
+        let socket = RtpSocket::new(socket).map_err(|e| e.to_string())?;
         let codec = self.media.caller.codec();
         let te = codec
             .telephone_event_pt
@@ -405,12 +445,9 @@ impl CallDriver {
     }
 }
 
-async fn recv_opt(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
+async fn readable_opt(socket: Option<&RtpSocket>) -> std::io::Result<()> {
     match socket {
-        Some(s) => s.recv_from(buf).await,
+        Some(s) => s.readable().await,
         None => std::future::pending().await,
     }
 }
