@@ -7,8 +7,8 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 use std::time::Duration;
+use std::time::Instant;
 use support::dialin::{Dialin, TestConfig, ADMIN_TOKEN};
 use support::media::{RtpPeer, SendTo};
 use support::pcap::CallerStream;
@@ -164,7 +164,10 @@ fn meeting_config(server: SocketAddr, bbb: SocketAddr, secret: &str, max_wait: &
         "[[bbb_api]]\nurl = \"http://{bbb}/bigbluebutton/api\"\nsecret = \"{secret}\"\nserver = \"bbb1\"\n"
     );
     let toml = cfg.toml();
-    assert!(toml.contains("[ivr]\n"), "the test config has an [ivr] section");
+    assert!(
+        toml.contains("[ivr]\n"),
+        "the test config has an [ivr] section"
+    );
     toml.replacen("[ivr]\n", &format!("[ivr]\nmax_wait = \"{max_wait}\"\n"), 1)
 }
 
@@ -267,7 +270,9 @@ fn a_caller_waits_for_a_meeting_id_until_the_bbb_api_reports_it_running() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(server.received_so_far("INVITE").is_none());
     assert!(
-        dialin.log().contains("the mapped meeting is not running yet"),
+        dialin
+            .log()
+            .contains("the mapped meeting is not running yet"),
         "not an invalid PIN"
     );
     let started = Instant::now();
@@ -367,4 +372,77 @@ fn an_unreachable_bbb_api_gives_unavailable_not_invalid_pin() {
     assert!(!log.contains("caller waits"), "{log}");
     assert!(server.received_so_far("INVITE").is_none());
     dialin.assert_log_free_of(&["5557779", "room-gone", secret]);
+}
+
+#[test]
+fn a_waiting_meeting_id_caller_joins_within_a_second_of_conference_create() {
+    use support::esl::{conference_create, EslStandIn, Fault, Snapshot, PASSWORD};
+    let secret = "fake-bbb-shared-secret-321";
+    let bbb = fake_bbb_api(secret);
+    let media = conference_media();
+    let server = Sipp::new(Scenario::conference_waits_for_bye())
+        .sdp_media(media.local_addr())
+        .spawn();
+    // bbb1 has an Event Socket (the stand-in replays captured FreeSWITCH bytes; no conference
+    // runs), so dialin's live directory sees the meeting's conference being created.
+    let esl = EslStandIn::start(Snapshot::Empty, Fault::None);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("esl.pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let toml = meeting_config(server.sip_addr(), bbb.addr, secret, "1m");
+    let sip_line = format!("sip = \"sip:{}\"\n", server.sip_addr());
+    assert!(toml.contains(&sip_line));
+    let toml = toml.replacen(
+        &sip_line,
+        &format!(
+            "{sip_line}esl = \"{}\"\nesl_password_file = \"{}\"\n",
+            esl.addr,
+            pw.display()
+        ),
+        1,
+    );
+    let dialin = Dialin::start(&toml);
+    esl.wait_for_snapshots(1, Duration::from_secs(5));
+    let (status, body) = api(
+        &dialin,
+        reqwest::Method::PUT,
+        "/api/v1/pins/5557780",
+        Some(r#"{"meeting_id": "room-late"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    dialin.wait_for_line("PIN mappings updated", Duration::from_secs(1));
+    let caller = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(CallerStream::new("5557780#").tail(Duration::from_secs(14)))
+        .rtp_echo()
+        .pause(Duration::from_secs(16))
+        .remote(sip_listen(&toml))
+        .service(DIALLED)
+        .spawn();
+    dialin.wait_for_line("meeting not started: caller waits", Duration::from_secs(10));
+    // Wait for a scheduled lookup, so the next one is ~5 s away: a join within a second of
+    // the conference-create event can then only come from the directory's report.
+    let asked = bbb.asked.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(7);
+    while bbb.asked.load(Ordering::SeqCst) == asked {
+        assert!(Instant::now() < deadline, "no lookup every 5 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.received_so_far("INVITE").is_none());
+    // The frontend starts the meeting; its first participant's audio creates the conference.
+    bbb.late_running.store(true, Ordering::SeqCst);
+    let created = Instant::now();
+    esl.push(&conference_create("73457"));
+    let invite = server.wait_received("INVITE", Duration::from_secs(3));
+    let took = created.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "joined {took:?} after conference-create"
+    );
+    let uri = invite.request_uri().unwrap().to_string();
+    assert!(uri.starts_with("sip:73457@"), "Request-URI {uri}");
+    caller.wait().assert_success();
+    server.wait().assert_success();
+    assert!(media.stop().caller_audio() > 50, "bridged audio flowed");
+    dialin.assert_log_free_of(&["5557780", "73457", "room-late", secret, PASSWORD]);
 }
