@@ -61,7 +61,7 @@ impl MeetingPoll {
 
     /// Whether a lookup must start now; if so it counts as in flight from `now`.
     pub fn poll_start(&mut self, now: Instant) -> bool {
-        if self.in_flight || !self.next_at.is_some_and(|t| t <= now) {
+        if self.in_flight || self.next_at.is_none_or(|t| t > now) {
             return false;
         }
         self.in_flight = true;
