@@ -114,8 +114,9 @@ pub enum FlowAction {
     Bridge,
     /// Connect the caller to the built-in echo.
     StartEcho,
-    /// The meeting has not started: resolve the PIN again whenever the directory changes
-    /// and answer with [`FlowInput::Routed`].
+    /// The meeting has not started: check it again whenever the directory changes (and, for
+    /// a BBB meeting ID, on the driver's polling schedule) and answer with
+    /// [`FlowInput::Routed`].
     AwaitConference,
     /// While bridged: send this digit to the server as RFC 4733 (INFO digits only; RTP digits
     /// are already relayed with the audio).

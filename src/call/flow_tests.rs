@@ -805,10 +805,12 @@ fn waiting_room_and_unavailable() {
     use PromptId::*;
     let typed = || Script::greeted().keys(3_000, "1234#");
     let waiting = || {
-        I::Routed(RouteDecision::Waiting(crate::routing::WaitingFor {
-            conference: ConferenceId("71234".into()),
-            server: None,
-        }))
+        I::Routed(RouteDecision::Waiting(
+            crate::routing::WaitingFor::Conference {
+                conference: ConferenceId("71234".into()),
+                server: None,
+            },
+        ))
     };
     let cases: Vec<(&str, Script, Timed, FlowState)> = vec![
         (

@@ -6,6 +6,7 @@ pub mod context;
 pub mod driver;
 pub mod flow;
 pub mod media;
+pub mod meeting_poll;
 pub mod pin;
 
 /// The prompts the IVR can play. Each maps to `dialplan/sounds/<language>/<file_stem>.wav`.

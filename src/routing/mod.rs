@@ -76,11 +76,18 @@ pub enum RouteDecision {
 
 /// A mapped meeting that has not started yet: what the waiting room re-checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WaitingFor {
-    /// The meeting's conference (voiceBridge).
-    pub conference: ConferenceId,
-    /// The server the mapping names, if any (`None`: wherever it starts, or the default).
-    pub server: Option<String>,
+pub enum WaitingFor {
+    /// A conference number the live directory will report once it runs.
+    Conference {
+        /// The meeting's conference (voiceBridge).
+        conference: ConferenceId,
+        /// The server the mapping names, if any (`None`: wherever it starts, or the default).
+        server: Option<String>,
+    },
+    /// A BBB meeting ID (PIN store mapping) the BBB API does not report running yet: only
+    /// the API can tell when it starts, so the call driver asks it again (see
+    /// `call::meeting_poll`); [`Router::recheck`] cannot decide it.
+    Meeting(crate::store::live::MeetingLookup),
 }
 
 /// What a typed PIN leads to, when it may need a lookup first: store mappings to a BBB
@@ -229,8 +236,14 @@ impl Router {
     }
 
     /// Re-checks a waiting caller's meeting at `now`: [`RouteDecision::Conference`] once it runs.
+    /// A [`WaitingFor::Meeting`] stays waiting: only the BBB API can say it started.
     pub fn recheck(&self, waiting: &WaitingFor, now: Instant) -> RouteDecision {
-        self.mapped(waiting.conference.clone(), waiting.server.as_deref(), now)
+        match waiting {
+            WaitingFor::Conference { conference, server } => {
+                self.mapped(conference.clone(), server.as_deref(), now)
+            }
+            WaitingFor::Meeting(_) => RouteDecision::Waiting(waiting.clone()),
+        }
     }
 
     /// A mapped (known) meeting: where the directory sees it running; on its named (or the
@@ -260,7 +273,7 @@ impl Router {
         match dir.lookup(conference.expose(), now) {
             Presence::Running(server) => self.on(server, conference),
             Presence::Collision => RouteDecision::Unavailable,
-            Presence::NotRunning { .. } => RouteDecision::Waiting(WaitingFor {
+            Presence::NotRunning { .. } => RouteDecision::Waiting(WaitingFor::Conference {
                 conference,
                 server: server.map(str::to_string),
             }),

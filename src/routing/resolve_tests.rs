@@ -64,7 +64,7 @@ fn setup(t0: Instant) -> (Router, LiveDirectory) {
 fn routes_by_the_live_directory() {
     let t0 = Instant::now();
     let (router, dir) = setup(t0);
-    let waiting = RouteDecision::Waiting(WaitingFor {
+    let waiting = RouteDecision::Waiting(WaitingFor::Conference {
         conference: ConferenceId("71234".into()),
         server: Some("bbb1".into()),
     });

@@ -219,6 +219,7 @@ async fn run_call(
         dialin_call: format!("{:016x}", rand::random::<u64>()),
         server_name: None,
         lookup: None,
+        meeting: None,
     };
     if late_offer || early_media {
         // Late offer: the ACK that carried the answer was the dialog's confirmation. Early

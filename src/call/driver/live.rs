@@ -48,6 +48,9 @@ impl CallDriver {
 
     /// While the caller waits: checks the meeting again and lets the flow decide.
     pub(super) fn recheck_waiting(&mut self, now: Instant) {
+        if self.meeting_directory_changed(now) {
+            return;
+        }
         if self.flow.state() != crate::call::flow::FlowState::Waiting {
             self.waiting = None;
             return;

@@ -102,8 +102,10 @@ struct CallDriver {
     dialin_call: String,
     /// The name of the server dialled (for the mute key's Event Socket).
     server_name: Option<String>,
-    /// A meeting-ID lookup in flight (store mapping to a BBB meeting); its result is routed.
-    lookup: Option<JoinHandle<crate::routing::RouteDecision>>,
+    /// A meeting-ID lookup in flight (store mapping to a BBB meeting); at most one per call.
+    lookup: Option<JoinHandle<meeting::MeetingAnswer>>,
+    /// The meeting ID being resolved or waited for, and when to ask the BBB API again.
+    meeting: Option<meeting::MeetingWait>,
 }
 
 /// What woke the driver up.
@@ -117,7 +119,7 @@ enum Wake {
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
     /// The directory changed while waiting (`false`: it is gone).
     Directory(bool),
-    Lookup(Result<crate::routing::RouteDecision, tokio::task::JoinError>),
+    Lookup(Result<meeting::MeetingAnswer, tokio::task::JoinError>),
     Timer,
 }
 
@@ -168,9 +170,10 @@ impl CallDriver {
                 Wake::Directory(true) => self.recheck_waiting(now),
                 Wake::Directory(false) => self.waiting = None,
                 Wake::Lookup(r) => {
-                    self.lookup = None;
-                    let decision = r.unwrap_or(crate::routing::RouteDecision::Invalid);
-                    self.routed(now, decision);
+                    let answer = r.unwrap_or_else(|_| {
+                        meeting::MeetingAnswer::Failed("the lookup task failed".into())
+                    });
+                    self.on_meeting_answer(now, answer);
                 }
                 Wake::Timer => self.on_timer(now, &mut buf),
             }
@@ -186,6 +189,7 @@ impl CallDriver {
             session.map(SessionTimer::poll_expiry),
             self.ack_due,
             session.and_then(SessionTimer::poll_refresh),
+            self.meeting_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -208,8 +212,13 @@ impl CallDriver {
             self.media_check_at = due;
         }
         if self.flow.poll_timeout().is_some_and(|t| t <= now) {
+            let waited = self.flow.state() == crate::call::flow::FlowState::Waiting;
             self.flow.handle_timeout(now);
+            if waited && self.flow.state() != crate::call::flow::FlowState::Waiting {
+                info!(call = self.call_no, "ivr.max_wait is over: goodbye");
+            }
         }
+        self.start_meeting_lookup(now);
         while let Some(r) = self.media.poll_transmit(now, buf) {
             self.deliver(now, r, buf);
         }
@@ -306,17 +315,19 @@ impl CallDriver {
                     let unix = crate::store::model::unix_now();
                     match self.ctx.router.lookup_at(&pin, now, unix) {
                         crate::routing::Lookup::Ready(decision) => self.routed(now, decision),
-                        crate::routing::Lookup::Meeting(m) => {
-                            let task = meeting::resolve_meeting(self.ctx.clone(), self.call_no, m);
-                            self.lookup = Some(tokio::spawn(task));
-                        }
+                        crate::routing::Lookup::Meeting(m) => self.begin_meeting(now, m),
                     }
                 }
                 FlowAction::AwaitConference => {
                     info!(call = self.call_no, "meeting not started: caller waits");
-                    self.waiting = self.ctx.router.directory().map(|d| d.subscribe());
-                    // A conference created between the resolve and the subscription counts.
-                    self.recheck_waiting(now);
+                    if self.waiting.is_none() {
+                        self.waiting = self.ctx.router.directory().map(|d| d.subscribe());
+                    }
+                    // A conference created between the resolve and the subscription counts
+                    // (a meeting ID's lookups watched the directory all along).
+                    if !self.meeting_active() {
+                        self.recheck_waiting(now);
+                    }
                 }
                 FlowAction::DialServer(target) => {
                     self.server_name = Some(target.server.clone());
@@ -434,6 +445,9 @@ impl CallDriver {
 
     /// Removes both dialogs from the dialog layer; sockets and ports go with `self`.
     fn cleanup(&mut self) {
+        if let Some(h) = self.lookup.take() {
+            h.abort();
+        }
         self.ctx.dialog_layer.remove_dialog(&self.trunk.id());
         if let Some(s) = self.server.as_mut() {
             if let Some(h) = s.invite.take() {
