@@ -13,7 +13,7 @@
 //! | [`call`] | PIN collector and call flow (pure), the call's media state (pure: relay, echo, prompts), and the driver task per call |
 //! | [`sip`] | rsipstack endpoint and dispatch, source filter and ACL, SDP offer/answer, INFO digits, leg details |
 //! | [`routing`] | PIN → target (conference on a server, or the echo test) |
-//! | [`privacy`] | the masked caller ID the meeting sees |
+//! | [`privacy`] | caller-ID policy toward the meeting, log pseudonyms (keyed hash, daily key), guessing protection ([`privacy::ledger::AttemptLedger`]) |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
 //! | [`serve`] | `dialin serve`: wiring and signals |
 //! | [`logging`] | log set-up that keeps rsipstack's message dumps out |

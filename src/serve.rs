@@ -7,6 +7,8 @@ use crate::call::flow::FlowSettings;
 use crate::call::pin::PinSettings;
 use crate::config::Config;
 use crate::media::ports::PortPool;
+use crate::privacy::ledger::MemoryLedger;
+use crate::privacy::Privacy;
 use crate::routing::Router;
 use crate::sip::edge::{dispatch, CallAcceptor, EdgeSettings, SipEdge};
 use crate::sip::source_filter::RejectMode;
@@ -65,6 +67,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,
         stats: CallStats::default(),
+        privacy: Privacy::new(
+            config.privacy.caller_id.clone(),
+            config.privacy.pseudonym_rotation,
+            std::time::Instant::now(),
+        ),
+        ledger: Arc::new(MemoryLedger::new(config.abuse)),
     });
 
     let incoming = edge.incoming();

@@ -44,7 +44,7 @@ impl Prompts {
 pub struct CallStats {
     /// Calls whose driver task is running.
     pub active: AtomicUsize,
-    /// Calls started since start-up; also numbers the masked caller IDs.
+    /// Calls started since start-up; also numbers calls in the log (`call=N`).
     pub started: AtomicU64,
     /// Calls that reached a conference or the echo test.
     pub bridged: AtomicU64,
@@ -85,6 +85,10 @@ pub struct CallContext {
     pub media_timeout: Duration,
     /// Counters.
     pub stats: CallStats,
+    /// The caller-ID policy, log pseudonyms and per-conference caller numbers.
+    pub privacy: crate::privacy::Privacy,
+    /// Guessing protection: blocked callers and failed-PIN rates.
+    pub ledger: Arc<dyn crate::privacy::ledger::AttemptLedger>,
 }
 
 impl CallContext {
@@ -105,13 +109,16 @@ impl CallContext {
 
     /// One line for the status report: counts only, nothing about callers.
     pub fn status_line(&self) -> String {
+        let guard = self.ledger.counts();
         format!(
-            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={}",
+            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={} calls_blocked={} pin_answers_delayed={}",
             self.stats.active.load(Ordering::Relaxed),
             self.stats.started.load(Ordering::Relaxed),
             self.stats.bridged.load(Ordering::Relaxed),
             self.ports.in_use(),
             self.dialog_layer.len(),
+            guard.blocked_calls,
+            guard.delayed_answers,
         )
     }
 }

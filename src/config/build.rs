@@ -27,7 +27,9 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let root = Section::root(doc.as_table());
     root.reject_unknown(
         &mut p,
-        &["sip", "media", "trunk", "ivr", "servers", "routing", "pins"],
+        &[
+            "sip", "media", "trunk", "ivr", "servers", "routing", "pins", "privacy", "abuse",
+        ],
     );
     let sip = sip(&root, &mut p);
     let media = media(&root, &mut p);
@@ -36,6 +38,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let (servers, declared) = servers(&root, &mut p);
     let routing = routing(&root, &mut p, &declared);
     let pins = pins(&root, &mut p, &ivr, &declared, &routing);
+    let privacy = super::privacy::privacy(&root, &mut p);
+    let abuse = super::privacy::abuse(&root, &mut p);
     p.finish(
         origin,
         Config {
@@ -46,6 +50,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             servers,
             routing,
             pins,
+            privacy,
+            abuse,
         },
     )
 }

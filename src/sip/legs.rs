@@ -40,6 +40,21 @@ pub fn caller_number(req: &Request) -> CallerNumber {
     }
 }
 
+/// The address the request came from: the top Via's `received` parameter (which the transport
+/// adds when the sender's address differs from its Via), else the Via's own host if it is an
+/// IP address. For guessing protection only (grouped by network, never logged).
+pub fn source_ip(req: &Request) -> Option<IpAddr> {
+    use rsipstack::sip::uri::Host;
+    let via: rsipstack::sip::typed::Via = req.top_via_header().ok()?.typed().ok()?;
+    if let Some(Ok(ip)) = via.received() {
+        return Some(ip);
+    }
+    match via.uri.host_with_port.host {
+        Host::IpAddr(ip) => Some(ip),
+        _ => None,
+    }
+}
+
 /// The `Content-Type` header for SDP bodies.
 pub fn sdp_content_type() -> Header {
     Header::ContentType("application/sdp".into())

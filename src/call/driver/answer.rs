@@ -7,7 +7,8 @@ use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
 
-use crate::sip::legs::{caller_number, sdp_content_type};
+use crate::privacy::guard::{SourceNet, Standing};
+use crate::sip::legs::{caller_number, sdp_content_type, source_ip};
 use crate::sip::sdp::{self, MediaOffer, Negotiated};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -58,13 +59,25 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         }
     };
     let caller = caller_number(&tx.original);
+    let caller_key = ctx.privacy.caller_key(Instant::now(), &caller);
+    let source_net = SourceNet::of(source_ip(&tx.original), &ctx.ledger.limits());
+    let standing = ctx
+        .ledger
+        .check_caller(std::time::SystemTime::now(), &caller_key);
     let offer_body = tx.original.body.clone();
     // The dialog drives the INVITE transaction: 100 Trying at once, then ACK or CANCEL.
     let mut inv_dialog = dialog.clone();
     tokio::spawn(async move {
         inv_dialog.handle(&mut tx).await.ok();
     });
-    info!(call = call_no, "incoming call");
+    info!(call = call_no, caller = %caller_key, "incoming call");
+    if let Standing::Blocked { .. } = standing {
+        info!(
+            call = call_no,
+            caller = %caller_key,
+            "caller blocked after repeated failed PINs: goodbye at once"
+        );
+    }
     if !ctx.answer_delay.is_zero() && !ring(&ctx, &dialog, &mut trunk_events).await {
         info!(call = call_no, "caller gave up before the answer");
         ctx.dialog_layer.remove_dialog(&dialog.id());
@@ -111,6 +124,10 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         ctx: ctx.clone(),
         call_no,
         caller,
+        caller_key,
+        source_net,
+        wrong_pins: 0,
+        held_route: None,
         flow: CallFlow::new(ctx.flow),
         media: CallMedia::new(Leg::new(negotiated.remote, codec, true), now),
         caller_sdp: negotiated,
@@ -125,6 +142,9 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         sdp_version: 1,
         session_id,
     };
+    if standing != Standing::Allowed {
+        driver.flow.handle_input(now, FlowInput::Blocked);
+    }
     if late_offer {
         // The ACK that carried the answer was the dialog's confirmation.
         driver.flow.handle_input(now, FlowInput::CallerAnswered);

@@ -11,11 +11,12 @@ mod events;
 pub use answer::spawn_call;
 
 use crate::call::context::CallContext;
-use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
+use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput, Outcome};
 use crate::call::media::{CallMedia, Leg, Received};
 use crate::media::ports::PortLease;
-use crate::privacy::{mask_caller, DEFAULT_KEEP_DIGITS};
-use crate::routing::ConferenceTarget;
+use crate::privacy::guard::SourceNet;
+use crate::privacy::CallerKey;
+use crate::routing::{ConferenceTarget, RouteDecision};
 use crate::secret::CallerNumber;
 use crate::sip::legs::server_invite;
 use crate::sip::sdp::{self, Negotiated};
@@ -25,7 +26,7 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -53,6 +54,14 @@ struct CallDriver {
     ctx: Arc<CallContext>,
     call_no: u64,
     caller: CallerNumber,
+    /// The caller's pseudonym: names the caller in logs and abuse counters.
+    caller_key: CallerKey,
+    /// The network the call came from, for failed-PIN rates (never logged).
+    source_net: SourceNet,
+    /// Wrong PINs typed in this call; any, without reaching a meeting, make a failed call.
+    wrong_pins: u32,
+    /// A routing answer held back by guessing protection, and when to give it.
+    held_route: Option<(Instant, RouteDecision)>,
     flow: CallFlow,
     media: CallMedia,
     trunk: InviteDialog,
@@ -140,10 +149,14 @@ impl CallDriver {
 
     /// The earliest of the flow's and the media's deadlines and the next media-timeout check.
     fn next_deadline(&self) -> Instant {
-        [self.flow.poll_timeout(), self.media.next_deadline()]
-            .into_iter()
-            .flatten()
-            .fold(self.media_check_at, Instant::min)
+        [
+            self.flow.poll_timeout(),
+            self.media.next_deadline(),
+            self.held_route.as_ref().map(|(due, _)| *due),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.media_check_at, Instant::min)
     }
 
     async fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
@@ -160,6 +173,9 @@ impl CallDriver {
         }
         if self.flow.poll_timeout().is_some_and(|t| t <= now) {
             self.flow.handle_timeout(now);
+        }
+        if let Some((_, decision)) = self.held_route.take_if(|(due, _)| *due <= now) {
+            self.flow.handle_input(now, FlowInput::Routed(decision));
         }
         while let Some(r) = self.media.poll_transmit(now, buf) {
             self.deliver(now, r, buf).await;
@@ -196,14 +212,15 @@ impl CallDriver {
                 FlowAction::StopPrompt => self.media.stop_prompt(),
                 FlowAction::Resolve(pin) => {
                     let decision = self.ctx.router.resolve(&pin);
-                    self.flow.handle_input(now, FlowInput::Routed(decision));
+                    self.answer_route(now, decision);
                 }
                 FlowAction::DialServer(target) => {
                     if let Err(reason) = self.dial(&target) {
                         warn!(call = self.call_no, server = %target.server, %reason, "cannot dial server");
                         self.flow.handle_input(now, FlowInput::ServerFailed);
                     } else {
-                        info!(call = self.call_no, server = %target.server, "dialling server");
+                        let conf = self.ctx.privacy.conference(now, &target.conference);
+                        info!(call = self.call_no, server = %target.server, %conf, "dialling server");
                     }
                 }
                 FlowAction::CancelServer => {
@@ -244,7 +261,8 @@ impl CallDriver {
                     }
                 }
                 FlowAction::Finished(outcome) => {
-                    info!(call = self.call_no, ?outcome, "call ended");
+                    info!(call = self.call_no, caller = %self.caller_key, ?outcome, "call ended");
+                    self.record_call(outcome);
                     return true;
                 }
             }
@@ -267,7 +285,10 @@ impl CallDriver {
             rand::random::<u32>() as u64,
             1,
         );
-        let masked = mask_caller(&self.caller, DEFAULT_KEEP_DIGITS, self.call_no);
+        let masked = self
+            .ctx
+            .privacy
+            .present(Instant::now(), &self.caller, &target.conference);
         let opt = server_invite(
             target,
             &masked,
@@ -294,6 +315,46 @@ impl CallDriver {
             sdp: None,
         });
         Ok(())
+    }
+
+    /// Gives the flow routing's answer, or holds it back while failed-PIN rates are exceeded
+    /// (a slow answer costs a guesser more than a person). Wrong PINs are counted.
+    fn answer_route(&mut self, now: Instant, decision: RouteDecision) {
+        let wall = SystemTime::now();
+        let delay = self.ctx.ledger.answer_delay(wall, &self.source_net);
+        if decision == RouteDecision::Invalid {
+            self.wrong_pins += 1;
+            self.ctx.ledger.record_failed_pin(wall, &self.source_net);
+        }
+        if delay.is_zero() {
+            self.flow.handle_input(now, FlowInput::Routed(decision));
+        } else {
+            info!(
+                call = self.call_no,
+                caller = %self.caller_key,
+                delay_ms = delay.as_millis() as u64,
+                "many wrong PINs lately: answering the PIN slowly"
+            );
+            self.held_route = Some((now + delay, decision));
+        }
+    }
+
+    /// Tells guessing protection how the call ended: wrong PINs without reaching a meeting
+    /// make a failed call.
+    fn record_call(&self, outcome: Outcome) {
+        let reached_meeting = matches!(outcome, Outcome::Bridged | Outcome::ServerHangup);
+        let failed = self.wrong_pins > 0 && !reached_meeting && outcome != Outcome::Blocked;
+        if self
+            .ctx
+            .ledger
+            .record_call(SystemTime::now(), &self.caller_key, failed)
+        {
+            info!(
+                call = self.call_no,
+                caller = %self.caller_key,
+                "caller blocked: too many failed calls"
+            );
+        }
     }
 
     /// Removes both dialogs from the dialog layer; sockets and ports go with `self`.
