@@ -19,6 +19,11 @@ pub struct Dialin {
 impl Dialin {
     /// Starts dialin with `config` (TOML text) and waits up to 10 s for it to listen.
     pub fn start(config: &str) -> Dialin {
+        Dialin::start_logging(config, "debug")
+    }
+
+    /// Like [`Dialin::start`] with `RUST_LOG` set to `log` (e.g. `trace` for leak tests).
+    pub fn start_logging(config: &str, log: &str) -> Dialin {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("dialin.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -26,7 +31,7 @@ impl Dialin {
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -175,6 +180,8 @@ pub struct TestConfig {
     pub first_digit_timeout: &'static str,
     /// `media.timeout`.
     pub media_timeout: &'static str,
+    /// More TOML appended at the end; must start with a table header (e.g. `[privacy]`).
+    pub extra: String,
 }
 
 impl TestConfig {
@@ -193,6 +200,7 @@ impl TestConfig {
             server_answer_timeout: "10s",
             first_digit_timeout: "10s",
             media_timeout: "60s",
+            extra: String::new(),
         }
     }
 
@@ -228,6 +236,7 @@ server_answer_timeout = "{server_answer_timeout}"
 pin = "8675309"
 conference = "71234"
 server = "bbb1"
+{extra}
 "#,
             sip = self.sip,
             answer_delay = self.answer_delay,
@@ -240,6 +249,7 @@ server = "bbb1"
             server = self.server,
             pin_is_conference = self.pin_is_conference,
             server_answer_timeout = self.server_answer_timeout,
+            extra = self.extra,
         )
     }
 
