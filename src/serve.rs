@@ -67,11 +67,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,
         stats: CallStats::default(),
-        privacy: Privacy::new(
+        privacy: Arc::new(Privacy::new(
             config.privacy.caller_id.clone(),
             config.privacy.pseudonym_rotation,
             std::time::Instant::now(),
-        ),
+        )),
         ledger: Arc::new(MemoryLedger::new(config.abuse)),
     });
 

@@ -86,7 +86,7 @@ pub struct CallContext {
     /// Counters.
     pub stats: CallStats,
     /// The caller-ID policy, log pseudonyms and per-conference caller numbers.
-    pub privacy: crate::privacy::Privacy,
+    pub privacy: Arc<crate::privacy::Privacy>,
     /// Guessing protection: blocked callers and failed-PIN rates.
     pub ledger: Arc<dyn crate::privacy::ledger::AttemptLedger>,
 }

@@ -7,6 +7,7 @@
 //! | [`pseudonym`] | keyed hashes (HMAC-SHA256, in-memory key rotated daily) naming callers and conferences in logs |
 //! | [`guard`] | the pure limiter: per-caller blocks with back-off, failed-PIN rates that slow answers |
 //! | [`ledger`] | the [`ledger::AttemptLedger`] seam and its in-memory implementation |
+//! | [`shared`] | the cluster ledger: local guard as cache, failed calls and the pseudonym key shared through a [`shared::LedgerStore`] |
 //!
 //! [`Privacy`] bundles what a call needs at run time: the policy, the pseudonym key and the
 //! sequences. Everything here is pure but for the key's randomness and the locks around
@@ -17,6 +18,7 @@ pub mod ledger;
 pub mod mask;
 pub mod pseudonym;
 pub mod sequence;
+pub mod shared;
 
 pub use mask::{
     caller_number_from_headers, mask_caller, present_caller, CallerIdPolicy, MaskedCaller,
@@ -56,6 +58,15 @@ impl Privacy {
         let mut p = self.pseudonyms.lock().unwrap_or_else(|e| e.into_inner());
         p.rotate_if_due(now, rand::random);
         p
+    }
+
+    /// Uses `key` for pseudonyms until `valid_until`: the cluster's shared key for the period
+    /// (see [`shared`]). Without a next one by then, a random key takes over.
+    pub fn install_key(&self, key: [u8; 32], valid_until: Instant) {
+        self.pseudonyms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .install(key, valid_until);
     }
 
     /// The caller's pseudonym for logs and abuse counters.

@@ -45,6 +45,11 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 pub struct Pseudonym([u8; 16]);
 
 impl Pseudonym {
+    /// A pseudonym read back from shared abuse counters (another instance made it).
+    pub fn from_bytes(bytes: [u8; 16]) -> Pseudonym {
+        Pseudonym(bytes)
+    }
+
     /// The full 16 bytes, as a key for abuse counters.
     pub fn bytes(&self) -> &[u8; 16] {
         &self.0
@@ -116,6 +121,13 @@ impl Pseudonymizer {
             self.rotate_at += self.period.max(Duration::from_secs(1));
         }
         true
+    }
+
+    /// Uses `key` until `valid_until` (then [`Pseudonymizer::rotate_if_due`] replaces it as
+    /// usual): how a cluster makes every instance use the same key for the same period.
+    pub fn install(&mut self, key: [u8; 32], valid_until: Instant) {
+        self.key = key;
+        self.rotate_at = valid_until;
     }
 
     /// The caller's pseudonym. The number is reduced to its digits first, so `+49 30 1234`
@@ -197,6 +209,22 @@ mod tests {
         assert!(p.rotate_if_due(t0 + day * 5 + Duration::from_secs(7), || [3; 32]));
         assert!(!p.rotate_if_due(t0 + day * 6 - Duration::from_secs(1), || [4; 32]));
         assert!(p.rotate_if_due(t0 + day * 6, || [4; 32]));
+    }
+
+    #[test]
+    fn an_installed_key_is_used_until_its_end_then_a_fresh_one() {
+        let t0 = Instant::now();
+        let n = CallerNumber::new("+4930777");
+        let mut a = Pseudonymizer::new(t0, DEFAULT_ROTATION, [1; 32]);
+        let mut b = Pseudonymizer::new(t0, DEFAULT_ROTATION, [2; 32]);
+        assert_ne!(a.caller(&n), b.caller(&n));
+        let end = t0 + Duration::from_secs(60);
+        a.install([9; 32], end);
+        b.install([9; 32], end);
+        assert_eq!(a.caller(&n), b.caller(&n));
+        assert!(!a.rotate_if_due(end - Duration::from_millis(1), || [3; 32]));
+        assert!(a.rotate_if_due(end, || [3; 32]));
+        assert_ne!(a.caller(&n), b.caller(&n));
     }
 
     #[test]
