@@ -6,16 +6,21 @@ use crate::call::driver::spawn_call;
 use crate::call::flow::FlowSettings;
 use crate::call::pin::PinSettings;
 use crate::config::Config;
+use crate::esl::client::{ClientSettings, EslHandle};
+use crate::esl::session::SessionSettings;
 use crate::media::ports::PortPool;
 use crate::privacy::ledger::MemoryLedger;
 use crate::privacy::Privacy;
+use crate::routing::live::LiveDirectory;
 use crate::routing::Router;
 use crate::sip::edge::{dispatch, CallAcceptor, EdgeSettings, SipEdge};
 use crate::sip::source_filter::RejectMode;
 use crate::sounds::load_prompts;
 use anyhow::Context;
 use rsipstack::transaction::Transaction;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
@@ -44,13 +49,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
     })
     .await?;
+    let esl_cancel = tokio_util::sync::CancellationToken::new();
+    let (router, esl) = watch_servers(&config, &esl_cancel);
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
         contact: edge.contact(),
         advertise: edge.advertise,
         rtp_bind: config.sip.listen.ip(),
         sip_port: edge.local_addr.port(),
-        router: Router::new(&config),
+        router,
         prompts,
         ports,
         flow: FlowSettings {
@@ -63,6 +70,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             attempts: config.ivr.attempts,
             server_answer_timeout: config.routing.server_answer_timeout,
             echo_max: config.ivr.echo_max,
+            max_wait: config.ivr.max_wait,
+            mute_key: match config.ivr.mute_mode {
+                crate::config::MuteMode::Esl => config.ivr.mute_key,
+                crate::config::MuteMode::Passthrough => None,
+            },
         },
         answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,
@@ -73,6 +85,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             std::time::Instant::now(),
         )),
         ledger: Arc::new(MemoryLedger::new(config.abuse)),
+        esl,
     });
 
     let incoming = edge.incoming();
@@ -104,7 +117,44 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     info!("stopping: {}", status(&ctx, &edge));
     edge.cancel.cancel();
+    esl_cancel.cancel();
     Ok(())
+}
+
+/// The router, with a live directory and one Event Socket task per server that has `esl`.
+fn watch_servers(
+    config: &Config,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> (Router, HashMap<String, EslHandle>) {
+    let watched: Vec<_> = config
+        .servers
+        .iter()
+        .filter_map(|s| s.esl.as_ref().map(|e| (s.name.clone(), e.clone())))
+        .collect();
+    let router = Router::new(config);
+    if watched.is_empty() {
+        return (router, HashMap::new());
+    }
+    let names: Vec<String> = watched.iter().map(|(n, _)| n.clone()).collect();
+    let directory = LiveDirectory::new(&names, config.esl.grace);
+    let mut handles = HashMap::new();
+    for (idx, (name, esl)) in watched.into_iter().enumerate() {
+        let settings = ClientSettings {
+            name: name.clone(),
+            addr: esl.addr,
+            password: esl.password,
+            session: SessionSettings {
+                reply_timeout: config.esl.reply_timeout,
+                keepalive: config.esl.keepalive,
+            },
+            max_frame: config.esl.max_frame,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+        };
+        let handle = crate::esl::client::spawn(settings, idx, directory.clone(), cancel.clone());
+        handles.insert(name, handle);
+    }
+    (router.with_directory(directory), handles)
 }
 
 fn status(ctx: &CallContext, edge: &SipEdge) -> String {

@@ -277,3 +277,57 @@ fn the_log_check_finds_every_form() {
         &[BRIDGED.source],
     );
 }
+
+/// The waiting room: a caller whose meeting has not started waits, and joins when the
+/// server's Event Socket reports the conference. The Event Socket's traffic (which carries
+/// conference numbers) is part of what dialin might log.
+#[test]
+fn the_waiting_room_leaks_nothing_at_trace() {
+    use support::esl::{conference_create, EslStandIn, Fault, Snapshot, PASSWORD};
+    const WAIT_PIN: &str = "97531865";
+    // Same length as the captured conference number the stand-in rewrites.
+    const WAIT_CONFERENCE: &str = "71236";
+    let server = Sipp::new(Scenario::conference_waits_for_bye()).spawn();
+    let esl = EslStandIn::start(Snapshot::Empty, Fault::None);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pw = dir.path().join("esl.pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write password");
+    let sip = SocketAddr::from((Ipv4Addr::LOCALHOST, support::ports::PortBlock::take(1).base));
+    let rtp = support::ports::PortBlock::take(16);
+    let toml = format!(
+        "[sip]\nlisten = \"{sip}\"\n[media]\nrtp_ports = \"{lo}-{hi}\"\n\
+         [trunk]\nallow = [\"127.0.0.0/8\"]\n[ivr]\nmax_wait = \"1m\"\n\
+         [[servers]]\nname = \"bbb1\"\nsip = \"sip:{s}\"\nesl = \"{e}\"\nesl_password_file = \"{pw}\"\n\
+         [routing]\ndefault_server = \"bbb1\"\n\
+         [[pins]]\npin = \"{WAIT_PIN}\"\nconference = \"{WAIT_CONFERENCE}\"\nserver = \"bbb1\"\n",
+        lo = rtp.base,
+        hi = rtp.base + rtp.len - 1,
+        s = server.sip_addr(),
+        e = esl.addr,
+        pw = pw.display(),
+    );
+    let dialin = Dialin::start_logging(&toml, "trace");
+    esl.wait_for_snapshots(1, Duration::from_secs(5));
+    let call = sipp(&BRIDGED, Scenario::caller_hangs_up())
+        .pcap(CallerStream::new(&format!("{WAIT_PIN}#")).tail(Duration::from_secs(8)))
+        .pause(Duration::from_secs(10))
+        .remote(sip)
+        .spawn();
+    dialin.wait_for_line("meeting not started: caller waits", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    esl.push(&conference_create(WAIT_CONFERENCE));
+    call.wait().assert_success();
+    let server = server.wait();
+    server.assert_success();
+    assert!(server
+        .first_received("INVITE")
+        .request_uri()
+        .unwrap()
+        .starts_with(&format!("sip:{WAIT_CONFERENCE}@")));
+    dialin.wait_for_line("outcome=Bridged", Duration::from_secs(5));
+    assert_log_free(
+        &dialin.log(),
+        &[WAIT_PIN, WAIT_CONFERENCE, BRIDGED.display, BRIDGED.user],
+        &[BRIDGED.source],
+    );
+}

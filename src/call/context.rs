@@ -89,6 +89,8 @@ pub struct CallContext {
     pub privacy: Arc<crate::privacy::Privacy>,
     /// Guessing protection: blocked callers and failed-PIN rates.
     pub ledger: Arc<dyn crate::privacy::ledger::AttemptLedger>,
+    /// The Event Socket of each watched server, by server name (for the mute key).
+    pub esl: std::collections::HashMap<String, crate::esl::client::EslHandle>,
 }
 
 impl CallContext {
@@ -107,10 +109,16 @@ impl CallContext {
         Ok((lease, socket))
     }
 
+    /// The read-only view of the live directory (per-server Event Socket state, conference
+    /// counts, collisions), for status and metrics; `None` when no server has `esl`.
+    pub fn directory_view(&self) -> Option<crate::routing::live::DirectoryView> {
+        self.router.directory().map(|d| d.view())
+    }
+
     /// One line for the status report: counts only, nothing about callers.
     pub fn status_line(&self) -> String {
         let guard = self.ledger.counts();
-        format!(
+        let mut line = format!(
             "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={} calls_blocked={} pin_answers_delayed={}",
             self.stats.active.load(Ordering::Relaxed),
             self.stats.started.load(Ordering::Relaxed),
@@ -119,6 +127,16 @@ impl CallContext {
             self.dialog_layer.len(),
             guard.blocked_calls,
             guard.delayed_answers,
-        )
+        );
+        if let Some(view) = self.directory_view() {
+            for s in view.servers(std::time::Instant::now()) {
+                line.push_str(&format!(
+                    " esl_{}={:?} conferences_{}={}",
+                    s.name, s.state, s.name, s.conferences
+                ));
+            }
+            line.push_str(&format!(" conference_collisions={}", view.collisions()));
+        }
+        line
     }
 }

@@ -15,6 +15,9 @@
 //! CollectingPin ─TooShort─▶ InvalidPin ─PromptFinished or a key─▶ CollectingPin
 //! CollectingPin ─NoInput──▶ Greeting (Welcome again)
 //! Resolving ─Routed(Invalid)─▶ InvalidPin
+//! Resolving ─Routed(Unavailable)─▶ Unavailable
+//! Resolving ─Routed(Waiting)─▶ Waiting (NotStarted, then Hold looping) ─Routed(Conference)─▶ ConnectingServer
+//! Waiting ─max_wait─▶ Unavailable
 //! (any failed try, when tries are used up) ─▶ Goodbye ─PromptFinished─▶ Ended
 //! ConnectingServer ─ServerFailed or timeout─▶ Unavailable ─PromptFinished─▶ Ended
 //! ```
@@ -55,6 +58,11 @@ pub struct FlowSettings {
     pub server_answer_timeout: Duration,
     /// How long the echo test runs before dialin hangs up (a diagnostic, not an open line).
     pub echo_max: Duration,
+    /// How long a caller may wait for a meeting that has not started (`ivr.max_wait`).
+    pub max_wait: Duration,
+    /// The mute key (`ivr.mute_key` in `esl` mode): once bridged it asks for
+    /// [`FlowAction::ToggleMute`] instead of being forwarded.
+    pub mute_key: Option<Digit>,
 }
 
 /// Where a digit came from; decides whether it must be forwarded to the server by hand.
@@ -109,9 +117,15 @@ pub enum FlowAction {
     Bridge,
     /// Connect the caller to the built-in echo.
     StartEcho,
+    /// The meeting has not started: resolve the PIN again whenever the directory changes
+    /// and answer with [`FlowInput::Routed`].
+    AwaitConference,
     /// While bridged: send this digit to the server as RFC 4733 (INFO digits only; RTP digits
     /// are already relayed with the audio).
     SendDigit(Digit),
+    /// While bridged: the caller pressed the mute key; toggle their mute in the conference
+    /// (over the Event Socket, or by forwarding the key where the server has none).
+    ToggleMute(Digit),
     /// BYE the trunk leg.
     HangUpCaller,
     /// BYE the server leg.
@@ -164,6 +178,8 @@ pub enum FlowState {
     Unavailable,
     /// The "goodbye" prompt is playing before hanging up.
     Goodbye,
+    /// The meeting has not started; the caller holds.
+    Waiting,
     /// The call is over; every input is ignored.
     Ended,
 }
@@ -190,6 +206,10 @@ enum State {
         cancelled: bool,
     },
     Goodbye,
+    Waiting {
+        /// When the caller has waited long enough.
+        until: Instant,
+    },
     Ended,
 }
 
@@ -236,6 +256,7 @@ impl CallFlow {
             State::Echo { .. } => FlowState::Echo,
             State::Unavailable { .. } => FlowState::Unavailable,
             State::Goodbye => FlowState::Goodbye,
+            State::Waiting { .. } => FlowState::Waiting,
             State::Ended => FlowState::Ended,
         }
     }
@@ -300,6 +321,12 @@ impl CallFlow {
                 self.push(FlowAction::HangUpCaller);
                 self.finish(Outcome::Echo);
             }
+            State::Waiting { until } if now >= until => {
+                self.play(
+                    PromptId::Unavailable,
+                    State::Unavailable { cancelled: false },
+                );
+            }
             _ => {}
         }
     }
@@ -317,6 +344,7 @@ impl CallFlow {
             State::CollectingPin => self.pin.poll_timeout(),
             State::ConnectingServer { deadline } => Some(deadline),
             State::Echo { until } => Some(until),
+            State::Waiting { until } => Some(until),
             _ => None,
         }
     }
@@ -347,6 +375,9 @@ impl CallFlow {
                 self.collect(now, digit);
             }
             State::CollectingPin => self.collect(now, digit),
+            State::Bridged if Some(digit) == self.settings.mute_key => {
+                self.push(FlowAction::ToggleMute(digit))
+            }
             State::Bridged if source == DigitSource::Info => {
                 self.push(FlowAction::SendDigit(digit))
             }
@@ -398,12 +429,24 @@ impl CallFlow {
                 self.push(FlowAction::HangUpCaller);
                 self.finish(Outcome::NoConference);
             }
+            // The "not started" prompt leads into the hold loop, which repeats.
+            State::Waiting { .. } => self.push(FlowAction::Play(PromptId::Hold)),
             // The "connecting" prompt ending changes nothing: we still wait for the server.
             _ => {}
         }
     }
 
     fn on_routed(&mut self, now: Instant, decision: RouteDecision) {
+        if let State::Waiting { .. } = self.state {
+            // Only a running conference ends the wait; anything else (still not started, a
+            // server blip) keeps the caller holding until max_wait.
+            if let RouteDecision::Conference(target) = decision {
+                self.push(FlowAction::StopPrompt);
+                self.state = State::Resolving;
+                self.on_routed(now, RouteDecision::Conference(target));
+            }
+            return;
+        }
         if self.state != State::Resolving {
             return;
         }
@@ -422,6 +465,19 @@ impl CallFlow {
                 };
             }
             RouteDecision::Invalid => self.fail_attempt(PromptId::InvalidPin),
+            RouteDecision::Unavailable => self.play(
+                PromptId::Unavailable,
+                State::Unavailable { cancelled: false },
+            ),
+            RouteDecision::Waiting(_) => {
+                self.push(FlowAction::AwaitConference);
+                self.play(
+                    PromptId::NotStarted,
+                    State::Waiting {
+                        until: now + self.settings.max_wait,
+                    },
+                );
+            }
         }
     }
 
@@ -458,7 +514,8 @@ impl CallFlow {
             | State::Greeting
             | State::CollectingPin
             | State::InvalidPin
-            | State::Resolving => Outcome::CallerHangup,
+            | State::Resolving
+            | State::Waiting { .. } => Outcome::CallerHangup,
             State::Ended => return,
         };
         self.finish(outcome);
