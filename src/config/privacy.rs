@@ -114,6 +114,7 @@ pub(super) fn abuse(root: &Section<'_>, p: &mut Problems<'_>) -> GuardLimits {
     count(p, "failed_calls", &mut c.failed_calls);
     count(p, "failed_pins_per_network", &mut c.failed_pins_per_network);
     count(p, "failed_pins_global", &mut c.failed_pins_global);
+    let mut lines = std::collections::HashMap::new();
     for (key, out) in [
         ("failed_calls_window", &mut c.failed_calls_window),
         ("block", &mut c.block),
@@ -124,25 +125,27 @@ pub(super) fn abuse(root: &Section<'_>, p: &mut Problems<'_>) -> GuardLimits {
     ] {
         if let Some(v) = s.parsed(p, key, parse_duration) {
             *out = v.value;
+            lines.insert(key, v.line);
         }
     }
+    let line_of = |key: &str| lines.get(key).copied().flatten().or(s.line);
     if c.block > c.block_max {
         p.push(
-            s.line,
+            line_of("block"),
             s.path_of("block"),
             "longer than abuse.block_max; make block <= block_max",
         );
     }
     if c.slow_answer > c.slow_answer_max {
         p.push(
-            s.line,
+            line_of("slow_answer"),
             s.path_of("slow_answer"),
             "longer than abuse.slow_answer_max; make slow_answer <= slow_answer_max",
         );
     }
     if c.slow_answer_max > Duration::from_secs(60) {
         p.push(
-            s.line,
+            line_of("slow_answer_max"),
             s.path_of("slow_answer_max"),
             "longer than 60s; a caller would think the line is dead: use at most \"60s\"",
         );
@@ -233,12 +236,12 @@ mod tests {
             (
                 "[abuse]\nblock = \"10h\"\nblock_max = \"1h\"",
                 "abuse.block",
-                1,
+                2,
             ),
             (
                 "[abuse]\nslow_answer_max = \"2m\"",
                 "abuse.slow_answer_max",
-                1,
+                2,
             ),
             (
                 "[abuse]\nnetwork_prefix_v6 = 129",
