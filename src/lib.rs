@@ -14,9 +14,13 @@
 //! | [`sip`] | rsipstack endpoint and dispatch, source filter and ACL, SDP offer/answer, INFO digits, leg details |
 //! | [`esl`] | FreeSWITCH Event Socket: frame codec and typed messages (pure), session state machine (sans-IO), the reconnecting task per server |
 //! | [`routing`] | PIN → target (conference on a server, the echo test, wait, unavailable); the live conference directory (pure) and its shared handle |
+//! | [`store`] | PIN mappings in SQLite or PostgreSQL (sqlx, embedded migrations), validation, change watch, CSV/JSON |
+//! | [`pins_cmd`] | `dialin pins ...`: the store from the shell |
+//! | [`admin`] | HTTP admin API (axum): bearer token, `/api/v1/pins`, OpenAPI; routers merged from parts |
+//! | [`bbb_api`] | BBB API client: checksum, getMeetingInfo/getMeetings XML, meeting ID → voiceBridge |
 //! | [`privacy`] | caller-ID policy toward the meeting, log pseudonyms (keyed hash, daily key), guessing protection ([`privacy::ledger::AttemptLedger`]) |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
-//! | [`serve`] | `dialin serve`: wiring and signals |
+//! | [`serve`] | `dialin serve`: wiring (store watcher, admin listener) and signals |
 //! | [`logging`] | log set-up that keeps rsipstack's message dumps out |
 //!
 //! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing, the conference directory,
@@ -27,15 +31,19 @@
 //! sockets, and relays packets in place in its own buffers: no allocation, lock or log line
 //! per packet.
 
+pub mod admin;
+pub mod bbb_api;
 pub mod call;
 pub mod config;
 pub mod digit;
 pub mod esl;
 pub mod logging;
 pub mod media;
+pub mod pins_cmd;
 pub mod privacy;
 pub mod routing;
 pub mod secret;
 pub mod serve;
 pub mod sip;
 pub mod sounds;
+pub mod store;

@@ -23,6 +23,8 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Manage the PIN mappings in the configured store (see `dialin pins --help`).
+    Pins(dialin::pins_cmd::PinsArgs),
     /// Check a configuration file and explain every problem with its key and line.
     Check {
         /// The configuration file (TOML).
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Pins(args) => pins(args),
         Command::Serve { config } => {
             dialin::logging::init();
             match serve(config) {
@@ -60,11 +63,38 @@ fn check(path: &std::path::Path) -> ExitCode {
                 eprintln!("{}: ivr.sounds_dir: {e}", path.display());
                 return ExitCode::FAILURE;
             }
+            // So is the admin token serve would load (its value is never printed).
+            if config.admin.listen.is_some() {
+                if let Err(e) = dialin::admin::auth::load_token(&config.admin) {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
         Err(errors) => {
             eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pins(args: dialin::pins_cmd::PinsArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dialin: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dialin::pins_cmd::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialin pins: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -16,13 +16,14 @@ use crate::routing::Router;
 use crate::sip::edge::{dispatch, CallAcceptor, EdgeSettings, SipEdge};
 use crate::sip::source_filter::RejectMode;
 use crate::sounds::load_prompts;
+use crate::store::Store;
 use anyhow::Context;
 use rsipstack::transaction::Transaction;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::info;
+use tracing::{info, warn};
 
 struct Calls(Arc<CallContext>);
 
@@ -49,8 +50,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
     })
     .await?;
-    let esl_cancel = tokio_util::sync::CancellationToken::new();
-    let (router, esl) = watch_servers(&config, &esl_cancel);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (router, esl) = watch_servers(&config, &cancel);
+    let store = start_store(&config, &router).await?;
+    start_admin(&config, &store, cancel.clone()).await?;
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
         contact: edge.contact(),
@@ -58,6 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         rtp_bind: config.sip.listen.ip(),
         sip_port: edge.local_addr.port(),
         router,
+        meetings: Arc::new(crate::bbb_api::BbbApis::new(config.bbb_api.clone())),
         prompts,
         ports,
         flow: FlowSettings {
@@ -117,7 +121,54 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     info!("stopping: {}", status(&ctx, &edge));
     edge.cancel.cancel();
-    esl_cancel.cancel();
+    cancel.cancel();
+    store.close().await;
+    Ok(())
+}
+
+/// Opens the PIN store and keeps the router's copy of its mappings current.
+async fn start_store(config: &Config, router: &Router) -> anyhow::Result<Store> {
+    let store = Store::open_configured(&config.store).await?;
+    let mut rx = crate::store::watch::watch(store.clone(), crate::store::watch::POLL_INTERVAL)
+        .await
+        .context("cannot read the PIN store")?;
+    let live = router.store_mappings();
+    live.replace(&rx.borrow_and_update());
+    info!(
+        store = store.kind(),
+        mappings = live.len(),
+        "PIN store open"
+    );
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let mappings = rx.borrow_and_update().clone();
+            live.replace(&mappings);
+            info!(mappings = mappings.len(), "PIN mappings updated");
+        }
+    });
+    Ok(store)
+}
+
+/// Starts the admin API if `[admin] listen` is set.
+async fn start_admin(
+    config: &Config,
+    store: &Store,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.admin.listen else {
+        return Ok(());
+    };
+    let token = crate::admin::auth::load_token(&config.admin)?;
+    if token.is_none() {
+        warn!("no admin token configured (admin.token_file or admin.token_env): the admin API answers every /api/v1 request with 401");
+    }
+    let pins = crate::admin::pins::routes(crate::admin::pins::PinsState {
+        store: store.clone(),
+        rules: Arc::new(crate::store::model::Rules::from_config(config)),
+        config_pins: Arc::new(config.pins.clone()),
+    });
+    let app = crate::admin::build(token, vec![pins], Vec::new());
+    crate::admin::serve(addr, app, cancel).await?;
     Ok(())
 }
 

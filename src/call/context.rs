@@ -73,6 +73,8 @@ pub struct CallContext {
     pub sip_port: u16,
     /// PIN → target.
     pub router: Router,
+    /// Meeting ID → running meeting's voiceBridge, for store mappings to a BBB meeting.
+    pub meetings: Arc<dyn crate::bbb_api::MeetingDirectory>,
     /// Encoded prompts.
     pub prompts: Prompts,
     /// RTP ports (`media.rtp_ports`).

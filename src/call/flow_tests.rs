@@ -845,7 +845,12 @@ fn a_blocked_caller_hears_goodbye_at_once_and_nothing_else() {
 fn waiting_room_and_unavailable() {
     use PromptId::*;
     let typed = || Script::greeted().keys(3_000, "1234#");
-    let waiting = || I::Routed(RouteDecision::Waiting(target()));
+    let waiting = || {
+        I::Routed(RouteDecision::Waiting(crate::routing::WaitingFor {
+            conference: ConferenceId("71234".into()),
+            server: None,
+        }))
+    };
     let cases: Vec<(&str, Script, Timed, FlowState)> = vec![
         (
             "unavailable: the prompt, then hang up",

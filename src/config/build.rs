@@ -29,6 +29,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
         &mut p,
         &[
             "sip", "media", "trunk", "ivr", "servers", "routing", "pins", "privacy", "abuse", "esl",
+            "store", "admin", "bbb_api",
         ],
     );
     let sip = sip(&root, &mut p);
@@ -41,6 +42,9 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let privacy = super::privacy::privacy(&root, &mut p);
     let abuse = super::privacy::abuse(&root, &mut p);
     let esl = super::esl::section(&root, &mut p);
+    let store = super::admin::store(&root, &mut p);
+    let admin = super::admin::admin(&root, &mut p);
+    let bbb_api = super::admin::bbb_api(&root, &mut p, &declared);
     p.finish(
         origin,
         Config {
@@ -54,6 +58,9 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             privacy,
             abuse,
             esl,
+            store,
+            admin,
+            bbb_api,
         },
     )
 }

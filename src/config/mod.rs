@@ -10,6 +10,7 @@
 //! A file without `[[servers]]` is valid (only the echo test works then); such soft problems are
 //! reported by [`Config::warnings`], which `dialin check` prints as warnings, not errors.
 
+mod admin;
 mod build;
 mod error;
 mod esl;
@@ -21,6 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use admin::{AdminConfig, BbbApiConfig, ChecksumAlgorithm, StoreConfig};
 pub use error::{ConfigError, ConfigErrors};
 pub use privacy::PrivacyConfig;
 pub use values::parse_duration;
@@ -53,6 +55,12 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Guessing protection (`[abuse]`).
     pub abuse: crate::privacy::guard::GuardLimits,
+    /// Where the admin-managed PIN mappings live (`[store]`).
+    pub store: StoreConfig,
+    /// The HTTP admin API (`[admin]`).
+    pub admin: AdminConfig,
+    /// BBB API endpoints for meeting-ID mappings (`[[bbb_api]]`).
+    pub bbb_api: Vec<BbbApiConfig>,
     /// Event Socket limits and the directory's grace period (`[esl]`).
     pub esl: EslConfig,
 }

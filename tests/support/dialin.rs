@@ -7,6 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The admin API token every test instance gets (through [`ADMIN_TOKEN_ENV`]).
+pub const ADMIN_TOKEN: &str = "dialin-test-admin-token-0123456789";
+/// The environment variable `[admin] token_env` names in [`TestConfig`].
+pub const ADMIN_TOKEN_ENV: &str = "DIALIN_TEST_ADMIN_TOKEN";
+
 /// A running dialin process; killed on drop.
 pub struct Dialin {
     child: Child,
@@ -26,12 +31,21 @@ impl Dialin {
     pub fn start_logging(config: &str, log: &str) -> Dialin {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("dialin.toml");
+        // Tests run in parallel: an admin API on its fixed default port would collide.
+        let config = if config.contains("[admin]") {
+            config.to_string()
+        } else {
+            format!("{config}\n[admin]\nlisten = \"127.0.0.1:0\"\n")
+        };
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dialin"))
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", log)
+            // The PIN store's default SQLite file goes to this test's own directory.
+            .env("STATE_DIRECTORY", dir.path())
+            .env(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -53,6 +67,16 @@ impl Dialin {
         };
         d.wait_for_line("dialin listening", Duration::from_secs(10));
         d
+    }
+
+    /// The admin API's base URL (`http://127.0.0.1:<port>`), from its "admin API listening" line.
+    pub fn admin_url(&self) -> String {
+        let line = self.wait_for_line("admin API listening", Duration::from_secs(5));
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .unwrap_or_else(|| panic!("no addr= in {line:?}"));
+        format!("http://{addr}")
     }
 
     /// Everything dialin has logged so far.
@@ -180,7 +204,8 @@ pub struct TestConfig {
     pub first_digit_timeout: &'static str,
     /// `media.timeout`.
     pub media_timeout: &'static str,
-    /// More TOML appended at the end; must start with a table header (e.g. `[privacy]`).
+    /// More TOML appended at the end; must start with a table header (e.g. `[privacy]`,
+    /// `[[bbb_api]]`).
     pub extra: String,
 }
 
@@ -236,8 +261,13 @@ server_answer_timeout = "{server_answer_timeout}"
 pin = "8675309"
 conference = "71234"
 server = "bbb1"
+[admin]
+listen = "127.0.0.1:0"
+token_env = "{token_env}"
 {extra}
 "#,
+            token_env = ADMIN_TOKEN_ENV,
+            extra = self.extra,
             sip = self.sip,
             answer_delay = self.answer_delay,
             rtp_lo = self.rtp.0,
@@ -249,7 +279,6 @@ server = "bbb1"
             server = self.server,
             pin_is_conference = self.pin_is_conference,
             server_answer_timeout = self.server_answer_timeout,
-            extra = self.extra,
         )
     }
 

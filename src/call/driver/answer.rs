@@ -141,10 +141,11 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         media_check_at: now + ctx.media_timeout,
         sdp_version: 1,
         session_id,
-        pin: None,
         waiting: None,
+        waiting_for: None,
         dialin_call: format!("{:016x}", rand::random::<u64>()),
         server_name: None,
+        lookup: None,
     };
     if standing != Standing::Allowed {
         driver.flow.handle_input(now, FlowInput::Blocked);

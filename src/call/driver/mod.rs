@@ -8,6 +8,7 @@
 mod answer;
 mod events;
 mod live;
+mod meeting;
 
 pub use answer::spawn_call;
 
@@ -80,14 +81,16 @@ struct CallDriver {
     caller_confirmed: bool,
     sdp_version: u64,
     session_id: u64,
-    /// The PIN last resolved, kept while the caller waits for the meeting to start.
-    pin: Option<crate::secret::Pin>,
+    /// The meeting a waiting caller waits for, re-checked whenever the directory changes.
+    waiting_for: Option<crate::routing::WaitingFor>,
     /// While waiting: changes whenever a conference may have started.
     waiting: Option<tokio::sync::watch::Receiver<u64>>,
     /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
     dialin_call: String,
     /// The name of the server dialled (for the mute key's Event Socket).
     server_name: Option<String>,
+    /// A meeting-ID lookup in flight (store mapping to a BBB meeting); its result is routed.
+    lookup: Option<JoinHandle<crate::routing::RouteDecision>>,
 }
 
 /// What woke the driver up.
@@ -99,6 +102,7 @@ enum Wake {
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
     /// The directory changed while waiting (`false`: it is gone).
     Directory(bool),
+    Lookup(Result<crate::routing::RouteDecision, tokio::task::JoinError>),
     Timer,
 }
 
@@ -133,6 +137,7 @@ impl CallDriver {
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
                     r = live::changed_opt(self.waiting.as_mut()) => Wake::Directory(r),
+                    r = join_opt(self.lookup.as_mut()) => Wake::Lookup(r),
                     _ = &mut timer => Wake::Timer,
                 }
             };
@@ -156,6 +161,11 @@ impl CallDriver {
                 Wake::Invite(r) => self.on_invite_result(now, r),
                 Wake::Directory(true) => self.recheck_waiting(now),
                 Wake::Directory(false) => self.waiting = None,
+                Wake::Lookup(r) => {
+                    self.lookup = None;
+                    let decision = r.unwrap_or(crate::routing::RouteDecision::Invalid);
+                    self.answer_route(now, decision);
+                }
                 Wake::Timer => self.on_timer(now, &mut buf).await,
             }
         }
@@ -189,7 +199,7 @@ impl CallDriver {
             self.flow.handle_timeout(now);
         }
         if let Some((_, decision)) = self.held_route.take_if(|(due, _)| *due <= now) {
-            self.flow.handle_input(now, FlowInput::Routed(decision));
+            self.routed(now, decision);
         }
         while let Some(r) = self.media.poll_transmit(now, buf) {
             self.deliver(now, r, buf).await;
@@ -225,12 +235,14 @@ impl CallDriver {
                 FlowAction::Play(id) => self.media.play(self.ctx.prompts.get(id), now),
                 FlowAction::StopPrompt => self.media.stop_prompt(),
                 FlowAction::Resolve(pin) => {
-                    let decision = self.ctx.router.resolve_at(&pin, now);
-                    if decision == crate::routing::RouteDecision::Unavailable {
-                        info!(call = self.call_no, "conference unavailable (on two servers, or its server's Event Socket is down)");
+                    let unix = crate::store::model::unix_now();
+                    match self.ctx.router.lookup_at(&pin, now, unix) {
+                        crate::routing::Lookup::Ready(decision) => self.answer_route(now, decision),
+                        crate::routing::Lookup::Meeting(m) => {
+                            let task = meeting::resolve_meeting(self.ctx.clone(), self.call_no, m);
+                            self.lookup = Some(tokio::spawn(task));
+                        }
                     }
-                    self.pin = Some(pin);
-                    self.answer_route(now, decision);
                 }
                 FlowAction::AwaitConference => {
                     info!(call = self.call_no, "meeting not started: caller waits");
@@ -361,7 +373,7 @@ impl CallDriver {
             self.ctx.ledger.record_failed_pin(wall, &self.source_net);
         }
         if delay.is_zero() {
-            self.flow.handle_input(now, FlowInput::Routed(decision));
+            self.routed(now, decision);
         } else {
             info!(
                 call = self.call_no,
@@ -421,9 +433,7 @@ async fn recv_events(events: Option<&mut DialogStateReceiver>) -> Option<DialogS
     }
 }
 
-async fn join_opt(
-    handle: Option<&mut JoinHandle<InviteAsyncResult>>,
-) -> Result<InviteAsyncResult, tokio::task::JoinError> {
+async fn join_opt<T>(handle: Option<&mut JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
     match handle {
         Some(h) => h.await,
         None => std::future::pending().await,
