@@ -28,8 +28,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     root.reject_unknown(
         &mut p,
         &[
-            "sip", "media", "trunk", "ivr", "servers", "routing", "pins", "privacy", "abuse", "esl",
-            "store", "admin", "bbb_api",
+            "sip", "media", "trunk", "ivr", "servers", "routing", "pins", "privacy", "abuse",
+            "esl", "store", "admin", "bbb_api",
         ],
     );
     let sip = sip(&root, &mut p);
