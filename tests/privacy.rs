@@ -321,3 +321,49 @@ fn withheld_numbers_share_one_bucket() {
     assert!(!log.contains("4989111222") && !log.contains("111222"));
     dialin.assert_idle(Duration::from_secs(5));
 }
+
+/// The `caller=` pseudonyms of a log's "incoming call" lines, in order.
+fn incoming_pseudonyms(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("incoming call"))
+        .filter_map(|l| l.split("caller=").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn two_instances_sharing_postgresql_block_a_caller_together() {
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let db = rt.block_on(support::db::TestDb::postgres());
+    let start = || {
+        let mut cfg = guarded_config();
+        cfg.extra = format!("{}\n[store]\nurl = \"{}\"\n", cfg.extra, db.url());
+        let dialin = cfg.start();
+        dialin.wait_for_line(
+            "guessing protection shared with the cluster",
+            Duration::from_secs(5),
+        );
+        (cfg, dialin)
+    };
+    let (cfg_a, a) = start();
+    let (cfg_b, b) = start();
+    // One failed call on each instance (failed_calls = 2): blocked on both.
+    wrong_pin_call(cfg_a.sip, Scenario::caller_hangs_up()).assert_success();
+    std::thread::sleep(Duration::from_millis(1500));
+    wrong_pin_call(cfg_b.sip, Scenario::caller_hangs_up()).assert_success();
+    b.wait_for_line(
+        "caller blocked: too many failed calls",
+        Duration::from_secs(3),
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_, bye_after_ms) = silent_call_until_bye(cfg_a.sip, Scenario::caller_waits_for_bye());
+    assert!(bye_after_ms < 5_000, "BYE {bye_after_ms} ms after the ACK");
+    a.wait_for_line("outcome=Blocked", Duration::from_secs(2));
+    // Both instances name the caller by the same pseudonym (one key for the cluster).
+    let (pa, pb) = (incoming_pseudonyms(&a.log()), incoming_pseudonyms(&b.log()));
+    assert_eq!(pa.len(), 2);
+    assert_eq!(pb.len(), 1);
+    assert!(pa.iter().chain(&pb).all(|p| *p == pa[0]), "{pa:?} {pb:?}");
+    drop((a, b));
+    rt.block_on(db.drop_db());
+}
