@@ -106,6 +106,10 @@ fn in_thread(f: impl FnOnce() -> SippOutcome + Send + 'static) -> thread::JoinHa
 
 #[test]
 fn no_number_pin_or_address_reaches_the_log_at_trace() {
+    // The PIN store and the shared abuse counters on PostgreSQL: its statements are logged at
+    // TRACE too.
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let db = rt.block_on(support::db::TestDb::postgres());
     let server = Sipp::new(Scenario::conference_waits_for_bye()).spawn();
     let mut cfg = TestConfig::new(server.sip_addr());
     cfg.pin_is_conference = false;
@@ -113,7 +117,9 @@ fn no_number_pin_or_address_reaches_the_log_at_trace() {
     // One failed call blocks; every PIN answer after a wrong PIN is slowed.
     cfg.extra = format!(
         "[abuse]\nfailed_calls = 1\nfailed_pins_global = 1\nslow_answer = \"500ms\"\n\
-         [[pins]]\npin = \"{GOOD_PIN}\"\nconference = \"{CONFERENCE}\"\nserver = \"bbb1\"\n"
+         [store]\nurl = \"{}\"\n\
+         [[pins]]\npin = \"{GOOD_PIN}\"\nconference = \"{CONFERENCE}\"\nserver = \"bbb1\"\n",
+        db.url()
     );
     let dialin = Dialin::start_logging(&cfg.toml(), "trace");
     let sip: SocketAddr = cfg.sip;
@@ -237,6 +243,7 @@ fn no_number_pin_or_address_reaches_the_log_at_trace() {
         "answering the PIN slowly",
         "caller=withheld",
         "call cleaned up",
+        "guessing protection shared with the cluster",
     ] {
         dialin.wait_for_line(needle, Duration::from_secs(5));
     }
@@ -251,6 +258,8 @@ fn no_number_pin_or_address_reaches_the_log_at_trace() {
         .map(|c| c.source)
         .collect();
     assert_log_free(&dialin.log(), &secrets, &addresses);
+    drop(dialin);
+    rt.block_on(db.drop_db());
 }
 
 #[test]
