@@ -7,13 +7,14 @@
 
 mod answer;
 mod events;
+mod guarded;
 mod live;
 mod meeting;
 
 pub use answer::spawn_call;
 
 use crate::call::context::CallContext;
-use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput, Outcome};
+use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
 use crate::call::media::{CallMedia, Leg, Received};
 use crate::media::ports::PortLease;
 use crate::privacy::guard::SourceNet;
@@ -28,7 +29,7 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -361,46 +362,6 @@ impl CallDriver {
             sdp: None,
         });
         Ok(())
-    }
-
-    /// Gives the flow routing's answer, or holds it back while failed-PIN rates are exceeded
-    /// (a slow answer costs a guesser more than a person). Wrong PINs are counted.
-    fn answer_route(&mut self, now: Instant, decision: RouteDecision) {
-        let wall = SystemTime::now();
-        let delay = self.ctx.ledger.answer_delay(wall, &self.source_net);
-        if decision == RouteDecision::Invalid {
-            self.wrong_pins += 1;
-            self.ctx.ledger.record_failed_pin(wall, &self.source_net);
-        }
-        if delay.is_zero() {
-            self.routed(now, decision);
-        } else {
-            info!(
-                call = self.call_no,
-                caller = %self.caller_key,
-                delay_ms = delay.as_millis() as u64,
-                "many wrong PINs lately: answering the PIN slowly"
-            );
-            self.held_route = Some((now + delay, decision));
-        }
-    }
-
-    /// Tells guessing protection how the call ended: wrong PINs without reaching a meeting
-    /// make a failed call.
-    fn record_call(&self, outcome: Outcome) {
-        let reached_meeting = matches!(outcome, Outcome::Bridged | Outcome::ServerHangup);
-        let failed = self.wrong_pins > 0 && !reached_meeting && outcome != Outcome::Blocked;
-        if self
-            .ctx
-            .ledger
-            .record_call(SystemTime::now(), &self.caller_key, failed)
-        {
-            info!(
-                call = self.call_no,
-                caller = %self.caller_key,
-                "caller blocked: too many failed calls"
-            );
-        }
     }
 
     /// Removes both dialogs from the dialog layer; sockets and ports go with `self`.
