@@ -1,6 +1,7 @@
 //! `dialin serve`: wires the configuration into the SIP edge and the call layer, then runs
 //! until SIGTERM or SIGINT. SIGUSR1 logs a status line (counts only).
 
+use crate::call::admission::{Admission, Limits};
 use crate::call::context::{CallContext, CallStats, Prompts};
 use crate::call::driver::spawn_call;
 use crate::call::flow::FlowSettings;
@@ -15,7 +16,10 @@ use crate::privacy::Privacy;
 use crate::routing::live::LiveDirectory;
 use crate::routing::Router;
 use crate::sip::edge::{dispatch, CallAcceptor, EdgeSettings, SipEdge};
+use crate::sip::limits::Rate;
+use crate::sip::register::{spawn_registrations, RegistrationStatus};
 use crate::sip::source_filter::RejectMode;
+use crate::sip::trunks::TrunkTable;
 use crate::sounds::load_prompts;
 use crate::store::Store;
 use anyhow::Context;
@@ -43,12 +47,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         listen: config.sip.listen,
         advertise: config.sip.advertise,
         user_agent: config.sip.user_agent.clone(),
-        trunk_allow: config.trunk.acl(),
+        trunks: TrunkTable::from_config(&config),
+        rate: Rate {
+            per_second: config.limits.sip_rate,
+            burst: config.limits.sip_burst,
+        },
+        retry_after: config.limits.retry_after,
         reject: match config.trunk.reject {
             crate::config::TrunkReject::Forbidden => RejectMode::Forbidden,
             crate::config::TrunkReject::Silence => RejectMode::Silence,
         },
         servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
+        tls: config.sip.tls.clone(),
     })
     .await?;
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -64,6 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
         contact: edge.contact(),
+        tls_contact: edge.tls_contact(),
         advertise: edge.advertise,
         rtp_bind: config.sip.listen.ip(),
         sip_port: edge.local_addr.port(),
@@ -88,13 +99,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             },
         },
         answer_delay: config.sip.answer_delay,
+        session_min_se: config.sip.session_min_se,
+        early_media: config.sip.early_media,
         media_timeout: config.media.timeout,
         stats: CallStats::default(),
         privacy,
         ledger,
         esl,
+        admission: Admission::new(&limits(&config)),
+        trunks: TrunkTable::from_config(&config),
+        retry_after: config.limits.retry_after,
+        srtp: config
+            .trunks
+            .iter()
+            .map(|t| t.srtp)
+            .chain([config.trunk.srtp])
+            .collect(),
     });
 
+    let registrations = spawn_registrations(
+        edge.endpoint.inner.clone(),
+        std::net::SocketAddr::new(edge.advertise, edge.local_addr.port()),
+        config
+            .trunks
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.register.clone()?)))
+            .collect(),
+    );
     let incoming = edge.incoming();
     let endpoint = edge.endpoint.inner.clone();
     tokio::spawn(async move {
@@ -115,14 +146,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("cannot watch SIGUSR1")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = usr1.recv() => info!("status: {}", status(&ctx, &edge)),
+            _ = usr1.recv() => info!("status: {}", status(&ctx, &edge, &registrations.status)),
+            _ = hup.recv() => reload_tls(&edge).await,
         }
     }
-    info!("stopping: {}", status(&ctx, &edge));
+    info!("stopping: {}", status(&ctx, &edge, &registrations.status));
+    // Before the transports close: the providers stop sending calls at once.
+    registrations.unregister_all(Duration::from_secs(2)).await;
     edge.cancel.cancel();
     cancel.cancel();
     store.close().await;
@@ -236,12 +271,37 @@ fn watch_servers(
     (router.with_directory(directory), handles)
 }
 
-fn status(ctx: &CallContext, edge: &SipEdge) -> String {
+/// SIGHUP: reloads the TLS certificate and key (when TLS is on); a broken file keeps the old
+/// certificate in use.
+async fn reload_tls(edge: &SipEdge) {
+    if let Some(reloader) = &edge.tls_reloader {
+        match reloader.reload().await {
+            Ok(()) => info!("TLS certificate reloaded"),
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS certificate not reloaded; the old one stays in use")
+            }
+        }
+    }
+}
+
+fn status(ctx: &CallContext, edge: &SipEdge, registrations: &RegistrationStatus) -> String {
     format!(
-        "{} sip_sources_rejected={}",
+        "{} sip_sources_rejected={} sip_rate_limited={} registrations_up={} registrations={}",
         ctx.status_line(),
-        edge.filter_stats
-            .rejected
-            .load(std::sync::atomic::Ordering::Relaxed)
+        edge.filter_stats.rejected(),
+        edge.filter_stats.rate_limited(),
+        registrations.registered(),
+        registrations.total(),
     )
+}
+
+/// The call limits of `config`, per trunk in [`TrunkTable`] order (named trunks, then default).
+fn limits(config: &Config) -> Limits {
+    let mut per_trunk: Vec<Option<usize>> = config.trunks.iter().map(|t| t.max_calls).collect();
+    per_trunk.push(config.trunk.max_calls);
+    Limits {
+        max_calls: config.limits.max_calls,
+        max_ivr: config.limits.max_ivr_calls,
+        per_trunk,
+    }
 }

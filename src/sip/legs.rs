@@ -40,21 +40,6 @@ pub fn caller_number(req: &Request) -> CallerNumber {
     }
 }
 
-/// The address the request came from: the top Via's `received` parameter (which the transport
-/// adds when the sender's address differs from its Via), else the Via's own host if it is an
-/// IP address. For guessing protection only (grouped by network, never logged).
-pub fn source_ip(req: &Request) -> Option<IpAddr> {
-    use rsipstack::sip::uri::Host;
-    let via: rsipstack::sip::typed::Via = req.top_via_header().ok()?.typed().ok()?;
-    if let Some(Ok(ip)) = via.received() {
-        return Some(ip);
-    }
-    match via.uri.host_with_port.host {
-        Host::IpAddr(ip) => Some(ip),
-        _ => None,
-    }
-}
-
 /// The `Content-Type` header for SDP bodies.
 pub fn sdp_content_type() -> Header {
     Header::ContentType("application/sdp".into())
@@ -115,6 +100,17 @@ fn host_port(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(a) => a.to_string(),
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// The address a request came from, as the transport recorded it in the top Via (`received`,
+/// or the Via host when it matched). Used to find the trunk of a new call; never logged.
+pub fn source_ip(req: &Request) -> Option<IpAddr> {
+    let via = req.via_header().ok()?;
+    let (_, host) = rsipstack::transport::SipConnection::parse_target_from_via(via).ok()?;
+    match host.host {
+        rsipstack::sip::Host::IpAddr(ip) => Some(ip),
+        rsipstack::sip::Host::Domain(_) => None,
     }
 }
 

@@ -168,6 +168,11 @@ impl Dialin {
         }
     }
 
+    /// The process id, for sending it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
@@ -204,9 +209,11 @@ pub struct TestConfig {
     pub first_digit_timeout: &'static str,
     /// `media.timeout`.
     pub media_timeout: &'static str,
-    /// More TOML appended at the end; must start with a table header (e.g. `[privacy]`,
-    /// `[[bbb_api]]`).
+    /// More TOML appended at the end (whole sections like `[privacy]`, `[limits]`, `[[trunks]]`
+    /// or `[[bbb_api]]`).
     pub extra: String,
+    /// More keys for the `[sip]` section (lines of TOML).
+    pub sip_extra: String,
 }
 
 impl TestConfig {
@@ -226,6 +233,7 @@ impl TestConfig {
             first_digit_timeout: "10s",
             media_timeout: "60s",
             extra: String::new(),
+            sip_extra: String::new(),
         }
     }
 
@@ -236,6 +244,7 @@ impl TestConfig {
 [sip]
 listen = "{sip}"
 answer_delay = "{answer_delay}"
+{sip_extra}
 [media]
 rtp_ports = "{rtp_lo}-{rtp_hi}"
 timeout = "{media_timeout}"
@@ -279,6 +288,7 @@ token_env = "{token_env}"
             server = self.server,
             pin_is_conference = self.pin_is_conference,
             server_answer_timeout = self.server_answer_timeout,
+            sip_extra = self.sip_extra,
         )
     }
 

@@ -6,13 +6,17 @@
 //! and the dialogs are removed from the dialog layer.
 
 mod answer;
+mod early;
 mod events;
 mod guarded;
 mod live;
 mod meeting;
+mod session;
+mod srtp;
 
 pub use answer::spawn_call;
 
+use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
 use crate::call::media::{CallMedia, Leg, Received};
@@ -23,6 +27,7 @@ use crate::routing::{ConferenceTarget, RouteDecision};
 use crate::secret::CallerNumber;
 use crate::sip::legs::server_invite;
 use crate::sip::sdp::{self, Negotiated};
+use crate::sip::session_timer::SessionTimer;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -36,6 +41,10 @@ use tracing::{debug, info, warn};
 
 /// Largest RTP datagram we accept; bigger ones are truncated and then fail to parse.
 const MAX_PACKET: usize = 1500;
+
+/// How long the caller's ACK to our 200 may take. ACKs come within milliseconds; this covers
+/// several lost 200s (retransmitted at 0.5, 1, 2, 4 s ...).
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The server leg while it is being dialled and once it is up.
 struct ServerLeg {
@@ -71,6 +80,14 @@ struct CallDriver {
     trunk_events: DialogStateReceiver,
     caller_socket: UdpSocket,
     _caller_port: PortLease,
+    /// The call's admission slots; the IVR slot is given up once bridged.
+    slot: CallSlot,
+    /// The trunk leg's session timer (RFC 4028), if the INVITE asked for one.
+    session: Option<SessionTimer>,
+    /// While the voice menu runs as early media (183): the 200 still to be sent.
+    early: Option<early::EarlyAnswer>,
+    /// SRTP on the caller leg, when negotiated.
+    srtp: Option<srtp::SrtpLeg>,
     server: Option<ServerLeg>,
     /// The answered server leg's media, handed to the media state on `Bridge`.
     pending_server_leg: Option<Leg>,
@@ -80,6 +97,10 @@ struct CallDriver {
     media_check_at: Instant,
     /// Whether the caller's ACK has arrived (the flow hears `CallerAnswered` once).
     caller_confirmed: bool,
+    /// Until when the caller's ACK to our 200 may take; `None` once it came (or when the
+    /// answer needs none yet). A half-open call must not hold its ports and slots for the
+    /// 32 s the INVITE transaction would wait.
+    ack_due: Option<Instant>,
     sdp_version: u64,
     session_id: u64,
     /// The meeting a waiting caller waits for, re-checked whenever the directory changes.
@@ -145,6 +166,13 @@ impl CallDriver {
             let now = Instant::now();
             match wake {
                 Wake::Caller(Ok((len, from))) => {
+                    let len = match self.srtp.as_mut() {
+                        Some(s) => match s.unprotect(&mut buf, len) {
+                            Some(len) => len,
+                            None => continue,
+                        },
+                        None => len,
+                    };
                     let r = self.media.handle_caller_packet(now, from, &mut buf, len);
                     self.deliver(now, r, &buf).await;
                 }
@@ -174,9 +202,13 @@ impl CallDriver {
 
     /// The earliest of the flow's and the media's deadlines and the next media-timeout check.
     fn next_deadline(&self) -> Instant {
+        let session = self.session.as_ref();
         [
             self.flow.poll_timeout(),
             self.media.next_deadline(),
+            session.map(SessionTimer::poll_expiry),
+            self.ack_due,
+            session.and_then(SessionTimer::poll_refresh),
             self.held_route.as_ref().map(|(due, _)| *due),
         ]
         .into_iter()
@@ -185,6 +217,9 @@ impl CallDriver {
     }
 
     async fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
+        if self.on_session_timer(now) || self.on_ack_timeout(now) {
+            return;
+        }
         if now >= self.media_check_at {
             // Checked lazily rather than re-armed per packet: at the check, the timeout runs
             // from the last packet seen.
@@ -218,7 +253,14 @@ impl CallDriver {
                 .flow
                 .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
             Received::ToCaller { len, to } => {
-                self.caller_socket.send_to(&buf[..len], to).await.ok();
+                let packet = match self.srtp.as_mut() {
+                    Some(s) => match s.protect(&buf[..len]) {
+                        Some(p) => p,
+                        None => return,
+                    },
+                    None => &buf[..len],
+                };
+                self.caller_socket.send_to(packet, to).await.ok();
             }
             Received::ToServer { len, to } => {
                 if let Some(s) = &self.server {
@@ -278,6 +320,8 @@ impl CallDriver {
                 FlowAction::Bridge => {
                     if let Some(leg) = self.pending_server_leg.take() {
                         self.media.bridge(leg);
+                        self.slot.leave_ivr();
+                        self.answer_if_early(now);
                         // The mute key is kept from the server only where the Event Socket
                         // can mute; elsewhere it is relayed like any key.
                         let esl = self
@@ -291,10 +335,13 @@ impl CallDriver {
                 }
                 FlowAction::StartEcho => {
                     self.media.start_echo();
+                    self.slot.leave_ivr();
+                    self.answer_if_early(now);
                     self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
                     info!(call = self.call_no, "echo test");
                 }
                 FlowAction::SendDigit(d) => self.media.send_digit(d),
+                FlowAction::HangUpCaller if self.early.is_some() => self.reject_early(),
                 FlowAction::ToggleMute(d) => self.toggle_mute(d),
                 FlowAction::HangUpCaller => {
                     let dialog = self.trunk.clone();
