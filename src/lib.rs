@@ -18,7 +18,7 @@
 //! | [`pins_cmd`] | `dialin pins ...`: the store from the shell |
 //! | [`admin`] | HTTP admin API (axum): bearer token, `/api/v1/pins`, OpenAPI; routers merged from parts |
 //! | [`bbb_api`] | BBB API client: checksum, getMeetingInfo/getMeetings XML, meeting ID → voiceBridge |
-//! | [`privacy`] | the masked caller ID the meeting sees |
+//! | [`privacy`] | caller-ID policy toward the meeting, log pseudonyms (keyed hash, daily key), guessing protection ([`privacy::ledger::AttemptLedger`]) |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
 //! | [`serve`] | `dialin serve`: wiring (store watcher, admin listener) and signals |
 //! | [`logging`] | log set-up that keeps rsipstack's message dumps out |

@@ -10,6 +10,9 @@ use crate::config::Config;
 use crate::esl::client::{ClientSettings, EslHandle};
 use crate::esl::session::SessionSettings;
 use crate::media::ports::PortPool;
+use crate::privacy::ledger::MemoryLedger;
+use crate::privacy::shared::SharedLedger;
+use crate::privacy::Privacy;
 use crate::routing::live::LiveDirectory;
 use crate::routing::Router;
 use crate::sip::edge::{dispatch, CallAcceptor, EdgeSettings, SipEdge};
@@ -62,6 +65,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (router, esl) = watch_servers(&config, &cancel);
     let store = start_store(&config, &router).await?;
     start_admin(&config, &store, cancel.clone()).await?;
+    let privacy = Arc::new(Privacy::new(
+        config.privacy.caller_id.clone(),
+        config.privacy.pseudonym_rotation,
+        std::time::Instant::now(),
+    ));
+    let ledger = start_ledger(&config, &store, &privacy);
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
         contact: edge.contact(),
@@ -94,6 +103,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         early_media: config.sip.early_media,
         media_timeout: config.media.timeout,
         stats: CallStats::default(),
+        privacy,
+        ledger,
         esl,
         admission: Admission::new(&limits(&config)),
         trunks: TrunkTable::from_config(&config),
@@ -151,6 +162,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     cancel.cancel();
     store.close().await;
     Ok(())
+}
+
+/// How often a cluster instance exchanges abuse counters with the others.
+const LEDGER_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Guessing protection's state: in memory for a single instance (SQLite store), shared through
+/// the database for a cluster (PostgreSQL store), with the pseudonym key shared too.
+fn start_ledger(
+    config: &Config,
+    store: &Store,
+    privacy: &Arc<Privacy>,
+) -> Arc<dyn crate::privacy::ledger::AttemptLedger> {
+    if store.kind() != "postgres" {
+        return Arc::new(MemoryLedger::new(config.abuse));
+    }
+    let shared = Arc::new(SharedLedger::new(config.abuse));
+    // The task holds only a weak reference to the ledger and ends with it.
+    shared.spawn_sync(
+        Arc::new(store.clone()),
+        privacy.clone(),
+        config.privacy.pseudonym_rotation,
+        LEDGER_SYNC,
+    );
+    info!("guessing protection shared with the cluster through PostgreSQL");
+    shared
 }
 
 /// Opens the PIN store and keeps the router's copy of its mappings current.

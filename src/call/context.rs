@@ -48,7 +48,7 @@ impl Prompts {
 pub struct CallStats {
     /// Calls whose driver task is running.
     pub active: AtomicUsize,
-    /// Calls started since start-up; also numbers the masked caller IDs.
+    /// Calls started since start-up; also numbers calls in the log (`call=N`).
     pub started: AtomicU64,
     /// Calls that reached a conference or the echo test.
     pub bridged: AtomicU64,
@@ -98,6 +98,10 @@ pub struct CallContext {
     pub media_timeout: Duration,
     /// Counters.
     pub stats: CallStats,
+    /// The caller-ID policy, log pseudonyms and per-conference caller numbers.
+    pub privacy: Arc<crate::privacy::Privacy>,
+    /// Guessing protection: blocked callers and failed-PIN rates.
+    pub ledger: Arc<dyn crate::privacy::ledger::AttemptLedger>,
     /// The Event Socket of each watched server, by server name (for the mute key).
     pub esl: std::collections::HashMap<String, crate::esl::client::EslHandle>,
     /// The concurrent-call, per-trunk and IVR limits.
@@ -148,9 +152,10 @@ impl CallContext {
 
     /// One line for the status report: counts only, nothing about callers.
     pub fn status_line(&self) -> String {
+        let guard = self.ledger.counts();
         let counts = self.admission.counts();
         let mut line = format!(
-            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={} calls_in_ivr={} refused_max_calls={} refused_max_ivr_calls={} refused_trunk_max_calls={}",
+            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={} calls_in_ivr={} refused_max_calls={} refused_max_ivr_calls={} refused_trunk_max_calls={} calls_blocked={} pin_answers_delayed={}",
             self.stats.active.load(Ordering::Relaxed),
             self.stats.started.load(Ordering::Relaxed),
             self.stats.bridged.load(Ordering::Relaxed),
@@ -160,6 +165,8 @@ impl CallContext {
             counts.refused[0],
             counts.refused[1],
             counts.refused[2],
+            guard.blocked_calls,
+            guard.delayed_answers,
         );
         if let Some(view) = self.directory_view() {
             for s in view.servers(std::time::Instant::now()) {

@@ -95,6 +95,9 @@ pub enum FlowInput {
     ServerHungUp,
     /// No RTP in either direction for the configured media timeout.
     MediaTimeout,
+    /// Guessing protection blocked this caller: once answered, say goodbye at once. Only
+    /// taken before the caller's leg is up.
+    Blocked,
 }
 
 /// What the flow asks its driver to do, in order.
@@ -149,6 +152,8 @@ pub enum Outcome {
     ServerHangup,
     /// No media in either direction.
     MediaTimeout,
+    /// The caller was blocked by guessing protection and heard only the goodbye prompt.
+    Blocked,
 }
 
 /// Where the call is; small, `Copy` and safe to log (it carries no PIN or address).
@@ -220,6 +225,8 @@ pub struct CallFlow {
     pin: PinCollector,
     /// Failed PIN tries so far; `settings.attempts` of them end the call.
     failures: u32,
+    /// The caller is blocked: goodbye instead of welcome, [`Outcome::Blocked`] at the end.
+    blocked: bool,
     /// Actions not yet taken by the driver; a handful per input at most.
     actions: VecDeque<FlowAction>,
 }
@@ -232,6 +239,7 @@ impl CallFlow {
             state: State::Answering,
             pin: PinCollector::new(settings.pin),
             failures: 0,
+            blocked: false,
             actions: VecDeque::with_capacity(4),
         }
     }
@@ -261,8 +269,15 @@ impl CallFlow {
         }
         match input {
             FlowInput::CallerAnswered => {
-                if self.state == State::Answering {
+                if self.state == State::Answering && self.blocked {
+                    self.play(PromptId::Goodbye, State::Goodbye);
+                } else if self.state == State::Answering {
                     self.play(PromptId::Welcome, State::Greeting);
+                }
+            }
+            FlowInput::Blocked => {
+                if self.state == State::Answering {
+                    self.blocked = true;
                 }
             }
             FlowInput::Digit(digit, source) => self.on_digit(now, digit, source),
@@ -409,7 +424,7 @@ impl CallFlow {
             }
             State::Goodbye => {
                 self.push(FlowAction::HangUpCaller);
-                self.finish(Outcome::InvalidPin);
+                self.finish(self.goodbye_outcome());
             }
             State::Unavailable { .. } => {
                 self.push(FlowAction::HangUpCaller);
@@ -495,7 +510,7 @@ impl CallFlow {
             }
             State::Echo { .. } => Outcome::Echo,
             State::Unavailable { .. } => Outcome::NoConference,
-            State::Goodbye => Outcome::InvalidPin,
+            State::Goodbye => self.goodbye_outcome(),
             State::Answering
             | State::Greeting
             | State::CollectingPin
@@ -505,6 +520,15 @@ impl CallFlow {
             State::Ended => return,
         };
         self.finish(outcome);
+    }
+
+    /// Why a call that heard the goodbye prompt ended.
+    fn goodbye_outcome(&self) -> Outcome {
+        if self.blocked {
+            Outcome::Blocked
+        } else {
+            Outcome::InvalidPin
+        }
     }
 
     fn on_media_timeout(&mut self) {

@@ -801,6 +801,47 @@ fn the_echo_test_ends_after_echo_max() {
 }
 
 #[test]
+fn a_blocked_caller_hears_goodbye_at_once_and_nothing_else() {
+    use PromptId::*;
+    let cases: [(&str, Script, Vec<FlowAction>); 4] = [
+        (
+            "goodbye plays to its end",
+            Script::default()
+                .at(0, I::Blocked)
+                .at(0, I::CallerAnswered)
+                .keys(100, "71234#")
+                .at(2_000, I::PromptFinished),
+            vec![
+                A::Play(Goodbye),
+                A::HangUpCaller,
+                A::Finished(Outcome::Blocked),
+            ],
+        ),
+        (
+            "the caller hangs up during goodbye",
+            Script::default()
+                .at(0, I::Blocked)
+                .at(0, I::CallerAnswered)
+                .at(500, I::CallerHungUp),
+            vec![A::Play(Goodbye), A::Finished(Outcome::Blocked)],
+        ),
+        (
+            "blocking after the greeting started changes nothing",
+            Script::greeted().at(2_100, I::Blocked).keys(2_200, "7123#"),
+            vec![A::Play(Welcome), A::Resolve(pin("7123"))],
+        ),
+        (
+            "a blocked caller who hangs up before the answer",
+            Script::default().at(0, I::Blocked).at(10, I::CallerHungUp),
+            vec![A::Finished(Outcome::CallerHangup)],
+        ),
+    ];
+    for (name, script, want) in cases {
+        assert_eq!(run(&script), want, "{name}");
+    }
+}
+
+#[test]
 fn waiting_room_and_unavailable() {
     use PromptId::*;
     let typed = || Script::greeted().keys(3_000, "1234#");

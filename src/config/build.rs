@@ -29,7 +29,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
         &mut p,
         &[
             "sip", "media", "trunk", "trunks", "ivr", "servers", "routing", "pins", "limits",
-            "esl", "store", "admin", "bbb_api",
+            "privacy", "abuse", "esl", "store", "admin", "bbb_api",
         ],
     );
     let sip = sip(&root, &mut p);
@@ -39,6 +39,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let (servers, declared) = servers(&root, &mut p);
     let routing = routing(&root, &mut p, &declared);
     let pins = pins(&root, &mut p, &ivr, &declared, &routing);
+    let privacy = super::privacy::privacy(&root, &mut p);
+    let abuse = super::privacy::abuse(&root, &mut p);
     let esl = super::esl::section(&root, &mut p);
     let store = super::admin::store(&root, &mut p);
     let admin = super::admin::admin(&root, &mut p);
@@ -55,6 +57,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             servers,
             routing,
             pins,
+            privacy,
+            abuse,
             esl,
             store,
             admin,

@@ -14,6 +14,7 @@ mod admin;
 mod build;
 mod error;
 mod esl;
+mod privacy;
 mod reader;
 mod tls;
 mod trunks;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use admin::{AdminConfig, BbbApiConfig, ChecksumAlgorithm, StoreConfig};
 pub use error::{ConfigError, ConfigErrors};
+pub use privacy::PrivacyConfig;
 pub use values::parse_duration;
 
 use crate::routing::ConferenceId;
@@ -51,6 +53,10 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Admin PIN mappings from the file (`[[pins]]`); PINs are unique.
     pub pins: Vec<PinMapping>,
+    /// What the meeting and the logs see of a caller (`[privacy]`).
+    pub privacy: PrivacyConfig,
+    /// Guessing protection (`[abuse]`).
+    pub abuse: crate::privacy::guard::GuardLimits,
     /// Named trunks with their own addresses and limits (`[[trunks]]`); names are unique.
     pub trunks: Vec<NamedTrunk>,
     /// Overload and flood protection (`[limits]`).

@@ -113,3 +113,62 @@ pub fn source_ip(req: &Request) -> Option<IpAddr> {
         rsipstack::sip::Host::Domain(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite(via: &str, extra: &str) -> Request {
+        let text = format!(
+            "INVITE sip:4930555000@192.0.2.1 SIP/2.0\r\n\
+             Via: {via}\r\n\
+             From: \"+49 30 1234567\" <sip:+49301234567@192.0.2.9>;tag=a\r\n\
+             To: <sip:4930555000@192.0.2.1>\r\n\
+             Call-ID: x\r\nCSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        Request::try_from(text.as_str()).expect("test INVITE parses")
+    }
+
+    #[test]
+    fn source_is_the_received_address_else_the_via_host() {
+        let cases = [
+            (
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=198.51.100.7",
+                Some("198.51.100.7"),
+            ),
+            (
+                "SIP/2.0/UDP 198.51.100.8:5060;branch=z9hG4bK1",
+                Some("198.51.100.8"),
+            ),
+            (
+                "SIP/2.0/UDP [2001:db8::5]:5060;branch=z9hG4bK1",
+                Some("2001:db8::5"),
+            ),
+            ("SIP/2.0/UDP sbc.example.net;branch=z9hG4bK1", None),
+        ];
+        for (via, want) in cases {
+            let got = source_ip(&invite(via, ""));
+            assert_eq!(got, want.map(|w| w.parse().unwrap()), "{via}");
+        }
+    }
+
+    #[test]
+    fn privacy_id_or_anonymous_withholds_the_number() {
+        let via = "SIP/2.0/UDP 198.51.100.8:5060;branch=z9hG4bK1";
+        let cases = [
+            ("", Some("+49301234567")),
+            (
+                "P-Asserted-Identity: <sip:+4940111@192.0.2.9>\r\n",
+                Some("+4940111"),
+            ),
+            (
+                "Privacy: id\r\nP-Asserted-Identity: <sip:+4940111@192.0.2.9>\r\n",
+                None,
+            ),
+            ("Privacy: user;id\r\n", None),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(caller_number(&invite(via, extra)).expose(), want, "{extra}");
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! changes made by other processes (the CLI, other cluster members) within its poll interval,
 //! and changes made in this process at once (in-process notify).
 
+pub mod abuse;
 pub mod exchange;
 pub mod generate;
 pub mod live;

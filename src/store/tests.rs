@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 #[path = "../../tests/support/db.rs"]
-mod db;
+pub(crate) mod db;
 use db::TestDb;
 
 /// Runs `body` against a store on SQLite and then on PostgreSQL.

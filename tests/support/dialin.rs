@@ -24,6 +24,11 @@ pub struct Dialin {
 impl Dialin {
     /// Starts dialin with `config` (TOML text) and waits up to 10 s for it to listen.
     pub fn start(config: &str) -> Dialin {
+        Dialin::start_logging(config, "debug")
+    }
+
+    /// Like [`Dialin::start`] with `RUST_LOG` set to `log` (e.g. `trace` for leak tests).
+    pub fn start_logging(config: &str, log: &str) -> Dialin {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("dialin.toml");
         // Tests run in parallel: an admin API on its fixed default port would collide.
@@ -37,7 +42,7 @@ impl Dialin {
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", log)
             // The PIN store's default SQLite file goes to this test's own directory.
             .env("STATE_DIRECTORY", dir.path())
             .env(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
@@ -204,7 +209,8 @@ pub struct TestConfig {
     pub first_digit_timeout: &'static str,
     /// `media.timeout`.
     pub media_timeout: &'static str,
-    /// More TOML appended at the end (whole sections like `[limits]`, `[[trunks]]` or `[[bbb_api]]`).
+    /// More TOML appended at the end (whole sections like `[privacy]`, `[limits]`, `[[trunks]]`
+    /// or `[[bbb_api]]`).
     pub extra: String,
     /// More keys for the `[sip]` section (lines of TOML).
     pub sip_extra: String,

@@ -11,8 +11,9 @@ use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
 
+use crate::privacy::guard::{SourceNet, Standing};
 use crate::sip::invite_check::{check_invite, timer_headers, InviteExtensions};
-use crate::sip::legs::{caller_number, sdp_content_type};
+use crate::sip::legs::{caller_number, sdp_content_type, source_ip};
 use crate::sip::sdes::{self, SdesAnswer, SdesRefusal, SrtpPolicy};
 use crate::sip::sdp::{self, MediaOffer, Negotiated};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
@@ -113,13 +114,25 @@ async fn run_call(
         }
     };
     let caller = caller_number(&tx.original);
+    let caller_key = ctx.privacy.caller_key(Instant::now(), &caller);
+    let source_net = SourceNet::of(source_ip(&tx.original), &ctx.ledger.limits());
+    let standing = ctx
+        .ledger
+        .check_caller(std::time::SystemTime::now(), &caller_key);
     let offer_body = tx.original.body.clone();
     // The dialog drives the INVITE transaction: 100 Trying at once, then ACK or CANCEL.
     let mut inv_dialog = dialog.clone();
     tokio::spawn(async move {
         inv_dialog.handle(&mut tx).await.ok();
     });
-    info!(call = call_no, "incoming call");
+    info!(call = call_no, caller = %caller_key, "incoming call");
+    if let Standing::Blocked { .. } = standing {
+        info!(
+            call = call_no,
+            caller = %caller_key,
+            "caller blocked after repeated failed PINs: goodbye at once"
+        );
+    }
     let ringing = !extensions.no_provisionals;
     if !ctx.answer_delay.is_zero() && !ring(&ctx, &dialog, &mut trunk_events, ringing).await {
         info!(call = call_no, "caller gave up before the answer");
@@ -196,6 +209,10 @@ async fn run_call(
         ctx: ctx.clone(),
         call_no,
         caller,
+        caller_key,
+        source_net,
+        wrong_pins: 0,
+        held_route: None,
         flow: CallFlow::new(ctx.flow),
         media: CallMedia::new(Leg::new(negotiated.remote, codec, true), now),
         caller_sdp: negotiated,
@@ -221,6 +238,9 @@ async fn run_call(
         lookup: None,
         meeting: None,
     };
+    if standing != Standing::Allowed {
+        driver.flow.handle_input(now, FlowInput::Blocked);
+    }
     if late_offer || early_media {
         // Late offer: the ACK that carried the answer was the dialog's confirmation. Early
         // media: the voice menu starts with the 183.

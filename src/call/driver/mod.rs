@@ -8,6 +8,7 @@
 mod answer;
 mod early;
 mod events;
+mod guarded;
 mod live;
 mod meeting;
 mod recv_batch;
@@ -23,8 +24,9 @@ use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
 use crate::call::media::{CallMedia, Leg, Received};
 use crate::media::ports::PortLease;
-use crate::privacy::{mask_caller, DEFAULT_KEEP_DIGITS};
-use crate::routing::ConferenceTarget;
+use crate::privacy::guard::SourceNet;
+use crate::privacy::CallerKey;
+use crate::routing::{ConferenceTarget, RouteDecision};
 use crate::secret::CallerNumber;
 use crate::sip::legs::server_invite;
 use crate::sip::sdp::{self, Negotiated};
@@ -65,6 +67,14 @@ struct CallDriver {
     ctx: Arc<CallContext>,
     call_no: u64,
     caller: CallerNumber,
+    /// The caller's pseudonym: names the caller in logs and abuse counters.
+    caller_key: CallerKey,
+    /// The network the call came from, for failed-PIN rates (never logged).
+    source_net: SourceNet,
+    /// Wrong PINs typed in this call; any, without reaching a meeting, make a failed call.
+    wrong_pins: u32,
+    /// A routing answer held back by guessing protection, and when to give it.
+    held_route: Option<(Instant, RouteDecision)>,
     flow: CallFlow,
     media: CallMedia,
     trunk: InviteDialog,
@@ -190,6 +200,7 @@ impl CallDriver {
             self.ack_due,
             session.and_then(SessionTimer::poll_refresh),
             self.meeting_deadline(),
+            self.held_route.as_ref().map(|(due, _)| *due),
         ]
         .into_iter()
         .flatten()
@@ -219,6 +230,9 @@ impl CallDriver {
             }
         }
         self.start_meeting_lookup(now);
+        if let Some((_, decision)) = self.held_route.take_if(|(due, _)| *due <= now) {
+            self.routed(now, decision);
+        }
         while let Some(r) = self.media.poll_transmit(now, buf) {
             self.deliver(now, r, buf);
         }
@@ -314,7 +328,7 @@ impl CallDriver {
                 FlowAction::Resolve(pin) => {
                     let unix = crate::store::model::unix_now();
                     match self.ctx.router.lookup_at(&pin, now, unix) {
-                        crate::routing::Lookup::Ready(decision) => self.routed(now, decision),
+                        crate::routing::Lookup::Ready(decision) => self.answer_route(now, decision),
                         crate::routing::Lookup::Meeting(m) => self.begin_meeting(now, m),
                     }
                 }
@@ -335,7 +349,8 @@ impl CallDriver {
                         warn!(call = self.call_no, server = %target.server, %reason, "cannot dial server");
                         self.flow.handle_input(now, FlowInput::ServerFailed);
                     } else {
-                        info!(call = self.call_no, server = %target.server, "dialling server");
+                        let conf = self.ctx.privacy.conference(now, &target.conference);
+                        info!(call = self.call_no, server = %target.server, %conf, "dialling server");
                     }
                 }
                 FlowAction::CancelServer => {
@@ -389,7 +404,8 @@ impl CallDriver {
                     }
                 }
                 FlowAction::Finished(outcome) => {
-                    info!(call = self.call_no, ?outcome, "call ended");
+                    info!(call = self.call_no, caller = %self.caller_key, ?outcome, "call ended");
+                    self.record_call(outcome);
                     return true;
                 }
             }
@@ -413,7 +429,10 @@ impl CallDriver {
             rand::random::<u32>() as u64,
             1,
         );
-        let masked = mask_caller(&self.caller, DEFAULT_KEEP_DIGITS, self.call_no);
+        let masked = self
+            .ctx
+            .privacy
+            .present(Instant::now(), &self.caller, &target.conference);
         let opt = server_invite(
             target,
             &masked,
