@@ -31,6 +31,7 @@ pub mod config;
 pub mod digit;
 pub mod logging;
 pub mod media;
+pub mod ops;
 pub mod privacy;
 pub mod routing;
 pub mod secret;

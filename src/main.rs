@@ -4,6 +4,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dialin::config::Config;
+use dialin::logging::LogFormat;
+use dialin::ops::client::request;
+use dialin::ops::status::Status;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +26,19 @@ enum Command {
         /// The configuration file (TOML).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Log lines as plain text (default) or as one JSON object per line.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Print a short summary (calls, servers, version) of the running instance.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Drain the running instance: no new calls, exit when the last call has ended.
+    Drain {
+        #[command(flatten)]
+        target: Target,
     },
     /// Check a configuration file and explain every problem with its key and line.
     Check {
@@ -31,12 +48,52 @@ enum Command {
     },
 }
 
+/// Which running instance `status` and `drain` talk to: its admin listener.
+#[derive(clap::Args)]
+struct Target {
+    /// The admin listener's address (default: `[admin] listen` of --config, else 127.0.0.1:8089).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// The instance's configuration file, to find its admin listener.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+impl Target {
+    fn addr(&self) -> anyhow::Result<SocketAddr> {
+        if let Some(a) = self.admin {
+            return Ok(a);
+        }
+        let config = match &self.config {
+            Some(p) => {
+                Config::load(p).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?
+            }
+            None => Config::embedded_default(),
+        };
+        config.admin.listen.context(
+            "the admin listener is off ([admin] listen = \"\"); turn it on to use this command",
+        )
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Serve { config } => {
-            dialin::logging::init();
+        Command::Status { target } => client(&target, |addr| {
+            let body = request(addr, "GET", "/api/v1/status")?;
+            let status: Status = serde_json::from_str(&body)
+                .context("the status answer is not what this dialin version expects")?;
+            print!("{}", status.render());
+            Ok(())
+        }),
+        Command::Drain { target } => client(&target, |addr| {
+            request(addr, "POST", "/api/v1/drain")?;
+            println!("draining: new calls are refused; dialin exits when the last call has ended");
+            Ok(())
+        }),
+        Command::Serve { config, log_format } => {
+            dialin::logging::init(log_format);
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -45,6 +102,16 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn client(target: &Target, f: impl FnOnce(SocketAddr) -> anyhow::Result<()>) -> ExitCode {
+    match target.addr().and_then(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialin: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -79,5 +146,5 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(dialin::serve::run(config))
+    runtime.block_on(dialin::serve::run(config, path))
 }

@@ -1,70 +1,93 @@
-//! `dialin serve`: wires the configuration into the SIP edge and the call layer, then runs
-//! until SIGTERM or SIGINT. SIGUSR1 logs a status line (counts only).
+//! `dialin serve`: wires the configuration into the SIP edge, the call layer and the admin
+//! listener, then runs until a drain ends. SIGTERM/SIGINT (or `dialin drain`) start a drain (a
+//! second one ends the calls now), SIGHUP reloads the configuration, SIGUSR1 logs a status line
+//! (counts only).
 
-use crate::call::context::{CallContext, CallStats, Prompts};
+use crate::call::context::{CallContext, CallStats};
 use crate::call::driver::spawn_call;
-use crate::call::flow::FlowSettings;
-use crate::call::pin::PinSettings;
 use crate::config::Config;
 use crate::media::ports::PortPool;
-use crate::routing::Router;
-use crate::sip::edge::{dispatch, CallAcceptor, EdgeSettings, SipEdge};
-use crate::sip::source_filter::RejectMode;
-use crate::sounds::load_prompts;
+use crate::ops::calls::CallRegistry;
+use crate::ops::drain::{DrainPlan, DrainStep, Lifecycle};
+use crate::ops::health::FnCheck;
+use crate::ops::notify::Notifier;
+use crate::ops::reload::{call_settings, filter_rules, reload};
+use crate::ops::status::OpsState;
+use crate::ops::{http, metrics};
+use crate::sip::edge::{dispatch, reply_unavailable, CallAcceptor, EdgeSettings, SipEdge};
 use anyhow::Context;
 use rsipstack::transaction::Transaction;
-use std::sync::Arc;
-use tokio::signal::unix::{signal, SignalKind};
-use tracing::info;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tracing::{error, info, warn};
 
 struct Calls(Arc<CallContext>);
 
 impl CallAcceptor for Calls {
     fn accept_call(&self, tx: Transaction) {
-        spawn_call(self.0.clone(), tx);
+        let lifecycle = &self.0.lifecycle;
+        if lifecycle.is_draining() {
+            metrics::call_ended("draining");
+            tokio::spawn(reply_unavailable(tx, lifecycle.retry_after_secs()));
+        } else {
+            spawn_call(self.0.clone(), tx);
+        }
+    }
+
+    fn refusing(&self) -> Option<u32> {
+        let lifecycle = &self.0.lifecycle;
+        lifecycle
+            .is_draining()
+            .then(|| lifecycle.retry_after_secs())
     }
 }
 
-/// Runs the bridge with `config` until a termination signal.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let prompts = Prompts::new(load_prompts(&config.ivr).context("cannot load the IVR prompts")?);
+/// How often the drain looks at the number of active calls.
+const DRAIN_POLL: Duration = Duration::from_millis(200);
+
+/// Runs the bridge with `config` (read from `path`, which SIGHUP reads again) until a drain ends.
+pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
+    let notifier = Notifier::from_env();
+    let metrics_handle = match metrics::install() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warn!(error = %e, "metrics are off");
+            None
+        }
+    };
+    let settings = call_settings(&config).context("cannot load the IVR prompts")?;
     let (rtp_lo, rtp_hi) = config.media.rtp_ports;
     let ports = PortPool::new(rtp_lo..=rtp_hi).context("media.rtp_ports")?;
+    let rules = filter_rules(&config);
     let edge = SipEdge::bind(EdgeSettings {
         listen: config.sip.listen,
         advertise: config.sip.advertise,
         user_agent: config.sip.user_agent.clone(),
-        trunk_allow: config.trunk.acl(),
-        reject: match config.trunk.reject {
-            crate::config::TrunkReject::Forbidden => RejectMode::Forbidden,
-            crate::config::TrunkReject::Silence => RejectMode::Silence,
-        },
-        servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
+        trunk_allow: rules.trunk,
+        reject: rules.mode,
+        servers: rules.servers,
     })
     .await?;
+    let admin_listener = match config.admin.listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for the admin API on {addr}; check admin.listen and that no other program uses the port")
+        })?),
+        None => None,
+    };
+    let lifecycle = Arc::new(Lifecycle::new(config.lifecycle.retry_after));
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
         contact: edge.contact(),
         advertise: edge.advertise,
         rtp_bind: config.sip.listen.ip(),
         sip_port: edge.local_addr.port(),
-        router: Router::new(&config),
-        prompts,
+        settings: RwLock::new(Arc::new(settings)),
         ports,
-        flow: FlowSettings {
-            pin: PinSettings {
-                min_digits: config.ivr.pin_min_digits,
-                max_digits: config.ivr.pin_max_digits,
-                first_digit_timeout: config.ivr.first_digit_timeout,
-                inter_digit_timeout: config.ivr.inter_digit_timeout,
-            },
-            attempts: config.ivr.attempts,
-            server_answer_timeout: config.routing.server_answer_timeout,
-            echo_max: config.ivr.echo_max,
-        },
-        answer_delay: config.sip.answer_delay,
-        media_timeout: config.media.timeout,
         stats: CallStats::default(),
+        lifecycle: lifecycle.clone(),
+        calls: CallRegistry::default(),
     });
 
     let incoming = edge.incoming();
@@ -77,34 +100,174 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         edge.dialog_layer.clone(),
         Arc::new(Calls(ctx.clone())),
     ));
+    let drain_check = lifecycle.clone();
+    let ops = Arc::new(OpsState {
+        ctx: ctx.clone(),
+        filter_stats: edge.filter_stats.clone(),
+        servers: RwLock::new(server_names(&config)),
+        metrics: metrics_handle,
+        checks: vec![
+            // Bound before this point, or serve would have failed: listed so /readyz says so.
+            FnCheck::shared("sip_listener", || Ok(())),
+            FnCheck::shared("not_draining", move || {
+                if drain_check.is_draining() {
+                    Err("draining: new calls go elsewhere".into())
+                } else {
+                    Ok(())
+                }
+            }),
+        ],
+        started: Instant::now(),
+    });
+    if let Some(listener) = admin_listener {
+        let addr = listener.local_addr().ok();
+        tokio::spawn(http::serve(listener, http::routes(ops.clone())));
+        info!(admin = ?addr, "admin listener up (/metrics, /healthz, /readyz, /api/v1)");
+    }
     info!(
         listen = %edge.local_addr,
         servers = config.servers.len(),
         language = config.ivr.language.code(),
         "dialin listening (UDP and TCP)"
     );
+    notifier.notify("READY=1");
+    if let Some(every) = notifier.watchdog_interval() {
+        tokio::spawn(watchdog(every, ops.clone()));
+    }
 
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot watch SIGUSR1")?;
+    let mut signals = Signals::new()?;
+    let mut config = config;
+    // Running: until a drain starts.
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = usr1.recv() => info!("status: {}", status(&ctx, &edge)),
+            _ = signals.term.recv() => { lifecycle.start_drain(); }
+            _ = signals.int.recv() => { lifecycle.start_drain(); }
+            _ = lifecycle.drain_requested() => {}
+            _ = signals.usr1.recv() => { info!("status: {}", status(&ops)); continue; }
+            _ = signals.hup.recv() => { on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier); continue; }
+        }
+        break;
+    }
+    notifier.notify("STOPPING=1");
+    info!(
+        drain_max = ?config.lifecycle.drain_max,
+        "draining: new calls get 503; waiting for {} calls to end",
+        ctx.stats.active.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut plan = DrainPlan::new(Instant::now(), config.lifecycle.drain_max);
+    loop {
+        let active = ctx.stats.active.load(std::sync::atomic::Ordering::Relaxed);
+        let next = match plan.step(Instant::now(), active) {
+            DrainStep::Exit { left: 0 } => break,
+            DrainStep::Exit { left } => {
+                warn!(
+                    calls = left,
+                    "calls did not end in time after the drain deadline; exiting anyway"
+                );
+                break;
+            }
+            DrainStep::EndCalls => {
+                info!(calls = active, "drain deadline: ending the remaining calls");
+                lifecycle.end_calls();
+                continue;
+            }
+            DrainStep::Wait(until) => until,
+        };
+        let wake = tokio::time::Instant::from_std(next.min(Instant::now() + DRAIN_POLL));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = signals.term.recv() => plan.hurry(Instant::now()),
+            _ = signals.int.recv() => plan.hurry(Instant::now()),
+            _ = signals.usr1.recv() => info!("status: {}", status(&ops)),
+            _ = signals.hup.recv() => on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier),
         }
     }
-    info!("stopping: {}", status(&ctx, &edge));
+    info!("drained, stopping: {}", status(&ops));
     edge.cancel.cancel();
     Ok(())
 }
 
-fn status(ctx: &CallContext, edge: &SipEdge) -> String {
+/// The signals `serve` reacts to.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    usr1: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("cannot watch {name}"))
+        };
+        Ok(Signals {
+            term: watch(SignalKind::terminate(), "SIGTERM")?,
+            int: watch(SignalKind::interrupt(), "SIGINT")?,
+            usr1: watch(SignalKind::user_defined1(), "SIGUSR1")?,
+            hup: watch(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+}
+
+/// SIGHUP: reads the configuration again; a broken one leaves the running one in force.
+fn on_reload(
+    config: &mut Config,
+    path: Option<&std::path::Path>,
+    ops: &OpsState,
+    edge: &SipEdge,
+    notifier: &Notifier,
+) {
+    notifier.notify("RELOADING=1");
+    match reload(path, config) {
+        Ok(r) => {
+            ops.ctx.replace_settings(r.settings);
+            *edge.filter_rules.write().unwrap_or_else(|e| e.into_inner()) = r.filter;
+            *ops.servers.write().unwrap_or_else(|e| e.into_inner()) = server_names(&r.config);
+            if !r.restart_needed.is_empty() {
+                warn!(
+                    keys = %r.restart_needed.join(", "),
+                    "configuration reloaded, but these changes take effect only after a restart"
+                );
+            }
+            *config = r.config;
+            ::metrics::counter!(metrics::RELOADS, "result" => "ok").increment(1);
+            info!(
+                servers = config.servers.len(),
+                "configuration reloaded; new calls use it, calls in progress keep theirs"
+            );
+        }
+        Err(e) => {
+            ::metrics::counter!(metrics::RELOADS, "result" => "error").increment(1);
+            error!("reload refused: {e}");
+        }
+    }
+    notifier.notify("READY=1");
+}
+
+/// Sends `WATCHDOG=1` while the instance is healthy (the runtime answers and the SIP
+/// listener is up); systemd restarts it when they stop.
+async fn watchdog(every: Duration, ops: Arc<OpsState>) {
+    let notifier = Notifier::from_env();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        // A runtime that gets here is alive; the SIP check is the readiness list minus the
+        // drain (a draining instance is healthy).
+        if ops.checks.iter().take(1).all(|c| c.check().is_ok()) {
+            notifier.notify("WATCHDOG=1");
+        }
+    }
+}
+
+fn server_names(config: &Config) -> Vec<String> {
+    config.servers.iter().map(|s| s.name.clone()).collect()
+}
+
+fn status(ops: &OpsState) -> String {
+    let s = ops.status();
     format!(
         "{} sip_sources_rejected={}",
-        ctx.status_line(),
-        edge.filter_stats
-            .rejected
-            .load(std::sync::atomic::Ordering::Relaxed)
+        ops.ctx.status_line(),
+        s.sip_sources_rejected
     )
 }

@@ -1,14 +1,17 @@
-//! What every call shares: the dialog layer, routing, prompts, the RTP port pool and counters.
+//! What every call shares: the dialog layer, the reloadable settings (routing, prompts, PIN and
+//! flow timing), the RTP port pool, the drain state and counters.
 
 use crate::call::flow::FlowSettings;
 use crate::call::PromptId;
 use crate::media::ports::{PortLease, PortPool};
 use crate::media::prompt::EncodedPrompt;
+use crate::ops::calls::CallRegistry;
+use crate::ops::drain::Lifecycle;
 use crate::routing::Router;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
@@ -59,6 +62,21 @@ impl Drop for ActiveCallGuard {
     }
 }
 
+/// What a configuration reload replaces: each call takes the set in force when it starts
+/// ([`CallContext::settings`]) and keeps it to its end, so a reload never changes a call midway.
+pub struct CallSettings {
+    /// PIN → target (servers, `[[pins]]`, `[routing]`).
+    pub router: Router,
+    /// Encoded prompts (`[ivr]` language and sounds).
+    pub prompts: Prompts,
+    /// PIN and flow timing.
+    pub flow: FlowSettings,
+    /// `sip.answer_delay`: how long to ring before answering.
+    pub answer_delay: Duration,
+    /// `media.timeout`.
+    pub media_timeout: Duration,
+}
+
 /// Everything a call driver needs besides its own state.
 pub struct CallContext {
     /// rsipstack's dialog layer (both legs' dialogs live here).
@@ -71,20 +89,16 @@ pub struct CallContext {
     pub rtp_bind: IpAddr,
     /// The SIP port, for the From URI of the server leg.
     pub sip_port: u16,
-    /// PIN → target.
-    pub router: Router,
-    /// Encoded prompts.
-    pub prompts: Prompts,
+    /// The settings in force; replaced whole by a reload (SIGHUP). Read once per call.
+    pub settings: RwLock<Arc<CallSettings>>,
     /// RTP ports (`media.rtp_ports`).
     pub ports: PortPool,
-    /// PIN and flow timing.
-    pub flow: FlowSettings,
-    /// `sip.answer_delay`: how long to ring before answering.
-    pub answer_delay: Duration,
-    /// `media.timeout`.
-    pub media_timeout: Duration,
     /// Counters.
     pub stats: CallStats,
+    /// Drain state: whether new calls are refused, and the signal that ends every call.
+    pub lifecycle: Arc<Lifecycle>,
+    /// The calls in progress, for the admin API and the per-state gauges.
+    pub calls: CallRegistry,
 }
 
 impl CallContext {
@@ -93,6 +107,19 @@ impl CallContext {
         self.stats.active.fetch_add(1, Ordering::Relaxed);
         let n = self.stats.started.fetch_add(1, Ordering::Relaxed) + 1;
         (ActiveCallGuard(self.clone()), n)
+    }
+
+    /// The settings in force now; a call keeps the ones it started with.
+    pub fn settings(&self) -> Arc<CallSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts `settings` in force for calls that start from now on.
+    pub fn replace_settings(&self, settings: CallSettings) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
     }
 
     /// Takes an RTP port for one leg and binds its socket for tokio. The lease returns the port

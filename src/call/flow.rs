@@ -17,6 +17,7 @@
 //! Resolving ─Routed(Invalid)─▶ InvalidPin
 //! (any failed try, when tries are used up) ─▶ Goodbye ─PromptFinished─▶ Ended
 //! ConnectingServer ─ServerFailed or timeout─▶ Unavailable ─PromptFinished─▶ Ended
+//! (voice menu or connecting) ─Shutdown─▶ Closing ─PromptFinished─▶ Ended
 //! ```
 //! Every state ends in `Ended` on hang-up or media timeout, emitting [`FlowAction::Finished`]
 //! exactly once. States that wait for the caller or the server have a deadline (PIN timers,
@@ -34,6 +35,9 @@
 //!   before the prompt ends: the reason the call failed does not change;
 //! - no media in either direction once the caller's leg is up: [`Outcome::MediaTimeout`],
 //!   whatever the state; every leg that is up or ringing is hung up or cancelled.
+//! - the end of a drain ([`FlowInput::Shutdown`]): callers in the voice menu hear the
+//!   "unavailable" prompt and are hung up, bridged and echo calls are hung up at once:
+//!   [`Outcome::Shutdown`]. Calls already being sent away keep their outcome.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -87,6 +91,8 @@ pub enum FlowInput {
     ServerHungUp,
     /// No RTP in either direction for the configured media timeout.
     MediaTimeout,
+    /// The drain deadline has come: end the call now (a short goodbye in the voice menu).
+    Shutdown,
 }
 
 /// What the flow asks its driver to do, in order.
@@ -134,6 +140,8 @@ pub enum Outcome {
     ServerHangup,
     /// No media in either direction.
     MediaTimeout,
+    /// Ended by dialin at the end of a drain (shutdown or restart).
+    Shutdown,
 }
 
 /// Where the call is; small, `Copy` and safe to log (it carries no PIN or address).
@@ -159,6 +167,8 @@ pub enum FlowState {
     Unavailable,
     /// The "goodbye" prompt is playing before hanging up.
     Goodbye,
+    /// dialin is shutting down: the "unavailable" prompt plays before hanging up.
+    Closing,
     /// The call is over; every input is ignored.
     Ended,
 }
@@ -185,6 +195,10 @@ enum State {
         cancelled: bool,
     },
     Goodbye,
+    Closing {
+        /// As in `Unavailable`: a ringing server leg was cancelled.
+        cancelled: bool,
+    },
     Ended,
 }
 
@@ -228,6 +242,7 @@ impl CallFlow {
             State::Echo { .. } => FlowState::Echo,
             State::Unavailable { .. } => FlowState::Unavailable,
             State::Goodbye => FlowState::Goodbye,
+            State::Closing { .. } => FlowState::Closing,
             State::Ended => FlowState::Ended,
         }
     }
@@ -263,6 +278,7 @@ impl CallFlow {
                 }
             }
             FlowInput::MediaTimeout => self.on_media_timeout(),
+            FlowInput::Shutdown => self.on_shutdown(),
         }
     }
 
@@ -383,6 +399,10 @@ impl CallFlow {
                 self.push(FlowAction::HangUpCaller);
                 self.finish(Outcome::NoConference);
             }
+            State::Closing { .. } => {
+                self.push(FlowAction::HangUpCaller);
+                self.finish(Outcome::Shutdown);
+            }
             // The "connecting" prompt ending changes nothing: we still wait for the server.
             _ => {}
         }
@@ -422,6 +442,10 @@ impl CallFlow {
                 self.push(FlowAction::HangUpServer);
                 self.state = State::Unavailable { cancelled: false };
             }
+            State::Closing { cancelled: true } => {
+                self.push(FlowAction::HangUpServer);
+                self.state = State::Closing { cancelled: false };
+            }
             _ => {}
         }
     }
@@ -439,6 +463,7 @@ impl CallFlow {
             State::Echo { .. } => Outcome::Echo,
             State::Unavailable { .. } => Outcome::NoConference,
             State::Goodbye => Outcome::InvalidPin,
+            State::Closing { .. } => Outcome::Shutdown,
             State::Answering
             | State::Greeting
             | State::CollectingPin
@@ -464,6 +489,35 @@ impl CallFlow {
             _ => self.push(FlowAction::HangUpCaller),
         }
         self.finish(Outcome::MediaTimeout);
+    }
+
+    fn on_shutdown(&mut self) {
+        match self.state {
+            // The 200 is out but not confirmed: nothing to say yet, just hang up.
+            State::Answering => {
+                self.push(FlowAction::HangUpCaller);
+                self.finish(Outcome::Shutdown);
+            }
+            State::Greeting | State::CollectingPin | State::InvalidPin | State::Resolving => {
+                self.pin.reset();
+                self.play(PromptId::Unavailable, State::Closing { cancelled: false });
+            }
+            State::ConnectingServer { .. } => {
+                self.push(FlowAction::CancelServer);
+                self.play(PromptId::Unavailable, State::Closing { cancelled: true });
+            }
+            State::Bridged => {
+                self.push(FlowAction::HangUpCaller);
+                self.push(FlowAction::HangUpServer);
+                self.finish(Outcome::Shutdown);
+            }
+            State::Echo { .. } => {
+                self.push(FlowAction::HangUpCaller);
+                self.finish(Outcome::Shutdown);
+            }
+            // Already being sent away, or over.
+            State::Unavailable { .. } | State::Goodbye | State::Closing { .. } | State::Ended => {}
+        }
     }
 }
 

@@ -27,7 +27,17 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let root = Section::root(doc.as_table());
     root.reject_unknown(
         &mut p,
-        &["sip", "media", "trunk", "ivr", "servers", "routing", "pins"],
+        &[
+            "sip",
+            "media",
+            "trunk",
+            "ivr",
+            "servers",
+            "routing",
+            "pins",
+            "admin",
+            "lifecycle",
+        ],
     );
     let sip = sip(&root, &mut p);
     let media = media(&root, &mut p);
@@ -36,6 +46,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let (servers, declared) = servers(&root, &mut p);
     let routing = routing(&root, &mut p, &declared);
     let pins = pins(&root, &mut p, &ivr, &declared, &routing);
+    let admin = super::ops::admin(&root, &mut p);
+    let lifecycle = super::ops::lifecycle(&root, &mut p);
     p.finish(
         origin,
         Config {
@@ -46,6 +58,8 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             servers,
             routing,
             pins,
+            admin,
+            lifecycle,
         },
     )
 }

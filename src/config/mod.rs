@@ -12,6 +12,7 @@
 
 mod build;
 mod error;
+mod ops;
 mod reader;
 mod values;
 
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use ops::{AdminConfig, LifecycleConfig};
 pub use values::parse_duration;
 
 use crate::routing::ConferenceId;
@@ -46,6 +48,10 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Admin PIN mappings from the file (`[[pins]]`); PINs are unique.
     pub pins: Vec<PinMapping>,
+    /// The admin HTTP listener (`[admin]`).
+    pub admin: AdminConfig,
+    /// Drain behaviour (`[lifecycle]`).
+    pub lifecycle: LifecycleConfig,
 }
 
 /// `[sip]`: where dialin's SIP endpoint listens and what address it puts in messages.

@@ -5,7 +5,7 @@
 //! dialog we do not know gets `481`. Nothing here logs a URI or an address.
 
 use crate::sip::acl::SourceAcl;
-use crate::sip::source_filter::{FilterStats, RejectMode, SourceFilter};
+use crate::sip::source_filter::{FilterStats, RejectMode, SharedRules, SourceFilter};
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::prelude::HeadersExt;
@@ -62,6 +62,8 @@ pub struct SipEdge {
     pub advertise: IpAddr,
     /// Source-filter counters.
     pub filter_stats: Arc<FilterStats>,
+    /// The source filter's rules, replaced by a configuration reload.
+    pub filter_rules: SharedRules,
 }
 
 impl SipEdge {
@@ -108,6 +110,7 @@ impl SipEdge {
             settings.reject,
             filter_stats.clone(),
         );
+        let filter_rules = filter.rules();
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&settings.user_agent)
             .with_cancel_token(cancel.clone())
@@ -130,6 +133,7 @@ impl SipEdge {
             local_addr,
             advertise: settings.advertise,
             filter_stats,
+            filter_rules,
         })
     }
 
@@ -157,8 +161,22 @@ impl SipEdge {
 
 /// Where new INVITEs go: implemented by the call layer.
 pub trait CallAcceptor: Send + Sync + 'static {
-    /// Takes a new out-of-dialog INVITE transaction and starts a call for it.
+    /// Takes a new out-of-dialog INVITE transaction and starts a call for it (or refuses it).
     fn accept_call(&self, tx: Transaction);
+
+    /// While new calls are refused (draining): `Some(retry_after_secs)`. OPTIONS then get
+    /// `503` with that `Retry-After`, so a load balancer's probe takes this instance out.
+    fn refusing(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// Answers `503 Service Unavailable` with `Retry-After: secs`.
+pub async fn reply_unavailable(mut tx: Transaction, secs: u32) {
+    let retry = Header::RetryAfter(secs.to_string().into());
+    tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
+        .await
+        .ok();
 }
 
 /// Dispatches incoming transactions until the stream ends. Each request is handled in its own
@@ -178,9 +196,14 @@ pub async fn dispatch(
         if !has_to_tag {
             match tx.original.method {
                 Method::Invite => calls.accept_call(tx),
-                Method::Options => {
-                    tokio::spawn(answer_options(tx));
-                }
+                Method::Options => match calls.refusing() {
+                    Some(secs) => {
+                        tokio::spawn(reply_unavailable(tx, secs));
+                    }
+                    None => {
+                        tokio::spawn(answer_options(tx));
+                    }
+                },
                 Method::Ack => {}
                 _ => {
                     tokio::spawn(reply(tx, StatusCode::CallTransactionDoesNotExist));

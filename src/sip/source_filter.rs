@@ -11,7 +11,7 @@ use rsipstack::transaction::endpoint::TransportEventInspector;
 use rsipstack::transport::TransportEvent;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// What to do with an INVITE from a source that is not allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,14 +29,24 @@ pub struct FilterStats {
     pub rejected: AtomicU64,
 }
 
+/// Who may talk SIP to dialin; replaced whole by a configuration reload.
+#[derive(Clone, Debug)]
+pub struct FilterRules {
+    /// Networks allowed to start calls (`trunk.allow`).
+    pub trunk: SourceAcl,
+    /// Addresses of the BBB servers, which send BYE and re-INVITE on the server legs.
+    pub servers: Vec<IpAddr>,
+    /// How non-allowed INVITEs are answered.
+    pub mode: RejectMode,
+}
+
+/// The filter's rules, shared with the reload: read once per SIP message (never per RTP packet).
+pub type SharedRules = Arc<RwLock<FilterRules>>;
+
 /// The rsipstack transport inspector that enforces the source ACL.
 pub struct SourceFilter {
-    /// Networks allowed to start calls (`trunk.allow`).
-    trunk: SourceAcl,
-    /// Addresses of the BBB servers, which send BYE and re-INVITE on the server legs.
-    servers: Vec<IpAddr>,
-    /// How non-allowed INVITEs are answered.
-    mode: RejectMode,
+    /// The rules in force.
+    rules: SharedRules,
     /// Shared counters.
     stats: Arc<FilterStats>,
 }
@@ -49,16 +59,26 @@ impl SourceFilter {
         mode: RejectMode,
         stats: Arc<FilterStats>,
     ) -> Self {
-        SourceFilter {
+        let rules = FilterRules {
             trunk,
             servers,
             mode,
+        };
+        SourceFilter {
+            rules: Arc::new(RwLock::new(rules)),
             stats,
         }
     }
 
-    fn allowed(&self, ip: IpAddr) -> bool {
-        self.trunk.allows(ip) || self.servers.contains(&ip)
+    /// The rules, for replacing them on reload.
+    pub fn rules(&self) -> SharedRules {
+        self.rules.clone()
+    }
+
+    /// Whether `ip` may send requests, and how a refused INVITE is answered.
+    fn check(&self, ip: IpAddr) -> (bool, RejectMode) {
+        let r = self.rules.read().unwrap_or_else(|e| e.into_inner());
+        (r.trunk.allows(ip) || r.servers.contains(&ip), r.mode)
     }
 }
 
@@ -71,11 +91,12 @@ impl TransportEventInspector for SourceFilter {
         let Ok(addr) = from.get_socketaddr() else {
             return None;
         };
-        if self.allowed(addr.ip()) {
+        let (allowed, mode) = self.check(addr.ip());
+        if allowed {
             return Some(event);
         }
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        if self.mode == RejectMode::Forbidden && req.method == Method::Invite {
+        if mode == RejectMode::Forbidden && req.method == Method::Invite {
             let resp = stateless_response(req, StatusCode::Forbidden);
             connection
                 .send(SipMessage::Response(resp), Some(from))

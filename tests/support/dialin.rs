@@ -19,6 +19,11 @@ pub struct Dialin {
 impl Dialin {
     /// Starts dialin with `config` (TOML text) and waits up to 10 s for it to listen.
     pub fn start(config: &str) -> Dialin {
+        Dialin::start_with_args(config, &[])
+    }
+
+    /// Like [`Dialin::start`], with extra `serve` arguments (such as `--log-format json`).
+    pub fn start_with_args(config: &str, args: &[&str]) -> Dialin {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("dialin.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -26,6 +31,7 @@ impl Dialin {
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
+            .args(args)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -143,6 +149,71 @@ impl Dialin {
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
     }
+
+    /// Sends `signal` (such as `-TERM`, `-HUP`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill {signal} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; panics with the log if it does not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "dialin did not exit within {timeout:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One HTTP/1.1 request to `addr`: the status code and the body (tests only; no chunking).
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("cannot connect to the admin listener {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read the answer");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, body.to_string())
+}
+
+/// The value of the Prometheus sample `name{labels}` (labels exactly as rendered, e.g.
+/// `outcome="bridged"`; empty for none) in `text`; 0 when absent.
+pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
+    let key = if labels.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == key).then(|| v.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
 }
 
 impl Drop for Dialin {
@@ -175,6 +246,14 @@ pub struct TestConfig {
     pub first_digit_timeout: &'static str,
     /// `media.timeout`.
     pub media_timeout: &'static str,
+    /// `admin.listen`: each test's own port.
+    pub admin: std::net::SocketAddr,
+    /// `lifecycle.drain_max`.
+    pub drain_max: &'static str,
+    /// `ivr.attempts`.
+    pub attempts: u32,
+    /// Extra `[[pins]]` blocks (TOML) after the fixed one.
+    pub extra_pins: String,
 }
 
 impl TestConfig {
@@ -182,6 +261,7 @@ impl TestConfig {
     pub fn new(server: std::net::SocketAddr) -> TestConfig {
         let sip = super::ports::PortBlock::take(1);
         let rtp = super::ports::PortBlock::take(16);
+        let admin = super::ports::PortBlock::take(1);
         TestConfig {
             sip: std::net::SocketAddr::from(([127, 0, 0, 1], sip.base)),
             rtp: (rtp.base, rtp.base + rtp.len - 1),
@@ -193,6 +273,10 @@ impl TestConfig {
             server_answer_timeout: "10s",
             first_digit_timeout: "10s",
             media_timeout: "60s",
+            admin: std::net::SocketAddr::from(([127, 0, 0, 1], admin.base)),
+            drain_max: "1h",
+            attempts: 3,
+            extra_pins: String::new(),
         }
     }
 
@@ -213,7 +297,7 @@ reject = "{reject}"
 language = "en"
 pin_min_digits = 5
 pin_max_digits = 11
-attempts = 3
+attempts = {attempts}
 first_digit_timeout = "{first_digit_timeout}"
 inter_digit_timeout = "5s"
 echo_pin = "00000"
@@ -228,6 +312,12 @@ server_answer_timeout = "{server_answer_timeout}"
 pin = "8675309"
 conference = "71234"
 server = "bbb1"
+{extra_pins}
+[admin]
+listen = "{admin}"
+[lifecycle]
+drain_max = "{drain_max}"
+retry_after = "30s"
 "#,
             sip = self.sip,
             answer_delay = self.answer_delay,
@@ -240,6 +330,10 @@ server = "bbb1"
             server = self.server,
             pin_is_conference = self.pin_is_conference,
             server_answer_timeout = self.server_answer_timeout,
+            attempts = self.attempts,
+            extra_pins = self.extra_pins,
+            admin = self.admin,
+            drain_max = self.drain_max,
         )
     }
 
@@ -247,4 +341,43 @@ server = "bbb1"
     pub fn start(&self) -> Dialin {
         Dialin::start(&self.toml())
     }
+}
+
+/// Sends one SIP OPTIONS over UDP from 127.0.0.1 to `to` (as a load balancer's probe does) and
+/// returns the response's status code and its `Retry-After` value, if any.
+pub fn sip_options(to: std::net::SocketAddr) -> (u16, Option<String>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a probe socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("read timeout");
+    let local = socket.local_addr().expect("local address");
+    let branch: u32 = rand::random();
+    let msg = format!(
+        "OPTIONS sip:{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\n\
+         From: <sip:probe@{local}>;tag=p{branch}\r\n\
+         To: <sip:{to}>\r\n\
+         Call-ID: probe{branch}@test\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket.send_to(msg.as_bytes(), to).expect("send OPTIONS");
+    let mut buf = [0u8; 4096];
+    let len = socket
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no answer to OPTIONS from {to}: {e}"));
+    let text = String::from_utf8_lossy(&buf[..len]).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not a SIP response: {text}"));
+    let retry = text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("Retry-After")
+            .then(|| value.trim().to_string())
+    });
+    (code, retry)
 }

@@ -6,6 +6,7 @@ use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
+use crate::ops::metrics::{self, RtpCounters};
 
 use crate::sip::legs::{caller_number, sdp_content_type};
 use crate::sip::sdp::{self, MediaOffer, Negotiated};
@@ -30,6 +31,10 @@ pub fn spawn_call(ctx: Arc<CallContext>, tx: Transaction) {
 
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
 async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
+    let invite_at = Instant::now();
+    let tracked = ctx.calls.track(call_no, invite_at);
+    // The settings in force now stay with this call to its end, whatever a reload does.
+    let settings = ctx.settings();
     // 100 Trying first, before anything else can answer (180 when ringing, 488, 200).
     tx.send_trying().await.ok();
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
@@ -41,6 +46,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
             tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
                 .await
                 .ok();
+            metrics::call_ended("unavailable");
             return;
         }
     };
@@ -54,6 +60,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         Ok(d) => d,
         Err(_) => {
             tx.reply(StatusCode::BadRequest).await.ok();
+            metrics::call_ended("unavailable");
             return;
         }
     };
@@ -65,9 +72,12 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         inv_dialog.handle(&mut tx).await.ok();
     });
     info!(call = call_no, "incoming call");
-    if !ctx.answer_delay.is_zero() && !ring(&ctx, &dialog, &mut trunk_events).await {
+    if !settings.answer_delay.is_zero()
+        && !ring(settings.answer_delay, &dialog, &mut trunk_events).await
+    {
         info!(call = call_no, "caller gave up before the answer");
         ctx.dialog_layer.remove_dialog(&dialog.id());
+        metrics::call_ended("caller_hangup");
         return;
     }
 
@@ -81,6 +91,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         session_id,
     ) else {
         ctx.dialog_layer.remove_dialog(&dialog.id());
+        metrics::call_ended("rejected_codec");
         return;
     };
     // Late offer: the caller's answer comes in its ACK.
@@ -97,6 +108,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
                 let bye = dialog.clone();
                 tokio::spawn(async move { bye.bye().await.ok() });
                 ctx.dialog_layer.remove_dialog(&dialog.id());
+                metrics::call_ended("rejected_codec");
                 return;
             }
         },
@@ -111,7 +123,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         ctx: ctx.clone(),
         call_no,
         caller,
-        flow: CallFlow::new(ctx.flow),
+        flow: CallFlow::new(settings.flow),
         media: CallMedia::new(Leg::new(negotiated.remote, codec, true), now),
         caller_sdp: negotiated,
         trunk: dialog,
@@ -121,12 +133,19 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         server: None,
         pending_server_leg: None,
         caller_confirmed: late_offer,
-        media_check_at: now + ctx.media_timeout,
+        media_check_at: now + settings.media_timeout,
         sdp_version: 1,
         session_id,
+        settings,
+        tracked,
+        rtp: RtpCounters::new(),
+        invite_at,
+        resolved_at: None,
+        shutdown_seen: false,
     };
     if late_offer {
         // The ACK that carried the answer was the dialog's confirmation.
+        metrics::setup_latency("caller_answer", now - invite_at);
         driver.flow.handle_input(now, FlowInput::CallerAnswered);
     }
     driver.run().await;
@@ -134,9 +153,13 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
 }
 
 /// Rings for `answer_delay`; false when the caller cancelled meanwhile.
-async fn ring(ctx: &CallContext, dialog: &InviteDialog, events: &mut DialogStateReceiver) -> bool {
+async fn ring(
+    answer_delay: std::time::Duration,
+    dialog: &InviteDialog,
+    events: &mut DialogStateReceiver,
+) -> bool {
     dialog.ringing(None, None).ok();
-    let deadline = tokio::time::Instant::now() + ctx.answer_delay;
+    let deadline = tokio::time::Instant::now() + answer_delay;
     loop {
         tokio::select! {
             _ = sleep_until(deadline) => return true,

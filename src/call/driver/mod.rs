@@ -10,12 +10,15 @@ mod events;
 
 pub use answer::spawn_call;
 
-use crate::call::context::CallContext;
+use crate::call::context::{CallContext, CallSettings};
 use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
 use crate::call::media::{CallMedia, Leg, Received};
 use crate::media::ports::PortLease;
+use crate::ops::calls::TrackedCall;
+use crate::ops::metrics::{self, RtpCounters};
 use crate::privacy::{mask_caller, DEFAULT_KEEP_DIGITS};
 use crate::routing::ConferenceTarget;
+use crate::routing::RouteDecision;
 use crate::secret::CallerNumber;
 use crate::sip::legs::server_invite;
 use crate::sip::sdp::{self, Negotiated};
@@ -70,6 +73,18 @@ struct CallDriver {
     caller_confirmed: bool,
     sdp_version: u64,
     session_id: u64,
+    /// The settings in force when the call started (a reload does not change a running call).
+    settings: Arc<CallSettings>,
+    /// The call's entry in the admin API's list and the per-state gauges.
+    tracked: TrackedCall,
+    /// RTP counters, looked up once for the call.
+    rtp: RtpCounters,
+    /// When the INVITE arrived (set-up latency).
+    invite_at: Instant,
+    /// When the PIN was complete (set-up latency to the server's answer).
+    resolved_at: Option<Instant>,
+    /// Whether the drain deadline was passed to the flow already.
+    shutdown_seen: bool,
 }
 
 /// What woke the driver up.
@@ -80,6 +95,7 @@ enum Wake {
     ServerEvent(Option<DialogState>),
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
     Timer,
+    Shutdown,
 }
 
 impl CallDriver {
@@ -92,10 +108,13 @@ impl CallDriver {
         let mut armed = self.next_deadline();
         let timer = tokio::time::sleep_until(armed.into());
         tokio::pin!(timer);
+        let lifecycle = self.ctx.lifecycle.clone();
         loop {
             if self.apply_actions() {
                 return;
             }
+            self.tracked
+                .set_state(metrics::state_label(self.flow.state()));
             let deadline = self.next_deadline();
             if deadline != armed {
                 armed = deadline;
@@ -113,15 +132,18 @@ impl CallDriver {
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
                     _ = &mut timer => Wake::Timer,
+                    _ = lifecycle.calls_ending(), if !self.shutdown_seen => Wake::Shutdown,
                 }
             };
             let now = Instant::now();
             match wake {
                 Wake::Caller(Ok((len, from))) => {
+                    RtpCounters::count(&self.rtp.caller_rx, len);
                     let r = self.media.handle_caller_packet(now, from, &mut buf, len);
                     self.deliver(now, r, &buf).await;
                 }
                 Wake::Server(Ok((len, from))) => {
+                    RtpCounters::count(&self.rtp.server_rx, len);
                     let r = self
                         .media
                         .handle_server_packet(now, from, &mut server_buf, len);
@@ -134,6 +156,11 @@ impl CallDriver {
                 Wake::ServerEvent(None) => {}
                 Wake::Invite(r) => self.on_invite_result(now, r),
                 Wake::Timer => self.on_timer(now, &mut buf).await,
+                Wake::Shutdown => {
+                    self.shutdown_seen = true;
+                    info!(call = self.call_no, "drain deadline: ending call");
+                    self.flow.handle_input(now, FlowInput::Shutdown);
+                }
             }
         }
     }
@@ -150,7 +177,7 @@ impl CallDriver {
         if now >= self.media_check_at {
             // Checked lazily rather than re-armed per packet: at the check, the timeout runs
             // from the last packet seen.
-            let due = self.media.last_rx() + self.ctx.media_timeout;
+            let due = self.media.last_rx() + self.settings.media_timeout;
             if now >= due {
                 info!(call = self.call_no, "no RTP for media.timeout: ending call");
                 self.flow.handle_input(now, FlowInput::MediaTimeout);
@@ -177,11 +204,15 @@ impl CallDriver {
                 .flow
                 .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
             Received::ToCaller { len, to } => {
-                self.caller_socket.send_to(&buf[..len], to).await.ok();
+                if self.caller_socket.send_to(&buf[..len], to).await.is_ok() {
+                    RtpCounters::count(&self.rtp.caller_tx, len);
+                }
             }
             Received::ToServer { len, to } => {
                 if let Some(s) = &self.server {
-                    s.socket.send_to(&buf[..len], to).await.ok();
+                    if s.socket.send_to(&buf[..len], to).await.is_ok() {
+                        RtpCounters::count(&self.rtp.server_tx, len);
+                    }
                 }
             }
         }
@@ -192,10 +223,16 @@ impl CallDriver {
         let now = Instant::now();
         while let Some(action) = self.flow.poll_action() {
             match action {
-                FlowAction::Play(id) => self.media.play(self.ctx.prompts.get(id), now),
+                FlowAction::Play(id) => self.media.play(self.settings.prompts.get(id), now),
                 FlowAction::StopPrompt => self.media.stop_prompt(),
                 FlowAction::Resolve(pin) => {
-                    let decision = self.ctx.router.resolve(&pin);
+                    let decision = self.settings.router.resolve(&pin);
+                    metrics::pin_attempt(match decision {
+                        RouteDecision::Conference(_) => "conference",
+                        RouteDecision::Echo => "echo",
+                        RouteDecision::Invalid => "invalid",
+                    });
+                    self.resolved_at = Some(now);
                     self.flow.handle_input(now, FlowInput::Routed(decision));
                 }
                 FlowAction::DialServer(target) => {
@@ -224,6 +261,9 @@ impl CallDriver {
                     if let Some(leg) = self.pending_server_leg.take() {
                         self.media.bridge(leg);
                         self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
+                        if let Some(at) = self.resolved_at {
+                            metrics::setup_latency("server_answer", now - at);
+                        }
                         info!(call = self.call_no, "bridged");
                     }
                 }
@@ -245,6 +285,7 @@ impl CallDriver {
                 }
                 FlowAction::Finished(outcome) => {
                     info!(call = self.call_no, ?outcome, "call ended");
+                    metrics::call_ended(metrics::outcome_label(outcome));
                     return true;
                 }
             }

@@ -1,0 +1,91 @@
+//! The HTTP side of operating dialin: `/metrics`, `/healthz`, `/readyz` (no token) and
+//! `/api/v1/status`, `/api/v1/calls`, `/api/v1/drain` (to be put behind the admin API's token
+//! where the admin listener provides one). [`routes`] is mountable on any axum router;
+//! [`serve`] runs it on its own listener (`[admin] listen`).
+
+use crate::ops::health::readiness;
+use crate::ops::metrics;
+use crate::ops::status::OpsState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::info;
+
+/// The operations routes, with their state applied.
+pub fn routes(state: Arc<OpsState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/calls", get(calls))
+        .route("/api/v1/drain", post(drain))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) {
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "the admin HTTP listener stopped");
+    }
+}
+
+async fn metrics_text(State(s): State<Arc<OpsState>>) -> Response {
+    let Some(handle) = &s.metrics else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n",
+        )
+            .into_response();
+    };
+    // Values that live elsewhere are copied in at scrape time.
+    ::metrics::counter!(metrics::SOURCES_REJECTED)
+        .absolute(s.filter_stats.rejected.load(Ordering::Relaxed));
+    ::metrics::gauge!(metrics::RTP_PORTS_IN_USE).set(s.ctx.ports.in_use() as f64);
+    let draining = if s.ctx.lifecycle.is_draining() {
+        1.0
+    } else {
+        0.0
+    };
+    ::metrics::gauge!(metrics::DRAINING).set(draining);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+async fn ready(State(s): State<Arc<OpsState>>) -> Response {
+    let (ok, checks) = readiness(&s.checks);
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": ok, "checks": checks });
+    (code, Json(body)).into_response()
+}
+
+async fn status(State(s): State<Arc<OpsState>>) -> Response {
+    Json(s.status()).into_response()
+}
+
+async fn calls(State(s): State<Arc<OpsState>>) -> Response {
+    Json(serde_json::json!({ "calls": s.ctx.calls.list(Instant::now()) })).into_response()
+}
+
+async fn drain(State(s): State<Arc<OpsState>>) -> Response {
+    if s.ctx.lifecycle.start_drain() {
+        info!("drain requested over the admin API");
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "draining": true })),
+    )
+        .into_response()
+}
