@@ -24,6 +24,11 @@ impl Dialin {
 
     /// Like [`Dialin::start`], with extra `serve` arguments (such as `--log-format json`).
     pub fn start_with_args(config: &str, args: &[&str]) -> Dialin {
+        Dialin::start_with(config, args, &[])
+    }
+
+    /// Like [`Dialin::start_with_args`], with extra environment variables.
+    pub fn start_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> Dialin {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("dialin.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -33,6 +38,7 @@ impl Dialin {
             .arg(&config_path)
             .args(args)
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
