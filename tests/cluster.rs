@@ -7,7 +7,7 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use support::dialin::{Dialin, TestConfig};
+use support::dialin::TestConfig;
 use support::kamailio::Kamailio;
 use support::media::{RtpPeer, SendTo};
 use support::pcap::CallerStream;
