@@ -15,8 +15,9 @@
 //! | [`routing`] | PIN → target (conference on a server, or the echo test) |
 //! | [`privacy`] | the masked caller ID the meeting sees |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
-//! | [`serve`] | `dialin serve`: wiring and signals |
-//! | [`logging`] | log set-up that keeps rsipstack's message dumps out |
+//! | [`ops`] | metrics, health and readiness, status, graceful drain, config reload, systemd notify; the admin HTTP routes |
+//! | [`serve`] | `dialin serve`: wiring, signals, drain and reload |
+//! | [`logging`] | log set-up (text or JSON) that keeps rsipstack's message dumps out |
 //!
 //! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing, the call's media state) is
 //! sans-IO: state machines that take inputs and the current time and return actions. The tokio

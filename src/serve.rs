@@ -101,14 +101,21 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         Arc::new(Calls(ctx.clone())),
     ));
     let drain_check = lifecycle.clone();
+    let sip_stopped = edge.cancel.clone();
     let ops = Arc::new(OpsState {
         ctx: ctx.clone(),
         filter_stats: edge.filter_stats.clone(),
         servers: RwLock::new(server_names(&config)),
         metrics: metrics_handle,
         checks: vec![
-            // Bound before this point, or serve would have failed: listed so /readyz says so.
-            FnCheck::shared("sip_listener", || Ok(())),
+            // Bound before this point (or serve would have failed), until the edge stops.
+            FnCheck::shared("sip_listener", move || {
+                if sip_stopped.is_cancelled() {
+                    Err("the SIP listener has stopped".into())
+                } else {
+                    Ok(())
+                }
+            }),
             FnCheck::shared("not_draining", move || {
                 if drain_check.is_draining() {
                     Err("draining: new calls go elsewhere".into())
@@ -244,16 +251,20 @@ fn on_reload(
     notifier.notify("READY=1");
 }
 
-/// Sends `WATCHDOG=1` while the instance is healthy (the runtime answers and the SIP
-/// listener is up); systemd restarts it when they stop.
+/// Sends `WATCHDOG=1` while the instance is healthy: the runtime still runs timers (a stuck
+/// runtime stops the ticks) and every readiness check but the drain passes (a draining
+/// instance is healthy). systemd restarts dialin when the pings stop.
 async fn watchdog(every: Duration, ops: Arc<OpsState>) {
     let notifier = Notifier::from_env();
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        // A runtime that gets here is alive; the SIP check is the readiness list minus the
-        // drain (a draining instance is healthy).
-        if ops.checks.iter().take(1).all(|c| c.check().is_ok()) {
+        let healthy = ops
+            .checks
+            .iter()
+            .filter(|c| c.name() != "not_draining")
+            .all(|c| c.check().is_ok());
+        if healthy {
             notifier.notify("WATCHDOG=1");
         }
     }
