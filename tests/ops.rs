@@ -281,6 +281,27 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
             "{labels}: {text}"
         );
     }
+    // Loopback loses nothing; each call's jitter is recorded once per leg that had audio.
+    assert_eq!(
+        m("dialin_rtp_packets_lost_total", "leg=\"caller\""),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("dialin_rtp_packets_lost_total", "leg=\"server\""),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("dialin_rtp_jitter_seconds_count", "leg=\"caller\""),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("dialin_rtp_jitter_seconds_count", "leg=\"server\""),
+        1.0,
+        "{text}"
+    );
     assert_eq!(m("dialin_rtp_ports_in_use", ""), 0.0);
     for secret in [PIN, CONFERENCE, "1111111", "1234567", "127.0.0.1"] {
         assert!(!text.contains(secret), "/metrics shows {secret}");

@@ -24,6 +24,10 @@ pub const SETUP_SECONDS: &str = "dialin_call_setup_seconds";
 pub const RTP_PACKETS: &str = "dialin_rtp_packets_total";
 /// RTP bytes (UDP payload) by `leg` and `direction`.
 pub const RTP_BYTES: &str = "dialin_rtp_bytes_total";
+/// Audio packets lost on the way to dialin, by `leg` (RFC 3550: expected minus received).
+pub const RTP_LOST: &str = "dialin_rtp_packets_lost_total";
+/// Interarrival jitter of the audio reaching dialin at the end of each call, by `leg`.
+pub const RTP_JITTER_SECONDS: &str = "dialin_rtp_jitter_seconds";
 /// SIP requests refused because of their source address (`trunk.allow`).
 pub const SOURCES_REJECTED: &str = "dialin_sip_sources_rejected_total";
 /// RTP ports of `media.rtp_ports` in use.
@@ -42,6 +46,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
             Matcher::Full(SETUP_SECONDS.into()),
             &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0],
         )?
+        .set_buckets_for_metric(
+            Matcher::Full(RTP_JITTER_SECONDS.into()),
+            &[0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+        )?
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
     metrics::describe_counter!(CALLS, "Calls by how they ended");
@@ -53,6 +61,15 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         RTP_BYTES,
         metrics::Unit::Bytes,
         "RTP bytes by leg and direction"
+    );
+    metrics::describe_counter!(
+        RTP_LOST,
+        "Audio packets lost before reaching dialin, by leg"
+    );
+    metrics::describe_histogram!(
+        RTP_JITTER_SECONDS,
+        metrics::Unit::Seconds,
+        "Interarrival jitter at the end of each call, by leg"
     );
     metrics::describe_counter!(SOURCES_REJECTED, "SIP requests refused by source address");
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);

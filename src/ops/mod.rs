@@ -10,4 +10,5 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod reload;
+pub mod rtp_quality;
 pub mod status;

@@ -7,6 +7,7 @@ use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
 use crate::ops::metrics::{self, RtpCounters};
+use crate::ops::rtp_quality::RtpQuality;
 
 use crate::sip::legs::{caller_number, sdp_content_type};
 use crate::sip::sdp::{self, MediaOffer, Negotiated};
@@ -139,6 +140,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         settings,
         tracked,
         rtp: RtpCounters::new(),
+        quality: [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
         invite_at,
         resolved_at: None,
         shutdown_seen: false,

@@ -16,6 +16,7 @@ use crate::call::media::{CallMedia, Leg, Received};
 use crate::media::ports::PortLease;
 use crate::ops::calls::TrackedCall;
 use crate::ops::metrics::{self, RtpCounters};
+use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::{mask_caller, DEFAULT_KEEP_DIGITS};
 use crate::routing::ConferenceTarget;
 use crate::routing::RouteDecision;
@@ -79,6 +80,8 @@ struct CallDriver {
     tracked: TrackedCall,
     /// RTP counters, looked up once for the call.
     rtp: RtpCounters,
+    /// Loss and jitter of the caller's and the server's audio.
+    quality: [RtpQuality; 2],
     /// When the INVITE arrived (set-up latency).
     invite_at: Instant,
     /// When the PIN was complete (set-up latency to the server's answer).
@@ -139,11 +142,16 @@ impl CallDriver {
             match wake {
                 Wake::Caller(Ok((len, from))) => {
                     RtpCounters::count(&self.rtp.caller_rx, len);
+                    let pt = self.media.caller.codec().pt;
+                    self.quality[0].observe(now, &buf[..len], pt);
                     let r = self.media.handle_caller_packet(now, from, &mut buf, len);
                     self.deliver(now, r, &buf).await;
                 }
                 Wake::Server(Ok((len, from))) => {
                     RtpCounters::count(&self.rtp.server_rx, len);
+                    if let Some(leg) = &self.media.server {
+                        self.quality[1].observe(now, &server_buf[..len], leg.codec().pt);
+                    }
                     let r = self
                         .media
                         .handle_server_packet(now, from, &mut server_buf, len);
@@ -346,6 +354,8 @@ impl CallDriver {
             }
             self.ctx.dialog_layer.remove_dialog(&s.dialog.id());
         }
+        self.quality[0].record("caller");
+        self.quality[1].record("server");
         debug!(call = self.call_no, "call cleaned up");
     }
 }
