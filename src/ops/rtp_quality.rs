@@ -143,8 +143,11 @@ mod tests {
         p
     }
 
-    /// Feeds `(ms after start, seq, ts)` packets of PT 0 and SSRC 1.
-    fn run(packets: &[(u64, u16, u32)]) -> RtpQuality {
+    /// `(ms after start, seq, ts)` of one packet.
+    type At = (u64, u16, u32);
+
+    /// Feeds packets of PT 0 and SSRC 1.
+    fn run(packets: &[At]) -> RtpQuality {
         let t0 = Instant::now();
         let mut q = RtpQuality::new(t0, 8000);
         for (ms, seq, ts) in packets {
@@ -156,14 +159,14 @@ mod tests {
     #[test]
     fn loss_and_jitter() {
         // (name, packets, lost, jitter above, jitter below) — jitter in seconds.
-        let steady: Vec<(u64, u16, u32)> = (0..50)
+        let steady: Vec<At> = (0..50)
             .map(|i| (i * 20, i as u16, i as u32 * 160))
             .collect();
-        let gaps: Vec<(u64, u16, u32)> = steady.iter().copied().filter(|p| p.1 % 10 != 5).collect();
-        let wrapping: Vec<(u64, u16, u32)> = (0..20)
+        let gaps: Vec<At> = steady.iter().copied().filter(|p| p.1 % 10 != 5).collect();
+        let wrapping: Vec<At> = (0..20)
             .map(|i| (i * 20, 65530u16.wrapping_add(i as u16), i as u32 * 160))
             .collect();
-        let bursty: Vec<(u64, u16, u32)> = (0..50)
+        let bursty: Vec<At> = (0..50)
             .map(|i| {
                 (
                     i * 20 + if i % 2 == 1 { 10 } else { 0 },
@@ -174,7 +177,7 @@ mod tests {
             .collect();
         let mut duplicated = steady.clone();
         duplicated.insert(10, steady[9]);
-        let cases: Vec<(&str, Vec<(u64, u16, u32)>, u64, f64, f64)> = vec![
+        let cases: Vec<(&str, Vec<At>, u64, f64, f64)> = vec![
             ("steady 20 ms", steady, 0, -0.1, 0.0005),
             ("every tenth lost", gaps, 5, -0.1, 0.0005),
             ("sequence wraps", wrapping, 0, -0.1, 0.0005),
