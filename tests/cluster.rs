@@ -62,7 +62,8 @@ fn calls_spread_over_both_instances_and_all_succeed_when_one_is_killed() {
     );
     let a = a_cfg.start();
     let b = b_cfg.start();
-    let kamailio = Kamailio::start(kamailio_addr(), &[a_cfg.sip, b_cfg.sip]);
+    // Probes only every minute: the failover below is Kamailio's reaction to the call itself.
+    let kamailio = Kamailio::start(kamailio_addr(), &[a_cfg.sip, b_cfg.sip], 60);
 
     let calls: Vec<RunningSipp> = (0..4)
         .map(|_| call(&kamailio, Duration::from_secs(4)))
@@ -89,6 +90,8 @@ fn calls_spread_over_both_instances_and_all_succeed_when_one_is_killed() {
     assert_eq!(b.status_value("calls_bridged"), 2);
 
     // Instance A dies without a word: every new call still succeeds, on B.
+    // The first call Kamailio sends to A gets no answer within FR_TIMER and goes to B; A is
+    // then marked down and gets no more.
     drop(a);
     let calls: Vec<RunningSipp> = (0..4)
         .map(|_| call(&kamailio, Duration::from_secs(3)))
@@ -97,6 +100,12 @@ fn calls_spread_over_both_instances_and_all_succeed_when_one_is_killed() {
         c.wait().assert_success();
     }
     assert_eq!(b.status_value("calls_bridged"), 6, "{}", kamailio.log());
+    // Calls sent to A before the first one timed out fail over the same way.
+    assert!(kamailio.count("trying the next") >= 1, "{}", kamailio.log());
+    assert!(
+        !kamailio.log().contains(DIALLED),
+        "Kamailio logs no numbers"
+    );
     b.assert_idle(Duration::from_secs(5));
 }
 
@@ -109,7 +118,7 @@ fn a_rolling_restart_drops_no_bridged_call() {
     );
     let mut a = a_cfg.start();
     let mut b = b_cfg.start();
-    let kamailio = Kamailio::start(kamailio_addr(), &[a_cfg.sip, b_cfg.sip]);
+    let kamailio = Kamailio::start(kamailio_addr(), &[a_cfg.sip, b_cfg.sip], 1);
 
     // Two long calls, one on each instance.
     let long = Duration::from_secs(12);
@@ -162,4 +171,38 @@ fn a_rolling_restart_drops_no_bridged_call() {
     // The call made while B restarted went to the new A.
     a.wait_for_line("outcome=Bridged", Duration::from_secs(5));
     b.assert_idle(Duration::from_secs(5));
+    assert!(
+        !kamailio.log().contains(DIALLED),
+        "Kamailio logs no numbers"
+    );
+}
+
+#[test]
+fn a_call_refused_with_503_goes_to_the_next_instance() {
+    let (server, _media) = server();
+    // A has RTP ports for one call only: while it holds one, it answers new INVITEs 503.
+    let mut a_cfg = TestConfig::new(server.sip_addr());
+    a_cfg.rtp = (a_cfg.rtp.0, a_cfg.rtp.0 + 3);
+    let b_cfg = TestConfig::new(server.sip_addr());
+    let a = a_cfg.start();
+    let b = b_cfg.start();
+    let kamailio = Kamailio::start(kamailio_addr(), &[a_cfg.sip, b_cfg.sip], 60);
+
+    // Round robin: of four calls held at once, two are sent to A; the second of those is
+    // refused 503 and handed to B, and A, marked down, gets no more.
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        calls.push(call(&kamailio, Duration::from_secs(8)));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    for c in calls {
+        c.wait().assert_success();
+    }
+    assert_eq!(kamailio.count("failed (503)"), 1, "{}", kamailio.log());
+    assert_eq!(a.status_value("calls_bridged"), 1);
+    assert_eq!(b.status_value("calls_bridged"), 3);
+    assert!(
+        !kamailio.log().contains(DIALLED),
+        "Kamailio logs no numbers"
+    );
 }

@@ -18,9 +18,10 @@ pub struct Kamailio {
 }
 
 impl Kamailio {
-    /// Starts Kamailio on `addr` dispatching to `instances` (probed every second), and waits
-    /// until it listens. Panics with install instructions when Kamailio is missing.
-    pub fn start(addr: SocketAddr, instances: &[SocketAddr]) -> Kamailio {
+    /// Starts Kamailio on `addr` dispatching to `instances`, probing each every `ping_secs`
+    /// seconds, and waits until it listens. Panics with install instructions when Kamailio is
+    /// missing. A long interval keeps the probes out of a test of failover by the call itself.
+    pub fn start(addr: SocketAddr, instances: &[SocketAddr], ping_secs: u32) -> Kamailio {
         let kamailio = ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -42,7 +43,8 @@ impl Kamailio {
             .arg(format!("LISTEN=udp:{addr}"))
             .arg("-A")
             .arg(format!("DISPATCHER_LIST=\"{}\"", list.display()))
-            .args(["-A", "PING_INTERVAL=1"])
+            .arg("-A")
+            .arg(format!("PING_INTERVAL={ping_secs}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
