@@ -1,7 +1,7 @@
-//! The HTTP side of operating dialin: `/metrics`, `/healthz`, `/readyz` (no token) and
-//! `/api/v1/status`, `/api/v1/calls`, `/api/v1/drain` (to be put behind the admin API's token
-//! where the admin listener provides one). [`routes`] is mountable on any axum router;
-//! [`serve`] runs it on its own listener (`[admin] listen`).
+//! The HTTP side of operating dialin: [`public_routes`] (`/metrics`, `/healthz`, `/readyz`: no
+//! token, nothing personal) and [`api_routes`] (`/api/v1/status`, `/api/v1/calls`,
+//! `/api/v1/drain`: for behind the admin API's token). [`routes`] is both together;
+//! [`serve`] runs a router on its own listener (`[admin] listen`).
 
 use crate::ops::health::readiness;
 use crate::ops::metrics;
@@ -16,12 +16,23 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::info;
 
-/// The operations routes, with their state applied.
+/// Every operations route, with its state applied.
 pub fn routes(state: Arc<OpsState>) -> Router {
+    public_routes(state.clone()).merge(api_routes(state))
+}
+
+/// The routes for orchestrators and Prometheus, which need no token.
+pub fn public_routes(state: Arc<OpsState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .with_state(state)
+}
+
+/// The `/api/v1` routes (status, calls, drain): for behind the admin token.
+pub fn api_routes(state: Arc<OpsState>) -> Router {
+    Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/calls", get(calls))
         .route("/api/v1/drain", post(drain))
