@@ -50,6 +50,7 @@ impl CallRegistry {
         );
         TrackedCall {
             call,
+            state: "answering",
             registry: self.clone(),
             gauge: StateGauge::new(),
         }
@@ -78,6 +79,9 @@ impl CallRegistry {
 pub struct TrackedCall {
     /// The call number.
     call: u64,
+    /// The state last set, so an unchanged state costs one comparison (no lock): the driver
+    /// calls [`TrackedCall::set_state`] after every input, RTP packets included.
+    state: &'static str,
     /// Where the entry lives.
     registry: CallRegistry,
     /// The call's place in the `dialin_calls_active{state}` gauges.
@@ -85,12 +89,14 @@ pub struct TrackedCall {
 }
 
 impl TrackedCall {
-    /// The call is in `state` now (a metrics state label); cheap when unchanged.
+    /// The call is in `state` now (a metrics state label); no lock when unchanged.
+    #[inline]
     pub fn set_state(&mut self, state: &'static str) {
+        if state == self.state {
+            return;
+        }
+        self.state = state;
         if let Some(e) = self.registry.lock().get_mut(&self.call) {
-            if e.state == state {
-                return;
-            }
             e.state = state;
         }
         self.gauge.set(state);
