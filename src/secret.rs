@@ -126,3 +126,26 @@ mod tests {
         assert_eq!(CallerNumber::new(""), CallerNumber::withheld());
     }
 }
+
+/// A password (the Event Socket's). `Debug` and `Display` never show it, so it cannot reach a
+/// log line or `dialin check` output by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password read from a file or the environment (surrounding whitespace removed).
+    pub fn new(text: &str) -> Password {
+        Password(text.trim().to_string())
+    }
+
+    /// The password, for the `auth` command only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<hidden>)")
+    }
+}

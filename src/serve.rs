@@ -6,6 +6,8 @@
 use crate::call::context::{CallContext, CallStats};
 use crate::call::driver::spawn_call;
 use crate::config::Config;
+use crate::esl::client::{ClientSettings, EslHandle};
+use crate::esl::session::SessionSettings;
 use crate::media::ports::PortPool;
 use crate::ops::calls::CallRegistry;
 use crate::ops::drain::{DrainPlan, DrainStep, Lifecycle};
@@ -14,9 +16,12 @@ use crate::ops::notify::Notifier;
 use crate::ops::reload::{call_settings, filter_rules, reload};
 use crate::ops::status::OpsState;
 use crate::ops::{http, metrics};
+use crate::routing::directory::EslState;
+use crate::routing::live::LiveDirectory;
 use crate::sip::edge::{dispatch, reply_unavailable, CallAcceptor, EdgeSettings, SipEdge};
 use anyhow::Context;
 use rsipstack::transaction::Transaction;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -57,7 +62,10 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             None
         }
     };
-    let settings = call_settings(&config).context("cannot load the IVR prompts")?;
+    let esl_cancel = tokio_util::sync::CancellationToken::new();
+    let (directory, esl) = watch_servers(&config, &esl_cancel);
+    let settings =
+        call_settings(&config, directory.as_ref()).context("cannot load the IVR prompts")?;
     let (rtp_lo, rtp_hi) = config.media.rtp_ports;
     let ports = PortPool::new(rtp_lo..=rtp_hi).context("media.rtp_ports")?;
     let rules = filter_rules(&config);
@@ -88,6 +96,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         stats: CallStats::default(),
         lifecycle: lifecycle.clone(),
         calls: CallRegistry::default(),
+        esl,
     });
 
     let incoming = edge.incoming();
@@ -102,6 +111,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     ));
     let drain_check = lifecycle.clone();
     let sip_stopped = edge.cancel.clone();
+    let esl_view = directory.as_ref().map(|d| d.view());
     let ops = Arc::new(OpsState {
         ctx: ctx.clone(),
         filter_stats: edge.filter_stats.clone(),
@@ -114,6 +124,18 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
                     Err("the SIP listener has stopped".into())
                 } else {
                     Ok(())
+                }
+            }),
+            FnCheck::shared("event_socket", move || match &esl_view {
+                // Without Event Sockets, calls are routed from the configuration alone.
+                None => Ok(()),
+                Some(view) => {
+                    let servers = view.servers(Instant::now());
+                    if servers.iter().any(|s| s.state == EslState::Up) {
+                        Ok(())
+                    } else {
+                        Err("no server's Event Socket is connected".into())
+                    }
                 }
             }),
             FnCheck::shared("not_draining", move || {
@@ -151,7 +173,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             _ = signals.int.recv() => { lifecycle.start_drain(); }
             _ = lifecycle.drain_requested() => {}
             _ = signals.usr1.recv() => { info!("status: {}", status(&ops)); continue; }
-            _ = signals.hup.recv() => { on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier); continue; }
+            _ = signals.hup.recv() => { on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier, directory.as_ref()); continue; }
         }
         break;
     }
@@ -186,12 +208,48 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             _ = signals.term.recv() => plan.hurry(Instant::now()),
             _ = signals.int.recv() => plan.hurry(Instant::now()),
             _ = signals.usr1.recv() => info!("status: {}", status(&ops)),
-            _ = signals.hup.recv() => on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier),
+            _ = signals.hup.recv() => on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier, directory.as_ref()),
         }
     }
     info!("drained, stopping: {}", status(&ops));
     edge.cancel.cancel();
+    esl_cancel.cancel();
     Ok(())
+}
+
+/// The live directory and one Event Socket task per server that has `esl` (none: no directory).
+fn watch_servers(
+    config: &Config,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> (Option<LiveDirectory>, HashMap<String, EslHandle>) {
+    let watched: Vec<_> = config
+        .servers
+        .iter()
+        .filter_map(|s| s.esl.as_ref().map(|e| (s.name.clone(), e.clone())))
+        .collect();
+    if watched.is_empty() {
+        return (None, HashMap::new());
+    }
+    let names: Vec<String> = watched.iter().map(|(n, _)| n.clone()).collect();
+    let directory = LiveDirectory::new(&names, config.esl.grace);
+    let mut handles = HashMap::new();
+    for (idx, (name, esl)) in watched.into_iter().enumerate() {
+        let settings = ClientSettings {
+            name: name.clone(),
+            addr: esl.addr,
+            password: esl.password,
+            session: SessionSettings {
+                reply_timeout: config.esl.reply_timeout,
+                keepalive: config.esl.keepalive,
+            },
+            max_frame: config.esl.max_frame,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+        };
+        let handle = crate::esl::client::spawn(settings, idx, directory.clone(), cancel.clone());
+        handles.insert(name, handle);
+    }
+    (Some(directory), handles)
 }
 
 /// The signals `serve` reacts to.
@@ -223,9 +281,10 @@ fn on_reload(
     ops: &OpsState,
     edge: &SipEdge,
     notifier: &Notifier,
+    directory: Option<&LiveDirectory>,
 ) {
     notifier.notify("RELOADING=1");
-    match reload(path, config) {
+    match reload(path, config, directory) {
         Ok(r) => {
             ops.ctx.replace_settings(r.settings);
             *edge.filter_rules.write().unwrap_or_else(|e| e.into_inner()) = r.filter;
@@ -252,8 +311,9 @@ fn on_reload(
 }
 
 /// Sends `WATCHDOG=1` while the instance is healthy: the runtime still runs timers (a stuck
-/// runtime stops the ticks) and every readiness check but the drain passes (a draining
-/// instance is healthy). systemd restarts dialin when the pings stop.
+/// runtime stops the ticks) and the SIP listener is up. Not ready is not unhealthy: a
+/// draining instance, or one whose FreeSWITCH servers are all down, must not be restarted by
+/// systemd for it.
 async fn watchdog(every: Duration, ops: Arc<OpsState>) {
     let notifier = Notifier::from_env();
     let mut tick = tokio::time::interval(every);
@@ -262,7 +322,7 @@ async fn watchdog(every: Duration, ops: Arc<OpsState>) {
         let healthy = ops
             .checks
             .iter()
-            .filter(|c| c.name() != "not_draining")
+            .filter(|c| c.name() == "sip_listener")
             .all(|c| c.check().is_ok());
         if healthy {
             notifier.notify("WATCHDOG=1");

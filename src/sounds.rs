@@ -37,12 +37,14 @@ macro_rules! builtin {
             include_bytes!(concat!("../dialplan/sounds/", $lang, "/goodbye.wav")).as_slice(),
             include_bytes!(concat!("../dialplan/sounds/", $lang, "/connecting.wav")).as_slice(),
             include_bytes!(concat!("../dialplan/sounds/", $lang, "/unavailable.wav")).as_slice(),
+            include_bytes!(concat!("../dialplan/sounds/", $lang, "/not-started.wav")).as_slice(),
+            include_bytes!(concat!("../dialplan/sounds/", $lang, "/hold.wav")).as_slice(),
         ]
     };
 }
 
 /// The built-in WAV bytes of `language`, in [`PromptId::ALL`] order.
-fn builtin(language: Language) -> [&'static [u8]; 5] {
+fn builtin(language: Language) -> [&'static [u8]; 7] {
     match language {
         Language::En => builtin!("en"),
         Language::De => builtin!("de"),

@@ -78,3 +78,30 @@ fn a_sounds_dir_without_the_prompts_is_reported() {
         "{stderr}"
     );
 }
+
+#[test]
+fn event_socket_passwords_never_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("bbb1.esl");
+    std::fs::write(&pw, "very-secret-esl-password\n").unwrap();
+    let server = |esl_pw: &str| {
+        format!(
+            "[[servers]]\nname = \"bbb1\"\nsip = \"sip:10.0.0.1\"\nesl = \"10.0.0.11:8021\"\n{esl_pw}\n"
+        )
+    };
+    let (ok, stdout, stderr) = check(&server(&format!(
+        "esl_password_file = \"{}\"",
+        pw.display()
+    )));
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("very-secret"));
+    // A broken entry is reported by key, still without the password.
+    let text = server(&format!(
+        "esl_password_file = \"{}\"\nesl_password_env = \"HOME\"",
+        pw.display()
+    ));
+    let (ok, stdout, stderr) = check(&text);
+    assert!(!ok);
+    assert!(stderr.contains("servers[0].esl_password_file"), "{stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("very-secret"));
+}

@@ -24,6 +24,8 @@ fn make_prompts_writes_every_prompt_in_telephone_format() {
             "goodbye",
             "connecting",
             "unavailable",
+            "not-started",
+            "hold",
         ] {
             let path = out.path().join(lang).join(format!("{name}.wav"));
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));

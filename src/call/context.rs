@@ -99,6 +99,8 @@ pub struct CallContext {
     pub lifecycle: Arc<Lifecycle>,
     /// The calls in progress, for the admin API and the per-state gauges.
     pub calls: CallRegistry,
+    /// The Event Socket of each watched server, by server name (for the mute key).
+    pub esl: std::collections::HashMap<String, crate::esl::client::EslHandle>,
 }
 
 impl CallContext {
@@ -130,15 +132,31 @@ impl CallContext {
         Ok((lease, socket))
     }
 
+    /// The read-only view of the live directory (per-server Event Socket state, conference
+    /// counts, collisions), for status and metrics; `None` when no server has `esl`.
+    pub fn directory_view(&self) -> Option<crate::routing::live::DirectoryView> {
+        self.settings().router.directory().map(|d| d.view())
+    }
+
     /// One line for the status report: counts only, nothing about callers.
     pub fn status_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={}",
             self.stats.active.load(Ordering::Relaxed),
             self.stats.started.load(Ordering::Relaxed),
             self.stats.bridged.load(Ordering::Relaxed),
             self.ports.in_use(),
             self.dialog_layer.len(),
-        )
+        );
+        if let Some(view) = self.directory_view() {
+            for s in view.servers(std::time::Instant::now()) {
+                line.push_str(&format!(
+                    " esl_{}={:?} conferences_{}={}",
+                    s.name, s.state, s.name, s.conferences
+                ));
+            }
+            line.push_str(&format!(" conference_collisions={}", view.collisions()));
+        }
+        line
     }
 }

@@ -15,6 +15,9 @@
 //! CollectingPin ─TooShort─▶ InvalidPin ─PromptFinished or a key─▶ CollectingPin
 //! CollectingPin ─NoInput──▶ Greeting (Welcome again)
 //! Resolving ─Routed(Invalid)─▶ InvalidPin
+//! Resolving ─Routed(Unavailable)─▶ Unavailable
+//! Resolving ─Routed(Waiting)─▶ Waiting (NotStarted, then Hold looping) ─Routed(Conference)─▶ ConnectingServer
+//! Waiting ─max_wait─▶ Unavailable
 //! (any failed try, when tries are used up) ─▶ Goodbye ─PromptFinished─▶ Ended
 //! ConnectingServer ─ServerFailed or timeout─▶ Unavailable ─PromptFinished─▶ Ended
 //! (voice menu or connecting) ─Shutdown─▶ Closing ─PromptFinished─▶ Ended
@@ -59,6 +62,11 @@ pub struct FlowSettings {
     pub server_answer_timeout: Duration,
     /// How long the echo test runs before dialin hangs up (a diagnostic, not an open line).
     pub echo_max: Duration,
+    /// How long a caller may wait for a meeting that has not started (`ivr.max_wait`).
+    pub max_wait: Duration,
+    /// The mute key (`ivr.mute_key` in `esl` mode): once bridged it asks for
+    /// [`FlowAction::ToggleMute`] instead of being forwarded.
+    pub mute_key: Option<Digit>,
 }
 
 /// Where a digit came from; decides whether it must be forwarded to the server by hand.
@@ -112,9 +120,15 @@ pub enum FlowAction {
     Bridge,
     /// Connect the caller to the built-in echo.
     StartEcho,
+    /// The meeting has not started: resolve the PIN again whenever the directory changes
+    /// and answer with [`FlowInput::Routed`].
+    AwaitConference,
     /// While bridged: send this digit to the server as RFC 4733 (INFO digits only; RTP digits
     /// are already relayed with the audio).
     SendDigit(Digit),
+    /// While bridged: the caller pressed the mute key; toggle their mute in the conference
+    /// (over the Event Socket, or by forwarding the key where the server has none).
+    ToggleMute(Digit),
     /// BYE the trunk leg.
     HangUpCaller,
     /// BYE the server leg.
@@ -169,6 +183,8 @@ pub enum FlowState {
     Goodbye,
     /// dialin is shutting down: the "unavailable" prompt plays before hanging up.
     Closing,
+    /// The meeting has not started; the caller holds.
+    Waiting,
     /// The call is over; every input is ignored.
     Ended,
 }
@@ -198,6 +214,10 @@ enum State {
     Closing {
         /// As in `Unavailable`: a ringing server leg was cancelled.
         cancelled: bool,
+    },
+    Waiting {
+        /// When the caller has waited long enough.
+        until: Instant,
     },
     Ended,
 }
@@ -243,6 +263,7 @@ impl CallFlow {
             State::Unavailable { .. } => FlowState::Unavailable,
             State::Goodbye => FlowState::Goodbye,
             State::Closing { .. } => FlowState::Closing,
+            State::Waiting { .. } => FlowState::Waiting,
             State::Ended => FlowState::Ended,
         }
     }
@@ -301,6 +322,12 @@ impl CallFlow {
                 self.push(FlowAction::HangUpCaller);
                 self.finish(Outcome::Echo);
             }
+            State::Waiting { until } if now >= until => {
+                self.play(
+                    PromptId::Unavailable,
+                    State::Unavailable { cancelled: false },
+                );
+            }
             _ => {}
         }
     }
@@ -318,6 +345,7 @@ impl CallFlow {
             State::CollectingPin => self.pin.poll_timeout(),
             State::ConnectingServer { deadline } => Some(deadline),
             State::Echo { until } => Some(until),
+            State::Waiting { until } => Some(until),
             _ => None,
         }
     }
@@ -348,6 +376,9 @@ impl CallFlow {
                 self.collect(now, digit);
             }
             State::CollectingPin => self.collect(now, digit),
+            State::Bridged if Some(digit) == self.settings.mute_key => {
+                self.push(FlowAction::ToggleMute(digit))
+            }
             State::Bridged if source == DigitSource::Info => {
                 self.push(FlowAction::SendDigit(digit))
             }
@@ -403,12 +434,24 @@ impl CallFlow {
                 self.push(FlowAction::HangUpCaller);
                 self.finish(Outcome::Shutdown);
             }
+            // The "not started" prompt leads into the hold loop, which repeats.
+            State::Waiting { .. } => self.push(FlowAction::Play(PromptId::Hold)),
             // The "connecting" prompt ending changes nothing: we still wait for the server.
             _ => {}
         }
     }
 
     fn on_routed(&mut self, now: Instant, decision: RouteDecision) {
+        if let State::Waiting { .. } = self.state {
+            // Only a running conference ends the wait; anything else (still not started, a
+            // server blip) keeps the caller holding until max_wait.
+            if let RouteDecision::Conference(target) = decision {
+                self.push(FlowAction::StopPrompt);
+                self.state = State::Resolving;
+                self.on_routed(now, RouteDecision::Conference(target));
+            }
+            return;
+        }
         if self.state != State::Resolving {
             return;
         }
@@ -427,6 +470,19 @@ impl CallFlow {
                 };
             }
             RouteDecision::Invalid => self.fail_attempt(PromptId::InvalidPin),
+            RouteDecision::Unavailable => self.play(
+                PromptId::Unavailable,
+                State::Unavailable { cancelled: false },
+            ),
+            RouteDecision::Waiting(_) => {
+                self.push(FlowAction::AwaitConference);
+                self.play(
+                    PromptId::NotStarted,
+                    State::Waiting {
+                        until: now + self.settings.max_wait,
+                    },
+                );
+            }
         }
     }
 
@@ -468,7 +524,8 @@ impl CallFlow {
             | State::Greeting
             | State::CollectingPin
             | State::InvalidPin
-            | State::Resolving => Outcome::CallerHangup,
+            | State::Resolving
+            | State::Waiting { .. } => Outcome::CallerHangup,
             State::Ended => return,
         };
         self.finish(outcome);
@@ -498,7 +555,11 @@ impl CallFlow {
                 self.push(FlowAction::HangUpCaller);
                 self.finish(Outcome::Shutdown);
             }
-            State::Greeting | State::CollectingPin | State::InvalidPin | State::Resolving => {
+            State::Greeting
+            | State::CollectingPin
+            | State::InvalidPin
+            | State::Resolving
+            | State::Waiting { .. } => {
                 self.pin.reset();
                 self.play(PromptId::Unavailable, State::Closing { cancelled: false });
             }

@@ -9,6 +9,7 @@ const FIRST_MS: u64 = 5_000;
 const INTER_MS: u64 = 3_000;
 const SERVER_MS: u64 = 10_000;
 const ECHO_MS: u64 = 60_000;
+const WAIT_MS: u64 = 900_000;
 
 fn settings() -> FlowSettings {
     FlowSettings {
@@ -21,6 +22,8 @@ fn settings() -> FlowSettings {
         attempts: 3,
         server_answer_timeout: Duration::from_millis(SERVER_MS),
         echo_max: Duration::from_millis(ECHO_MS),
+        max_wait: Duration::from_millis(WAIT_MS),
+        mute_key: None,
     }
 }
 
@@ -891,4 +894,116 @@ fn shutdown_ends_every_state_with_the_right_goodbye() {
     for (name, script, want) in cases {
         assert_eq!(run(&script), want, "{name}");
     }
+}
+
+#[test]
+fn waiting_room_and_unavailable() {
+    use PromptId::*;
+    let typed = || Script::greeted().keys(3_000, "1234#");
+    let waiting = || I::Routed(RouteDecision::Waiting(target()));
+    let cases: Vec<(&str, Script, Timed, FlowState)> = vec![
+        (
+            "unavailable: the prompt, then hang up",
+            typed()
+                .at(3_500, I::Routed(RouteDecision::Unavailable))
+                .at(6_000, I::PromptFinished),
+            vec![
+                (0, A::Play(Welcome)),
+                (3_400, A::Resolve(pin("1234"))),
+                (3_500, A::Play(Unavailable)),
+                (6_000, A::HangUpCaller),
+                (6_000, A::Finished(Outcome::NoConference)),
+            ],
+            FlowState::Ended,
+        ),
+        (
+            "waits, holds in a loop, joins when the conference runs",
+            typed()
+                .at(3_500, waiting())
+                .at(7_000, I::PromptFinished)
+                .at(15_000, I::PromptFinished)
+                // Still not running (e.g. a directory blip): keep holding.
+                .at(16_000, waiting())
+                .at(16_000, I::Routed(RouteDecision::Unavailable))
+                .at(20_000, conference())
+                .at(20_500, I::ServerAnswered),
+            vec![
+                (0, A::Play(Welcome)),
+                (3_400, A::Resolve(pin("1234"))),
+                (3_500, A::AwaitConference),
+                (3_500, A::Play(NotStarted)),
+                (7_000, A::Play(Hold)),
+                (15_000, A::Play(Hold)),
+                (20_000, A::StopPrompt),
+                (20_000, A::Play(Connecting)),
+                (20_000, A::DialServer(target())),
+                (20_500, A::StopPrompt),
+                (20_500, A::Bridge),
+            ],
+            FlowState::Bridged,
+        ),
+        (
+            "waited too long: unavailable prompt, hang up",
+            typed()
+                .at(3_500, waiting())
+                .at(3_500 + WAIT_MS + 4_000, I::PromptFinished),
+            vec![
+                (0, A::Play(Welcome)),
+                (3_400, A::Resolve(pin("1234"))),
+                (3_500, A::AwaitConference),
+                (3_500, A::Play(NotStarted)),
+                (3_500 + WAIT_MS, A::Play(Unavailable)),
+                (3_500 + WAIT_MS + 4_000, A::HangUpCaller),
+                (3_500 + WAIT_MS + 4_000, A::Finished(Outcome::NoConference)),
+            ],
+            FlowState::Ended,
+        ),
+        (
+            "caller hangs up while waiting",
+            typed().at(3_500, waiting()).at(9_000, I::CallerHungUp),
+            vec![
+                (0, A::Play(Welcome)),
+                (3_400, A::Resolve(pin("1234"))),
+                (3_500, A::AwaitConference),
+                (3_500, A::Play(NotStarted)),
+                (9_000, A::Finished(Outcome::CallerHangup)),
+            ],
+            FlowState::Ended,
+        ),
+    ];
+    for (name, script, want, state) in cases {
+        let (flow, got) = drive(settings(), &script);
+        assert_eq!(got, want, "{name}");
+        assert_eq!(flow.state(), state, "{name}");
+    }
+}
+
+#[test]
+fn mute_key_while_bridged() {
+    let mut s = settings();
+    s.mute_key = Some(Digit::Num(0));
+    let (_, out) = drive(
+        s,
+        &Script::bridged().keys(6_000, "0").info_keys(7_000, "05"),
+    );
+    let actions: Vec<_> = out.into_iter().map(|(_, a)| a).collect();
+    assert_eq!(
+        actions[bridged_actions().len()..],
+        [
+            A::ToggleMute(Digit::Num(0)),
+            A::ToggleMute(Digit::Num(0)),
+            A::SendDigit(Digit::Num(5)),
+        ]
+    );
+    // Without a mute key: RTP keys are relayed with the audio, INFO keys are sent.
+    let (_, out) = drive(
+        settings(),
+        &Script::bridged().keys(6_000, "0").info_keys(7_000, "0"),
+    );
+    let tail: Vec<_> = out
+        .into_iter()
+        .map(|(_, a)| a)
+        .skip(bridged_actions().len())
+        .collect();
+    assert_eq!(tail, [A::SendDigit(Digit::Num(0))]);
 }

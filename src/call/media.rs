@@ -126,7 +126,8 @@ enum Mode {
 pub enum Received {
     /// Nothing to send (wrong source, not RTP, audio while in the IVR...).
     Ignored,
-    /// A key press decoded from RFC 4733 events while in the IVR.
+    /// A key press decoded from RFC 4733 events while in the IVR (or, bridged, the
+    /// intercepted mute key).
     Digit(Digit),
     /// Send the (rewritten) first `len` bytes of the buffer to `to`, on the caller's socket.
     ToCaller { len: usize, to: SocketAddr },
@@ -169,6 +170,9 @@ pub struct CallMedia {
     to_server_events: EventClock,
     /// The SSRC of the caller's telephone events: a new one restarts the DTMF decoder.
     caller_ssrc: Option<Ssrc>,
+    /// While bridged, this key's RFC 4733 events are kept from the server and reported as a
+    /// digit instead (the mute key in `esl` mode).
+    intercept: Option<Digit>,
 }
 
 impl CallMedia {
@@ -190,6 +194,7 @@ impl CallMedia {
             to_caller_pt: PtMap::empty(),
             caller_ssrc: None,
             to_server_events: EventClock::new(),
+            intercept: None,
         }
     }
 
@@ -230,6 +235,12 @@ impl CallMedia {
         self.to_caller_pt = to_caller;
         self.server = Some(server);
         self.mode = Mode::Bridged;
+    }
+
+    /// While bridged, keeps `key`'s events from the server and reports each press as
+    /// [`Received::Digit`] (`None`: relay every key).
+    pub fn intercept(&mut self, key: Option<Digit>) {
+        self.intercept = key;
     }
 
     /// Queues a digit (from SIP INFO) to be sent to the server as RFC 4733 events.
@@ -294,6 +305,15 @@ impl CallMedia {
                     && self.decoder.last_event_timestamp() == Some(pkt.timestamp())
                 {
                     return Received::Ignored;
+                }
+                if let Some(key) = self.intercept.filter(|_| is_event) {
+                    if pkt.payload().first() == Some(&key.event_code()) {
+                        // Every packet of the press stays here; the first one reports it.
+                        return match self.decoder.handle_packet(pkt.timestamp(), pkt.payload()) {
+                            Some(d) => Received::Digit(d),
+                            None => Received::Ignored,
+                        };
+                    }
                 }
                 let Some(server) = self.server.as_mut() else {
                     return Received::Ignored;

@@ -412,3 +412,37 @@ fn an_event_interleaved_with_another_stream_keeps_one_timestamp_toward_the_serve
     assert_eq!(event_ts.len(), 4);
     assert!(event_ts.iter().all(|ts| *ts == event_ts[0]), "{event_ts:?}");
 }
+
+#[test]
+fn the_intercepted_mute_key_is_reported_once_and_never_relayed() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
+    let mut buf = [0u8; 200];
+    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false));
+    m.intercept(Some(Digit::Num(0)));
+    // Every packet of the 0 press (start, updates, three ends) stays here; the first reports it.
+    let mut got = Vec::new();
+    for (seq, end) in [(1, false), (2, false), (3, true), (4, true), (5, true)] {
+        let n = packet(&mut buf, 101, seq, 8000, 7, &event(0, end, 160 * seq));
+        got.push(m.handle_caller_packet(t0, CALLER, &mut buf, n));
+    }
+    assert_eq!(got[0], Received::Digit(Digit::Num(0)));
+    assert!(got[1..].iter().all(|r| *r == Received::Ignored), "{got:?}");
+    // Other keys and audio still go to the meeting.
+    let n = packet(&mut buf, 101, 6, 9600, 7, &event(5, false, 160));
+    assert!(matches!(
+        m.handle_caller_packet(t0, CALLER, &mut buf, n),
+        Received::ToServer { .. }
+    ));
+    let n = packet(&mut buf, 0, 7, 11200, 7, &[0xff; 160]);
+    assert!(matches!(
+        m.handle_caller_packet(t0, CALLER, &mut buf, n),
+        Received::ToServer { .. }
+    ));
+    // A second press of 0 is a new toggle.
+    let n = packet(&mut buf, 101, 8, 12800, 7, &event(0, false, 160));
+    assert_eq!(
+        m.handle_caller_packet(t0, CALLER, &mut buf, n),
+        Received::Digit(Digit::Num(0))
+    );
+}

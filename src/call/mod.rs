@@ -20,16 +20,22 @@ pub enum PromptId {
     Connecting,
     /// "The conference is not available right now. Goodbye."
     Unavailable,
+    /// "The meeting has not started yet. Please hold."
+    NotStarted,
+    /// A calm hold loop, repeated while the caller waits for the meeting.
+    Hold,
 }
 
 impl PromptId {
     /// Every prompt, for loading and checking the sound set.
-    pub const ALL: [PromptId; 5] = [
+    pub const ALL: [PromptId; 7] = [
         PromptId::Welcome,
         PromptId::InvalidPin,
         PromptId::Goodbye,
         PromptId::Connecting,
         PromptId::Unavailable,
+        PromptId::NotStarted,
+        PromptId::Hold,
     ];
 
     /// The file name without `.wav` inside `dialplan/sounds/<language>/`.
@@ -40,6 +46,8 @@ impl PromptId {
             PromptId::Goodbye => "goodbye",
             PromptId::Connecting => "connecting",
             PromptId::Unavailable => "unavailable",
+            PromptId::NotStarted => "not-started",
+            PromptId::Hold => "hold",
         }
     }
 }

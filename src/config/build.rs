@@ -35,6 +35,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "servers",
             "routing",
             "pins",
+            "esl",
             "admin",
             "lifecycle",
         ],
@@ -46,6 +47,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let (servers, declared) = servers(&root, &mut p);
     let routing = routing(&root, &mut p, &declared);
     let pins = pins(&root, &mut p, &ivr, &declared, &routing);
+    let esl = super::esl::section(&root, &mut p);
     let admin = super::ops::admin(&root, &mut p);
     let lifecycle = super::ops::lifecycle(&root, &mut p);
     p.finish(
@@ -58,6 +60,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             servers,
             routing,
             pins,
+            esl,
             admin,
             lifecycle,
         },
@@ -177,6 +180,9 @@ fn ivr(root: &Section<'_>, p: &mut Problems<'_>) -> IvrConfig {
         "inter_digit_timeout",
         "echo_pin",
         "echo_max",
+        "max_wait",
+        "mute_key",
+        "mute_mode",
     ];
     let s = root.table(p, "ivr", &known);
     let mut c = IvrConfig::default();
@@ -225,6 +231,28 @@ fn ivr(root: &Section<'_>, p: &mut Problems<'_>) -> IvrConfig {
     if let Some(v) = s.parsed(p, "echo_max", parse_duration) {
         c.echo_max = v.value;
     }
+    if let Some(v) = s.parsed(p, "max_wait", parse_duration) {
+        c.max_wait = v.value;
+    }
+    if let Some(v) = s.parsed(p, "mute_key", |t| match t {
+        "" => Ok(None),
+        t if t.len() == 1 => crate::digit::Digit::from_char(t.chars().next().unwrap_or(' '))
+            .map(Some)
+            .ok_or_else(|| "must be one key: 0-9, * or #; or \"\" to disable".into()),
+        _ => Err("must be one key: 0-9, * or #; or \"\" to disable".into()),
+    }) {
+        c.mute_key = v.value;
+    }
+    if let Some(v) = s.parsed(p, "mute_mode", |t| match t {
+        "esl" => Ok(MuteMode::Esl),
+        "passthrough" => Ok(MuteMode::Passthrough),
+        _ => Err(
+            "must be \"esl\" (mute over the Event Socket) or \"passthrough\" (forward the key)"
+                .into(),
+        ),
+    }) {
+        c.mute_mode = v.value;
+    }
     let echo = s.parsed(p, "echo_pin", |t| match t {
         "" => Ok(None),
         t if all_digits(t) => Ok(Pin::new(t)),
@@ -257,7 +285,14 @@ fn ivr(root: &Section<'_>, p: &mut Problems<'_>) -> IvrConfig {
 fn servers(root: &Section<'_>, p: &mut Problems<'_>) -> (Vec<ServerConfig>, Vec<String>) {
     let mut servers = Vec::new();
     let mut declared: Vec<String> = Vec::new();
-    for s in root.tables(p, "servers", &["name", "sip"]) {
+    let known = [
+        "name",
+        "sip",
+        super::esl::SERVER_KEYS[0],
+        super::esl::SERVER_KEYS[1],
+        super::esl::SERVER_KEYS[2],
+    ];
+    for s in root.tables(p, "servers", &known) {
         let name = s.parsed(p, "name", |t| {
             valid_server_name(t).then(|| t.to_string()).ok_or_else(|| {
                 "must be 1 to 32 characters of a-z, 0-9, '_' and '-', like \"bbb1\"".into()
@@ -284,6 +319,7 @@ fn servers(root: &Section<'_>, p: &mut Problems<'_>) -> (Vec<ServerConfig>, Vec<
                 "missing; write the server's FreeSWITCH address, like sip = \"sip:10.0.0.5:5060\"";
             p.push(s.line, s.path_of("sip"), message);
         }
+        let esl = super::esl::server(&s, p);
         let Some(name) = name else { continue };
         if declared.contains(&name.value) {
             let message = "another server already has this name; give every server a unique name";
@@ -296,6 +332,7 @@ fn servers(root: &Section<'_>, p: &mut Problems<'_>) -> (Vec<ServerConfig>, Vec<
                 name: name.value,
                 host,
                 sip,
+                esl,
             });
         }
     }

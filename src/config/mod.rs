@@ -12,6 +12,7 @@
 
 mod build;
 mod error;
+mod esl;
 mod ops;
 mod reader;
 mod values;
@@ -48,10 +49,56 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Admin PIN mappings from the file (`[[pins]]`); PINs are unique.
     pub pins: Vec<PinMapping>,
+    /// Event Socket limits and the directory's grace period (`[esl]`).
+    pub esl: EslConfig,
     /// The admin HTTP listener (`[admin]`).
     pub admin: AdminConfig,
     /// Drain behaviour (`[lifecycle]`).
     pub lifecycle: LifecycleConfig,
+}
+
+/// `[esl]`: how the Event Socket connections are bounded and how long a lost server's
+/// conferences stay trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EslConfig {
+    /// How long a server's conferences stay known after its Event Socket is lost (default 30 s).
+    pub grace: Duration,
+    /// The largest frame accepted, in bytes (default 1 MiB).
+    pub max_frame: usize,
+    /// How long each handshake step and request may take (default 5 s).
+    pub reply_timeout: Duration,
+    /// Idle time after which a keepalive request is sent (default 15 s).
+    pub keepalive: Duration,
+}
+
+impl Default for EslConfig {
+    fn default() -> EslConfig {
+        EslConfig {
+            grace: Duration::from_secs(30),
+            max_frame: 1024 * 1024,
+            reply_timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A server's Event Socket: where and with which password. `Debug` hides the password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EslServer {
+    /// The private address FreeSWITCH's event socket listens on.
+    pub addr: SocketAddr,
+    /// The password (`esl_password_file` or `esl_password_env`), read at load time.
+    pub password: crate::secret::Password,
+}
+
+/// What the mute key does once the caller is in the meeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MuteMode {
+    /// `conference <name> tmute <member>` over the server's Event Socket; the key is not
+    /// forwarded, so BBB's user list shows the change (servers without `esl`: passthrough).
+    Esl,
+    /// The key goes to the conference like any other (BBB's caller controls decide).
+    Passthrough,
 }
 
 /// `[sip]`: where dialin's SIP endpoint listens and what address it puts in messages.
@@ -154,6 +201,12 @@ pub struct IvrConfig {
     pub echo_pin: Option<Pin>,
     /// How long an echo test may last before dialin hangs up.
     pub echo_max: Duration,
+    /// How long a caller waits for a mapped meeting that has not started (default 15 min).
+    pub max_wait: Duration,
+    /// The key that toggles mute in the meeting (default `0`); `None` disables it.
+    pub mute_key: Option<crate::digit::Digit>,
+    /// What the mute key does (default [`MuteMode::Esl`]).
+    pub mute_mode: MuteMode,
 }
 
 impl Default for IvrConfig {
@@ -168,6 +221,9 @@ impl Default for IvrConfig {
             inter_digit_timeout: Duration::from_secs(5),
             echo_pin: Pin::new("00000"),
             echo_max: Duration::from_secs(300),
+            max_wait: Duration::from_secs(15 * 60),
+            mute_key: Some(crate::digit::Digit::Num(0)),
+            mute_mode: MuteMode::Esl,
         }
     }
 }
@@ -200,6 +256,8 @@ pub struct ServerConfig {
     pub host: String,
     /// The resolved address to send SIP to (resolved once at load time).
     pub sip: SocketAddr,
+    /// Its Event Socket, if set: then the live directory watches it.
+    pub esl: Option<EslServer>,
 }
 
 /// `[routing]`: how PINs without an admin mapping are routed.
@@ -298,3 +356,6 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod esl_tests;

@@ -6,6 +6,7 @@
 use crate::ops::health::readiness;
 use crate::ops::metrics;
 use crate::ops::status::OpsState;
+use crate::routing::directory::EslState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -64,6 +65,19 @@ async fn metrics_text(State(s): State<Arc<OpsState>>) -> Response {
         0.0
     };
     ::metrics::gauge!(metrics::DRAINING).set(draining);
+    if let Some(view) = s.ctx.directory_view() {
+        for server in view.servers(Instant::now()) {
+            let up = if server.state == EslState::Up {
+                1.0
+            } else {
+                0.0
+            };
+            ::metrics::gauge!(metrics::ESL_CONNECTED, "server" => server.name.clone()).set(up);
+            ::metrics::gauge!(metrics::CONFERENCES_KNOWN, "server" => server.name)
+                .set(server.conferences as f64);
+        }
+        ::metrics::counter!(metrics::CONFERENCE_COLLISIONS).absolute(view.collisions());
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),

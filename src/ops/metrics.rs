@@ -36,6 +36,12 @@ pub const RTP_PORTS_IN_USE: &str = "dialin_rtp_ports_in_use";
 pub const DRAINING: &str = "dialin_draining";
 /// Configuration reloads by `result` (`ok`, `error`).
 pub const RELOADS: &str = "dialin_config_reloads_total";
+/// 1 while a server's Event Socket is connected, by `server` (its config name).
+pub const ESL_CONNECTED: &str = "dialin_esl_connected";
+/// Conferences a server runs as the live directory trusts them now, by `server`.
+pub const CONFERENCES_KNOWN: &str = "dialin_conferences_known";
+/// Conferences seen live on two servers at once since start-up.
+pub const CONFERENCE_COLLISIONS: &str = "dialin_conference_collisions_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "dialin_build_info";
 
@@ -100,7 +106,8 @@ pub const OUTCOMES: [&str; 11] = [
 ];
 
 /// Every `state` label value.
-const STATES: [&str; 12] = [
+const STATES: [&str; 13] = [
+    "waiting",
     "answering",
     "greeting",
     "collecting_pin",
@@ -143,6 +150,7 @@ pub fn state_label(state: FlowState) -> &'static str {
         FlowState::Unavailable => "unavailable",
         FlowState::Goodbye => "goodbye",
         FlowState::Closing => "closing",
+        FlowState::Waiting => "waiting",
         FlowState::Ended => "ended",
     }
 }

@@ -11,6 +11,7 @@ use crate::call::context::{CallSettings, Prompts};
 use crate::call::flow::FlowSettings;
 use crate::call::pin::PinSettings;
 use crate::config::{Config, TrunkReject};
+use crate::routing::live::LiveDirectory;
 use crate::routing::Router;
 use crate::sip::source_filter::{FilterRules, RejectMode};
 use crate::sounds::load_prompts;
@@ -43,11 +44,19 @@ pub struct Reloaded {
     pub restart_needed: Vec<&'static str>,
 }
 
-/// The per-call settings of `config`; loads (and encodes) its prompts.
-pub fn call_settings(config: &Config) -> Result<CallSettings, ReloadError> {
+/// The per-call settings of `config`; loads (and encodes) its prompts. The router consults
+/// `directory` (the live conference directory, built once at start-up) when there is one.
+pub fn call_settings(
+    config: &Config,
+    directory: Option<&LiveDirectory>,
+) -> Result<CallSettings, ReloadError> {
     let prompts = load_prompts(&config.ivr).map_err(|e| ReloadError::Prompts(e.to_string()))?;
+    let router = Router::new(config);
     Ok(CallSettings {
-        router: Router::new(config),
+        router: match directory {
+            Some(d) => router.with_directory(d.clone()),
+            None => router,
+        },
         prompts: Prompts::new(prompts),
         flow: FlowSettings {
             pin: PinSettings {
@@ -59,6 +68,11 @@ pub fn call_settings(config: &Config) -> Result<CallSettings, ReloadError> {
             attempts: config.ivr.attempts,
             server_answer_timeout: config.routing.server_answer_timeout,
             echo_max: config.ivr.echo_max,
+            max_wait: config.ivr.max_wait,
+            mute_key: match config.ivr.mute_mode {
+                crate::config::MuteMode::Esl => config.ivr.mute_key,
+                crate::config::MuteMode::Passthrough => None,
+            },
         },
         answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,
@@ -77,11 +91,16 @@ pub fn filter_rules(config: &Config) -> FilterRules {
     }
 }
 
-/// Reads `path` again and prepares what to put in force; `old` is the configuration in force.
-pub fn reload(path: Option<&Path>, old: &Config) -> Result<Reloaded, ReloadError> {
+/// Reads `path` again and prepares what to put in force; `old` is the configuration in force,
+/// `directory` the live directory built for it at start-up.
+pub fn reload(
+    path: Option<&Path>,
+    old: &Config,
+    directory: Option<&LiveDirectory>,
+) -> Result<Reloaded, ReloadError> {
     let path = path.ok_or(ReloadError::NoFile)?;
     let config = Config::load(path).map_err(|e| ReloadError::Invalid(e.to_string()))?;
-    let settings = call_settings(&config)?;
+    let settings = call_settings(&config, directory)?;
     Ok(Reloaded {
         filter: filter_rules(&config),
         restart_needed: restart_needed(old, &config),
@@ -111,6 +130,16 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.lifecycle != new.lifecycle {
         keys.push("lifecycle");
     }
+    // Event Socket connections are opened at start-up, one per server with `esl`.
+    let esl = |c: &Config| -> Vec<(String, crate::config::EslServer)> {
+        c.servers
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.esl.clone()?)))
+            .collect()
+    };
+    if esl(old) != esl(new) || old.esl != new.esl {
+        keys.push("servers.esl");
+    }
     keys
 }
 
@@ -132,7 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = Config::from_toml(BASE, "old").unwrap();
         let path = write(&dir, &BASE.replace("attempts = 3", "attempts = 1"));
-        let r = reload(Some(&path), &old)
+        let r = reload(Some(&path), &old, None)
             .map_err(|e| e.to_string())
             .unwrap();
         assert_eq!(r.settings.flow.attempts, 1);
@@ -148,7 +177,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = Config::from_toml(BASE, "old").unwrap();
         let path = write(&dir, &BASE.replace("attempts = 3", "attempts = \"many\""));
-        let e = reload(Some(&path), &old)
+        let e = reload(Some(&path), &old, None)
             .err()
             .expect("refused")
             .to_string();
@@ -156,7 +185,7 @@ mod tests {
             e.contains("keeping the old one") && e.contains("ivr.attempts"),
             "{e}"
         );
-        assert!(matches!(reload(None, &old), Err(ReloadError::NoFile)));
+        assert!(matches!(reload(None, &old, None), Err(ReloadError::NoFile)));
     }
 
     #[test]

@@ -47,8 +47,30 @@ pub struct Status {
     pub sip_dialogs: u64,
     /// SIP requests refused by source address.
     pub sip_sources_rejected: u64,
-    /// The configured BBB servers' names.
-    pub servers: Vec<String>,
+    /// The configured BBB servers.
+    pub servers: Vec<ServerSummary>,
+}
+
+/// One configured BBB server in the status.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerSummary {
+    /// Its config name.
+    pub name: String,
+    /// Its Event Socket's state (`Up`, `Connecting`, `DownGrace`, `Down`); `None` without `esl`.
+    pub event_socket: Option<String>,
+    /// Conferences it runs as the live directory knows them; `None` without `esl`.
+    pub conferences: Option<usize>,
+}
+
+impl ServerSummary {
+    fn render(&self) -> String {
+        match (&self.event_socket, self.conferences) {
+            (Some(state), Some(n)) => {
+                format!("{} (Event Socket {state}, {n} conferences)", self.name)
+            }
+            _ => self.name.clone(),
+        }
+    }
 }
 
 impl OpsState {
@@ -65,12 +87,29 @@ impl OpsState {
             rtp_ports_in_use: self.ctx.ports.in_use() as u64,
             sip_dialogs: self.ctx.dialog_layer.len() as u64,
             sip_sources_rejected: self.filter_stats.rejected.load(Ordering::Relaxed),
-            servers: self
-                .servers
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            servers: self.servers(),
         }
+    }
+
+    /// The configured servers with their Event Socket state where they have one.
+    fn servers(&self) -> Vec<ServerSummary> {
+        let live = self
+            .ctx
+            .directory_view()
+            .map(|v| v.servers(Instant::now()))
+            .unwrap_or_default();
+        let names = self.servers.read().unwrap_or_else(|e| e.into_inner());
+        names
+            .iter()
+            .map(|name| {
+                let watched = live.iter().find(|s| &s.name == name);
+                ServerSummary {
+                    name: name.clone(),
+                    event_socket: watched.map(|s| format!("{:?}", s.state)),
+                    conferences: watched.map(|s| s.conferences),
+                }
+            })
+            .collect()
     }
 }
 
@@ -80,7 +119,8 @@ impl Status {
         let servers = if self.servers.is_empty() {
             "none (echo test only)".to_string()
         } else {
-            self.servers.join(", ")
+            let all: Vec<String> = self.servers.iter().map(ServerSummary::render).collect();
+            all.join(", ")
         };
         format!(
             "dialin {version}, up {up}{draining}\n\
@@ -128,7 +168,18 @@ mod tests {
             rtp_ports_in_use: 8,
             sip_dialogs: 4,
             sip_sources_rejected: 1,
-            servers: vec!["bbb1".into(), "bbb2".into()],
+            servers: vec![
+                ServerSummary {
+                    name: "bbb1".into(),
+                    event_socket: Some("Up".into()),
+                    conferences: Some(3),
+                },
+                ServerSummary {
+                    name: "bbb2".into(),
+                    event_socket: None,
+                    conferences: None,
+                },
+            ],
         };
         let text = s.render();
         assert!(
@@ -139,7 +190,10 @@ mod tests {
             text.contains("2 active, 10 since start, 7 bridged"),
             "{text}"
         );
-        assert!(text.contains("servers: bbb1, bbb2"), "{text}");
+        assert!(
+            text.contains("servers: bbb1 (Event Socket Up, 3 conferences), bbb2"),
+            "{text}"
+        );
         assert_eq!(human_duration(42), "42s");
         assert_eq!(human_duration(90_000), "1d 1h");
     }

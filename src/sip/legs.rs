@@ -51,10 +51,13 @@ pub fn sdp_content_type() -> Header {
 pub struct InvalidUri;
 
 /// Builds the INVITE toward `sip:<conference>@<server>`: the From carries only the masked
-/// caller ID; no header carries the caller's number.
+/// caller ID; no header carries the caller's number. `dialin_call` (a random per-call token)
+/// goes into the `X-Dialin-Call` header, which FreeSWITCH exposes as a channel variable: the
+/// Event Socket client matches our leg to its conference member id by it (for the mute key).
 pub fn server_invite(
     target: &ConferenceTarget,
     masked: &MaskedCaller,
+    dialin_call: &str,
     advertise: IpAddr,
     sip_port: u16,
     contact: rsipstack::sip::Uri,
@@ -85,6 +88,10 @@ pub fn server_invite(
         content_type: Some("application/sdp".into()),
         offer: Some(sdp_offer.into_bytes()),
         contact,
+        headers: Some(vec![Header::Other(
+            crate::esl::message::DIALIN_CALL_HEADER.into(),
+            dialin_call.into(),
+        )]),
         ..Default::default()
     })
 }

@@ -27,10 +27,18 @@ impl Dialin {
         Dialin::start_with(config, args, &[])
     }
 
-    /// Like [`Dialin::start_with_args`], with extra environment variables.
+    /// Like [`Dialin::start_with_args`], with extra environment variables. A config without an
+    /// `[admin]` table gets one on a port of its own: the default 127.0.0.1:8089 would be
+    /// shared by every test running at the same time.
     pub fn start_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> Dialin {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("dialin.toml");
+        let config = if config.contains("[admin]") {
+            config.to_string()
+        } else {
+            let port = super::ports::PortBlock::take(1).base;
+            format!("{config}\n[admin]\nlisten = \"127.0.0.1:{port}\"\n")
+        };
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dialin"))
             .arg("serve")

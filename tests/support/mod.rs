@@ -16,6 +16,7 @@
 //! | [`sipp`] | spawning sipp with the common flags, deadline, exit status and logs |
 //! | [`siplog`] | parsing sipp's message log into SIP messages (Request-URI, headers) |
 //! | [`media`] | [`media::RtpPeer`]: a Rust RTP endpoint that sends its own frames and records what arrives |
+//! | [`esl`] | a stand-in FreeSWITCH Event Socket replaying captured frames, with faults on request |
 //!
 //! # Verifying both audio directions
 //! sipp cannot record RTP. Caller → conference: the caller's pcap carries [`payload::caller_frame`]s;
@@ -57,6 +58,7 @@
 #![allow(dead_code)]
 
 pub mod dialin;
+pub mod esl;
 pub mod kamailio;
 pub mod media;
 pub mod payload;

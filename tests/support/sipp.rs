@@ -260,6 +260,30 @@ impl RunningSipp {
         self.dir.as_ref().expect("present until waited for").path()
     }
 
+    /// The first `method` request received so far, read from the live message log.
+    pub fn received_so_far(&self, method: &str) -> Option<super::siplog::SipMessage> {
+        let log = std::fs::read_to_string(self.dir().join("messages.log")).unwrap_or_default();
+        super::siplog::parse_log(&log).into_iter().find(|m| {
+            m.direction == super::siplog::Direction::Received && m.method() == Some(method)
+        })
+    }
+
+    /// Waits up to `timeout` for the first `method` request; panics if none comes.
+    pub fn wait_received(&self, method: &str, timeout: Duration) -> super::siplog::SipMessage {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(m) = self.received_so_far(method) {
+                return m;
+            }
+            assert!(
+                Instant::now() < end,
+                "no {method} reached {} within {timeout:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits (up to 5 s) until sipp's SIP socket shows in `/proc/net/udp`, so a peer can send to it.
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(5);

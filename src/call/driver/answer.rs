@@ -144,6 +144,10 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         invite_at,
         resolved_at: None,
         shutdown_seen: false,
+        pin: None,
+        waiting: None,
+        dialin_call: format!("{:016x}", rand::random::<u64>()),
+        server_name: None,
     };
     if late_offer {
         // The ACK that carried the answer was the dialog's confirmation.

@@ -7,6 +7,7 @@
 
 mod answer;
 mod events;
+mod live;
 
 pub use answer::spawn_call;
 
@@ -88,6 +89,14 @@ struct CallDriver {
     resolved_at: Option<Instant>,
     /// Whether the drain deadline was passed to the flow already.
     shutdown_seen: bool,
+    /// The PIN last resolved, kept while the caller waits for the meeting to start.
+    pin: Option<crate::secret::Pin>,
+    /// While waiting: changes whenever a conference may have started.
+    waiting: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
+    dialin_call: String,
+    /// The name of the server dialled (for the mute key's Event Socket).
+    server_name: Option<String>,
 }
 
 /// What woke the driver up.
@@ -97,6 +106,8 @@ enum Wake {
     Trunk(Option<DialogState>),
     ServerEvent(Option<DialogState>),
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
+    /// The directory changed while waiting (`false`: it is gone).
+    Directory(bool),
     Timer,
     Shutdown,
 }
@@ -134,6 +145,7 @@ impl CallDriver {
                     e = self.trunk_events.recv() => Wake::Trunk(e),
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
+                    r = live::changed_opt(self.waiting.as_mut()) => Wake::Directory(r),
                     _ = &mut timer => Wake::Timer,
                     _ = lifecycle.calls_ending(), if !self.shutdown_seen => Wake::Shutdown,
                 }
@@ -163,6 +175,8 @@ impl CallDriver {
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,
                 Wake::ServerEvent(None) => {}
                 Wake::Invite(r) => self.on_invite_result(now, r),
+                Wake::Directory(true) => self.recheck_waiting(now),
+                Wake::Directory(false) => self.waiting = None,
                 Wake::Timer => self.on_timer(now, &mut buf).await,
                 Wake::Shutdown => {
                     self.shutdown_seen = true;
@@ -234,16 +248,29 @@ impl CallDriver {
                 FlowAction::Play(id) => self.media.play(self.settings.prompts.get(id), now),
                 FlowAction::StopPrompt => self.media.stop_prompt(),
                 FlowAction::Resolve(pin) => {
-                    let decision = self.settings.router.resolve(&pin);
+                    let decision = self.settings.router.resolve_at(&pin, now);
                     metrics::pin_attempt(match decision {
                         RouteDecision::Conference(_) => "conference",
                         RouteDecision::Echo => "echo",
                         RouteDecision::Invalid => "invalid",
+                        RouteDecision::Waiting(_) => "waiting",
+                        RouteDecision::Unavailable => "unavailable",
                     });
                     self.resolved_at = Some(now);
+                    if decision == crate::routing::RouteDecision::Unavailable {
+                        info!(call = self.call_no, "conference unavailable (on two servers, or its server's Event Socket is down)");
+                    }
+                    self.pin = Some(pin);
                     self.flow.handle_input(now, FlowInput::Routed(decision));
                 }
+                FlowAction::AwaitConference => {
+                    info!(call = self.call_no, "meeting not started: caller waits");
+                    self.waiting = self.settings.router.directory().map(|d| d.subscribe());
+                    // A conference created between the resolve and the subscription counts.
+                    self.recheck_waiting(now);
+                }
                 FlowAction::DialServer(target) => {
+                    self.server_name = Some(target.server.clone());
                     if let Err(reason) = self.dial(&target) {
                         warn!(call = self.call_no, server = %target.server, %reason, "cannot dial server");
                         self.flow.handle_input(now, FlowInput::ServerFailed);
@@ -268,6 +295,14 @@ impl CallDriver {
                 FlowAction::Bridge => {
                     if let Some(leg) = self.pending_server_leg.take() {
                         self.media.bridge(leg);
+                        // The mute key is kept from the server only where the Event Socket
+                        // can mute; elsewhere it is relayed like any key.
+                        let esl = self
+                            .server_name
+                            .as_ref()
+                            .is_some_and(|n| self.ctx.esl.contains_key(n));
+                        self.media
+                            .intercept(self.settings.flow.mute_key.filter(|_| esl));
                         self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
                         if let Some(at) = self.resolved_at {
                             metrics::setup_latency("server_answer", now - at);
@@ -281,6 +316,7 @@ impl CallDriver {
                     info!(call = self.call_no, "echo test");
                 }
                 FlowAction::SendDigit(d) => self.media.send_digit(d),
+                FlowAction::ToggleMute(d) => self.toggle_mute(d),
                 FlowAction::HangUpCaller => {
                     let dialog = self.trunk.clone();
                     tokio::spawn(async move { dialog.bye().await.ok() });
@@ -320,6 +356,7 @@ impl CallDriver {
         let opt = server_invite(
             target,
             &masked,
+            &self.dialin_call,
             self.ctx.advertise,
             self.ctx.sip_port,
             self.ctx.contact.clone(),

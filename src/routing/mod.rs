@@ -1,7 +1,26 @@
 //! Routing: which conference on which server a PIN leads to.
+//!
+//! [`Router::resolve_at`] answers from memory at PIN time: the echo test, admin mappings, the
+//! PIN as a voiceBridge number, and (when servers have an Event Socket) the live
+//! [`directory`] of which server runs which conference. Rules with a directory:
+//! - a conference live on one server routes there, wherever a mapping said it would be;
+//! - live on two servers (a collision) or possibly on a server whose Event Socket is down:
+//!   [`RouteDecision::Unavailable`], never a guess;
+//! - a mapped PIN whose conference is not running yet: [`RouteDecision::Waiting`] (the
+//!   waiting room);
+//! - an identity PIN (voiceBridge) that is not running: [`RouteDecision::Invalid`], as it
+//!   cannot be told apart from a typo; the default server takes it only if that server has no
+//!   Event Socket (the old, directory-less behaviour).
 
+pub mod directory;
+pub mod live;
+
+use directory::Presence;
+use live::LiveDirectory;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// A FreeSWITCH conference name (BBB's voiceBridge). Where PINs are voiceBridge numbers this is
 /// PIN material too, so `Debug`/`Display` hide it; the server leg's Request-URI uses `expose`.
@@ -47,6 +66,12 @@ pub enum RouteDecision {
     Echo,
     /// Unknown or malformed PIN: the caller hears "invalid PIN".
     Invalid,
+    /// A known meeting (admin mapping) that has not started: hold until it runs, then
+    /// resolve again.
+    Waiting(ConferenceTarget),
+    /// The conference cannot be reached now (collision, or its server's Event Socket is
+    /// down): the caller hears "unavailable".
+    Unavailable,
 }
 
 /// The smallest and largest voiceBridge numbers BBB uses: a PIN of this length may be one.
@@ -76,6 +101,10 @@ pub struct Router {
     pin_is_conference: bool,
     /// The server for PINs that do not name one.
     default_server: Option<Server>,
+    /// Every configured server's SIP address by name, to route where the directory says.
+    servers: HashMap<String, SocketAddr>,
+    /// The live directory, when any server has an Event Socket.
+    directory: Option<LiveDirectory>,
 }
 
 impl Router {
@@ -107,11 +136,71 @@ impl Router {
             mappings,
             pin_is_conference: config.routing.pin_is_conference,
             default_server,
+            servers: config
+                .servers
+                .iter()
+                .map(|s| (s.name.clone(), s.sip))
+                .collect(),
+            directory: None,
         }
     }
 
-    /// Where `pin` leads: the echo test, an admin mapping, the PIN as a conference number on
-    /// the default server, or [`RouteDecision::Invalid`].
+    /// The same router consulting `directory` for servers it watches.
+    pub fn with_directory(mut self, directory: LiveDirectory) -> Router {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// The live directory, if any (for waiting callers and the mute key).
+    pub fn directory(&self) -> Option<&LiveDirectory> {
+        self.directory.as_ref()
+    }
+
+    /// Where `pin` leads at `now`; see the module doc for the rules.
+    pub fn resolve_at(&self, pin: &crate::secret::Pin, now: Instant) -> RouteDecision {
+        let Some(dir) = &self.directory else {
+            return self.resolve(pin);
+        };
+        if self.echo_pin.as_ref() == Some(pin) {
+            return RouteDecision::Echo;
+        }
+        let on = |server: String, conference: ConferenceId| match self.servers.get(&server) {
+            Some(addr) => RouteDecision::Conference(ConferenceTarget {
+                conference,
+                server,
+                server_addr: *addr,
+            }),
+            None => RouteDecision::Unavailable,
+        };
+        if let Some(target) = self.mappings.get(pin.expose()) {
+            if !dir.watches(&target.server) {
+                return RouteDecision::Conference(target.clone());
+            }
+            return match dir.lookup(target.conference.expose(), now) {
+                Presence::Running(server) => on(server, target.conference.clone()),
+                Presence::Collision => RouteDecision::Unavailable,
+                Presence::NotRunning { .. } => RouteDecision::Waiting(target.clone()),
+            };
+        }
+        if !self.pin_is_conference || !CONFERENCE_DIGITS.contains(&pin.len()) {
+            return RouteDecision::Invalid;
+        }
+        let conference = ConferenceId(pin.expose().to_string());
+        match dir.lookup(pin.expose(), now) {
+            Presence::Running(server) => on(server, conference),
+            Presence::Collision | Presence::NotRunning { certain: false } => {
+                RouteDecision::Unavailable
+            }
+            Presence::NotRunning { certain: true } => match &self.default_server {
+                Some(s) if !dir.watches(&s.name) => on(s.name.clone(), conference),
+                _ => RouteDecision::Invalid,
+            },
+        }
+    }
+
+    /// Where `pin` leads from the configuration alone (no directory): the echo test, an admin
+    /// mapping, the PIN as a conference number on the default server, or
+    /// [`RouteDecision::Invalid`]. Calls use [`Router::resolve_at`].
     pub fn resolve(&self, pin: &crate::secret::Pin) -> RouteDecision {
         if self.echo_pin.as_ref() == Some(pin) {
             return RouteDecision::Echo;
@@ -142,6 +231,7 @@ impl fmt::Debug for Router {
                 "default_server",
                 &self.default_server.as_ref().map(|s| &s.name),
             )
+            .field("directory", &self.directory.is_some())
             .finish()
     }
 }
@@ -259,3 +349,7 @@ conference = "99999"
         );
     }
 }
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod resolve_tests;

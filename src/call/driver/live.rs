@@ -1,0 +1,60 @@
+//! The call's side of the live directory: waiting for a meeting to start, and the mute key
+//! over the server's Event Socket.
+
+use super::CallDriver;
+use crate::call::flow::FlowInput;
+use std::time::Instant;
+use tracing::{info, warn};
+
+impl CallDriver {
+    /// The mute key: `conference <name> tmute <member>` over the server's Event Socket, or
+    /// the key forwarded where the server has none or our member is not known.
+    pub(super) fn toggle_mute(&mut self, digit: crate::digit::Digit) {
+        let server = self.server_name.as_deref().unwrap_or("");
+        let (Some(esl), Some(dir)) = (self.ctx.esl.get(server), self.settings.router.directory())
+        else {
+            self.media.send_digit(digit);
+            return;
+        };
+        match dir.member(server, &self.dialin_call) {
+            Some((conference, member)) => {
+                let sent = esl.api(format!("conference {} tmute {member}", conference.expose()));
+                info!(call = self.call_no, server, sent, "mute key: toggling mute");
+            }
+            None => {
+                warn!(
+                    call = self.call_no,
+                    server,
+                    "mute key: our conference member is not known (no add-member event seen); forwarding the key instead"
+                );
+                // Better a key BBB's caller controls may act on than a key that does nothing.
+                self.media.send_digit(digit);
+            }
+        }
+    }
+
+    /// While the caller waits: resolves the PIN again and lets the flow decide.
+    pub(super) fn recheck_waiting(&mut self, now: Instant) {
+        if self.flow.state() != crate::call::flow::FlowState::Waiting {
+            self.waiting = None;
+            return;
+        }
+        if let Some(pin) = &self.pin {
+            let decision = self.settings.router.resolve_at(pin, now);
+            if matches!(decision, crate::routing::RouteDecision::Conference(_)) {
+                info!(call = self.call_no, "meeting started: joining");
+                self.waiting = None;
+            }
+            self.flow.handle_input(now, FlowInput::Routed(decision));
+        }
+    }
+}
+
+/// Waits for the directory to change; `false` when it is gone; pends forever without a
+/// receiver (the call is not waiting).
+pub(super) async fn changed_opt(rx: Option<&mut tokio::sync::watch::Receiver<u64>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}

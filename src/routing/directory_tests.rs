@@ -1,0 +1,183 @@
+use super::*;
+use crate::esl::message::ConferenceEvent;
+use crate::routing::ConferenceId;
+
+const GRACE: Duration = Duration::from_secs(30);
+
+fn dir() -> Directory {
+    Directory::new(&["bbb1".to_string(), "bbb2".to_string()], GRACE)
+}
+
+fn listed(names: &[&str]) -> Vec<ListedConference> {
+    names
+        .iter()
+        .map(|n| ListedConference {
+            conference: ConferenceId(n.to_string()),
+            members: vec![],
+        })
+        .collect()
+}
+
+fn ev(name: &str, kind: EventKind) -> Event {
+    Event::Conference(ConferenceEvent {
+        conference: ConferenceId(name.to_string()),
+        kind,
+    })
+}
+
+fn running(server: &str) -> Presence {
+    Presence::Running(server.to_string())
+}
+
+#[test]
+fn lookup_rules_on_simulated_time() {
+    let t0 = Instant::now();
+    let s = |secs: u64| t0 + Duration::from_secs(secs);
+    let mut d = dir();
+    // Nothing connected: nothing certain.
+    assert_eq!(
+        d.lookup("71234", t0),
+        Presence::NotRunning { certain: false }
+    );
+    d.handle_snapshot(0, s(1), listed(&["71234"]));
+    assert_eq!(d.lookup("71234", s(1)), running("bbb1"));
+    assert_eq!(
+        d.lookup("71235", s(1)),
+        Presence::NotRunning { certain: false }
+    );
+    d.handle_snapshot(1, s(2), listed(&["71235"]));
+    assert_eq!(d.lookup("71235", s(2)), running("bbb2"));
+    assert_eq!(
+        d.lookup("99999", s(2)),
+        Presence::NotRunning { certain: true }
+    );
+    // A breakout room (parent plus one digit) is its own conference, wherever it runs.
+    assert!(d.handle_event(1, s(3), &ev("712341", EventKind::Create)));
+    assert_eq!(d.lookup("712341", s(3)), running("bbb2"));
+    assert_eq!(d.lookup("71234", s(3)), running("bbb1"));
+    // Destroyed: gone.
+    d.handle_event(0, s(4), &ev("71234", EventKind::Destroy));
+    assert_eq!(
+        d.lookup("71234", s(4)),
+        Presence::NotRunning { certain: true }
+    );
+    // Server 2 goes down: its conferences stay for the grace period, then are unknown.
+    d.handle_down(1, s(10));
+    assert_eq!(d.lookup("71235", s(10)), running("bbb2"));
+    assert_eq!(d.lookup("71235", s(39)), running("bbb2"));
+    assert_eq!(
+        d.lookup("71235", s(40)),
+        Presence::NotRunning { certain: false }
+    );
+    let status = d.status(s(40));
+    assert_eq!(status[1].state, EslState::Down);
+    assert_eq!(status[1].conferences, 0);
+    assert_eq!(d.status(s(39))[1].state, EslState::DownGrace);
+    // Back up: the new snapshot is the truth.
+    d.handle_snapshot(1, s(50), listed(&[]));
+    assert_eq!(
+        d.lookup("71235", s(50)),
+        Presence::NotRunning { certain: true }
+    );
+    assert_eq!(d.status(s(50))[1].state, EslState::Up);
+}
+
+#[test]
+fn collisions_refuse_and_count() {
+    let t0 = Instant::now();
+    let mut d = dir();
+    d.handle_snapshot(0, t0, listed(&["71234"]));
+    d.handle_snapshot(1, t0, listed(&[]));
+    assert_eq!(d.collisions(), 0);
+    d.handle_event(1, t0, &ev("71234", EventKind::Create));
+    assert_eq!(d.lookup("71234", t0), Presence::Collision);
+    assert_eq!(d.collisions(), 1);
+    // One ends: routable again.
+    d.handle_event(0, t0, &ev("71234", EventKind::Destroy));
+    assert_eq!(d.lookup("71234", t0), running("bbb2"));
+    // A snapshot that brings a duplicate counts too; a down server past grace does not.
+    d.handle_snapshot(0, t0, listed(&["71234"]));
+    assert_eq!(d.collisions(), 2);
+    d.handle_down(0, t0);
+    let late = t0 + GRACE;
+    d.handle_event(1, late, &ev("71234", EventKind::Destroy));
+    d.handle_event(1, late, &ev("71234", EventKind::Create));
+    assert_eq!(d.collisions(), 2);
+    assert_eq!(d.lookup("71234", late), running("bbb2"));
+}
+
+#[test]
+fn members_are_matched_to_our_calls_either_order() {
+    let t0 = Instant::now();
+    let mut d = dir();
+    d.handle_snapshot(0, t0, listed(&[]));
+    // add-member before or after CHANNEL_ANSWER: either way the member is found.
+    d.handle_event(0, t0, &ev("71234", EventKind::Create));
+    d.handle_event(
+        0,
+        t0,
+        &Event::DialinChannel {
+            unique_id: "u-1".into(),
+            call: "c-1".into(),
+        },
+    );
+    assert_eq!(d.member(0, "c-1"), None);
+    d.handle_event(
+        0,
+        t0,
+        &ev(
+            "71234",
+            EventKind::AddMember {
+                member: 7,
+                unique_id: "u-1".into(),
+            },
+        ),
+    );
+    assert_eq!(d.member(0, "c-1"), Some((ConferenceId("71234".into()), 7)));
+    assert_eq!(d.member(1, "c-1"), None, "another server");
+    d.handle_event(0, t0, &ev("71234", EventKind::DelMember { member: 7 }));
+    assert_eq!(d.member(0, "c-1"), None);
+}
+
+#[test]
+fn add_member_for_a_missed_create_counts_as_created() {
+    let t0 = Instant::now();
+    let mut d = dir();
+    d.handle_snapshot(0, t0, listed(&[]));
+    let add = ev(
+        "71234",
+        EventKind::AddMember {
+            member: 1,
+            unique_id: "u".into(),
+        },
+    );
+    assert!(d.handle_event(0, t0, &add));
+    assert!(!d.handle_event(0, t0, &add));
+    assert_eq!(d.lookup("71234", t0), running("bbb1"));
+}
+
+#[test]
+fn call_links_are_bounded() {
+    let t0 = Instant::now();
+    let mut d = dir();
+    for i in 0..(MAX_CALL_LINKS + 10) {
+        d.handle_event(
+            0,
+            t0,
+            &Event::DialinChannel {
+                unique_id: format!("u{i}"),
+                call: format!("c{i}"),
+            },
+        );
+    }
+    assert_eq!(d.servers[0].calls.len(), MAX_CALL_LINKS);
+    assert!(!d.servers[0].calls.contains_key("c0"));
+}
+
+#[test]
+fn debug_shows_counts_only() {
+    let t0 = Instant::now();
+    let mut d = dir();
+    d.handle_snapshot(0, t0, listed(&["71234"]));
+    assert!(!format!("{d:?}").contains("71234"));
+}

@@ -1,0 +1,170 @@
+//! Routing with a live directory, on simulated time.
+
+use super::*;
+use crate::config::Config;
+use crate::esl::message::ListedConference;
+use crate::secret::Pin;
+use std::time::Duration;
+
+const CONFIG: &str = r#"
+[[servers]]
+name = "bbb1"
+sip = "sip:10.0.0.1"
+[[servers]]
+name = "bbb2"
+sip = "sip:10.0.0.2"
+[[servers]]
+name = "old"
+sip = "sip:10.0.0.3"
+[routing]
+default_server = "bbb1"
+[[pins]]
+pin = "8675309"
+conference = "71234"
+server = "bbb1"
+[[pins]]
+pin = "5550100"
+conference = "55555"
+server = "old"
+"#;
+
+const GRACE: Duration = Duration::from_secs(30);
+
+fn conf(conference: &str, server: &str, ip: &str) -> RouteDecision {
+    RouteDecision::Conference(ConferenceTarget {
+        conference: ConferenceId(conference.to_string()),
+        server: server.to_string(),
+        server_addr: format!("{ip}:5060").parse().unwrap(),
+    })
+}
+
+fn listed(names: &[&str]) -> Vec<ListedConference> {
+    names
+        .iter()
+        .map(|n| ListedConference {
+            conference: ConferenceId(n.to_string()),
+            members: vec![],
+        })
+        .collect()
+}
+
+/// bbb1 and bbb2 watched; `old` has no Event Socket.
+fn setup(t0: Instant) -> (Router, LiveDirectory) {
+    let dir = LiveDirectory::new(&["bbb1".into(), "bbb2".into()], GRACE);
+    dir.update(|d| {
+        d.handle_snapshot(0, t0, listed(&["71234", "712341"]));
+        d.handle_snapshot(1, t0, listed(&["71235"]));
+        ((), true)
+    });
+    let router = Router::new(&Config::from_toml(CONFIG, "t").unwrap()).with_directory(dir.clone());
+    (router, dir)
+}
+
+#[test]
+fn routes_by_the_live_directory() {
+    let t0 = Instant::now();
+    let (router, dir) = setup(t0);
+    let waiting = RouteDecision::Waiting(match conf("71234", "bbb1", "10.0.0.1") {
+        RouteDecision::Conference(t) => t,
+        _ => unreachable!(),
+    });
+    let cases = [
+        ("00000", RouteDecision::Echo),
+        ("71234", conf("71234", "bbb1", "10.0.0.1")),
+        ("71235", conf("71235", "bbb2", "10.0.0.2")),
+        ("712341", conf("712341", "bbb1", "10.0.0.1")),
+        // Not running and every watched server is up: a typo as far as anyone can tell.
+        ("99999", RouteDecision::Invalid),
+        ("1234", RouteDecision::Invalid),
+        // Mapped and running.
+        ("8675309", conf("71234", "bbb1", "10.0.0.1")),
+        // Mapped to a server without Event Socket: as configured.
+        ("5550100", conf("55555", "old", "10.0.0.3")),
+    ];
+    for (pin, want) in cases {
+        assert_eq!(
+            router.resolve_at(&Pin::new(pin).unwrap(), t0),
+            want,
+            "{pin}"
+        );
+    }
+    // The mapped meeting ends: its callers wait for it.
+    dir.update(|d| {
+        let e = crate::esl::message::Event::Conference(crate::esl::message::ConferenceEvent {
+            conference: ConferenceId("71234".into()),
+            kind: crate::esl::message::EventKind::Destroy,
+        });
+        (d.handle_event(0, t0, &e), false)
+    });
+    assert_eq!(
+        router.resolve_at(&Pin::new("8675309").unwrap(), t0),
+        waiting
+    );
+    // A mapping follows the conference to the server that runs it.
+    dir.update(|d| {
+        d.handle_snapshot(1, t0, listed(&["71235", "71234"]));
+        ((), true)
+    });
+    assert_eq!(
+        router.resolve_at(&Pin::new("8675309").unwrap(), t0),
+        conf("71234", "bbb2", "10.0.0.2")
+    );
+}
+
+#[test]
+fn collisions_and_down_servers_are_unavailable() {
+    let t0 = Instant::now();
+    let (router, dir) = setup(t0);
+    dir.update(|d| {
+        d.handle_snapshot(1, t0, listed(&["71235", "71234"]));
+        d.handle_snapshot(0, t0, listed(&["71234"]));
+        ((), false)
+    });
+    for pin in ["71234", "8675309"] {
+        assert_eq!(
+            router.resolve_at(&Pin::new(pin).unwrap(), t0),
+            RouteDecision::Unavailable,
+            "{pin}"
+        );
+    }
+    // bbb2 down: its conference is still routed during the grace period, then unavailable;
+    // and an unknown number is unavailable too (it may run on bbb2).
+    dir.update(|d| {
+        d.handle_down(1, t0);
+        ((), false)
+    });
+    let pin = Pin::new("71235").unwrap();
+    assert_eq!(
+        router.resolve_at(&pin, t0 + GRACE - Duration::from_secs(1)),
+        conf("71235", "bbb2", "10.0.0.2")
+    );
+    assert_eq!(
+        router.resolve_at(&pin, t0 + GRACE),
+        RouteDecision::Unavailable
+    );
+    assert_eq!(
+        router.resolve_at(&Pin::new("99999").unwrap(), t0),
+        RouteDecision::Unavailable
+    );
+    let view = dir.view();
+    // Seen twice: once when bbb2 reported it, once when bbb1 reconnected with it.
+    assert_eq!(view.collisions(), 2);
+    assert_eq!(view.servers(t0 + GRACE)[1].state, directory::EslState::Down);
+}
+
+#[test]
+fn default_server_without_event_socket_keeps_the_old_fallback() {
+    let t0 = Instant::now();
+    let text = CONFIG.replace("default_server = \"bbb1\"", "default_server = \"old\"");
+    let dir = LiveDirectory::new(&["bbb1".into(), "bbb2".into()], GRACE);
+    dir.update(|d| {
+        d.handle_snapshot(0, t0, listed(&[]));
+        d.handle_snapshot(1, t0, listed(&[]));
+        ((), false)
+    });
+    let router = Router::new(&Config::from_toml(&text, "t").unwrap()).with_directory(dir);
+    assert_eq!(
+        router.resolve_at(&Pin::new("99999").unwrap(), t0),
+        conf("99999", "old", "10.0.0.3")
+    );
+}
