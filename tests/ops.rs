@@ -370,3 +370,61 @@ fn json_logs_are_one_object_per_line() {
     assert_eq!(v["message"], "dialin listening (UDP and TCP)", "{line}");
     assert!(v["timestamp"].is_string(), "{line}");
 }
+
+#[test]
+fn event_socket_state_shows_in_metrics_readyz_and_status() {
+    use support::esl::{EslStandIn, Fault, Snapshot, PASSWORD};
+    let esl = EslStandIn::start(Snapshot::Only71234, Fault::None);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("esl.pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let cfg = TestConfig::new(no_server());
+    let toml = cfg.toml().replace(
+        "name = \"bbb1\"\n",
+        &format!(
+            "name = \"bbb1\"\nesl = \"{}\"\nesl_password_file = \"{}\"\n",
+            esl.addr,
+            pw.display()
+        ),
+    ) + "[esl]\ngrace = \"1s\"\n";
+    let dialin = support::dialin::Dialin::start(&toml);
+    esl.wait_for_snapshots(1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    assert_eq!(
+        metric(&text, "dialin_esl_connected", "server=\"bbb1\""),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "dialin_conferences_known", "server=\"bbb1\""),
+        1.0,
+        "{text}"
+    );
+    assert!(!text.contains("71234"), "no conference number in /metrics");
+    assert_eq!(http(cfg.admin, "GET", "/readyz").0, 200);
+    let (_, status) = http(cfg.admin, "GET", "/api/v1/status");
+    assert!(status.contains("\"event_socket\":\"Up\""), "{status}");
+
+    // FreeSWITCH goes away: not ready (no Event Socket up), but still alive.
+    esl.cut_and_refuse();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (code, body) = http(cfg.admin, "GET", "/readyz");
+        if code == 503 {
+            assert!(body.contains("event_socket"), "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still ready: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    assert_eq!(
+        metric(&text, "dialin_esl_connected", "server=\"bbb1\""),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(http(cfg.admin, "GET", "/healthz").0, 200);
+    drop(dialin);
+}

@@ -861,6 +861,25 @@ fn shutdown_ends_every_state_with_the_right_goodbye() {
             .concat(),
         ),
         (
+            "waiting for the meeting to start: goodbye",
+            shut(
+                Script::greeted()
+                    .keys(3_000, "1234#")
+                    .at(3_500, I::Routed(RouteDecision::Waiting(target()))),
+                5_000,
+            )
+            .at(8_000, I::PromptFinished),
+            vec![
+                A::Play(Welcome),
+                A::Resolve(pin("1234")),
+                A::AwaitConference,
+                A::Play(NotStarted),
+                A::Play(Unavailable),
+                A::HangUpCaller,
+                A::Finished(Outcome::Shutdown),
+            ],
+        ),
+        (
             "caller hangs up during the goodbye",
             shut(Script::greeted(), 2_500).at(2_600, I::CallerHungUp),
             vec![
