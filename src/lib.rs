@@ -9,15 +9,19 @@
 //! | [`config`] | TOML schema, defaults, validation with messages that name the key and line |
 //! | [`digit`] | the DTMF [`digit::Digit`] shared by every source of digits |
 //! | [`secret`] | [`secret::Pin`] and [`secret::CallerNumber`], whose `Debug`/`Display` never leak |
-//! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool |
-//! | [`call`] | PIN collector and call flow (pure), the call's media state (pure: relay, echo, prompts), and the driver task per call |
-//! | [`sip`] | rsipstack endpoint and dispatch, source filter and ACL, SDP offer/answer, INFO digits, leg details |
+//! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool, SRTP |
+//! | [`call`] | PIN collector and call flow (pure), the call's media state (pure: relay, echo, prompts), call admission (limits), and the driver task per call |
+//! | [`sip`] | rsipstack endpoint and dispatch, source filter, ACL, trunks and per-source rate limits, SDP offer/answer and SDES, INFO digits, leg details, session timers and `Require`, outbound registration, TLS |
 //! | [`esl`] | FreeSWITCH Event Socket: frame codec and typed messages (pure), session state machine (sans-IO), the reconnecting task per server |
 //! | [`routing`] | PIN → target (conference on a server, the echo test, wait, unavailable); the live conference directory (pure) and its shared handle |
+//! | [`store`] | PIN mappings in SQLite or PostgreSQL (sqlx, embedded migrations), validation, change watch, CSV/JSON |
+//! | [`pins_cmd`] | `dialin pins ...`: the store from the shell |
+//! | [`admin`] | HTTP admin API (axum): bearer token, `/api/v1/pins`, OpenAPI; routers merged from parts |
+//! | [`bbb_api`] | BBB API client: checksum, getMeetingInfo/getMeetings XML, meeting ID → voiceBridge |
 //! | [`privacy`] | the masked caller ID the meeting sees |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
 //! | [`ops`] | metrics, health and readiness, status, graceful drain, config reload, systemd notify; the admin HTTP routes |
-//! | [`serve`] | `dialin serve`: wiring, signals, drain and reload |
+//! | [`serve`] | `dialin serve`: wiring (store watcher, admin listener), signals, drain and reload |
 //! | [`logging`] | log set-up (text or JSON) that keeps rsipstack's message dumps out |
 //!
 //! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing, the conference directory,
@@ -28,6 +32,8 @@
 //! sockets, and relays packets in place in its own buffers: no allocation, lock or log line
 //! per packet.
 
+pub mod admin;
+pub mod bbb_api;
 pub mod call;
 pub mod config;
 pub mod digit;
@@ -35,9 +41,11 @@ pub mod esl;
 pub mod logging;
 pub mod media;
 pub mod ops;
+pub mod pins_cmd;
 pub mod privacy;
 pub mod routing;
 pub mod secret;
 pub mod serve;
 pub mod sip;
 pub mod sounds;
+pub mod store;

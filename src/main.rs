@@ -40,6 +40,8 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Manage the PIN mappings in the configured store (see `dialin pins --help`).
+    Pins(dialin::pins_cmd::PinsArgs),
     /// Check a configuration file and explain every problem with its key and line.
     Check {
         /// The configuration file (TOML).
@@ -60,19 +62,22 @@ struct Target {
 }
 
 impl Target {
-    fn addr(&self) -> anyhow::Result<SocketAddr> {
-        if let Some(a) = self.admin {
-            return Ok(a);
-        }
+    /// The admin listener's address and the bearer token, from the flags and the config.
+    fn resolve(&self) -> anyhow::Result<(SocketAddr, Option<String>)> {
         let config = match &self.config {
             Some(p) => {
                 Config::load(p).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?
             }
             None => Config::embedded_default(),
         };
-        config.admin.listen.context(
-            "the admin listener is off ([admin] listen = \"\"); turn it on to use this command",
-        )
+        let token = dialin::admin::auth::token_text(&config.admin)?;
+        let addr = match self.admin {
+            Some(a) => a,
+            None => config.admin.listen.context(
+                "the admin listener is off ([admin] listen = \"\"); turn it on to use this command",
+            )?,
+        };
+        Ok((addr, token))
     }
 }
 
@@ -80,18 +85,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Status { target } => client(&target, |addr| {
-            let body = request(addr, "GET", "/api/v1/status")?;
+        Command::Status { target } => client(&target, |addr, token| {
+            let body = request(addr, token, "GET", "/api/v1/status")?;
             let status: Status = serde_json::from_str(&body)
                 .context("the status answer is not what this dialin version expects")?;
             print!("{}", status.render());
             Ok(())
         }),
-        Command::Drain { target } => client(&target, |addr| {
-            request(addr, "POST", "/api/v1/drain")?;
+        Command::Drain { target } => client(&target, |addr, token| {
+            request(addr, token, "POST", "/api/v1/drain")?;
             println!("draining: new calls are refused; dialin exits when the last call has ended");
             Ok(())
         }),
+        Command::Pins(args) => pins(args),
         Command::Serve { config, log_format } => {
             dialin::logging::init(log_format);
             match serve(config) {
@@ -106,8 +112,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn client(target: &Target, f: impl FnOnce(SocketAddr) -> anyhow::Result<()>) -> ExitCode {
-    match target.addr().and_then(f) {
+fn client(
+    target: &Target,
+    f: impl FnOnce(SocketAddr, Option<&str>) -> anyhow::Result<()>,
+) -> ExitCode {
+    match target
+        .resolve()
+        .and_then(|(addr, token)| f(addr, token.as_deref()))
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dialin: {e:#}");
@@ -127,11 +139,38 @@ fn check(path: &std::path::Path) -> ExitCode {
                 eprintln!("{}: ivr.sounds_dir: {e}", path.display());
                 return ExitCode::FAILURE;
             }
+            // So is the admin token serve would load (its value is never printed).
+            if config.admin.listen.is_some() {
+                if let Err(e) = dialin::admin::auth::load_token(&config.admin) {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
         Err(errors) => {
             eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pins(args: dialin::pins_cmd::PinsArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dialin: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dialin::pins_cmd::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialin pins: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,8 +1,9 @@
-//! `dialin serve`: wires the configuration into the SIP edge, the call layer and the admin
-//! listener, then runs until a drain ends. SIGTERM/SIGINT (or `dialin drain`) start a drain (a
+//! `dialin serve`: wires the configuration into the SIP edge, the call layer, the PIN store and
+//! the admin listener, then runs until a drain ends. SIGTERM/SIGINT (or `dialin drain`) start a drain (a
 //! second one ends the calls now), SIGHUP reloads the configuration, SIGUSR1 logs a status line
 //! (counts only).
 
+use crate::call::admission::{Admission, Limits};
 use crate::call::context::{CallContext, CallStats};
 use crate::call::driver::spawn_call;
 use crate::config::Config;
@@ -13,12 +14,17 @@ use crate::ops::calls::CallRegistry;
 use crate::ops::drain::{DrainPlan, DrainStep, Lifecycle};
 use crate::ops::health::FnCheck;
 use crate::ops::notify::Notifier;
-use crate::ops::reload::{call_settings, filter_rules, reload};
+use crate::ops::reload::{call_settings, reload, LiveParts};
 use crate::ops::status::OpsState;
 use crate::ops::{http, metrics};
 use crate::routing::directory::EslState;
 use crate::routing::live::LiveDirectory;
 use crate::sip::edge::{dispatch, reply_unavailable, CallAcceptor, EdgeSettings, SipEdge};
+use crate::sip::limits::Rate;
+use crate::sip::register::{spawn_registrations, RegistrationStatus};
+use crate::sip::source_filter::RejectMode;
+use crate::sip::trunks::TrunkTable;
+use crate::store::Store;
 use anyhow::Context;
 use rsipstack::transaction::Transaction;
 use std::collections::HashMap;
@@ -62,42 +68,71 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             None
         }
     };
-    let esl_cancel = tokio_util::sync::CancellationToken::new();
-    let (directory, esl) = watch_servers(&config, &esl_cancel);
-    let settings =
-        call_settings(&config, directory.as_ref()).context("cannot load the IVR prompts")?;
     let (rtp_lo, rtp_hi) = config.media.rtp_ports;
     let ports = PortPool::new(rtp_lo..=rtp_hi).context("media.rtp_ports")?;
-    let rules = filter_rules(&config);
     let edge = SipEdge::bind(EdgeSettings {
         listen: config.sip.listen,
         advertise: config.sip.advertise,
         user_agent: config.sip.user_agent.clone(),
-        trunk_allow: rules.trunk,
-        reject: rules.mode,
-        servers: rules.servers,
+        trunks: TrunkTable::from_config(&config),
+        rate: Rate {
+            per_second: config.limits.sip_rate,
+            burst: config.limits.sip_burst,
+        },
+        retry_after: config.limits.retry_after,
+        reject: match config.trunk.reject {
+            crate::config::TrunkReject::Forbidden => RejectMode::Forbidden,
+            crate::config::TrunkReject::Silence => RejectMode::Silence,
+        },
+        servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
+        tls: config.sip.tls.clone(),
     })
     .await?;
-    let admin_listener = match config.admin.listen {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
-            format!("cannot listen for the admin API on {addr}; check admin.listen and that no other program uses the port")
-        })?),
-        None => None,
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (directory, esl) = watch_servers(&config, &cancel);
+    let live = LiveParts {
+        directory,
+        store: Default::default(),
     };
+    let settings = call_settings(&config, &live).context("cannot load the IVR prompts")?;
+    let store = start_store(&config, &live).await?;
     let lifecycle = Arc::new(Lifecycle::new(config.lifecycle.retry_after));
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
         contact: edge.contact(),
+        tls_contact: edge.tls_contact(),
         advertise: edge.advertise,
         rtp_bind: config.sip.listen.ip(),
         sip_port: edge.local_addr.port(),
         settings: RwLock::new(Arc::new(settings)),
+        meetings: Arc::new(crate::bbb_api::BbbApis::new(config.bbb_api.clone())),
         ports,
+        session_min_se: config.sip.session_min_se,
+        early_media: config.sip.early_media,
         stats: CallStats::default(),
         lifecycle: lifecycle.clone(),
         calls: CallRegistry::default(),
         esl,
+        admission: Admission::new(&limits(&config)),
+        trunks: TrunkTable::from_config(&config),
+        retry_after: config.limits.retry_after,
+        srtp: config
+            .trunks
+            .iter()
+            .map(|t| t.srtp)
+            .chain([config.trunk.srtp])
+            .collect(),
     });
+
+    let registrations = spawn_registrations(
+        edge.endpoint.inner.clone(),
+        std::net::SocketAddr::new(edge.advertise, edge.local_addr.port()),
+        config
+            .trunks
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.register.clone()?)))
+            .collect(),
+    );
 
     let incoming = edge.incoming();
     let endpoint = edge.endpoint.inner.clone();
@@ -111,7 +146,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     ));
     let drain_check = lifecycle.clone();
     let sip_stopped = edge.cancel.clone();
-    let esl_view = directory.as_ref().map(|d| d.view());
+    let esl_view = live.directory.as_ref().map(|d| d.view());
     let ops = Arc::new(OpsState {
         ctx: ctx.clone(),
         filter_stats: edge.filter_stats.clone(),
@@ -148,11 +183,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         ],
         started: Instant::now(),
     });
-    if let Some(listener) = admin_listener {
-        let addr = listener.local_addr().ok();
-        tokio::spawn(http::serve(listener, http::routes(ops.clone())));
-        info!(admin = ?addr, "admin listener up (/metrics, /healthz, /readyz, /api/v1)");
-    }
+    start_admin(&config, &store, &ops, cancel.clone()).await?;
     info!(
         listen = %edge.local_addr,
         servers = config.servers.len(),
@@ -172,8 +203,8 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             _ = signals.term.recv() => { lifecycle.start_drain(); }
             _ = signals.int.recv() => { lifecycle.start_drain(); }
             _ = lifecycle.drain_requested() => {}
-            _ = signals.usr1.recv() => { info!("status: {}", status(&ops)); continue; }
-            _ = signals.hup.recv() => { on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier, directory.as_ref()); continue; }
+            _ = signals.usr1.recv() => { info!("status: {}", status(&ops, &edge, &registrations.status)); continue; }
+            _ = signals.hup.recv() => { on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier, &live).await; continue; }
         }
         break;
     }
@@ -207,14 +238,84 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             _ = tokio::time::sleep_until(wake) => {}
             _ = signals.term.recv() => plan.hurry(Instant::now()),
             _ = signals.int.recv() => plan.hurry(Instant::now()),
-            _ = signals.usr1.recv() => info!("status: {}", status(&ops)),
-            _ = signals.hup.recv() => on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier, directory.as_ref()),
+            _ = signals.usr1.recv() => info!("status: {}", status(&ops, &edge, &registrations.status)),
+            _ = signals.hup.recv() => on_reload(&mut config, path.as_deref(), &ops, &edge, &notifier, &live).await,
         }
     }
-    info!("drained, stopping: {}", status(&ops));
+    info!(
+        "drained, stopping: {}",
+        status(&ops, &edge, &registrations.status)
+    );
+    // Before the transports close: the providers stop sending calls at once.
+    registrations.unregister_all(Duration::from_secs(2)).await;
     edge.cancel.cancel();
-    esl_cancel.cancel();
+    cancel.cancel();
+    store.close().await;
     Ok(())
+}
+
+/// Opens the PIN store and keeps the live mappings (shared by every router, reloaded or not)
+/// current.
+async fn start_store(config: &Config, live: &LiveParts) -> anyhow::Result<Store> {
+    let store = Store::open_configured(&config.store).await?;
+    let mut rx = crate::store::watch::watch(store.clone(), crate::store::watch::POLL_INTERVAL)
+        .await
+        .context("cannot read the PIN store")?;
+    let mappings = live.store.clone();
+    mappings.replace(&rx.borrow_and_update());
+    info!(
+        store = store.kind(),
+        mappings = mappings.len(),
+        "PIN store open"
+    );
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let current = rx.borrow_and_update().clone();
+            mappings.replace(&current);
+            info!(mappings = current.len(), "PIN mappings updated");
+        }
+    });
+    Ok(store)
+}
+
+/// Starts the admin API if `[admin] listen` is set: the PIN routes and the operations API behind
+/// the token, metrics and health without.
+async fn start_admin(
+    config: &Config,
+    store: &Store,
+    ops: &Arc<OpsState>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.admin.listen else {
+        return Ok(());
+    };
+    let token = crate::admin::auth::load_token(&config.admin)?;
+    if token.is_none() {
+        warn!("no admin token configured (admin.token_file or admin.token_env): the admin API answers every /api/v1 request with 401");
+    }
+    let pins = crate::admin::pins::routes(crate::admin::pins::PinsState {
+        store: store.clone(),
+        rules: Arc::new(crate::store::model::Rules::from_config(config)),
+        config_pins: Arc::new(config.pins.clone()),
+    });
+    let app = crate::admin::build(
+        token,
+        vec![pins, http::api_routes(ops.clone())],
+        vec![http::public_routes(ops.clone())],
+    );
+    crate::admin::serve(addr, app, cancel).await?;
+    Ok(())
+}
+
+/// The call limits of `config`, per trunk in [`TrunkTable`] order (named trunks, then default).
+fn limits(config: &Config) -> Limits {
+    let mut per_trunk: Vec<Option<usize>> = config.trunks.iter().map(|t| t.max_calls).collect();
+    per_trunk.push(config.trunk.max_calls);
+    Limits {
+        max_calls: config.limits.max_calls,
+        max_ivr: config.limits.max_ivr_calls,
+        per_trunk,
+    }
 }
 
 /// The live directory and one Event Socket task per server that has `esl` (none: no directory).
@@ -274,20 +375,26 @@ impl Signals {
     }
 }
 
-/// SIGHUP: reads the configuration again; a broken one leaves the running one in force.
-fn on_reload(
+/// SIGHUP: reads the configuration again (a broken one leaves the running one in force) and
+/// the TLS certificate (a broken one keeps the old certificate in use).
+async fn on_reload(
     config: &mut Config,
     path: Option<&std::path::Path>,
     ops: &OpsState,
     edge: &SipEdge,
     notifier: &Notifier,
-    directory: Option<&LiveDirectory>,
+    live: &LiveParts,
 ) {
     notifier.notify("RELOADING=1");
-    match reload(path, config, directory) {
+    if let Some(reloader) = &edge.tls_reloader {
+        match reloader.reload().await {
+            Ok(()) => info!("TLS certificate reloaded"),
+            Err(e) => warn!(error = %e, "TLS certificate not reloaded; the old one stays in use"),
+        }
+    }
+    match reload(path, config, live) {
         Ok(r) => {
             ops.ctx.replace_settings(r.settings);
-            *edge.filter_rules.write().unwrap_or_else(|e| e.into_inner()) = r.filter;
             *ops.servers.write().unwrap_or_else(|e| e.into_inner()) = server_names(&r.config);
             if !r.restart_needed.is_empty() {
                 warn!(
@@ -334,11 +441,13 @@ fn server_names(config: &Config) -> Vec<String> {
     config.servers.iter().map(|s| s.name.clone()).collect()
 }
 
-fn status(ops: &OpsState) -> String {
-    let s = ops.status();
+fn status(ops: &OpsState, edge: &SipEdge, registrations: &RegistrationStatus) -> String {
     format!(
-        "{} sip_sources_rejected={}",
+        "{} sip_sources_rejected={} sip_rate_limited={} registrations_up={} registrations={}",
         ops.ctx.status_line(),
-        s.sip_sources_rejected
+        edge.filter_stats.rejected(),
+        edge.filter_stats.rate_limited(),
+        registrations.registered(),
+        registrations.total(),
     )
 }

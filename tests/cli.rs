@@ -105,3 +105,25 @@ fn event_socket_passwords_never_show() {
     assert!(stderr.contains("servers[0].esl_password_file"), "{stderr}");
     assert!(!format!("{stdout}{stderr}").contains("very-secret"));
 }
+
+#[test]
+fn an_unreadable_or_short_admin_token_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    let text = format!("[admin]\ntoken_file = \"{}\"\n", token.display());
+    let (ok, _, stderr) = check(&text);
+    assert!(
+        !ok && stderr.contains("admin.token_file: cannot read"),
+        "{stderr}"
+    );
+    std::fs::write(&token, "short\n").unwrap();
+    let (ok, _, stderr) = check(&text);
+    assert!(
+        !ok && stderr.contains("fewer than 16 characters"),
+        "{stderr}"
+    );
+    std::fs::write(&token, "a-long-enough-secret-token\n").unwrap();
+    let (ok, stdout, stderr) = check(&text);
+    assert!(ok, "{stderr}");
+    assert!(!stdout.contains("a-long-enough") && !stderr.contains("a-long-enough"));
+}

@@ -5,7 +5,7 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use support::dialin::{http, metric, sip_options, TestConfig};
+use support::dialin::{http, metric, sip_options, TestConfig, ADMIN_TOKEN, ADMIN_TOKEN_ENV};
 use support::media::{RtpPeer, SendTo};
 use support::pcap::CallerStream;
 use support::ports::PortBlock;
@@ -314,7 +314,9 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
     );
     assert_eq!(http(cfg.admin, "GET", "/readyz").0, 200);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialin"))
-        .args(["status", "--admin", &cfg.admin.to_string()])
+        .args(["status", "--config"])
+        .arg(&dialin.config_path)
+        .env(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -334,9 +336,22 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
 fn dialin_drain_command_drains_an_idle_instance_which_exits_0() {
     let cfg = TestConfig::new(no_server());
     let mut dialin = cfg.start();
+    // Without the token the API refuses, and says why.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialin"))
+        .args(["drain", "--admin", &cfg.admin.to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dialin.is_running());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialin"))
         .args(["drain", "--config"])
         .arg(&dialin.config_path)
+        .env(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
         .output()
         .unwrap();
     assert!(

@@ -1,6 +1,7 @@
 //! What every call shares: the dialog layer, the reloadable settings (routing, prompts, PIN and
 //! flow timing), the RTP port pool, the drain state and counters.
 
+use crate::call::admission::{Admission, CallSlot, Refusal};
 use crate::call::flow::FlowSettings;
 use crate::call::PromptId;
 use crate::media::ports::{PortLease, PortPool};
@@ -8,7 +9,11 @@ use crate::media::prompt::EncodedPrompt;
 use crate::ops::calls::CallRegistry;
 use crate::ops::drain::Lifecycle;
 use crate::routing::Router;
+use crate::sip::legs::source_ip;
+use crate::sip::sdes::SrtpPolicy;
+use crate::sip::trunks::TrunkTable;
 use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::Request;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -83,6 +88,9 @@ pub struct CallContext {
     pub dialog_layer: Arc<DialogLayer>,
     /// Our Contact URI.
     pub contact: rsipstack::sip::Uri,
+    /// Our Contact URI for calls that arrive over TLS (`;transport=tls`, the TLS port), so
+    /// the caller's in-dialog requests come back over TLS; `None` without TLS.
+    pub tls_contact: Option<rsipstack::sip::Uri>,
     /// The address put in SDP (`sip.advertise`).
     pub advertise: IpAddr,
     /// The local address RTP sockets bind to (the IP of `sip.listen`).
@@ -93,6 +101,12 @@ pub struct CallContext {
     pub settings: RwLock<Arc<CallSettings>>,
     /// RTP ports (`media.rtp_ports`).
     pub ports: PortPool,
+    /// Meeting ID → running meeting's voiceBridge, for store mappings to a BBB meeting.
+    pub meetings: Arc<dyn crate::bbb_api::MeetingDirectory>,
+    /// `sip.session_min_se`: the shortest session-timer interval accepted.
+    pub session_min_se: Duration,
+    /// `sip.early_media`: the voice menu as early media, 200 once bridged.
+    pub early_media: bool,
     /// Counters.
     pub stats: CallStats,
     /// Drain state: whether new calls are refused, and the signal that ends every call.
@@ -101,6 +115,14 @@ pub struct CallContext {
     pub calls: CallRegistry,
     /// The Event Socket of each watched server, by server name (for the mute key).
     pub esl: std::collections::HashMap<String, crate::esl::client::EslHandle>,
+    /// The concurrent-call, per-trunk and IVR limits.
+    pub admission: Arc<Admission>,
+    /// Which trunk a new call's source belongs to (for its per-trunk limit).
+    pub trunks: TrunkTable,
+    /// `limits.retry_after`: what a 503 for a full limit or no RTP port asks the trunk to wait.
+    pub retry_after: Duration,
+    /// Each trunk's SRTP setting, in [`TrunkTable`] order (named trunks, then `[trunk]`).
+    pub srtp: Vec<SrtpPolicy>,
 }
 
 impl CallContext {
@@ -124,6 +146,21 @@ impl CallContext {
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
     }
 
+    /// Admits the call `invite` starts, or says which limit is full.
+    pub fn admit(&self, invite: &Request) -> Result<CallSlot, Refusal> {
+        let trunk = source_ip(invite).and_then(|ip| self.trunks.classify(ip));
+        self.admission.admit(trunk)
+    }
+
+    /// The SRTP setting for a call from `trunk` (the default trunk's when unknown).
+    pub fn srtp_policy(&self, trunk: Option<usize>) -> SrtpPolicy {
+        trunk
+            .and_then(|t| self.srtp.get(t))
+            .or(self.srtp.last())
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Takes an RTP port for one leg and binds its socket for tokio. The lease returns the port
     /// to the pool when it drops, on every exit path of the call.
     pub fn bind_rtp(&self) -> Result<(PortLease, UdpSocket), String> {
@@ -140,13 +177,18 @@ impl CallContext {
 
     /// One line for the status report: counts only, nothing about callers.
     pub fn status_line(&self) -> String {
+        let counts = self.admission.counts();
         let mut line = format!(
-            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={}",
+            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={} calls_in_ivr={} refused_max_calls={} refused_max_ivr_calls={} refused_trunk_max_calls={}",
             self.stats.active.load(Ordering::Relaxed),
             self.stats.started.load(Ordering::Relaxed),
             self.stats.bridged.load(Ordering::Relaxed),
             self.ports.in_use(),
             self.dialog_layer.len(),
+            counts.ivr,
+            counts.refused[0],
+            counts.refused[1],
+            counts.refused[2],
         );
         if let Some(view) = self.directory_view() {
             for s in view.servers(std::time::Instant::now()) {

@@ -863,9 +863,13 @@ fn shutdown_ends_every_state_with_the_right_goodbye() {
         (
             "waiting for the meeting to start: goodbye",
             shut(
-                Script::greeted()
-                    .keys(3_000, "1234#")
-                    .at(3_500, I::Routed(RouteDecision::Waiting(target()))),
+                Script::greeted().keys(3_000, "1234#").at(
+                    3_500,
+                    I::Routed(RouteDecision::Waiting(crate::routing::WaitingFor {
+                        conference: ConferenceId("71234".into()),
+                        server: None,
+                    })),
+                ),
                 5_000,
             )
             .at(8_000, I::PromptFinished),
@@ -919,7 +923,12 @@ fn shutdown_ends_every_state_with_the_right_goodbye() {
 fn waiting_room_and_unavailable() {
     use PromptId::*;
     let typed = || Script::greeted().keys(3_000, "1234#");
-    let waiting = || I::Routed(RouteDecision::Waiting(target()));
+    let waiting = || {
+        I::Routed(RouteDecision::Waiting(crate::routing::WaitingFor {
+            conference: ConferenceId("71234".into()),
+            server: None,
+        }))
+    };
     let cases: Vec<(&str, Script, Timed, FlowState)> = vec![
         (
             "unavailable: the prompt, then hang up",

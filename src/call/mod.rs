@@ -1,6 +1,7 @@
 //! One call: the PIN collector and the call-flow state machine (pure), and the task that drives
 //! a call's legs and media.
 
+pub mod admission;
 pub mod context;
 pub mod driver;
 pub mod flow;

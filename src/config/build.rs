@@ -31,12 +31,16 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "sip",
             "media",
             "trunk",
+            "trunks",
             "ivr",
             "servers",
             "routing",
             "pins",
+            "limits",
             "esl",
+            "store",
             "admin",
+            "bbb_api",
             "lifecycle",
         ],
     );
@@ -48,7 +52,11 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let routing = routing(&root, &mut p, &declared);
     let pins = pins(&root, &mut p, &ivr, &declared, &routing);
     let esl = super::esl::section(&root, &mut p);
-    let admin = super::ops::admin(&root, &mut p);
+    let store = super::admin::store(&root, &mut p);
+    let admin = super::admin::admin(&root, &mut p);
+    let bbb_api = super::admin::bbb_api(&root, &mut p, &declared);
+    let trunks = super::trunks::trunks(&root, &mut p);
+    let limits = super::trunks::limits(&root, &mut p);
     let lifecycle = super::ops::lifecycle(&root, &mut p);
     p.finish(
         origin,
@@ -61,7 +69,11 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             routing,
             pins,
             esl,
+            store,
             admin,
+            bbb_api,
+            trunks,
+            limits,
             lifecycle,
         },
     )
@@ -85,7 +97,17 @@ fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     let s = root.table(
         p,
         "sip",
-        &["listen", "advertise", "user_agent", "answer_delay"],
+        &[
+            "listen",
+            "advertise",
+            "user_agent",
+            "answer_delay",
+            "session_min_se",
+            "early_media",
+            "tls_listen",
+            "tls_cert",
+            "tls_key",
+        ],
     );
     let mut c = SipConfig::default();
     if let Some(v) = s.parsed(p, "listen", |t| {
@@ -123,6 +145,19 @@ fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     }) {
         c.answer_delay = v.value;
     }
+    if let Some(v) = s.parsed(p, "session_min_se", |t| {
+        let d = parse_duration(t)?;
+        if d.subsec_millis() != 0 {
+            return Err("must be whole seconds, like \"90s\"".into());
+        }
+        Ok(d)
+    }) {
+        c.session_min_se = v.value;
+    }
+    if let Some(v) = s.boolean(p, "early_media") {
+        c.early_media = v;
+    }
+    c.tls = super::tls::sip_tls(&s, p);
     c
 }
 
@@ -141,7 +176,7 @@ fn media(root: &Section<'_>, p: &mut Problems<'_>) -> MediaConfig {
 
 /// `[trunk]`.
 fn trunk(root: &Section<'_>, p: &mut Problems<'_>) -> TrunkConfig {
-    let s = root.table(p, "trunk", &["allow", "reject"]);
+    let s = root.table(p, "trunk", &["allow", "reject", "max_calls", "srtp"]);
     let mut c = TrunkConfig::default();
     if let Some(list) = s.strings(p, "allow") {
         if list.is_empty() && s.has("allow") {
@@ -165,6 +200,10 @@ fn trunk(root: &Section<'_>, p: &mut Problems<'_>) -> TrunkConfig {
     }) {
         c.reject = v.value;
     }
+    if let Some(v) = s.integer(p, "max_calls", 1..=100_000) {
+        c.max_calls = Some(v.value as usize);
+    }
+    c.srtp = super::trunks::srtp_policy(&s, p);
     c
 }
 

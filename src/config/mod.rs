@@ -10,19 +10,23 @@
 //! A file without `[[servers]]` is valid (only the echo test works then); such soft problems are
 //! reported by [`Config::warnings`], which `dialin check` prints as warnings, not errors.
 
+mod admin;
 mod build;
 mod error;
 mod esl;
 mod ops;
 mod reader;
+mod tls;
+mod trunks;
 mod values;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use admin::{AdminConfig, BbbApiConfig, ChecksumAlgorithm, StoreConfig};
 pub use error::{ConfigError, ConfigErrors};
-pub use ops::{AdminConfig, LifecycleConfig};
+pub use ops::LifecycleConfig;
 pub use values::parse_duration;
 
 use crate::routing::ConferenceId;
@@ -49,10 +53,18 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Admin PIN mappings from the file (`[[pins]]`); PINs are unique.
     pub pins: Vec<PinMapping>,
+    /// Named trunks with their own addresses and limits (`[[trunks]]`); names are unique.
+    pub trunks: Vec<NamedTrunk>,
+    /// Overload and flood protection (`[limits]`).
+    pub limits: LimitsConfig,
+    /// Where the admin-managed PIN mappings live (`[store]`).
+    pub store: StoreConfig,
+    /// The HTTP admin API (`[admin]`).
+    pub admin: AdminConfig,
+    /// BBB API endpoints for meeting-ID mappings (`[[bbb_api]]`).
+    pub bbb_api: Vec<BbbApiConfig>,
     /// Event Socket limits and the directory's grace period (`[esl]`).
     pub esl: EslConfig,
-    /// The admin HTTP listener (`[admin]`).
-    pub admin: AdminConfig,
     /// Drain behaviour (`[lifecycle]`).
     pub lifecycle: LifecycleConfig,
 }
@@ -113,6 +125,14 @@ pub struct SipConfig {
     pub user_agent: String,
     /// How long dialin rings (180 Ringing) before it answers; `0s` answers at once.
     pub answer_delay: Duration,
+    /// The shortest session-timer interval (RFC 4028 `Min-SE`) dialin accepts (default 90 s);
+    /// shorter requests get `422`.
+    pub session_min_se: Duration,
+    /// Play the voice menu as early media (`183` with SDP) and answer (`200`) only once the
+    /// call is bridged (default false).
+    pub early_media: bool,
+    /// SIP over TLS (`tls_listen`, `tls_cert`, `tls_key`); `None` when off (the default).
+    pub tls: Option<crate::sip::tls::TlsSettings>,
 }
 
 impl Default for SipConfig {
@@ -122,6 +142,9 @@ impl Default for SipConfig {
             advertise: IpAddr::V4(Ipv4Addr::LOCALHOST),
             user_agent: "dialin".to_string(),
             answer_delay: Duration::ZERO,
+            session_min_se: Duration::from_secs(90),
+            early_media: false,
+            tls: None,
         }
     }
 }
@@ -151,6 +174,11 @@ pub struct TrunkConfig {
     pub allow: Vec<IpNet>,
     /// The reaction to INVITEs from elsewhere (default [`TrunkReject::Forbidden`]).
     pub reject: TrunkReject,
+    /// Most calls at once from `allow` (sources of no `[[trunks]]` entry); `None`: only the
+    /// global `limits.max_calls`.
+    pub max_calls: Option<usize>,
+    /// SRTP on calls from these networks (default: when offered).
+    pub srtp: crate::sip::sdes::SrtpPolicy,
 }
 
 impl TrunkConfig {
@@ -166,6 +194,95 @@ impl Default for TrunkConfig {
         TrunkConfig {
             allow: allow.to_vec(),
             reject: TrunkReject::Forbidden,
+            max_calls: None,
+            srtp: Default::default(),
+        }
+    }
+}
+
+/// One `[[trunks]]` entry: a provider (or one of its regions) with its own source addresses
+/// and call limit. A source matching several trunks belongs to the first one listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedTrunk {
+    /// Unique name (`[a-z0-9_-]+`), for logs and metric labels.
+    pub name: String,
+    /// The provider's networks for this trunk (at least one).
+    pub allow: Vec<IpNet>,
+    /// Most calls at once over this trunk; `None`: only the global limit.
+    pub max_calls: Option<usize>,
+    /// Outbound registration with the provider (`[trunks.register]`), if it wants one.
+    pub register: Option<RegisterConfig>,
+    /// SRTP on this trunk (default: when offered).
+    pub srtp: crate::sip::sdes::SrtpPolicy,
+}
+
+/// `[trunks.register]`: dialin registers with the provider's registrar so that calls for the
+/// number are sent to it (providers without fixed-address trunks require this).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterConfig {
+    /// The registrar's URI as written (`sip:sip.provider.example[:port]`), for the
+    /// Request-URI and the address of record's domain.
+    pub registrar: String,
+    /// The registrar's resolved address (resolved once at load time); its IP is allowed to
+    /// send calls for this trunk.
+    pub registrar_addr: SocketAddr,
+    /// The account (user part of the address of record).
+    pub username: String,
+    /// The digest user name when it differs from `username`.
+    pub auth_username: Option<String>,
+    /// The digest password, from `password_file` or `password_env`; never printed.
+    pub password: Password,
+    /// The registration lifetime dialin asks for (default 1 h); refreshed at three quarters.
+    pub expires: Duration,
+}
+
+/// A password read from a file or the environment. `Debug` hides it, so it never reaches a
+/// log or `dialin check`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password (trailing newline of a file already trimmed).
+    pub fn new(p: impl Into<String>) -> Password {
+        Password(p.into())
+    }
+
+    /// The password, for the digest computation only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<hidden>)")
+    }
+}
+
+/// `[limits]`: what protects dialin from floods and overload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Most calls at once (default 200).
+    pub max_calls: usize,
+    /// Most calls at once that are not yet bridged: in the voice menu or being connected
+    /// (default 50), so PIN guessers cannot hold every line.
+    pub max_ivr_calls: usize,
+    /// The `Retry-After` of a `503` for a full limit, whole seconds (default 10 s).
+    pub retry_after: Duration,
+    /// SIP requests per second each allowed source may send (default 200).
+    pub sip_rate: u32,
+    /// How many requests an allowed source may send at once above its rate (default 400).
+    pub sip_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_calls: 200,
+            max_ivr_calls: 50,
+            retry_after: Duration::from_secs(10),
+            sip_rate: 200,
+            sip_burst: 400,
         }
     }
 }
@@ -346,6 +463,17 @@ impl Config {
         }
         if self.trunk.allow.iter().any(IpNet::is_everything) {
             out.push("trunk.allow: a /0 network lets anyone on the internet call in; list only your SIP provider's networks".to_string());
+        }
+        let srtp_required = self.trunk.srtp == crate::sip::sdes::SrtpPolicy::Required
+            || self
+                .trunks
+                .iter()
+                .any(|t| t.srtp == crate::sip::sdes::SrtpPolicy::Required);
+        if srtp_required && self.sip.tls.is_none() {
+            out.push("trunk.srtp: SRTP keys travel in the SDP, in clear text without SIP over TLS; set sip.tls_listen, sip.tls_cert and sip.tls_key".to_string());
+        }
+        if self.limits.max_ivr_calls > self.limits.max_calls {
+            out.push("limits.max_ivr_calls: above limits.max_calls, so it never applies; keep it below max_calls so guessers cannot hold every line".to_string());
         }
         if self.ivr.echo_pin.is_none() && self.servers.is_empty() {
             out.push("ivr.echo_pin: the echo test is disabled and there are no servers, so no call can succeed".to_string());

@@ -1,28 +1,11 @@
-//! `[admin]` and `[lifecycle]`: the operator's side of a running instance (the HTTP listener for
-//! metrics, health and status; how long a drain may take).
+//! `[lifecycle]`: how a running instance drains (how long calls may go on, what a refused call
+//! is told).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::error::Problems;
 use super::reader::Section;
 use super::values::parse_duration;
-
-/// `[admin]`: the HTTP listener for `/metrics`, `/healthz`, `/readyz` and `/api/v1/*`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AdminConfig {
-    /// Where the admin HTTP listener binds (default `127.0.0.1:8089`, loopback only);
-    /// `None` (`listen = ""`) switches it off.
-    pub listen: Option<SocketAddr>,
-}
-
-impl Default for AdminConfig {
-    fn default() -> AdminConfig {
-        AdminConfig {
-            listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8089)),
-        }
-    }
-}
 
 /// `[lifecycle]`: graceful drain on SIGTERM or `dialin drain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,21 +24,6 @@ impl Default for LifecycleConfig {
             retry_after: Duration::from_secs(30),
         }
     }
-}
-
-/// `[admin]`.
-pub(super) fn admin(root: &Section<'_>, p: &mut Problems<'_>) -> AdminConfig {
-    let s = root.table(p, "admin", &["listen"]);
-    let mut c = AdminConfig::default();
-    if let Some(v) = s.parsed(p, "listen", |t| match t.trim() {
-        "" => Ok(None),
-        other => other.parse::<SocketAddr>().map(Some).map_err(|_| {
-            "not an address with port; write it like \"127.0.0.1:8089\", or \"\" to switch the admin listener off".into()
-        }),
-    }) {
-        c.listen = v.value;
-    }
-    c
 }
 
 /// `[lifecycle]`.
@@ -85,14 +53,12 @@ mod tests {
     #[test]
     fn defaults_and_values() {
         let c = Config::from_toml("", "t").unwrap();
-        assert_eq!(c.admin.listen, Some("127.0.0.1:8089".parse().unwrap()));
         assert_eq!(c.lifecycle.drain_max, Duration::from_secs(3600));
         let c = Config::from_toml(
-            "[admin]\nlisten = \"\"\n[lifecycle]\ndrain_max = \"5m\"\nretry_after = \"10s\"\n",
+            "[lifecycle]\ndrain_max = \"5m\"\nretry_after = \"10s\"\n",
             "t",
         )
         .unwrap();
-        assert_eq!(c.admin.listen, None);
         assert_eq!(c.lifecycle.drain_max, Duration::from_secs(300));
         assert_eq!(c.lifecycle.retry_after, Duration::from_secs(10));
     }

@@ -8,4 +8,5 @@ pub mod g711;
 pub mod ports;
 pub mod prompt;
 pub mod rtp;
+pub mod srtp;
 pub mod wav;

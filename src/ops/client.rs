@@ -27,16 +27,25 @@ pub enum ClientError {
     },
 }
 
-/// Sends `method path` to `addr` and returns the body of a 2xx answer.
-pub fn request(addr: SocketAddr, method: &str, path: &str) -> Result<String, ClientError> {
+/// Sends `method path` to `addr` (with the bearer `token`, if any) and returns the body of a
+/// 2xx answer.
+pub fn request(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+) -> Result<String, ClientError> {
     let connect = |e: std::io::Error| ClientError::Connect {
         addr,
         reason: e.to_string(),
     };
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(connect)?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {}\r\n", t.trim()))
+        .unwrap_or_default();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(req.as_bytes()).map_err(connect)?;
     let mut raw = Vec::new();
@@ -57,6 +66,12 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> Result<String, Cli
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok())
         .unwrap_or(0);
+    if code == 401 {
+        return Err(ClientError::Answer {
+            addr,
+            what: "HTTP 401: the admin token is missing or wrong; give --config with the instance's [admin] token_file or token_env".into(),
+        });
+    }
     if !(200..300).contains(&code) {
         return Err(ClientError::Answer {
             addr,

@@ -15,7 +15,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const CALLS: &str = "dialin_calls_total";
 /// Calls in progress by flow state (`state`).
 pub const CALLS_ACTIVE: &str = "dialin_calls_active";
-/// PINs typed and looked up, by `result` (`conference`, `echo`, `invalid`).
+/// PINs typed and looked up, by `result` (`conference`, `echo`, `invalid`, `waiting`,
+/// `unavailable`).
 pub const PIN_ATTEMPTS: &str = "dialin_pin_attempts_total";
 /// Call set-up latency in seconds, by `phase`: `caller_answer` (INVITE received → caller leg
 /// confirmed) and `server_answer` (PIN complete → server answered).
@@ -152,6 +153,18 @@ pub fn state_label(state: FlowState) -> &'static str {
         FlowState::Closing => "closing",
         FlowState::Waiting => "waiting",
         FlowState::Ended => "ended",
+    }
+}
+
+/// The `result` label of a PIN's routing decision.
+pub fn route_label(decision: &crate::routing::RouteDecision) -> &'static str {
+    use crate::routing::RouteDecision;
+    match decision {
+        RouteDecision::Conference(_) => "conference",
+        RouteDecision::Echo => "echo",
+        RouteDecision::Invalid => "invalid",
+        RouteDecision::Waiting(_) => "waiting",
+        RouteDecision::Unavailable => "unavailable",
     }
 }
 

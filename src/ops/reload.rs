@@ -1,19 +1,18 @@
 //! Configuration reload (SIGHUP): read the file again, and if it is valid put the new servers,
-//! PIN mappings, PIN and voice-menu settings, prompts, timeouts and trunk ACL in force for new
-//! calls. Calls in progress keep the settings they started with, so nothing is dropped. A file
+//! PIN mappings, PIN and voice-menu settings, prompts and timeouts in force for new calls. Calls in progress keep the settings they started with, so nothing is dropped. A file
 //! that does not validate (or whose prompts cannot be loaded) is refused as a whole: the old
 //! configuration stays in force and the log says why.
 //!
-//! Listen addresses and the RTP port range are bound at start-up; a change to them is reported
-//! as needing a restart and otherwise ignored.
+//! What is bound at start-up (listen addresses, the RTP range, TLS, the trunks' source filter,
+//! rate and call limits, server addresses, Event Sockets, the store, the admin listener) is
+//! reported as needing a restart and otherwise ignored; [`restart_needed`] lists it.
 
 use crate::call::context::{CallSettings, Prompts};
 use crate::call::flow::FlowSettings;
 use crate::call::pin::PinSettings;
-use crate::config::{Config, TrunkReject};
+use crate::config::Config;
 use crate::routing::live::LiveDirectory;
 use crate::routing::Router;
-use crate::sip::source_filter::{FilterRules, RejectMode};
 use crate::sounds::load_prompts;
 use std::path::Path;
 
@@ -38,20 +37,26 @@ pub struct Reloaded {
     pub config: Config,
     /// What new calls use.
     pub settings: CallSettings,
-    /// The SIP source filter's new rules.
-    pub filter: FilterRules,
     /// Keys that changed but only take effect after a restart.
     pub restart_needed: Vec<&'static str>,
 }
 
-/// The per-call settings of `config`; loads (and encodes) its prompts. The router consults
-/// `directory` (the live conference directory, built once at start-up) when there is one.
-pub fn call_settings(
-    config: &Config,
-    directory: Option<&LiveDirectory>,
-) -> Result<CallSettings, ReloadError> {
+/// What a reloaded router keeps from start-up: the live conference directory (if any server
+/// has an Event Socket) and the PIN store's live mappings.
+#[derive(Clone, Default)]
+pub struct LiveParts {
+    /// The conference directory fed by the Event Socket tasks.
+    pub directory: Option<LiveDirectory>,
+    /// The store mappings the store watcher keeps current.
+    pub store: crate::store::live::LiveMappings,
+}
+
+/// The per-call settings of `config`; loads (and encodes) its prompts. The router reads the
+/// live parts built once at start-up.
+pub fn call_settings(config: &Config, live: &LiveParts) -> Result<CallSettings, ReloadError> {
     let prompts = load_prompts(&config.ivr).map_err(|e| ReloadError::Prompts(e.to_string()))?;
-    let router = Router::new(config);
+    let router = Router::new(config).with_store(live.store.clone());
+    let directory = live.directory.as_ref();
     Ok(CallSettings {
         router: match directory {
             Some(d) => router.with_directory(d.clone()),
@@ -79,30 +84,17 @@ pub fn call_settings(
     })
 }
 
-/// The SIP source filter's rules for `config`.
-pub fn filter_rules(config: &Config) -> FilterRules {
-    FilterRules {
-        trunk: config.trunk.acl(),
-        servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
-        mode: match config.trunk.reject {
-            TrunkReject::Forbidden => RejectMode::Forbidden,
-            TrunkReject::Silence => RejectMode::Silence,
-        },
-    }
-}
-
 /// Reads `path` again and prepares what to put in force; `old` is the configuration in force,
-/// `directory` the live directory built for it at start-up.
+/// `live` what its router shares with the running tasks.
 pub fn reload(
     path: Option<&Path>,
     old: &Config,
-    directory: Option<&LiveDirectory>,
+    live: &LiveParts,
 ) -> Result<Reloaded, ReloadError> {
     let path = path.ok_or(ReloadError::NoFile)?;
     let config = Config::load(path).map_err(|e| ReloadError::Invalid(e.to_string()))?;
-    let settings = call_settings(&config, directory)?;
+    let settings = call_settings(&config, live)?;
     Ok(Reloaded {
-        filter: filter_rules(&config),
         restart_needed: restart_needed(old, &config),
         settings,
         config,
@@ -123,6 +115,36 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.media.rtp_ports != new.media.rtp_ports {
         keys.push("media.rtp_ports");
+    }
+    if old.sip.session_min_se != new.sip.session_min_se {
+        keys.push("sip.session_min_se");
+    }
+    if old.sip.early_media != new.sip.early_media {
+        keys.push("sip.early_media");
+    }
+    if old.sip.tls != new.sip.tls {
+        keys.push("sip.tls_*");
+    }
+    // The SIP edge's source filter, rate limits and call admission are built at start-up.
+    if old.trunk != new.trunk {
+        keys.push("trunk");
+    }
+    if old.trunks != new.trunks {
+        keys.push("trunks");
+    }
+    if old.limits != new.limits {
+        keys.push("limits");
+    }
+    let addrs = |c: &Config| c.servers.iter().map(|s| s.sip.ip()).collect::<Vec<_>>();
+    if addrs(old) != addrs(new) {
+        // The source filter lets the servers' addresses send in-dialog requests.
+        keys.push("servers.sip (addresses)");
+    }
+    if old.store != new.store {
+        keys.push("store");
+    }
+    if old.bbb_api != new.bbb_api {
+        keys.push("bbb_api");
     }
     if old.admin != new.admin {
         keys.push("admin");
@@ -161,15 +183,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = Config::from_toml(BASE, "old").unwrap();
         let path = write(&dir, &BASE.replace("attempts = 3", "attempts = 1"));
-        let r = reload(Some(&path), &old, None)
+        let r = reload(Some(&path), &old, &LiveParts::default())
             .map_err(|e| e.to_string())
             .unwrap();
         assert_eq!(r.settings.flow.attempts, 1);
         assert!(r.restart_needed.is_empty());
-        assert_eq!(
-            r.filter.servers,
-            vec!["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
-        );
     }
 
     #[test]
@@ -177,7 +195,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = Config::from_toml(BASE, "old").unwrap();
         let path = write(&dir, &BASE.replace("attempts = 3", "attempts = \"many\""));
-        let e = reload(Some(&path), &old, None)
+        let e = reload(Some(&path), &old, &LiveParts::default())
             .err()
             .expect("refused")
             .to_string();
@@ -185,7 +203,10 @@ mod tests {
             e.contains("keeping the old one") && e.contains("ivr.attempts"),
             "{e}"
         );
-        assert!(matches!(reload(None, &old, None), Err(ReloadError::NoFile)));
+        assert!(matches!(
+            reload(None, &old, &LiveParts::default()),
+            Err(ReloadError::NoFile)
+        ));
     }
 
     #[test]

@@ -67,11 +67,31 @@ pub enum RouteDecision {
     /// Unknown or malformed PIN: the caller hears "invalid PIN".
     Invalid,
     /// A known meeting (admin mapping) that has not started: hold until it runs, then
-    /// resolve again.
-    Waiting(ConferenceTarget),
+    /// [`Router::recheck`].
+    Waiting(WaitingFor),
     /// The conference cannot be reached now (collision, or its server's Event Socket is
     /// down): the caller hears "unavailable".
     Unavailable,
+}
+
+/// A mapped meeting that has not started yet: what the waiting room re-checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitingFor {
+    /// The meeting's conference (voiceBridge).
+    pub conference: ConferenceId,
+    /// The server the mapping names, if any (`None`: wherever it starts, or the default).
+    pub server: Option<String>,
+}
+
+/// What a typed PIN leads to, when it may need a lookup first: store mappings to a BBB
+/// meeting ID are resolved by the call driver (through the BBB API, with a timeout) and then
+/// become a [`RouteDecision`] via [`Router::meeting_target`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The decision is known now.
+    Ready(RouteDecision),
+    /// Ask the BBB API for this meeting's voiceBridge first.
+    Meeting(crate::store::live::MeetingLookup),
 }
 
 /// The smallest and largest voiceBridge numbers BBB uses: a PIN of this length may be one.
@@ -101,10 +121,12 @@ pub struct Router {
     pin_is_conference: bool,
     /// The server for PINs that do not name one.
     default_server: Option<Server>,
-    /// Every configured server's SIP address by name, to route where the directory says.
-    servers: HashMap<String, SocketAddr>,
+    /// Every server by name: store mappings name one, and the directory says where to go.
+    servers: HashMap<String, Server>,
     /// The live directory, when any server has an Event Socket.
     directory: Option<LiveDirectory>,
+    /// The PIN store's mappings, swapped live by the store watcher (shared by clones).
+    store: crate::store::live::LiveMappings,
 }
 
 impl Router {
@@ -139,9 +161,10 @@ impl Router {
             servers: config
                 .servers
                 .iter()
-                .map(|s| (s.name.clone(), s.sip))
+                .map(|s| (s.name.clone(), server(s)))
                 .collect(),
             directory: None,
+            store: Default::default(),
         }
     }
 
@@ -151,73 +174,145 @@ impl Router {
         self
     }
 
+    /// The same router reading `store`'s mappings (a reloaded router keeps the store's live
+    /// handle, which the store watcher keeps current).
+    pub fn with_store(mut self, store: crate::store::live::LiveMappings) -> Router {
+        self.store = store;
+        self
+    }
+
     /// The live directory, if any (for waiting callers and the mute key).
     pub fn directory(&self) -> Option<&LiveDirectory> {
         self.directory.as_ref()
     }
 
-    /// Where `pin` leads at `now`; see the module doc for the rules.
+    /// The handle the store watcher swaps new mapping sets into.
+    pub fn store_mappings(&self) -> crate::store::live::LiveMappings {
+        self.store.clone()
+    }
+
+    /// Where `pin` leads at `now`; see the module doc for the rules. A store mapping to a BBB
+    /// meeting ID needs a lookup ([`Router::lookup_at`]) and counts as invalid here.
     pub fn resolve_at(&self, pin: &crate::secret::Pin, now: Instant) -> RouteDecision {
-        let Some(dir) = &self.directory else {
-            return self.resolve(pin);
-        };
-        if self.echo_pin.as_ref() == Some(pin) {
-            return RouteDecision::Echo;
+        match self.lookup_at(pin, now, crate::store::model::unix_now()) {
+            Lookup::Ready(d) => d,
+            Lookup::Meeting(_) => RouteDecision::Invalid,
         }
-        let on = |server: String, conference: ConferenceId| match self.servers.get(&server) {
-            Some(addr) => RouteDecision::Conference(ConferenceTarget {
-                conference,
-                server,
-                server_addr: *addr,
-            }),
-            None => RouteDecision::Unavailable,
-        };
+    }
+
+    /// Like [`Router::resolve_at`], but a store mapping to a BBB meeting ID asks for a lookup.
+    /// Store mappings are checked after the config file's `[[pins]]` (which win) and only
+    /// within their validity window (`unix`: wall clock, Unix seconds).
+    pub fn lookup_at(&self, pin: &crate::secret::Pin, now: Instant, unix: i64) -> Lookup {
+        use crate::store::model::Target;
+        if self.echo_pin.as_ref() == Some(pin) {
+            return Lookup::Ready(RouteDecision::Echo);
+        }
         if let Some(target) = self.mappings.get(pin.expose()) {
-            if !dir.watches(&target.server) {
-                return RouteDecision::Conference(target.clone());
-            }
-            return match dir.lookup(target.conference.expose(), now) {
-                Presence::Running(server) => on(server, target.conference.clone()),
-                Presence::Collision => RouteDecision::Unavailable,
-                Presence::NotRunning { .. } => RouteDecision::Waiting(target.clone()),
+            let (conference, server) = (target.conference.clone(), Some(target.server.as_str()));
+            return Lookup::Ready(self.mapped(conference, server, now));
+        }
+        let snapshot = self.store.snapshot();
+        if let Some(m) = snapshot.get(pin.expose()).filter(|m| m.is_valid_at(unix)) {
+            return match &m.target {
+                Target::Conference { conference, server } => {
+                    Lookup::Ready(self.mapped(conference.clone(), server.as_deref(), now))
+                }
+                Target::Meeting { meeting_id, server } => {
+                    Lookup::Meeting(crate::store::live::MeetingLookup {
+                        meeting_id: meeting_id.clone(),
+                        server: server.clone(),
+                    })
+                }
             };
         }
+        Lookup::Ready(self.identity(pin, now))
+    }
+
+    /// The route to the running meeting `conference` that the BBB API reported (on the server
+    /// named `server`, or where the directory finds it, or on the default server).
+    pub fn meeting_target(&self, conference: ConferenceId, server: Option<&str>) -> RouteDecision {
+        self.mapped(conference, server, Instant::now())
+    }
+
+    /// Re-checks a waiting caller's meeting at `now`: [`RouteDecision::Conference`] once it runs.
+    pub fn recheck(&self, waiting: &WaitingFor, now: Instant) -> RouteDecision {
+        self.mapped(waiting.conference.clone(), waiting.server.as_deref(), now)
+    }
+
+    /// A mapped (known) meeting: where the directory sees it running; on its named (or the
+    /// default) server when the directory does not watch that server; otherwise the waiting
+    /// room, or unavailable on a collision.
+    fn mapped(
+        &self,
+        conference: ConferenceId,
+        server: Option<&str>,
+        now: Instant,
+    ) -> RouteDecision {
+        let named = match server {
+            Some(name) => self.servers.get(name),
+            None => self.default_server.as_ref(),
+        };
+        let target = named.map(|s| ConferenceTarget {
+            conference: conference.clone(),
+            server: s.name.clone(),
+            server_addr: s.addr,
+        });
+        let Some(dir) = &self.directory else {
+            return target.map_or(RouteDecision::Invalid, RouteDecision::Conference);
+        };
+        if let Some(t) = target.filter(|t| !dir.watches(&t.server)) {
+            return RouteDecision::Conference(t);
+        }
+        match dir.lookup(conference.expose(), now) {
+            Presence::Running(server) => self.on(server, conference),
+            Presence::Collision => RouteDecision::Unavailable,
+            Presence::NotRunning { .. } => RouteDecision::Waiting(WaitingFor {
+                conference,
+                server: server.map(str::to_string),
+            }),
+        }
+    }
+
+    /// An unmapped PIN taken as a voiceBridge number (if `pin_is_conference`).
+    fn identity(&self, pin: &crate::secret::Pin, now: Instant) -> RouteDecision {
         if !self.pin_is_conference || !CONFERENCE_DIGITS.contains(&pin.len()) {
             return RouteDecision::Invalid;
         }
         let conference = ConferenceId(pin.expose().to_string());
+        let Some(dir) = &self.directory else {
+            return match &self.default_server {
+                Some(s) => self.on(s.name.clone(), conference),
+                None => RouteDecision::Invalid,
+            };
+        };
         match dir.lookup(pin.expose(), now) {
-            Presence::Running(server) => on(server, conference),
+            Presence::Running(server) => self.on(server, conference),
             Presence::Collision | Presence::NotRunning { certain: false } => {
                 RouteDecision::Unavailable
             }
             Presence::NotRunning { certain: true } => match &self.default_server {
-                Some(s) if !dir.watches(&s.name) => on(s.name.clone(), conference),
+                Some(s) if !dir.watches(&s.name) => self.on(s.name.clone(), conference),
                 _ => RouteDecision::Invalid,
             },
         }
     }
 
-    /// Where `pin` leads from the configuration alone (no directory): the echo test, an admin
-    /// mapping, the PIN as a conference number on the default server, or
-    /// [`RouteDecision::Invalid`]. Calls use [`Router::resolve_at`].
+    /// `conference` on the server named `server`; unavailable if that name is not configured.
+    fn on(&self, server: String, conference: ConferenceId) -> RouteDecision {
+        match self.servers.get(&server) {
+            Some(s) => RouteDecision::Conference(ConferenceTarget {
+                conference,
+                server,
+                server_addr: s.addr,
+            }),
+            None => RouteDecision::Unavailable,
+        }
+    }
+
+    /// Where `pin` leads now (see [`Router::resolve_at`]).
     pub fn resolve(&self, pin: &crate::secret::Pin) -> RouteDecision {
-        if self.echo_pin.as_ref() == Some(pin) {
-            return RouteDecision::Echo;
-        }
-        if let Some(target) = self.mappings.get(pin.expose()) {
-            return RouteDecision::Conference(target.clone());
-        }
-        match &self.default_server {
-            Some(s) if self.pin_is_conference && CONFERENCE_DIGITS.contains(&pin.len()) => {
-                RouteDecision::Conference(ConferenceTarget {
-                    conference: ConferenceId(pin.expose().to_string()),
-                    server: s.name.clone(),
-                    server_addr: s.addr,
-                })
-            }
-            _ => RouteDecision::Invalid,
-        }
+        self.resolve_at(pin, Instant::now())
     }
 }
 
@@ -226,6 +321,7 @@ impl fmt::Debug for Router {
         f.debug_struct("Router")
             .field("echo", &self.echo_pin.is_some())
             .field("mappings", &self.mappings.len())
+            .field("store", &self.store.len())
             .field("pin_is_conference", &self.pin_is_conference)
             .field(
                 "default_server",

@@ -64,9 +64,9 @@ fn setup(t0: Instant) -> (Router, LiveDirectory) {
 fn routes_by_the_live_directory() {
     let t0 = Instant::now();
     let (router, dir) = setup(t0);
-    let waiting = RouteDecision::Waiting(match conf("71234", "bbb1", "10.0.0.1") {
-        RouteDecision::Conference(t) => t,
-        _ => unreachable!(),
+    let waiting = RouteDecision::Waiting(WaitingFor {
+        conference: ConferenceId("71234".into()),
+        server: Some("bbb1".into()),
     });
     let cases = [
         ("00000", RouteDecision::Echo),

@@ -4,8 +4,10 @@
 //! in-dialog requests go to their dialog, whose events reach the call's driver. A request for a
 //! dialog we do not know gets `481`. Nothing here logs a URI or an address.
 
-use crate::sip::acl::SourceAcl;
-use crate::sip::source_filter::{FilterStats, RejectMode, SharedRules, SourceFilter};
+use crate::sip::limits::Rate;
+use crate::sip::source_filter::{DatagramGate, FilterStats, RejectMode, RequestGate, SourceFilter};
+use crate::sip::tls::{tls_listener, TlsError, TlsReloader, TlsSettings};
+use crate::sip::trunks::TrunkTable;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::prelude::HeadersExt;
@@ -30,6 +32,9 @@ pub enum EdgeError {
         /// The underlying error.
         reason: String,
     },
+    /// SIP over TLS could not start.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// What the edge needs from the configuration.
@@ -40,12 +45,18 @@ pub struct EdgeSettings {
     pub advertise: IpAddr,
     /// `sip.user_agent`.
     pub user_agent: String,
-    /// `trunk.allow`.
-    pub trunk_allow: SourceAcl,
+    /// `[trunk] allow` and the `[[trunks]]`: who may start calls.
+    pub trunks: TrunkTable,
+    /// `limits.sip_rate` and `limits.sip_burst`: requests per allowed source.
+    pub rate: Rate,
+    /// `limits.retry_after`, for the 503 of a rate-limited INVITE.
+    pub retry_after: std::time::Duration,
     /// `trunk.reject`.
     pub reject: RejectMode,
     /// The BBB servers' addresses, allowed to send in-dialog requests.
     pub servers: Vec<IpAddr>,
+    /// SIP over TLS, if configured.
+    pub tls: Option<TlsSettings>,
 }
 
 /// A running SIP endpoint with its dialog layer.
@@ -62,8 +73,10 @@ pub struct SipEdge {
     pub advertise: IpAddr,
     /// Source-filter counters.
     pub filter_stats: Arc<FilterStats>,
-    /// The source filter's rules, replaced by a configuration reload.
-    pub filter_rules: SharedRules,
+    /// Reloads the TLS certificate (SIGHUP), when TLS is on.
+    pub tls_reloader: Option<TlsReloader>,
+    /// The TLS listen port, when TLS is on.
+    pub tls_port: Option<u16>,
 }
 
 impl SipEdge {
@@ -102,20 +115,34 @@ impl SipEdge {
             })?;
         transport_layer.add_transport(udp.into());
         transport_layer.add_transport(tcp.into());
+        let tls_reloader = match &settings.tls {
+            Some(tls) => {
+                let external = SocketAddr::new(settings.advertise, tls.listen.port());
+                let (listener, reloader) =
+                    tls_listener(tls, Some(external).filter(|e| *e != tls.listen)).await?;
+                transport_layer.add_transport(listener.into());
+                Some(reloader)
+            }
+            None => None,
+        };
 
         let filter_stats = Arc::new(FilterStats::default());
-        let filter = SourceFilter::new(
-            settings.trunk_allow,
+        let filter = Arc::new(SourceFilter::new(
+            settings.trunks,
             settings.servers,
             settings.reject,
+            settings.rate,
+            settings.retry_after,
             filter_stats.clone(),
-        );
-        let filter_rules = filter.rules();
+        ));
+        // Before parsing: non-allowed sources are dropped here (or only a few let through to
+        // be answered 403), so a flood from them costs no parse.
+        transport_layer.set_whitelist(DatagramGate(filter.clone()));
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&settings.user_agent)
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport_layer)
-            .with_transport_inspector(Box::new(filter))
+            .with_transport_inspector(Box::new(RequestGate(filter)))
             .with_allows(vec![
                 Method::Invite,
                 Method::Ack,
@@ -123,6 +150,7 @@ impl SipEdge {
                 Method::Bye,
                 Method::Options,
                 Method::Info,
+                Method::Update,
             ])
             .build();
         let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
@@ -133,7 +161,8 @@ impl SipEdge {
             local_addr,
             advertise: settings.advertise,
             filter_stats,
-            filter_rules,
+            tls_reloader,
+            tls_port: settings.tls.as_ref().map(|t| t.listen.port()),
         })
     }
 
@@ -149,6 +178,18 @@ impl SipEdge {
             host_with_port: host.into(),
             ..Default::default()
         }
+    }
+
+    /// The Contact URI for dialogs that arrive over TLS: the TLS port with `;transport=tls`;
+    /// `None` when TLS is off.
+    pub fn tls_contact(&self) -> Option<rsipstack::sip::Uri> {
+        let port = self.tls_port?;
+        let mut uri = self.contact();
+        uri.host_with_port = SocketAddr::new(self.advertise, port).into();
+        uri.params.push(rsipstack::sip::Param::Transport(
+            rsipstack::sip::Transport::Tls,
+        ));
+        Some(uri)
     }
 
     /// Takes the stream of new server transactions (once).
@@ -239,7 +280,8 @@ async fn reply(mut tx: Transaction, status: StatusCode) {
 /// OPTIONS is how trunks and load balancers check we are alive: 200 with what we accept.
 async fn answer_options(mut tx: Transaction) {
     let headers = vec![
-        Header::Allow("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO".into()),
+        Header::Allow("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE".into()),
+        Header::Supported("timer".into()),
         Header::Accept("application/sdp".into()),
     ];
     tx.reply_with(StatusCode::OK, headers, None).await.ok();

@@ -102,3 +102,14 @@ fn host_port(addr: SocketAddr) -> String {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     }
 }
+
+/// The address a request came from, as the transport recorded it in the top Via (`received`,
+/// or the Via host when it matched). Used to find the trunk of a new call; never logged.
+pub fn source_ip(req: &Request) -> Option<IpAddr> {
+    let via = req.via_header().ok()?;
+    let (_, host) = rsipstack::transport::SipConnection::parse_target_from_via(via).ok()?;
+    match host.host {
+        rsipstack::sip::Host::IpAddr(ip) => Some(ip),
+        rsipstack::sip::Host::Domain(_) => None,
+    }
+}

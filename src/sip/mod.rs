@@ -4,6 +4,13 @@
 pub mod acl;
 pub mod dtmf_info;
 pub mod edge;
+pub mod invite_check;
 pub mod legs;
+pub mod limits;
+pub mod register;
+pub mod sdes;
 pub mod sdp;
+pub mod session_timer;
 pub mod source_filter;
+pub mod tls;
+pub mod trunks;

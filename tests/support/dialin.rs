@@ -7,6 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The admin API token every test instance gets (through [`ADMIN_TOKEN_ENV`]).
+pub const ADMIN_TOKEN: &str = "dialin-test-admin-token-0123456789";
+/// The environment variable `[admin] token_env` names in [`TestConfig`].
+pub const ADMIN_TOKEN_ENV: &str = "DIALIN_TEST_ADMIN_TOKEN";
+
 /// A running dialin process; killed on drop.
 pub struct Dialin {
     child: Child,
@@ -33,11 +38,11 @@ impl Dialin {
     pub fn start_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> Dialin {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("dialin.toml");
+        // Tests run in parallel: an admin API on its fixed default port would collide.
         let config = if config.contains("[admin]") {
             config.to_string()
         } else {
-            let port = super::ports::PortBlock::take(1).base;
-            format!("{config}\n[admin]\nlisten = \"127.0.0.1:{port}\"\n")
+            format!("{config}\n[admin]\nlisten = \"127.0.0.1:0\"\n")
         };
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dialin"))
@@ -46,6 +51,9 @@ impl Dialin {
             .arg(&config_path)
             .args(args)
             .env("RUST_LOG", "debug")
+            // The PIN store's default SQLite file goes to this test's own directory.
+            .env("STATE_DIRECTORY", dir.path())
+            .env(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -68,6 +76,16 @@ impl Dialin {
         };
         d.wait_for_line("dialin listening", Duration::from_secs(10));
         d
+    }
+
+    /// The admin API's base URL (`http://127.0.0.1:<port>`), from its "admin API listening" line.
+    pub fn admin_url(&self) -> String {
+        let line = self.wait_for_line("admin API listening", Duration::from_secs(5));
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .unwrap_or_else(|| panic!("no addr= in {line:?}"));
+        format!("http://{addr}")
     }
 
     /// Everything dialin has logged so far.
@@ -159,6 +177,11 @@ impl Dialin {
         }
     }
 
+    /// The process id, for sending it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
@@ -199,7 +222,7 @@ pub fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Strin
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("send the request");
     let mut raw = String::new();
@@ -268,6 +291,10 @@ pub struct TestConfig {
     pub attempts: u32,
     /// Extra `[[pins]]` blocks (TOML) after the fixed one.
     pub extra_pins: String,
+    /// More TOML appended at the end (whole sections like `[limits]`, `[[trunks]]` or `[[bbb_api]]`).
+    pub extra: String,
+    /// More keys for the `[sip]` section (lines of TOML).
+    pub sip_extra: String,
 }
 
 impl TestConfig {
@@ -291,6 +318,8 @@ impl TestConfig {
             drain_max: "1h",
             attempts: 3,
             extra_pins: String::new(),
+            extra: String::new(),
+            sip_extra: String::new(),
         }
     }
 
@@ -301,6 +330,7 @@ impl TestConfig {
 [sip]
 listen = "{sip}"
 answer_delay = "{answer_delay}"
+{sip_extra}
 [media]
 rtp_ports = "{rtp_lo}-{rtp_hi}"
 timeout = "{media_timeout}"
@@ -329,10 +359,14 @@ server = "bbb1"
 {extra_pins}
 [admin]
 listen = "{admin}"
+token_env = "{token_env}"
 [lifecycle]
 drain_max = "{drain_max}"
 retry_after = "30s"
+{extra}
 "#,
+            token_env = ADMIN_TOKEN_ENV,
+            extra = self.extra,
             sip = self.sip,
             answer_delay = self.answer_delay,
             rtp_lo = self.rtp.0,
@@ -348,6 +382,7 @@ retry_after = "30s"
             extra_pins = self.extra_pins,
             admin = self.admin,
             drain_max = self.drain_max,
+            sip_extra = self.sip_extra,
         )
     }
 

@@ -7,6 +7,8 @@
 //! # Layout
 //! | module | job |
 //! |---|---|
+//! | [`admin`] | the admin API app on a store, served on 127.0.0.1, and a client for it |
+//! | [`db`] | a SQLite file or a fresh PostgreSQL database per test |
 //! | [`ports`] | distinct free UDP/TCP port blocks for tests running in parallel (threads and processes) |
 //! | [`rtp`] | RTP header and RFC 4733 event encode/parse, digit decoding of a received stream |
 //! | [`payload`] | recognisable 20 ms PCMU frames: the caller's and the conference's signatures |
@@ -57,6 +59,8 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod admin;
+pub mod db;
 pub mod dialin;
 pub mod esl;
 pub mod kamailio;

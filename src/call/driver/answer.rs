@@ -1,7 +1,10 @@
 //! Answering a new call: 100 Trying, optional ringing, SDP negotiation, the caller leg's RTP
 //! port, 200 OK; then the call's driver runs until the call ends.
 
+use super::early::EarlyAnswer;
+use super::srtp::SrtpLeg;
 use super::CallDriver;
+use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
@@ -9,7 +12,9 @@ use crate::media::g711::Law;
 use crate::ops::metrics::{self, RtpCounters};
 use crate::ops::rtp_quality::RtpQuality;
 
+use crate::sip::invite_check::{check_invite, timer_headers, InviteExtensions};
 use crate::sip::legs::{caller_number, sdp_content_type};
+use crate::sip::sdes::{self, SdesAnswer, SdesRefusal, SrtpPolicy};
 use crate::sip::sdp::{self, MediaOffer, Negotiated};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -21,17 +26,51 @@ use std::time::Instant;
 use tokio::time::sleep_until;
 use tracing::{info, warn};
 
-/// Starts a call for a new INVITE transaction.
-pub fn spawn_call(ctx: Arc<CallContext>, tx: Transaction) {
+/// Starts a call for a new INVITE transaction, or refuses it with 503 and `Retry-After` when a
+/// call limit is full (before anything is allocated for it).
+pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
+    // Extensions first: a request dialin cannot honour is refused before it costs a slot.
+    let extensions = match check_invite(&tx.original, ctx.session_min_se, Instant::now()) {
+        Ok(ext) => ext,
+        Err((status, headers)) => {
+            info!(status = %status, "refusing call: unsupported SIP extension or session interval");
+            tokio::spawn(async move { tx.reply_with(status, headers, None).await.ok() });
+            return;
+        }
+    };
+    let slot = match ctx.admit(&tx.original) {
+        Ok(slot) => slot,
+        Err(limit) => {
+            info!(limit = limit.as_str(), "refusing call: limit reached");
+            let retry = retry_after(&ctx);
+            tokio::spawn(async move {
+                tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
+                    .await
+                    .ok();
+            });
+            return;
+        }
+    };
     let (guard, call_no) = ctx.call_started();
     tokio::spawn(async move {
         let _guard = guard;
-        run_call(ctx, tx, call_no).await;
+        run_call(ctx, tx, call_no, slot, extensions).await;
     });
 }
 
+/// The `Retry-After` header of every 503 dialin sends for lack of capacity.
+fn retry_after(ctx: &CallContext) -> Header {
+    Header::RetryAfter(ctx.retry_after.as_secs().to_string().into())
+}
+
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
-async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
+async fn run_call(
+    ctx: Arc<CallContext>,
+    mut tx: Transaction,
+    call_no: u64,
+    slot: CallSlot,
+    extensions: InviteExtensions,
+) {
     let invite_at = Instant::now();
     let tracked = ctx.calls.track(call_no, invite_at);
     // The settings in force now stay with this call to its end, whatever a reload does.
@@ -43,7 +82,7 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         Ok(bound) => bound,
         Err(e) => {
             warn!(call = call_no, error = %e, "refusing call: no RTP port");
-            let retry = Header::RetryAfter(RETRY_AFTER_SECS.to_string().into());
+            let retry = retry_after(&ctx);
             tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
                 .await
                 .ok();
@@ -52,11 +91,16 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         }
     };
     let (trunk_events_tx, mut trunk_events) = ctx.dialog_layer.new_dialog_state_channel();
+    // Over TLS our Contact says so, so that in-dialog requests come back over TLS.
+    let contact = match (&tx.connection, &ctx.tls_contact) {
+        (Some(rsipstack::transport::SipConnection::Tls(_)), Some(tls)) => tls.clone(),
+        _ => ctx.contact.clone(),
+    };
     let dialog = match ctx.dialog_layer.get_or_create_server_invite(
         &tx,
         trunk_events_tx,
         None,
-        Some(ctx.contact.clone()),
+        Some(contact),
     ) {
         Ok(d) => d,
         Err(_) => {
@@ -73,8 +117,9 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         inv_dialog.handle(&mut tx).await.ok();
     });
     info!(call = call_no, "incoming call");
+    let ringing = !extensions.no_provisionals;
     if !settings.answer_delay.is_zero()
-        && !ring(settings.answer_delay, &dialog, &mut trunk_events).await
+        && !ring(settings.answer_delay, &dialog, &mut trunk_events, ringing).await
     {
         info!(call = call_no, "caller gave up before the answer");
         ctx.dialog_layer.remove_dialog(&dialog.id());
@@ -83,18 +128,47 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
     }
 
     let session_id = rand::random::<u32>() as u64;
-    let Some(offer) = answer_caller(
+    // SRTP by the trunk's setting and the offer's crypto lines.
+    let sdes = match media_security(&ctx, &offer_body, slot.trunk()) {
+        Ok(sdes) => sdes,
+        Err(e) => {
+            info!(call = call_no, reason = %e, "refusing call: media security");
+            dialog
+                .reject(Some(StatusCode::NotAcceptableHere), None)
+                .ok();
+            ctx.dialog_layer.remove_dialog(&dialog.id());
+            return;
+        }
+    };
+    // Early media needs the caller's offer and unreliable provisionals.
+    let early = ctx.early_media && !extensions.no_provisionals && !offer_body.is_empty();
+    // The session timer runs from the 200.
+    let mut session = extensions.timer;
+    if let Some(t) = session.as_mut() {
+        t.handle_refresh(Instant::now());
+    }
+    let how = if early {
+        Answer::Early
+    } else {
+        Answer::Now(timer_headers(session.as_ref()))
+    };
+    let Some((offer, early_body)) = answer_caller(
         &ctx,
         &dialog,
         &offer_body,
-        lease.port(),
-        call_no,
-        session_id,
+        (lease.port(), call_no, session_id),
+        how,
+        sdes.as_ref(),
     ) else {
         ctx.dialog_layer.remove_dialog(&dialog.id());
         metrics::call_ended("rejected_codec");
         return;
     };
+    let early = early_body.map(|body| EarlyAnswer {
+        body,
+        timer: session.take(),
+    });
+    let early_media = early.is_some();
     // Late offer: the caller's answer comes in its ACK.
     let late_offer = offer.is_none();
     let negotiated = match offer {
@@ -131,9 +205,14 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         trunk_events,
         caller_socket: socket,
         _caller_port: lease,
+        slot,
+        session,
+        early,
+        srtp: sdes.map(|a| SrtpLeg::new(a, super::MAX_PACKET)),
         server: None,
         pending_server_leg: None,
-        caller_confirmed: late_offer,
+        caller_confirmed: late_offer || early_media,
+        ack_due: (!late_offer && !early_media).then(|| now + super::ACK_WAIT),
         media_check_at: now + settings.media_timeout,
         sdp_version: 1,
         session_id,
@@ -144,13 +223,15 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
         invite_at,
         resolved_at: None,
         shutdown_seen: false,
-        pin: None,
         waiting: None,
+        waiting_for: None,
         dialin_call: format!("{:016x}", rand::random::<u64>()),
         server_name: None,
+        lookup: None,
     };
-    if late_offer {
-        // The ACK that carried the answer was the dialog's confirmation.
+    if late_offer || early_media {
+        // Late offer: the ACK that carried the answer was the dialog's confirmation. Early
+        // media: the voice menu starts with the 183.
         metrics::setup_latency("caller_answer", now - invite_at);
         driver.flow.handle_input(now, FlowInput::CallerAnswered);
     }
@@ -158,13 +239,17 @@ async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, call_no: u64) {
     driver.cleanup();
 }
 
-/// Rings for `answer_delay`; false when the caller cancelled meanwhile.
+/// Rings for `answer_delay` (180 unless `send_180` is false, for a caller that requires
+/// reliable provisionals); false when the caller cancelled meanwhile.
 async fn ring(
     answer_delay: std::time::Duration,
     dialog: &InviteDialog,
     events: &mut DialogStateReceiver,
+    send_180: bool,
 ) -> bool {
-    dialog.ringing(None, None).ok();
+    if send_180 {
+        dialog.ringing(None, None).ok();
+    }
     let deadline = tokio::time::Instant::now() + answer_delay;
     loop {
         tokio::select! {
@@ -197,23 +282,21 @@ async fn late_answer(
     }
 }
 
-/// What a 503 for lack of RTP ports asks the trunk to wait before retrying, in seconds.
-const RETRY_AFTER_SECS: u32 = 5;
-
 /// The laws dialin speaks, in the order it prefers them when it makes the offer.
 const SUPPORTED_LAWS: [Law; 2] = [Law::Ulaw, Law::Alaw];
 
 /// Negotiates the caller's offer (or, for an INVITE without SDP, prepares ours) and sends
-/// 200 OK with `rtp_port` in the SDP; an unusable offer gets 488 and `None`. The returned
-/// offer is `None` for a late offer.
+/// 200 OK (or, for early media, 183) with `rtp_port` in the SDP; an unusable offer gets 488 and
+/// `None`. The returned offer is `None` for a late offer; the returned body is the SDP still
+/// to be sent in the 200 of an early-media answer.
 fn answer_caller(
     ctx: &CallContext,
     dialog: &InviteDialog,
     offer_body: &[u8],
-    rtp_port: u16,
-    call_no: u64,
-    session_id: u64,
-) -> Option<Option<Negotiated>> {
+    (rtp_port, call_no, session_id): (u16, u64, u64),
+    extra_headers: Answer,
+    sdes: Option<&SdesAnswer>,
+) -> Option<(Option<Negotiated>, Option<Vec<u8>>)> {
     let negotiated = if offer_body.is_empty() {
         None
     } else {
@@ -246,8 +329,50 @@ fn answer_caller(
             1,
         ),
     };
-    dialog
-        .accept(Some(vec![sdp_content_type()]), Some(body.into_bytes()))
-        .ok()?;
-    Some(negotiated)
+    let body = match sdes {
+        Some(a) => a.secure(&body),
+        None => body,
+    }
+    .into_bytes();
+    match extra_headers {
+        Answer::Now(extra) => {
+            let mut headers = vec![sdp_content_type()];
+            headers.extend(extra);
+            dialog.accept(Some(headers), Some(body)).ok()?;
+            Some((negotiated, None))
+        }
+        Answer::Early => {
+            // 183 Session Progress with the SDP: prompts play as early media, and the 200
+            // follows once the call is bridged.
+            dialog
+                .ringing(Some(vec![sdp_content_type()]), Some(body.clone()))
+                .ok()?;
+            Some((negotiated, Some(body)))
+        }
+    }
+}
+
+/// Whether the call uses SRTP: by the trunk's `srtp` setting and the offer's crypto lines. An
+/// INVITE without SDP gets a plain offer, so it is refused where SRTP is required.
+fn media_security(
+    ctx: &CallContext,
+    offer_body: &[u8],
+    trunk: Option<usize>,
+) -> Result<Option<SdesAnswer>, SdesRefusal> {
+    let policy = ctx.srtp_policy(trunk);
+    if offer_body.is_empty() {
+        return match policy {
+            SrtpPolicy::Required => Err(SdesRefusal::SrtpRequired),
+            _ => Ok(None),
+        };
+    }
+    sdes::decide(&sdes::parse_offer(offer_body), policy)
+}
+
+/// How [`answer_caller`] answers.
+enum Answer {
+    /// 200 OK now, with these extra headers (the session timer's).
+    Now(Vec<Header>),
+    /// 183 with SDP now (early media), 200 later.
+    Early,
 }

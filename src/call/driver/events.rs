@@ -10,7 +10,7 @@ use crate::sip::sdp::{self, Direction, MediaOffer};
 use rsipstack::dialog::dialog::{DialogState, TransactionHandle};
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::sip::prelude::HeadersExt;
-use rsipstack::sip::{Request, StatusCode, StatusCodeKind};
+use rsipstack::sip::{Method, Request, StatusCode, StatusCodeKind};
 use std::time::Instant;
 use tracing::info;
 
@@ -21,6 +21,7 @@ impl CallDriver {
             DialogState::Confirmed(..) if !self.caller_confirmed => {
                 self.caller_confirmed = true;
                 crate::ops::metrics::setup_latency("caller_answer", now - self.invite_at);
+                self.ack_due = None;
                 self.flow.handle_input(now, FlowInput::CallerAnswered);
             }
             DialogState::Terminated(..) => {
@@ -28,7 +29,7 @@ impl CallDriver {
             }
             DialogState::Info(_, req, handle) => self.on_info(now, &req, handle).await,
             DialogState::Updated(_, req, handle) => {
-                self.on_reinvite(Side::Caller, &req, handle).await
+                self.on_reinvite(now, Side::Caller, &req, handle).await
             }
             DialogState::Options(_, _, handle) => {
                 handle.reply(StatusCode::OK).await.ok();
@@ -55,9 +56,37 @@ impl CallDriver {
         }
     }
 
-    /// A re-INVITE on either leg: same codec, possibly a new address or hold. Answered with
-    /// our current media; an offer without our codec gets 488 and changes nothing.
-    async fn on_reinvite(&mut self, side: Side, req: &Request, handle: TransactionHandle) {
+    /// A re-INVITE (or UPDATE) on either leg: same codec, possibly a new address or hold.
+    /// Answered with our current media; an offer without our codec gets 488 and changes
+    /// nothing. On the caller leg it is also a session refresh (RFC 4028): the 2xx carries the
+    /// session headers, and one without SDP (a pure refresh) gets our current SDP (re-INVITE)
+    /// or no body (UPDATE).
+    async fn on_reinvite(
+        &mut self,
+        now: Instant,
+        side: Side,
+        req: &Request,
+        handle: TransactionHandle,
+    ) {
+        if req.body.is_empty() {
+            let (headers, body) = match side {
+                Side::Caller => {
+                    let mut headers = self.caller_refreshed(now);
+                    if req.method == Method::Invite {
+                        headers.push(sdp_content_type());
+                        (headers, Some(self.caller_sdp_body()))
+                    } else {
+                        (headers, None)
+                    }
+                }
+                Side::Server => (Vec::new(), None),
+            };
+            handle
+                .respond(StatusCode::OK, Some(headers), body)
+                .await
+                .ok();
+            return;
+        }
         let (current, local_port) = match side {
             Side::Caller => (
                 Some(&self.caller_sdp),
@@ -104,12 +133,17 @@ impl CallDriver {
                 }
             }
         }
+        let mut headers = vec![sdp_content_type()];
+        let mut answer = answer;
+        if let Side::Caller = side {
+            headers.extend(self.caller_refreshed(now));
+            if let Some(s) = self.srtp.as_mut() {
+                s.handle_offer(&req.body);
+                answer = s.secure(&answer);
+            }
+        }
         handle
-            .respond(
-                StatusCode::OK,
-                Some(vec![sdp_content_type()]),
-                Some(answer.into_bytes()),
-            )
+            .respond(StatusCode::OK, Some(headers), Some(answer.into_bytes()))
             .await
             .ok();
     }
@@ -126,7 +160,7 @@ impl CallDriver {
                 h.reply(StatusCode::OK).await.ok();
             }
             DialogState::Updated(_, req, handle) => {
-                self.on_reinvite(Side::Server, &req, handle).await
+                self.on_reinvite(now, Side::Server, &req, handle).await
             }
             other => refuse_other_request(other).await,
         }

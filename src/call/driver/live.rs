@@ -33,14 +33,28 @@ impl CallDriver {
         }
     }
 
-    /// While the caller waits: resolves the PIN again and lets the flow decide.
+    /// Hands routing's decision to the flow, remembering what a waiting caller waits for.
+    pub(super) fn routed(&mut self, now: Instant, decision: crate::routing::RouteDecision) {
+        use crate::routing::RouteDecision;
+        match &decision {
+            RouteDecision::Unavailable => info!(
+                call = self.call_no,
+                "conference unavailable (on two servers, or its server's Event Socket is down)"
+            ),
+            RouteDecision::Waiting(w) => self.waiting_for = Some(w.clone()),
+            _ => {}
+        }
+        self.flow.handle_input(now, FlowInput::Routed(decision));
+    }
+
+    /// While the caller waits: checks the meeting again and lets the flow decide.
     pub(super) fn recheck_waiting(&mut self, now: Instant) {
         if self.flow.state() != crate::call::flow::FlowState::Waiting {
             self.waiting = None;
             return;
         }
-        if let Some(pin) = &self.pin {
-            let decision = self.settings.router.resolve_at(pin, now);
+        if let Some(waiting_for) = &self.waiting_for {
+            let decision = self.settings.router.recheck(waiting_for, now);
             if matches!(decision, crate::routing::RouteDecision::Conference(_)) {
                 info!(call = self.call_no, "meeting started: joining");
                 self.waiting = None;

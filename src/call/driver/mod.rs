@@ -6,11 +6,16 @@
 //! and the dialogs are removed from the dialog layer.
 
 mod answer;
+mod early;
 mod events;
 mod live;
+mod meeting;
+mod session;
+mod srtp;
 
 pub use answer::spawn_call;
 
+use crate::call::admission::CallSlot;
 use crate::call::context::{CallContext, CallSettings};
 use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
 use crate::call::media::{CallMedia, Leg, Received};
@@ -20,10 +25,10 @@ use crate::ops::metrics::{self, RtpCounters};
 use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::{mask_caller, DEFAULT_KEEP_DIGITS};
 use crate::routing::ConferenceTarget;
-use crate::routing::RouteDecision;
 use crate::secret::CallerNumber;
 use crate::sip::legs::server_invite;
 use crate::sip::sdp::{self, Negotiated};
+use crate::sip::session_timer::SessionTimer;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -37,6 +42,10 @@ use tracing::{debug, info, warn};
 
 /// Largest RTP datagram we accept; bigger ones are truncated and then fail to parse.
 const MAX_PACKET: usize = 1500;
+
+/// How long the caller's ACK to our 200 may take. ACKs come within milliseconds; this covers
+/// several lost 200s (retransmitted at 0.5, 1, 2, 4 s ...).
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The server leg while it is being dialled and once it is up.
 struct ServerLeg {
@@ -64,6 +73,14 @@ struct CallDriver {
     trunk_events: DialogStateReceiver,
     caller_socket: UdpSocket,
     _caller_port: PortLease,
+    /// The call's admission slots; the IVR slot is given up once bridged.
+    slot: CallSlot,
+    /// The trunk leg's session timer (RFC 4028), if the INVITE asked for one.
+    session: Option<SessionTimer>,
+    /// While the voice menu runs as early media (183): the 200 still to be sent.
+    early: Option<early::EarlyAnswer>,
+    /// SRTP on the caller leg, when negotiated.
+    srtp: Option<srtp::SrtpLeg>,
     server: Option<ServerLeg>,
     /// The answered server leg's media, handed to the media state on `Bridge`.
     pending_server_leg: Option<Leg>,
@@ -73,6 +90,10 @@ struct CallDriver {
     media_check_at: Instant,
     /// Whether the caller's ACK has arrived (the flow hears `CallerAnswered` once).
     caller_confirmed: bool,
+    /// Until when the caller's ACK to our 200 may take; `None` once it came (or when the
+    /// answer needs none yet). A half-open call must not hold its ports and slots for the
+    /// 32 s the INVITE transaction would wait.
+    ack_due: Option<Instant>,
     sdp_version: u64,
     session_id: u64,
     /// The settings in force when the call started (a reload does not change a running call).
@@ -89,14 +110,16 @@ struct CallDriver {
     resolved_at: Option<Instant>,
     /// Whether the drain deadline was passed to the flow already.
     shutdown_seen: bool,
-    /// The PIN last resolved, kept while the caller waits for the meeting to start.
-    pin: Option<crate::secret::Pin>,
+    /// The meeting a waiting caller waits for, re-checked whenever the directory changes.
+    waiting_for: Option<crate::routing::WaitingFor>,
     /// While waiting: changes whenever a conference may have started.
     waiting: Option<tokio::sync::watch::Receiver<u64>>,
     /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
     dialin_call: String,
     /// The name of the server dialled (for the mute key's Event Socket).
     server_name: Option<String>,
+    /// A meeting-ID lookup in flight (store mapping to a BBB meeting); its result is routed.
+    lookup: Option<JoinHandle<crate::routing::RouteDecision>>,
 }
 
 /// What woke the driver up.
@@ -108,6 +131,7 @@ enum Wake {
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
     /// The directory changed while waiting (`false`: it is gone).
     Directory(bool),
+    Lookup(Result<crate::routing::RouteDecision, tokio::task::JoinError>),
     Timer,
     Shutdown,
 }
@@ -146,6 +170,7 @@ impl CallDriver {
                     e = recv_events(server_events) => Wake::ServerEvent(e),
                     r = join_opt(invite) => Wake::Invite(r),
                     r = live::changed_opt(self.waiting.as_mut()) => Wake::Directory(r),
+                    r = join_opt(self.lookup.as_mut()) => Wake::Lookup(r),
                     _ = &mut timer => Wake::Timer,
                     _ = lifecycle.calls_ending(), if !self.shutdown_seen => Wake::Shutdown,
                 }
@@ -153,6 +178,13 @@ impl CallDriver {
             let now = Instant::now();
             match wake {
                 Wake::Caller(Ok((len, from))) => {
+                    let len = match self.srtp.as_mut() {
+                        Some(s) => match s.unprotect(&mut buf, len) {
+                            Some(len) => len,
+                            None => continue,
+                        },
+                        None => len,
+                    };
                     RtpCounters::count(&self.rtp.caller_rx, len);
                     let pt = self.media.caller.codec().pt;
                     self.quality[0].observe(now, &buf[..len], pt);
@@ -177,6 +209,12 @@ impl CallDriver {
                 Wake::Invite(r) => self.on_invite_result(now, r),
                 Wake::Directory(true) => self.recheck_waiting(now),
                 Wake::Directory(false) => self.waiting = None,
+                Wake::Lookup(r) => {
+                    self.lookup = None;
+                    let decision = r.unwrap_or(crate::routing::RouteDecision::Invalid);
+                    metrics::pin_attempt(metrics::route_label(&decision));
+                    self.routed(now, decision);
+                }
                 Wake::Timer => self.on_timer(now, &mut buf).await,
                 Wake::Shutdown => {
                     self.shutdown_seen = true;
@@ -189,13 +227,23 @@ impl CallDriver {
 
     /// The earliest of the flow's and the media's deadlines and the next media-timeout check.
     fn next_deadline(&self) -> Instant {
-        [self.flow.poll_timeout(), self.media.next_deadline()]
-            .into_iter()
-            .flatten()
-            .fold(self.media_check_at, Instant::min)
+        let session = self.session.as_ref();
+        [
+            self.flow.poll_timeout(),
+            self.media.next_deadline(),
+            session.map(SessionTimer::poll_expiry),
+            self.ack_due,
+            session.and_then(SessionTimer::poll_refresh),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.media_check_at, Instant::min)
     }
 
     async fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
+        if self.on_session_timer(now) || self.on_ack_timeout(now) {
+            return;
+        }
         if now >= self.media_check_at {
             // Checked lazily rather than re-armed per packet: at the check, the timeout runs
             // from the last packet seen.
@@ -226,8 +274,15 @@ impl CallDriver {
                 .flow
                 .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
             Received::ToCaller { len, to } => {
-                if self.caller_socket.send_to(&buf[..len], to).await.is_ok() {
-                    RtpCounters::count(&self.rtp.caller_tx, len);
+                let packet = match self.srtp.as_mut() {
+                    Some(s) => match s.protect(&buf[..len]) {
+                        Some(p) => p,
+                        None => return,
+                    },
+                    None => &buf[..len],
+                };
+                if self.caller_socket.send_to(packet, to).await.is_ok() {
+                    RtpCounters::count(&self.rtp.caller_tx, packet.len());
                 }
             }
             Received::ToServer { len, to } => {
@@ -248,20 +303,18 @@ impl CallDriver {
                 FlowAction::Play(id) => self.media.play(self.settings.prompts.get(id), now),
                 FlowAction::StopPrompt => self.media.stop_prompt(),
                 FlowAction::Resolve(pin) => {
-                    let decision = self.settings.router.resolve_at(&pin, now);
-                    metrics::pin_attempt(match decision {
-                        RouteDecision::Conference(_) => "conference",
-                        RouteDecision::Echo => "echo",
-                        RouteDecision::Invalid => "invalid",
-                        RouteDecision::Waiting(_) => "waiting",
-                        RouteDecision::Unavailable => "unavailable",
-                    });
                     self.resolved_at = Some(now);
-                    if decision == crate::routing::RouteDecision::Unavailable {
-                        info!(call = self.call_no, "conference unavailable (on two servers, or its server's Event Socket is down)");
+                    let unix = crate::store::model::unix_now();
+                    match self.settings.router.lookup_at(&pin, now, unix) {
+                        crate::routing::Lookup::Ready(decision) => {
+                            metrics::pin_attempt(metrics::route_label(&decision));
+                            self.routed(now, decision)
+                        }
+                        crate::routing::Lookup::Meeting(m) => {
+                            let task = meeting::resolve_meeting(self.ctx.clone(), self.call_no, m);
+                            self.lookup = Some(tokio::spawn(task));
+                        }
                     }
-                    self.pin = Some(pin);
-                    self.flow.handle_input(now, FlowInput::Routed(decision));
                 }
                 FlowAction::AwaitConference => {
                     info!(call = self.call_no, "meeting not started: caller waits");
@@ -295,6 +348,8 @@ impl CallDriver {
                 FlowAction::Bridge => {
                     if let Some(leg) = self.pending_server_leg.take() {
                         self.media.bridge(leg);
+                        self.slot.leave_ivr();
+                        self.answer_if_early(now);
                         // The mute key is kept from the server only where the Event Socket
                         // can mute; elsewhere it is relayed like any key.
                         let esl = self
@@ -312,10 +367,13 @@ impl CallDriver {
                 }
                 FlowAction::StartEcho => {
                     self.media.start_echo();
+                    self.slot.leave_ivr();
+                    self.answer_if_early(now);
                     self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
                     info!(call = self.call_no, "echo test");
                 }
                 FlowAction::SendDigit(d) => self.media.send_digit(d),
+                FlowAction::HangUpCaller if self.early.is_some() => self.reject_early(),
                 FlowAction::ToggleMute(d) => self.toggle_mute(d),
                 FlowAction::HangUpCaller => {
                     let dialog = self.trunk.clone();
@@ -414,9 +472,7 @@ async fn recv_events(events: Option<&mut DialogStateReceiver>) -> Option<DialogS
     }
 }
 
-async fn join_opt(
-    handle: Option<&mut JoinHandle<InviteAsyncResult>>,
-) -> Result<InviteAsyncResult, tokio::task::JoinError> {
+async fn join_opt<T>(handle: Option<&mut JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
     match handle {
         Some(h) => h.await,
         None => std::future::pending().await,

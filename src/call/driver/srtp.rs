@@ -1,0 +1,62 @@
+//! SRTP on the caller leg in the driver: decrypting what the caller sends, encrypting what
+//! dialin sends it, and our crypto line in every SDP toward the caller. Per packet: no
+//! allocation (one scratch buffer per call) and no log line; packets that fail authentication
+//! (including plain RTP) are dropped.
+
+use crate::media::srtp::{SrtpContext, TAG_LEN};
+use crate::sip::sdes::{parse_offer, SdesAnswer};
+
+/// The SRTP state of a call's trunk leg.
+pub(super) struct SrtpLeg {
+    /// Tag, keys and profile, for writing our SDP.
+    pub answer: SdesAnswer,
+    /// Decrypts the caller's packets (its key).
+    inbound: SrtpContext,
+    /// Encrypts our packets (our key).
+    outbound: SrtpContext,
+    /// Where outgoing packets are encrypted (the relay's buffers are shared with decoding).
+    scratch: Box<[u8]>,
+}
+
+impl SrtpLeg {
+    /// The leg for a negotiated answer; `max_packet` is the largest RTP packet sent.
+    pub fn new(answer: SdesAnswer, max_packet: usize) -> SrtpLeg {
+        SrtpLeg {
+            inbound: SrtpContext::new(&answer.remote_key),
+            outbound: SrtpContext::new(&answer.local_key),
+            answer,
+            scratch: vec![0u8; max_packet + TAG_LEN].into_boxed_slice(),
+        }
+    }
+
+    /// Authenticates and decrypts the caller's packet in place; `None` when it must be dropped.
+    pub fn unprotect(&mut self, buf: &mut [u8], len: usize) -> Option<usize> {
+        self.inbound.unprotect(buf, len).ok()
+    }
+
+    /// Encrypts a copy of `packet`; `None` when it is not RTP (then nothing is sent).
+    pub fn protect(&mut self, packet: &[u8]) -> Option<&[u8]> {
+        let room = self.scratch.get_mut(..packet.len())?;
+        room.copy_from_slice(packet);
+        let len = self
+            .outbound
+            .protect(&mut self.scratch, packet.len())
+            .ok()?;
+        Some(&self.scratch[..len])
+    }
+
+    /// A re-INVITE's offer: takes the caller's new key if it changed one.
+    pub fn handle_offer(&mut self, body: &[u8]) {
+        if let Some((_, key)) = parse_offer(body).crypto {
+            if key != self.answer.remote_key {
+                self.answer.remote_key = key;
+                self.inbound = SrtpContext::new(&key);
+            }
+        }
+    }
+
+    /// Our SDP `sdp` with the SRTP profile and our crypto line.
+    pub fn secure(&self, sdp: &str) -> String {
+        self.answer.secure(sdp)
+    }
+}

@@ -1,0 +1,233 @@
+//! `[store]`, `[admin]` and `[[bbb_api]]`: where PIN mappings live, the HTTP admin API, and the
+//! BBB API endpoints that turn a meeting ID into the running meeting's voiceBridge.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::Problems;
+use super::reader::Section;
+use super::values::parse_duration;
+
+/// `[store]`: the PIN-mapping store.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StoreConfig {
+    /// `sqlite://<path>` or `postgres://...`; `None` uses [`crate::store::default_url`]
+    /// (a SQLite file in `$STATE_DIRECTORY` or the working directory).
+    pub url: Option<String>,
+}
+
+/// `[admin]`: the HTTP admin API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Where it listens; `None` (`listen = ""`) switches it off. Default `127.0.0.1:8089`.
+    pub listen: Option<SocketAddr>,
+    /// A file holding the bearer token (first line).
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the bearer token.
+    pub token_env: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8089))),
+            token_file: None,
+            token_env: None,
+        }
+    }
+}
+
+/// The hash BBB's API checksum uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumAlgorithm {
+    /// SHA-1 (older BBB and Scalelite set-ups).
+    Sha1,
+    /// SHA-256 (BBB 2.6+ default).
+    Sha256,
+}
+
+/// One `[[bbb_api]]` entry: a BBB server's (or a Scalelite's) API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BbbApiConfig {
+    /// The API base URL, ending in `/bigbluebutton/api`.
+    pub url: String,
+    /// The shared secret (`bbb-conf --secret`). Never printed.
+    pub secret: String,
+    /// The `[[servers]]` name whose FreeSWITCH hosts this API's meetings; `None` (Scalelite)
+    /// dials the voiceBridge by the default-server rule.
+    pub server: Option<String>,
+    /// The checksum hash (default SHA-256).
+    pub checksum: ChecksumAlgorithm,
+    /// How long one API request may take (default 3 s).
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for BbbApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BbbApiConfig")
+            .field("url", &self.url)
+            .field("secret", &"<hidden>")
+            .field("server", &self.server)
+            .field("checksum", &self.checksum)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `[store]`.
+pub(super) fn store(root: &Section<'_>, p: &mut Problems<'_>) -> StoreConfig {
+    let s = root.table(p, "store", &["url"]);
+    let url = s.parsed(p, "url", |t| {
+        let ok = t.starts_with("postgres://")
+            || t.starts_with("postgresql://")
+            || (t.starts_with("sqlite://") && t.len() > "sqlite://".len());
+        ok.then(|| t.to_string()).ok_or_else(|| {
+            "must be \"sqlite://<path of a file>\" or \"postgres://user@host/database\"".into()
+        })
+    });
+    StoreConfig {
+        url: url.map(|v| v.value),
+    }
+}
+
+/// `[admin]`.
+pub(super) fn admin(root: &Section<'_>, p: &mut Problems<'_>) -> AdminConfig {
+    let s = root.table(p, "admin", &["listen", "token_file", "token_env"]);
+    let mut c = AdminConfig::default();
+    if let Some(v) = s.parsed(p, "listen", |t| match t.trim() {
+        "" => Ok(None),
+        t => t.parse::<SocketAddr>().map(Some).map_err(|_| {
+            "not an address with port; write it like \"127.0.0.1:8089\", or \"\" to switch the admin API off".into()
+        }),
+    }) {
+        c.listen = v.value;
+    }
+    if let Some(v) = s.parsed(p, "token_file", |t| {
+        (!t.trim().is_empty())
+            .then(|| PathBuf::from(t))
+            .ok_or_else(|| "empty; name a file that holds the admin token".into())
+    }) {
+        c.token_file = Some(v.value);
+    }
+    if let Some(v) = s.parsed(p, "token_env", |t| {
+        let ok = !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        ok.then(|| t.to_string()).ok_or_else(|| {
+            "must be an environment variable name of A-Z, 0-9 and '_', like \"DIALIN_ADMIN_TOKEN\"".into()
+        })
+    }) {
+        if c.token_file.is_some() {
+            let message = "set only one of token_file and token_env";
+            p.push(v.line, v.path.clone(), message);
+        }
+        c.token_env = Some(v.value);
+    }
+    c
+}
+
+/// `[[bbb_api]]`. `declared` are the `[[servers]]` names.
+pub(super) fn bbb_api(
+    root: &Section<'_>,
+    p: &mut Problems<'_>,
+    declared: &[String],
+) -> Vec<BbbApiConfig> {
+    let mut out = Vec::new();
+    let known = ["url", "secret", "server", "checksum", "timeout"];
+    for s in root.tables(p, "bbb_api", &known) {
+        let url = s.parsed(p, "url", |t| {
+            let ok = (t.starts_with("https://") || t.starts_with("http://")) && t.len() > 8;
+            ok.then(|| t.trim_end_matches('/').to_string()).ok_or_else(|| {
+                "must be the API's base URL, like \"https://bbb1.example.org/bigbluebutton/api\"".into()
+            })
+        });
+        let secret = s.parsed(p, "secret", |t| {
+            (t.len() >= 8).then(|| t.to_string()).ok_or_else(|| {
+                "too short; use the server's shared secret (bbb-conf --secret)".into()
+            })
+        });
+        for (key, what) in [
+            ("url", "the API's base URL"),
+            ("secret", "the shared secret"),
+        ] {
+            if !s.has(key) {
+                p.push(
+                    s.line,
+                    s.path_of(key),
+                    format!("missing; set {key} to {what}"),
+                );
+            }
+        }
+        let server = s.string(p, "server").and_then(|v| {
+            if declared.iter().any(|d| d == v.value) {
+                Some(v.value.to_string())
+            } else {
+                p.push(v.line, v.path, "names no [[servers]] entry");
+                None
+            }
+        });
+        let checksum = s
+            .parsed(p, "checksum", |t| match t {
+                "sha256" => Ok(ChecksumAlgorithm::Sha256),
+                "sha1" => Ok(ChecksumAlgorithm::Sha1),
+                _ => Err("must be \"sha256\" or \"sha1\"".into()),
+            })
+            .map_or(ChecksumAlgorithm::Sha256, |v| v.value);
+        let timeout = s
+            .parsed(p, "timeout", parse_duration)
+            .map_or(Duration::from_secs(3), |v| v.value);
+        if let (Some(url), Some(secret)) = (url, secret) {
+            out.push(BbbApiConfig {
+                url: url.value,
+                secret: secret.value,
+                server,
+                checksum,
+                timeout,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ChecksumAlgorithm, Config};
+
+    fn key_of_error(text: &str) -> Vec<String> {
+        match Config::from_toml(text, "t.toml") {
+            Ok(_) => panic!("expected errors for:\n{text}"),
+            Err(e) => e.errors.into_iter().map(|e| e.key).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let c = Config::from_toml("", "t").unwrap();
+        assert_eq!(c.store.url, None);
+        assert_eq!(c.admin.listen, Some("127.0.0.1:8089".parse().unwrap()));
+        let text = "[[servers]]\nname = \"bbb1\"\nsip = \"sip:10.0.0.1\"\n[store]\nurl = \"postgres://u@h/db\"\n[admin]\nlisten = \"\"\ntoken_env = \"TOK\"\n[[bbb_api]]\nurl = \"https://b/bigbluebutton/api/\"\nsecret = \"0123456789\"\nserver = \"bbb1\"\nchecksum = \"sha1\"\n";
+        let c = Config::from_toml(text, "t").unwrap();
+        assert_eq!(c.store.url.as_deref(), Some("postgres://u@h/db"));
+        assert_eq!(c.admin.listen, None);
+        assert_eq!(c.admin.token_env.as_deref(), Some("TOK"));
+        assert_eq!(c.bbb_api[0].url, "https://b/bigbluebutton/api");
+        assert_eq!(c.bbb_api[0].checksum, ChecksumAlgorithm::Sha1);
+        assert!(!format!("{:?}", c.bbb_api).contains("0123456789"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[store]\nurl = \"mysql://x\"\n", "store.url"),
+            ("[admin]\nlisten = \"localhost\"\n", "admin.listen"),
+            ("[admin]\ntoken_file = \"/t\"\ntoken_env = \"T\"\n", "admin.token_env"),
+            ("[admin]\ntoken_env = \"A-B\"\n", "admin.token_env"),
+            ("[[bbb_api]]\nurl = \"ftp://x\"\nsecret = \"0123456789\"\n", "bbb_api[0].url"),
+            ("[[bbb_api]]\nurl = \"https://x/api\"\n", "bbb_api[0].secret"),
+            ("[[bbb_api]]\nurl = \"https://x/api\"\nsecret = \"0123456789\"\nserver = \"zz\"\n", "bbb_api[0].server"),
+            ("[[bbb_api]]\nurl = \"https://x/api\"\nsecret = \"0123456789\"\nchecksum = \"md5\"\n", "bbb_api[0].checksum"),
+        ];
+        for (text, key) in cases {
+            assert_eq!(key_of_error(text), [key], "{text}");
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! `dialin pins ...`: manage the PIN mappings of the configured store from the shell. The same
+//! validation as the HTTP API; config-file `[[pins]]` are listed as read-only. Output goes to
+//! stdout for the admin who asked (it shows PINs; nothing here is logged).
+
+use crate::config::Config;
+use crate::store::exchange::{self, Format};
+use crate::store::model::{format_time, Mapping, MappingDoc, Rules, Target};
+use crate::store::{generate, Store};
+use anyhow::{bail, Context};
+use std::io::Read;
+use std::path::PathBuf;
+
+/// `dialin pins` arguments.
+#[derive(clap::Args, Debug)]
+pub struct PinsArgs {
+    /// The configuration file (TOML); without it the built-in defaults are used.
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PinsCommand,
+}
+
+/// The target and metadata of `add` and `set`.
+#[derive(clap::Args, Debug)]
+pub struct MappingArgs {
+    /// The PIN callers type (digits).
+    pub pin: String,
+    /// The meeting's voiceBridge number.
+    #[arg(
+        long,
+        conflicts_with = "meeting_id",
+        required_unless_present = "meeting_id"
+    )]
+    pub conference: Option<String>,
+    /// The BBB meeting ID, resolved to its voiceBridge at call time.
+    #[arg(long)]
+    pub meeting_id: Option<String>,
+    /// A server name from the configuration (default: the default-server rule).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// A label for admins (no personal data).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// RFC 3339 time from which the PIN works.
+    #[arg(long)]
+    pub valid_from: Option<String>,
+    /// RFC 3339 time from which it no longer works.
+    #[arg(long)]
+    pub valid_until: Option<String>,
+}
+
+/// The `pins` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum PinsCommand {
+    /// Map a new PIN (fails if it is mapped already).
+    Add(MappingArgs),
+    /// Map a PIN, replacing any mapping it has.
+    Set(MappingArgs),
+    /// Remove a PIN's mapping.
+    Remove {
+        /// The PIN.
+        pin: String,
+    },
+    /// Show one PIN's mapping.
+    Show {
+        /// The PIN.
+        pin: String,
+    },
+    /// List every mapping (store and config file).
+    List,
+    /// Import mappings from a file ("-" for stdin): all rows or none.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Its format (default: by extension, else CSV).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Replace the whole set instead of adding to it.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Export the store's mappings to stdout.
+    Export {
+        /// The format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Suggest an unused random PIN (no leading 0, no repeated neighbouring digits).
+    Generate {
+        /// Digits (default: ivr.pin_min_digits, at least 6).
+        #[arg(long)]
+        length: Option<usize>,
+    },
+}
+
+/// Runs a `pins` command to completion.
+pub async fn run(args: PinsArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?,
+        None => Config::embedded_default(),
+    };
+    let rules = Rules::from_config(&config);
+    let store = Store::open_configured(&config.store).await?;
+    let result = command(&config, &rules, &store, args.command).await;
+    store.close().await;
+    result
+}
+
+async fn command(
+    config: &Config,
+    rules: &Rules,
+    store: &Store,
+    cmd: PinsCommand,
+) -> anyhow::Result<()> {
+    match cmd {
+        PinsCommand::Add(m) => {
+            let new = validate(rules, &m)?;
+            store.insert(&new).await?;
+            println!("added");
+        }
+        PinsCommand::Set(m) => {
+            let new = validate(rules, &m)?;
+            let put = store.put(&new).await?;
+            println!(
+                "{}",
+                if put == crate::store::Put::Created {
+                    "added"
+                } else {
+                    "updated"
+                }
+            );
+        }
+        PinsCommand::Remove { pin } => {
+            let pin = rules.check_pin(&pin).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if rules.reserved.contains(&pin) {
+                bail!("pin: is mapped in the config file ([[pins]]), which is read-only here; remove it there");
+            }
+            if !store.remove(&pin).await? {
+                bail!("pin: not mapped in the store");
+            }
+            println!("removed");
+        }
+        PinsCommand::Show { pin } => {
+            let pin = rules.check_pin(&pin).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(c) = config.pins.iter().find(|c| c.pin == pin) {
+                println!("{}", config_line(c));
+            } else {
+                match store.get(&pin).await? {
+                    Some(m) => println!("{}", line(&m)),
+                    None => bail!("pin: not mapped"),
+                }
+            }
+        }
+        PinsCommand::List => {
+            for c in &config.pins {
+                println!("{}", config_line(c));
+            }
+            for m in store.all().await? {
+                println!("{}", line(&m));
+            }
+        }
+        PinsCommand::Import {
+            file,
+            format,
+            replace,
+        } => {
+            let format = format.unwrap_or(match file.extension().and_then(|e| e.to_str()) {
+                Some("json") => Format::Json,
+                _ => Format::Csv,
+            });
+            let mut text = String::new();
+            if file.as_os_str() == "-" {
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("cannot read stdin")?;
+            } else {
+                text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+            }
+            let ms = exchange::import(&text, format, rules).map_err(|errors| {
+                anyhow::anyhow!(
+                    "{}: nothing imported:\n{}",
+                    file.display(),
+                    errors.join("\n")
+                )
+            })?;
+            store.write_all(&ms, replace).await?;
+            println!(
+                "imported {} mappings{}",
+                ms.len(),
+                if replace { " (replacing the set)" } else { "" }
+            );
+        }
+        PinsCommand::Export { format } => {
+            print!("{}", exchange::export(&store.all().await?, format))
+        }
+        PinsCommand::Generate { length } => {
+            let pin = generate::unused_pin(store, rules, length)
+                .await
+                .map_err(|e| match e {
+                    generate::SuggestError::Length(f) => anyhow::anyhow!("--{f}"),
+                    other => other.into(),
+                })?;
+            println!("{pin}");
+        }
+    }
+    Ok(())
+}
+
+fn validate(rules: &Rules, m: &MappingArgs) -> anyhow::Result<crate::store::model::NewMapping> {
+    let doc = MappingDoc {
+        pin: Some(m.pin.clone()),
+        conference: m.conference.clone(),
+        meeting_id: m.meeting_id.clone(),
+        server: m.server.clone(),
+        label: m.label.clone(),
+        valid_from: m.valid_from.clone(),
+        valid_until: m.valid_until.clone(),
+        ..MappingDoc::default()
+    };
+    rules.validate(&doc, None).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })
+}
+
+/// One listing line of a stored mapping: tab-separated for scripts.
+fn line(m: &Mapping) -> String {
+    let (kind, target, server) = match &m.target {
+        Target::Conference { conference, server } => ("conference", conference.expose(), server),
+        Target::Meeting { meeting_id, server } => ("meeting_id", meeting_id.as_str(), server),
+    };
+    let window = match (m.valid_from, m.valid_until) {
+        (None, None) => "always".to_string(),
+        (f, u) => format!(
+            "{}..{}",
+            f.map(format_time).unwrap_or_default(),
+            u.map(format_time).unwrap_or_default()
+        ),
+    };
+    format!(
+        "{}\t{kind}={target}\tserver={}\t{window}\tstore\t{}",
+        m.pin.expose(),
+        server.as_deref().unwrap_or("-"),
+        m.label.as_deref().unwrap_or("")
+    )
+}
+
+/// One listing line of a config-file mapping.
+fn config_line(c: &crate::config::PinMapping) -> String {
+    format!(
+        "{}\tconference={}\tserver={}\talways\tconfig (read-only)\t",
+        c.pin.expose(),
+        c.conference.expose(),
+        c.server.as_deref().unwrap_or("-")
+    )
+}

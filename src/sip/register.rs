@@ -1,0 +1,381 @@
+//! Outbound registration per trunk: dialin registers with a provider's registrar so calls for
+//! the number reach it (providers without fixed-address trunks require this).
+//!
+//! [`RegisterSchedule`] is the sans-IO part: when to send the next REGISTER (refresh at three
+//! quarters of the granted lifetime, retry with doubling back-off after a failure) and whether
+//! the trunk counts as registered, on simulated time. The tokio part sends the REGISTERs with
+//! rsipstack's [`Registration`], which answers 401 and 407 digest challenges itself, and
+//! publishes each trunk's state in [`RegistrationStatus`] for the status line and metrics.
+//! Nothing here logs the account name or the password.
+
+use crate::config::RegisterConfig;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::registration::Registration;
+use rsipstack::sip::StatusCodeKind;
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The longest wait between failed attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(120);
+
+/// How long one REGISTER (with its challenge round) may take before it counts as failed.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// A trunk's registration state, as shown in status and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RegState {
+    /// No answer yet.
+    Registering = 0,
+    /// The registrar accepted the binding and it has not expired.
+    Registered = 1,
+    /// The last attempt failed and no binding is valid: retrying with back-off.
+    Failed = 2,
+}
+
+impl RegState {
+    fn from_u8(v: u8) -> RegState {
+        match v {
+            1 => RegState::Registered,
+            2 => RegState::Failed,
+            _ => RegState::Registering,
+        }
+    }
+
+    /// A short name for the status line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegState::Registering => "registering",
+            RegState::Registered => "registered",
+            RegState::Failed => "failed",
+        }
+    }
+}
+
+/// How one REGISTER attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// 2xx, with the lifetime the registrar granted.
+    Registered {
+        /// The granted lifetime.
+        granted: Duration,
+    },
+    /// A final non-2xx (wrong password, forbidden, busy registrar).
+    Refused,
+    /// No answer (unreachable registrar, transport error, timeout).
+    Unreachable,
+}
+
+/// When to register next and whether the trunk is registered; sans-IO.
+#[derive(Clone, Debug)]
+pub struct RegisterSchedule {
+    /// When the next REGISTER is due.
+    next: Instant,
+    /// Until when the last accepted binding is valid.
+    valid_until: Option<Instant>,
+    /// Failed attempts in a row.
+    failures: u32,
+    /// Whether any attempt has ended yet.
+    answered: bool,
+}
+
+impl RegisterSchedule {
+    /// A schedule whose first REGISTER is due at `now`.
+    pub fn new(now: Instant) -> RegisterSchedule {
+        RegisterSchedule {
+            next: now,
+            valid_until: None,
+            failures: 0,
+            answered: false,
+        }
+    }
+
+    /// When the next REGISTER is due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next
+    }
+
+    /// Records how the attempt that ended at `now` went and schedules the next one.
+    pub fn handle_attempt(&mut self, now: Instant, attempt: Attempt) {
+        self.answered = true;
+        match attempt {
+            Attempt::Registered { granted } => {
+                self.failures = 0;
+                self.valid_until = Some(now + granted);
+                self.next = now + (granted * 3 / 4).max(Duration::from_secs(1));
+            }
+            Attempt::Refused | Attempt::Unreachable => {
+                let backoff = Duration::from_secs(1 << self.failures.min(7)).min(MAX_BACKOFF);
+                self.failures += 1;
+                self.next = now + backoff;
+            }
+        }
+    }
+
+    /// The state at `now`.
+    pub fn state(&self, now: Instant) -> RegState {
+        match self.valid_until {
+            Some(until) if now < until => RegState::Registered,
+            _ if !self.answered => RegState::Registering,
+            _ => RegState::Failed,
+        }
+    }
+
+    /// Failed attempts in a row.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
+/// Each registering trunk's state, shared with the status line and metrics.
+#[derive(Debug, Default)]
+pub struct RegistrationStatus {
+    /// Trunk name and its [`RegState`] as a number.
+    trunks: Vec<(String, AtomicU8)>,
+}
+
+impl RegistrationStatus {
+    /// How many trunks register.
+    pub fn total(&self) -> usize {
+        self.trunks.len()
+    }
+
+    /// How many of them are registered now.
+    pub fn registered(&self) -> usize {
+        self.states()
+            .filter(|(_, s)| *s == RegState::Registered)
+            .count()
+    }
+
+    /// Every registering trunk with its state.
+    pub fn states(&self) -> impl Iterator<Item = (&str, RegState)> {
+        self.trunks
+            .iter()
+            .map(|(n, s)| (n.as_str(), RegState::from_u8(s.load(Ordering::Relaxed))))
+    }
+}
+
+/// The running registrations: their state, and the way to end them.
+pub struct Registrations {
+    /// Each trunk's state, for status and metrics.
+    pub status: Arc<RegistrationStatus>,
+    /// Stops the refresh loops (each then removes its binding).
+    cancel: CancellationToken,
+    /// The loops.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Registrations {
+    /// Stops refreshing and removes every binding (REGISTER with expires 0), waiting at most
+    /// `timeout` in all: at shutdown the provider then stops sending calls at once.
+    pub async fn unregister_all(self, timeout: Duration) {
+        self.cancel.cancel();
+        let all = futures_join(self.tasks);
+        tokio::time::timeout(timeout, all).await.ok();
+    }
+}
+
+/// Waits for every task.
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        t.await.ok();
+    }
+}
+
+/// Starts one registration task per trunk in `trunks` (name and settings); `contact` is the
+/// address put in the Contact header (the advertised address and SIP port).
+pub fn spawn_registrations(
+    endpoint: EndpointInnerRef,
+    contact: SocketAddr,
+    trunks: Vec<(String, RegisterConfig)>,
+) -> Registrations {
+    let status = Arc::new(RegistrationStatus {
+        trunks: trunks
+            .iter()
+            .map(|(n, _)| (n.clone(), AtomicU8::new(RegState::Registering as u8)))
+            .collect(),
+    });
+    let cancel = CancellationToken::new();
+    let tasks = trunks
+        .into_iter()
+        .enumerate()
+        .map(|(index, (name, config))| {
+            tokio::spawn(register_loop(
+                endpoint.clone(),
+                contact,
+                Trunk {
+                    name,
+                    config,
+                    index,
+                },
+                status.clone(),
+                cancel.clone(),
+            ))
+        })
+        .collect();
+    Registrations {
+        status,
+        cancel,
+        tasks,
+    }
+}
+
+/// One registering trunk.
+struct Trunk {
+    /// Its name, for logs.
+    name: String,
+    /// Its `[trunks.register]`.
+    config: RegisterConfig,
+    /// Its place in [`RegistrationStatus`].
+    index: usize,
+}
+
+/// Registers one trunk until `cancel`, following its [`RegisterSchedule`]; then removes the
+/// binding if there is one.
+async fn register_loop(
+    endpoint: EndpointInnerRef,
+    contact: SocketAddr,
+    trunk: Trunk,
+    status: Arc<RegistrationStatus>,
+    cancel: CancellationToken,
+) {
+    let Trunk {
+        name,
+        config,
+        index,
+    } = trunk;
+    let Ok(server) = rsipstack::sip::Uri::try_from(config.registrar.as_str()) else {
+        warn!(trunk = %name, "registrar URI does not parse; not registering");
+        return;
+    };
+    let credential = Credential {
+        username: config.username.clone(),
+        password: config.password.expose().to_string(),
+        realm: None,
+        auth_username: config.auth_username.clone(),
+    };
+    let mut registration = Registration::new(endpoint, Some(credential));
+    registration.contact = Some(rsipstack::sip::typed::Contact {
+        display_name: None,
+        uri: rsipstack::sip::Uri {
+            scheme: Some(rsipstack::sip::Scheme::Sip),
+            auth: Some(rsipstack::sip::Auth {
+                user: config.username.clone(),
+                password: None,
+            }),
+            host_with_port: contact.into(),
+            ..Default::default()
+        },
+        params: vec![],
+    });
+    let expires = config.expires.as_secs() as u32;
+    let mut schedule = RegisterSchedule::new(Instant::now());
+    let mut last = RegState::Registering;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(schedule.poll_timeout().into()) => {}
+            _ = cancel.cancelled() => break,
+        }
+        let result = tokio::select! {
+            r = tokio::time::timeout(ATTEMPT_TIMEOUT, registration.register(server.clone(), Some(expires))) => r,
+            _ = cancel.cancelled() => break,
+        };
+        let attempt = match result {
+            Ok(Ok(resp)) if resp.status_code.kind() == StatusCodeKind::Successful => {
+                let granted = registration
+                    .granted_expires
+                    .filter(|g| *g > 0)
+                    .unwrap_or(expires);
+                Attempt::Registered {
+                    granted: Duration::from_secs(granted.into()),
+                }
+            }
+            Ok(Ok(resp)) => {
+                warn!(trunk = %name, status = %resp.status_code, "registration refused; check the trunk's username and password");
+                Attempt::Refused
+            }
+            _ => Attempt::Unreachable,
+        };
+        let now = Instant::now();
+        schedule.handle_attempt(now, attempt);
+        let state = schedule.state(now);
+        status.trunks[index].1.store(state as u8, Ordering::Relaxed);
+        match attempt {
+            Attempt::Registered { granted } if last != RegState::Registered => {
+                info!(trunk = %name, expires_s = granted.as_secs(), "registered with the provider");
+            }
+            Attempt::Registered { .. } => debug!(trunk = %name, "registration refreshed"),
+            Attempt::Unreachable => {
+                warn!(trunk = %name, failures = schedule.failures(), "registrar did not answer; retrying");
+            }
+            Attempt::Refused => {}
+        }
+        last = state;
+    }
+    if schedule.state(Instant::now()) == RegState::Registered {
+        let removed = tokio::time::timeout(
+            ATTEMPT_TIMEOUT,
+            registration.register(server.clone(), Some(0)),
+        )
+        .await;
+        let ok = matches!(removed, Ok(Ok(r)) if r.status_code.kind() == StatusCodeKind::Successful);
+        info!(trunk = %name, ok, "registration removed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_before_expiry_and_back_off_after_failures() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut r = RegisterSchedule::new(t0);
+        assert_eq!(r.poll_timeout(), t0);
+        assert_eq!(r.state(t0), RegState::Registering);
+        // (time of the attempt's end, outcome) → (next attempt, state right after)
+        let table = [
+            (0, Attempt::Unreachable, 1, RegState::Failed),
+            (1, Attempt::Refused, 1 + 2, RegState::Failed),
+            (3, Attempt::Unreachable, 3 + 4, RegState::Failed),
+            (
+                7,
+                Attempt::Registered { granted: s(600) },
+                7 + 450,
+                RegState::Registered,
+            ),
+            // A failed refresh keeps the valid binding and retries soon.
+            (457, Attempt::Unreachable, 457 + 1, RegState::Registered),
+            (
+                458,
+                Attempt::Registered { granted: s(4) },
+                458 + 3,
+                RegState::Registered,
+            ),
+        ];
+        for (at, attempt, next, state) in table {
+            r.handle_attempt(t0 + s(at), attempt);
+            assert_eq!(r.poll_timeout(), t0 + s(next), "after {attempt:?} at {at}");
+            assert_eq!(r.state(t0 + s(at)), state, "after {attempt:?} at {at}");
+        }
+        // The 4 s binding lapses without a refresh.
+        assert_eq!(r.state(t0 + s(461)), RegState::Registered);
+        assert_eq!(r.state(t0 + s(462)), RegState::Failed);
+    }
+
+    #[test]
+    fn back_off_is_capped() {
+        let t0 = Instant::now();
+        let mut r = RegisterSchedule::new(t0);
+        for _ in 0..20 {
+            r.handle_attempt(t0, Attempt::Refused);
+        }
+        assert_eq!(r.poll_timeout(), t0 + MAX_BACKOFF);
+    }
+}

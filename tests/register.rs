@@ -1,0 +1,125 @@
+//! Outbound registration through the real `dialin` binary against a sipp registrar that is busy
+//! first and then challenges with 401 and 407.
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use support::dialin::TestConfig;
+use support::ports::PortBlock;
+use support::siplog::Direction;
+use support::sipp::{Scenario, Sipp};
+
+const USER: &str = "4930555000";
+const PASSWORD: &str = "s3cret-Pa55";
+
+#[test]
+fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() {
+    let mut scenario = Scenario::custom(
+        "registrar_challenges",
+        include_str!("sipp/registrar_challenges.xml"),
+    );
+    scenario.default_keys = vec![
+        ("user".into(), USER.into()),
+        ("pass".into(), PASSWORD.into()),
+    ];
+    let registrar = Sipp::new(scenario).spawn();
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("provider.password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let mut cfg = TestConfig::new(SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        PortBlock::take(1).base,
+    )));
+    cfg.extra = format!(
+        "[[trunks]]\nname = \"provider\"\n[trunks.register]\nregistrar = \"sip:{}\"\n\
+         username = \"{USER}\"\npassword_file = \"{}\"\nexpires = \"60s\"\n",
+        registrar.sip_addr(),
+        password_file.display()
+    );
+    let dialin = cfg.start();
+    // After the refresh (the fifth REGISTER), stop dialin: it removes its binding.
+    dialin.wait_for_line("registration refreshed", Duration::from_secs(10));
+    assert_eq!(dialin.status_value("registrations"), 1);
+    assert_eq!(dialin.status_value("registrations_up"), 1);
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &dialin.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let outcome = registrar.wait();
+    outcome.assert_success();
+    let registers: Vec<_> = outcome
+        .messages()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Received && m.method() == Some("REGISTER"))
+        .collect();
+    assert_eq!(registers.len(), 6, "{}", outcome.report());
+    assert_eq!(
+        registers[5].header("Expires"),
+        Some("0"),
+        "the binding is removed"
+    );
+    let sent_403 = outcome
+        .messages()
+        .into_iter()
+        .any(|m| m.direction == Direction::Sent && m.status_code() == Some(403));
+    assert!(
+        !sent_403,
+        "the digest answer to the 401 was wrong:\n{}",
+        outcome.report()
+    );
+    assert!(registers[2].header("Authorization").is_some());
+    let proxy_auth = registers[4]
+        .header("Proxy-Authorization")
+        .expect("answer to the 407");
+    assert_digest(proxy_auth, "proxy.dialin.test", "9a8b7c6d5e4f");
+    let at = |i: usize| registers[i].at_micros.unwrap();
+    // Back-off after the 503: about a second.
+    assert!(
+        at(1) - at(0) >= 900_000,
+        "retried after {} µs",
+        at(1) - at(0)
+    );
+    // The refresh came before the 2 s binding ran out (at three quarters).
+    let refresh = at(3) - at(2);
+    assert!(
+        (1_000_000..2_000_000).contains(&refresh),
+        "refreshed after {refresh} µs"
+    );
+    dialin.wait_for_line("registered with the provider", Duration::from_secs(1));
+    dialin.wait_for_line(
+        "registration removed trunk=provider ok=true",
+        Duration::from_secs(3),
+    );
+    dialin.assert_log_free_of(&[PASSWORD, USER]);
+}
+
+/// Checks an RFC 2617 digest (MD5, no qop) for REGISTER against [`USER`] and [`PASSWORD`].
+fn assert_digest(header: &str, realm: &str, nonce: &str) {
+    use md5::Digest;
+    let param = |name: &str| {
+        header
+            .split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no {name} in {header}"))
+            .to_string()
+    };
+    let hex = |data: String| -> String {
+        md5::Md5::digest(data.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(param("username"), USER);
+    assert_eq!(param("realm"), realm);
+    assert_eq!(param("nonce"), nonce);
+    let ha1 = hex(format!("{USER}:{realm}:{PASSWORD}"));
+    let ha2 = hex(format!("REGISTER:{}", param("uri")));
+    assert_eq!(
+        param("response"),
+        hex(format!("{ha1}:{nonce}:{ha2}")),
+        "{header}"
+    );
+}
