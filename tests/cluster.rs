@@ -1,7 +1,8 @@
 //! A cluster: real Kamailio (`deploy/kamailio/kamailio.cfg`, dispatcher with OPTIONS probes,
 //! record-routing, failover) in front of two dialin instances on 127.0.0.1, with sipp callers
-//! and one stand-in BBB server. PIN mappings come from each instance's config file (the shared
-//! PostgreSQL store is another issue's; the file's mapping is the same on both instances).
+//! and one stand-in BBB server. In the first test the PIN mapping lives in a shared PostgreSQL
+//! store (127.0.0.1:5432), written once with `dialin pins set`; the others use the mapping in
+//! each instance's config file.
 
 mod support;
 
@@ -15,6 +16,9 @@ use support::ports::PortBlock;
 use support::sipp::{RunningSipp, Scenario, Sipp};
 
 const PIN: &str = "8675309";
+/// The PIN of the mapping in the shared store, and its conference.
+const STORE_PIN: &str = "5552468";
+const STORE_CONFERENCE: &str = "72468";
 const DIALLED: &str = "4930555000";
 
 /// One stand-in BBB server answering every call of the test (sipp `-m 100`), with its media.
@@ -35,8 +39,13 @@ fn server() -> (RunningSipp, RtpPeer) {
 
 /// A caller through Kamailio: types the config PIN, stays `talk` and hangs up.
 fn call(kamailio: &Kamailio, talk: Duration) -> RunningSipp {
+    call_with(kamailio, PIN, talk)
+}
+
+/// A caller through Kamailio: types `pin`, stays `talk` and hangs up.
+fn call_with(kamailio: &Kamailio, pin: &str, talk: Duration) -> RunningSipp {
     Sipp::new(Scenario::caller_hangs_up())
-        .pcap(CallerStream::new(&format!("{PIN}#")).tail(talk))
+        .pcap(CallerStream::new(&format!("{pin}#")).tail(talk))
         .pause(talk)
         .remote(kamailio.addr)
         .service(DIALLED)
@@ -56,17 +65,38 @@ fn routed_to(kamailio: &Kamailio, instance: SocketAddr) -> usize {
 #[test]
 fn calls_spread_over_both_instances_and_all_succeed_when_one_is_killed() {
     let (server, _media) = server();
-    let (a_cfg, b_cfg) = (
-        TestConfig::new(server.sip_addr()),
-        TestConfig::new(server.sip_addr()),
-    );
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(support::db::TestDb::postgres());
+    // Both instances read the PIN mappings from one PostgreSQL store; PINs are not taken as
+    // conference numbers, so a call only gets through by the store's mapping.
+    let instance = || {
+        let mut cfg = TestConfig::new(server.sip_addr());
+        cfg.pin_is_conference = false;
+        cfg.extra = format!("[store]\nurl = \"{}\"\n", db.url());
+        cfg
+    };
+    let (a_cfg, b_cfg) = (instance(), instance());
     let a = a_cfg.start();
     let b = b_cfg.start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialin"))
+        .args(["pins", "set", STORE_PIN, "--conference", STORE_CONFERENCE])
+        .arg("--config")
+        .arg(&a.config_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    a.wait_for_line("PIN mappings updated", Duration::from_secs(3));
+    b.wait_for_line("PIN mappings updated", Duration::from_secs(3));
     // Probes only every minute: the failover below is Kamailio's reaction to the call itself.
     let kamailio = Kamailio::start(kamailio_addr(), &[a_cfg.sip, b_cfg.sip], 60);
 
     let calls: Vec<RunningSipp> = (0..4)
-        .map(|_| call(&kamailio, Duration::from_secs(4)))
+        .map(|_| call_with(&kamailio, STORE_PIN, Duration::from_secs(4)))
         .collect();
     for c in calls {
         let outcome = c.wait();
@@ -94,7 +124,7 @@ fn calls_spread_over_both_instances_and_all_succeed_when_one_is_killed() {
     // then marked down and gets no more.
     drop(a);
     let calls: Vec<RunningSipp> = (0..4)
-        .map(|_| call(&kamailio, Duration::from_secs(3)))
+        .map(|_| call_with(&kamailio, STORE_PIN, Duration::from_secs(3)))
         .collect();
     for c in calls {
         c.wait().assert_success();
