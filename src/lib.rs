@@ -20,8 +20,9 @@
 //! | [`bbb_api`] | BBB API client: checksum, getMeetingInfo/getMeetings XML, meeting ID → voiceBridge |
 //! | [`privacy`] | caller-ID policy toward the meeting, log pseudonyms (keyed hash, daily key), guessing protection ([`privacy::ledger::AttemptLedger`]) |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
-//! | [`serve`] | `dialin serve`: wiring (store watcher, admin listener) and signals |
-//! | [`logging`] | log set-up that keeps rsipstack's message dumps out |
+//! | [`ops`] | metrics, health and readiness, status, graceful drain, config reload, systemd notify; the admin HTTP routes |
+//! | [`serve`] | `dialin serve`: wiring (store watcher, admin listener), signals, drain and reload |
+//! | [`logging`] | log set-up (text or JSON) that keeps rsipstack's message dumps out |
 //!
 //! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing, the conference directory,
 //! the Event Socket codec and session, the call's media state) is sans-IO: state machines that take inputs and the current time and return actions. The tokio
@@ -41,6 +42,7 @@ pub mod digit;
 pub mod esl;
 pub mod logging;
 pub mod media;
+pub mod ops;
 pub mod pins_cmd;
 pub mod privacy;
 pub mod routing;

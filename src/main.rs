@@ -4,6 +4,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dialin::config::Config;
+use dialin::logging::LogFormat;
+use dialin::ops::client::request;
+use dialin::ops::status::Status;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +26,19 @@ enum Command {
         /// The configuration file (TOML).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Log lines as plain text (default) or as one JSON object per line.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Print a short summary (calls, servers, version) of the running instance.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Drain the running instance: no new calls, exit when the last call has ended.
+    Drain {
+        #[command(flatten)]
+        target: Target,
     },
     /// Manage the PIN mappings in the configured store (see `dialin pins --help`).
     Pins(dialin::pins_cmd::PinsArgs),
@@ -33,13 +50,56 @@ enum Command {
     },
 }
 
+/// Which running instance `status` and `drain` talk to: its admin listener.
+#[derive(clap::Args)]
+struct Target {
+    /// The admin listener's address (default: `[admin] listen` of --config, else 127.0.0.1:8089).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// The instance's configuration file, to find its admin listener.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+impl Target {
+    /// The admin listener's address and the bearer token, from the flags and the config.
+    fn resolve(&self) -> anyhow::Result<(SocketAddr, Option<String>)> {
+        let config = match &self.config {
+            Some(p) => {
+                Config::load(p).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?
+            }
+            None => Config::embedded_default(),
+        };
+        let token = dialin::admin::auth::token_text(&config.admin)?;
+        let addr = match self.admin {
+            Some(a) => a,
+            None => config.admin.listen.context(
+                "the admin listener is off ([admin] listen = \"\"); turn it on to use this command",
+            )?,
+        };
+        Ok((addr, token))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Status { target } => client(&target, |addr, token| {
+            let body = request(addr, token, "GET", "/api/v1/status")?;
+            let status: Status = serde_json::from_str(&body)
+                .context("the status answer is not what this dialin version expects")?;
+            print!("{}", status.render());
+            Ok(())
+        }),
+        Command::Drain { target } => client(&target, |addr, token| {
+            request(addr, token, "POST", "/api/v1/drain")?;
+            println!("draining: new calls are refused; dialin exits when the last call has ended");
+            Ok(())
+        }),
         Command::Pins(args) => pins(args),
-        Command::Serve { config } => {
-            dialin::logging::init();
+        Command::Serve { config, log_format } => {
+            dialin::logging::init(log_format);
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -48,6 +108,22 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn client(
+    target: &Target,
+    f: impl FnOnce(SocketAddr, Option<&str>) -> anyhow::Result<()>,
+) -> ExitCode {
+    match target
+        .resolve()
+        .and_then(|(addr, token)| f(addr, token.as_deref()))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialin: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -109,5 +185,5 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(dialin::serve::run(config))
+    runtime.block_on(dialin::serve::run(config, path))
 }

@@ -58,6 +58,12 @@ pub enum TokenError {
 /// Loads the token named by `[admin]`; `Ok(None)` when none is configured (the API then answers
 /// every protected request with 401 and says so).
 pub fn load_token(config: &AdminConfig) -> Result<Option<Token>, TokenError> {
+    Ok(token_text(config)?.map(|text| Token::new(&text)))
+}
+
+/// The token's text as `[admin]` names it (for clients such as `dialin status`); `Ok(None)`
+/// when none is configured.
+pub fn token_text(config: &AdminConfig) -> Result<Option<String>, TokenError> {
     let text = if let Some(path) = &config.token_file {
         let text = std::fs::read_to_string(path).map_err(|e| TokenError::File {
             path: path.display().to_string(),
@@ -72,7 +78,7 @@ pub fn load_token(config: &AdminConfig) -> Result<Option<Token>, TokenError> {
     if text.trim().len() < MIN_TOKEN_LEN {
         return Err(TokenError::Short);
     }
-    Ok(Some(Token::new(&text)))
+    Ok(Some(text))
 }
 
 /// Middleware: lets a request through only with `Authorization: Bearer <token>`.

@@ -1,10 +1,13 @@
-//! What every call shares: the dialog layer, routing, prompts, the RTP port pool and counters.
+//! What every call shares: the dialog layer, the reloadable settings (routing, prompts, PIN and
+//! flow timing), the RTP port pool, the drain state and counters.
 
 use crate::call::admission::{Admission, CallSlot, Refusal};
 use crate::call::flow::FlowSettings;
 use crate::call::PromptId;
 use crate::media::ports::{PortLease, PortPool};
 use crate::media::prompt::EncodedPrompt;
+use crate::ops::calls::CallRegistry;
+use crate::ops::drain::Lifecycle;
 use crate::routing::Router;
 use crate::sip::legs::source_ip;
 use crate::sip::sdes::SrtpPolicy;
@@ -13,7 +16,7 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::Request;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// The prompt set of the configured language, encoded once at start-up.
@@ -63,6 +66,21 @@ impl Drop for ActiveCallGuard {
     }
 }
 
+/// What a configuration reload replaces: each call takes the set in force when it starts
+/// ([`CallContext::settings`]) and keeps it to its end, so a reload never changes a call midway.
+pub struct CallSettings {
+    /// PIN → target (servers, `[[pins]]`, `[routing]`).
+    pub router: Router,
+    /// Encoded prompts (`[ivr]` language and sounds).
+    pub prompts: Prompts,
+    /// PIN and flow timing.
+    pub flow: FlowSettings,
+    /// `sip.answer_delay`: how long to ring before answering.
+    pub answer_delay: Duration,
+    /// `media.timeout`.
+    pub media_timeout: Duration,
+}
+
 /// Everything a call driver needs besides its own state.
 pub struct CallContext {
     /// rsipstack's dialog layer (both legs' dialogs live here).
@@ -78,30 +96,26 @@ pub struct CallContext {
     pub rtp_bind: IpAddr,
     /// The SIP port, for the From URI of the server leg.
     pub sip_port: u16,
-    /// PIN → target.
-    pub router: Router,
-    /// Meeting ID → running meeting's voiceBridge, for store mappings to a BBB meeting.
-    pub meetings: Arc<dyn crate::bbb_api::MeetingDirectory>,
-    /// Encoded prompts.
-    pub prompts: Prompts,
+    /// The settings in force; replaced whole by a reload (SIGHUP). Read once per call.
+    pub settings: RwLock<Arc<CallSettings>>,
     /// RTP ports (`media.rtp_ports`).
     pub ports: PortPool,
-    /// PIN and flow timing.
-    pub flow: FlowSettings,
-    /// `sip.answer_delay`: how long to ring before answering.
-    pub answer_delay: Duration,
+    /// Meeting ID → running meeting's voiceBridge, for store mappings to a BBB meeting.
+    pub meetings: Arc<dyn crate::bbb_api::MeetingDirectory>,
     /// `sip.session_min_se`: the shortest session-timer interval accepted.
     pub session_min_se: Duration,
     /// `sip.early_media`: the voice menu as early media, 200 once bridged.
     pub early_media: bool,
-    /// `media.timeout`.
-    pub media_timeout: Duration,
     /// Counters.
     pub stats: CallStats,
     /// The caller-ID policy, log pseudonyms and per-conference caller numbers.
     pub privacy: Arc<crate::privacy::Privacy>,
     /// Guessing protection: blocked callers and failed-PIN rates.
     pub ledger: Arc<dyn crate::privacy::ledger::AttemptLedger>,
+    /// Drain state: whether new calls are refused, and the signal that ends every call.
+    pub lifecycle: Arc<Lifecycle>,
+    /// The calls in progress, for the admin API and the per-state gauges.
+    pub calls: CallRegistry,
     /// The Event Socket of each watched server, by server name (for the mute key).
     pub esl: std::collections::HashMap<String, crate::esl::client::EslHandle>,
     /// The concurrent-call, per-trunk and IVR limits.
@@ -120,6 +134,19 @@ impl CallContext {
         self.stats.active.fetch_add(1, Ordering::Relaxed);
         let n = self.stats.started.fetch_add(1, Ordering::Relaxed) + 1;
         (ActiveCallGuard(self.clone()), n)
+    }
+
+    /// The settings in force now; a call keeps the ones it started with.
+    pub fn settings(&self) -> Arc<CallSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts `settings` in force for calls that start from now on.
+    pub fn replace_settings(&self, settings: CallSettings) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
     }
 
     /// Admits the call `invite` starts, or says which limit is full.
@@ -147,7 +174,7 @@ impl CallContext {
     /// The read-only view of the live directory (per-server Event Socket state, conference
     /// counts, collisions), for status and metrics; `None` when no server has `esl`.
     pub fn directory_view(&self) -> Option<crate::routing::live::DirectoryView> {
-        self.router.directory().map(|d| d.view())
+        self.settings().router.directory().map(|d| d.view())
     }
 
     /// One line for the status report: counts only, nothing about callers.

@@ -20,6 +20,7 @@
 //! Waiting ─max_wait─▶ Unavailable
 //! (any failed try, when tries are used up) ─▶ Goodbye ─PromptFinished─▶ Ended
 //! ConnectingServer ─ServerFailed or timeout─▶ Unavailable ─PromptFinished─▶ Ended
+//! (voice menu or connecting) ─Shutdown─▶ Closing ─PromptFinished─▶ Ended
 //! ```
 //! Every state ends in `Ended` on hang-up or media timeout, emitting [`FlowAction::Finished`]
 //! exactly once. States that wait for the caller or the server have a deadline (PIN timers,
@@ -37,6 +38,9 @@
 //!   before the prompt ends: the reason the call failed does not change;
 //! - no media in either direction once the caller's leg is up: [`Outcome::MediaTimeout`],
 //!   whatever the state; every leg that is up or ringing is hung up or cancelled.
+//! - the end of a drain ([`FlowInput::Shutdown`]): callers in the voice menu hear the
+//!   "unavailable" prompt and are hung up, bridged and echo calls are hung up at once:
+//!   [`Outcome::Shutdown`]. Calls already being sent away keep their outcome.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -98,6 +102,8 @@ pub enum FlowInput {
     /// Guessing protection blocked this caller: once answered, say goodbye at once. Only
     /// taken before the caller's leg is up.
     Blocked,
+    /// The drain deadline has come: end the call now (a short goodbye in the voice menu).
+    Shutdown,
 }
 
 /// What the flow asks its driver to do, in order.
@@ -154,6 +160,8 @@ pub enum Outcome {
     MediaTimeout,
     /// The caller was blocked by guessing protection and heard only the goodbye prompt.
     Blocked,
+    /// Ended by dialin at the end of a drain (shutdown or restart).
+    Shutdown,
 }
 
 /// Where the call is; small, `Copy` and safe to log (it carries no PIN or address).
@@ -179,6 +187,8 @@ pub enum FlowState {
     Unavailable,
     /// The "goodbye" prompt is playing before hanging up.
     Goodbye,
+    /// dialin is shutting down: the "unavailable" prompt plays before hanging up.
+    Closing,
     /// The meeting has not started; the caller holds.
     Waiting,
     /// The call is over; every input is ignored.
@@ -207,6 +217,10 @@ enum State {
         cancelled: bool,
     },
     Goodbye,
+    Closing {
+        /// As in `Unavailable`: a ringing server leg was cancelled.
+        cancelled: bool,
+    },
     Waiting {
         /// When the caller has waited long enough.
         until: Instant,
@@ -257,6 +271,7 @@ impl CallFlow {
             State::Echo { .. } => FlowState::Echo,
             State::Unavailable { .. } => FlowState::Unavailable,
             State::Goodbye => FlowState::Goodbye,
+            State::Closing { .. } => FlowState::Closing,
             State::Waiting { .. } => FlowState::Waiting,
             State::Ended => FlowState::Ended,
         }
@@ -300,6 +315,7 @@ impl CallFlow {
                 }
             }
             FlowInput::MediaTimeout => self.on_media_timeout(),
+            FlowInput::Shutdown => self.on_shutdown(),
         }
     }
 
@@ -430,6 +446,10 @@ impl CallFlow {
                 self.push(FlowAction::HangUpCaller);
                 self.finish(Outcome::NoConference);
             }
+            State::Closing { .. } => {
+                self.push(FlowAction::HangUpCaller);
+                self.finish(Outcome::Shutdown);
+            }
             // The "not started" prompt leads into the hold loop, which repeats.
             State::Waiting { .. } => self.push(FlowAction::Play(PromptId::Hold)),
             // The "connecting" prompt ending changes nothing: we still wait for the server.
@@ -494,6 +514,10 @@ impl CallFlow {
                 self.push(FlowAction::HangUpServer);
                 self.state = State::Unavailable { cancelled: false };
             }
+            State::Closing { cancelled: true } => {
+                self.push(FlowAction::HangUpServer);
+                self.state = State::Closing { cancelled: false };
+            }
             _ => {}
         }
     }
@@ -511,6 +535,7 @@ impl CallFlow {
             State::Echo { .. } => Outcome::Echo,
             State::Unavailable { .. } => Outcome::NoConference,
             State::Goodbye => self.goodbye_outcome(),
+            State::Closing { .. } => Outcome::Shutdown,
             State::Answering
             | State::Greeting
             | State::CollectingPin
@@ -546,6 +571,39 @@ impl CallFlow {
             _ => self.push(FlowAction::HangUpCaller),
         }
         self.finish(Outcome::MediaTimeout);
+    }
+
+    fn on_shutdown(&mut self) {
+        match self.state {
+            // The 200 is out but not confirmed: nothing to say yet, just hang up.
+            State::Answering => {
+                self.push(FlowAction::HangUpCaller);
+                self.finish(Outcome::Shutdown);
+            }
+            State::Greeting
+            | State::CollectingPin
+            | State::InvalidPin
+            | State::Resolving
+            | State::Waiting { .. } => {
+                self.pin.reset();
+                self.play(PromptId::Unavailable, State::Closing { cancelled: false });
+            }
+            State::ConnectingServer { .. } => {
+                self.push(FlowAction::CancelServer);
+                self.play(PromptId::Unavailable, State::Closing { cancelled: true });
+            }
+            State::Bridged => {
+                self.push(FlowAction::HangUpCaller);
+                self.push(FlowAction::HangUpServer);
+                self.finish(Outcome::Shutdown);
+            }
+            State::Echo { .. } => {
+                self.push(FlowAction::HangUpCaller);
+                self.finish(Outcome::Shutdown);
+            }
+            // Already being sent away, or over.
+            State::Unavailable { .. } | State::Goodbye | State::Closing { .. } | State::Ended => {}
+        }
     }
 }
 

@@ -842,6 +842,127 @@ fn a_blocked_caller_hears_goodbye_at_once_and_nothing_else() {
 }
 
 #[test]
+fn shutdown_ends_every_state_with_the_right_goodbye() {
+    use PromptId::*;
+    let shut = |s: Script, ms| s.at(ms, I::Shutdown);
+    let cases: Vec<(&str, Script, Vec<FlowAction>)> = vec![
+        (
+            "before the ACK",
+            shut(Script::default(), 0),
+            vec![A::HangUpCaller, A::Finished(Outcome::Shutdown)],
+        ),
+        (
+            "greeting: goodbye prompt, then hang up",
+            shut(Script::default().at(0, I::CallerAnswered), 500).at(2_000, I::PromptFinished),
+            vec![
+                A::Play(Welcome),
+                A::Play(Unavailable),
+                A::HangUpCaller,
+                A::Finished(Outcome::Shutdown),
+            ],
+        ),
+        (
+            "half a PIN typed: the collector stops, no PIN timeout fires",
+            shut(Script::greeted().keys(3_000, "12"), 3_500),
+            vec![A::Play(Welcome), A::Play(Unavailable)],
+        ),
+        (
+            "connecting: cancel the server leg, goodbye",
+            shut(
+                Script::greeted()
+                    .keys(3_000, "1234#")
+                    .at(3_500, conference()),
+                3_600,
+            )
+            .at(3_700, I::ServerAnswered)
+            .at(5_000, I::PromptFinished),
+            vec![
+                A::Play(Welcome),
+                A::Resolve(pin("1234")),
+                A::Play(Connecting),
+                A::DialServer(target()),
+                A::CancelServer,
+                A::Play(Unavailable),
+                A::HangUpServer,
+                A::HangUpCaller,
+                A::Finished(Outcome::Shutdown),
+            ],
+        ),
+        (
+            "bridged: both legs hung up at once",
+            shut(Script::bridged(), 9_000),
+            [
+                bridged_actions(),
+                vec![
+                    A::HangUpCaller,
+                    A::HangUpServer,
+                    A::Finished(Outcome::Shutdown),
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "waiting for the meeting to start: goodbye",
+            shut(
+                Script::greeted().keys(3_000, "1234#").at(
+                    3_500,
+                    I::Routed(RouteDecision::Waiting(
+                        crate::routing::WaitingFor::Conference {
+                            conference: ConferenceId("71234".into()),
+                            server: None,
+                        },
+                    )),
+                ),
+                5_000,
+            )
+            .at(8_000, I::PromptFinished),
+            vec![
+                A::Play(Welcome),
+                A::Resolve(pin("1234")),
+                A::AwaitConference,
+                A::Play(NotStarted),
+                A::Play(Unavailable),
+                A::HangUpCaller,
+                A::Finished(Outcome::Shutdown),
+            ],
+        ),
+        (
+            "caller hangs up during the goodbye",
+            shut(Script::greeted(), 2_500).at(2_600, I::CallerHungUp),
+            vec![
+                A::Play(Welcome),
+                A::Play(Unavailable),
+                A::Finished(Outcome::Shutdown),
+            ],
+        ),
+        (
+            "already saying goodbye for a bad PIN: outcome kept",
+            shut(
+                Script::greeted()
+                    .keys(3_000, "1#")
+                    .at(3_100, I::PromptFinished)
+                    .keys(3_200, "1#")
+                    .at(3_300, I::PromptFinished)
+                    .keys(3_400, "1#"),
+                3_500,
+            )
+            .at(4_000, I::PromptFinished),
+            vec![
+                A::Play(Welcome),
+                A::Play(InvalidPin),
+                A::Play(InvalidPin),
+                A::Play(Goodbye),
+                A::HangUpCaller,
+                A::Finished(Outcome::InvalidPin),
+            ],
+        ),
+    ];
+    for (name, script, want) in cases {
+        assert_eq!(run(&script), want, "{name}");
+    }
+}
+
+#[test]
 fn waiting_room_and_unavailable() {
     use PromptId::*;
     let typed = || Script::greeted().keys(3_000, "1234#");

@@ -28,8 +28,22 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     root.reject_unknown(
         &mut p,
         &[
-            "sip", "media", "trunk", "trunks", "ivr", "servers", "routing", "pins", "limits",
-            "privacy", "abuse", "esl", "store", "admin", "bbb_api",
+            "sip",
+            "media",
+            "trunk",
+            "trunks",
+            "ivr",
+            "servers",
+            "routing",
+            "pins",
+            "limits",
+            "privacy",
+            "abuse",
+            "esl",
+            "store",
+            "admin",
+            "bbb_api",
+            "lifecycle",
         ],
     );
     let sip = sip(&root, &mut p);
@@ -47,6 +61,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let bbb_api = super::admin::bbb_api(&root, &mut p, &declared);
     let trunks = super::trunks::trunks(&root, &mut p);
     let limits = super::trunks::limits(&root, &mut p);
+    let lifecycle = super::ops::lifecycle(&root, &mut p);
     p.finish(
         origin,
         Config {
@@ -65,6 +80,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             bbb_api,
             trunks,
             limits,
+            lifecycle,
         },
     )
 }

@@ -14,6 +14,7 @@ mod admin;
 mod build;
 mod error;
 mod esl;
+mod ops;
 mod privacy;
 mod reader;
 mod tls;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 pub use admin::{AdminConfig, BbbApiConfig, ChecksumAlgorithm, StoreConfig};
 pub use error::{ConfigError, ConfigErrors};
+pub use ops::LifecycleConfig;
 pub use privacy::PrivacyConfig;
 pub use values::parse_duration;
 
@@ -69,6 +71,8 @@ pub struct Config {
     pub bbb_api: Vec<BbbApiConfig>,
     /// Event Socket limits and the directory's grace period (`[esl]`).
     pub esl: EslConfig,
+    /// Drain behaviour (`[lifecycle]`).
+    pub lifecycle: LifecycleConfig,
 }
 
 /// `[esl]`: how the Event Socket connections are bounded and how long a lost server's

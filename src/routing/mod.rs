@@ -181,6 +181,13 @@ impl Router {
         self
     }
 
+    /// The same router reading `store`'s mappings (a reloaded router keeps the store's live
+    /// handle, which the store watcher keeps current).
+    pub fn with_store(mut self, store: crate::store::live::LiveMappings) -> Router {
+        self.store = store;
+        self
+    }
+
     /// The live directory, if any (for waiting callers and the mute key).
     pub fn directory(&self) -> Option<&LiveDirectory> {
         self.directory.as_ref()

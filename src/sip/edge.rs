@@ -202,8 +202,22 @@ impl SipEdge {
 
 /// Where new INVITEs go: implemented by the call layer.
 pub trait CallAcceptor: Send + Sync + 'static {
-    /// Takes a new out-of-dialog INVITE transaction and starts a call for it.
+    /// Takes a new out-of-dialog INVITE transaction and starts a call for it (or refuses it).
     fn accept_call(&self, tx: Transaction);
+
+    /// While new calls are refused (draining): `Some(retry_after_secs)`. OPTIONS then get
+    /// `503` with that `Retry-After`, so a load balancer's probe takes this instance out.
+    fn refusing(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// Answers `503 Service Unavailable` with `Retry-After: secs`.
+pub async fn reply_unavailable(mut tx: Transaction, secs: u32) {
+    let retry = Header::RetryAfter(secs.to_string().into());
+    tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
+        .await
+        .ok();
 }
 
 /// Dispatches incoming transactions until the stream ends. Each request is handled in its own
@@ -223,9 +237,14 @@ pub async fn dispatch(
         if !has_to_tag {
             match tx.original.method {
                 Method::Invite => calls.accept_call(tx),
-                Method::Options => {
-                    tokio::spawn(answer_options(tx));
-                }
+                Method::Options => match calls.refusing() {
+                    Some(secs) => {
+                        tokio::spawn(reply_unavailable(tx, secs));
+                    }
+                    None => {
+                        tokio::spawn(answer_options(tx));
+                    }
+                },
                 Method::Ack => {}
                 _ => {
                     tokio::spawn(reply(tx, StatusCode::CallTransactionDoesNotExist));

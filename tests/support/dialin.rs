@@ -24,11 +24,23 @@ pub struct Dialin {
 impl Dialin {
     /// Starts dialin with `config` (TOML text) and waits up to 10 s for it to listen.
     pub fn start(config: &str) -> Dialin {
-        Dialin::start_logging(config, "debug")
+        Dialin::start_with_args(config, &[])
     }
 
     /// Like [`Dialin::start`] with `RUST_LOG` set to `log` (e.g. `trace` for leak tests).
     pub fn start_logging(config: &str, log: &str) -> Dialin {
+        Dialin::start_with(config, &[], &[("RUST_LOG", log)])
+    }
+
+    /// Like [`Dialin::start`], with extra `serve` arguments (such as `--log-format json`).
+    pub fn start_with_args(config: &str, args: &[&str]) -> Dialin {
+        Dialin::start_with(config, args, &[])
+    }
+
+    /// Like [`Dialin::start_with_args`], with extra environment variables. A config without an
+    /// `[admin]` table gets one on a port of its own: the default 127.0.0.1:8089 would be
+    /// shared by every test running at the same time.
+    pub fn start_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> Dialin {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("dialin.toml");
         // Tests run in parallel: an admin API on its fixed default port would collide.
@@ -42,10 +54,12 @@ impl Dialin {
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
-            .env("RUST_LOG", log)
+            .args(args)
+            .env("RUST_LOG", "debug")
             // The PIN store's default SQLite file goes to this test's own directory.
             .env("STATE_DIRECTORY", dir.path())
             .env(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -177,6 +191,71 @@ impl Dialin {
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
     }
+
+    /// Sends `signal` (such as `-TERM`, `-HUP`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill {signal} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; panics with the log if it does not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "dialin did not exit within {timeout:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One HTTP/1.1 request to `addr`: the status code and the body (tests only; no chunking).
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("cannot connect to the admin listener {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read the answer");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, body.to_string())
+}
+
+/// The value of the Prometheus sample `name{labels}` (labels exactly as rendered, e.g.
+/// `outcome="bridged"`; empty for none) in `text`; 0 when absent.
+pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
+    let key = if labels.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == key).then(|| v.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
 }
 
 impl Drop for Dialin {
@@ -209,8 +288,16 @@ pub struct TestConfig {
     pub first_digit_timeout: &'static str,
     /// `media.timeout`.
     pub media_timeout: &'static str,
-    /// More TOML appended at the end (whole sections like `[privacy]`, `[limits]`, `[[trunks]]`
-    /// or `[[bbb_api]]`).
+    /// `admin.listen`: each test's own port.
+    pub admin: std::net::SocketAddr,
+    /// `lifecycle.drain_max`.
+    pub drain_max: &'static str,
+    /// `ivr.attempts`.
+    pub attempts: u32,
+    /// Extra `[[pins]]` blocks (TOML) after the fixed one.
+    pub extra_pins: String,
+    /// More TOML appended at the end (whole sections like `[privacy]`,
+    /// `[limits]`, `[[trunks]]` or `[[bbb_api]]`).
     pub extra: String,
     /// More keys for the `[sip]` section (lines of TOML).
     pub sip_extra: String,
@@ -221,6 +308,7 @@ impl TestConfig {
     pub fn new(server: std::net::SocketAddr) -> TestConfig {
         let sip = super::ports::PortBlock::take(1);
         let rtp = super::ports::PortBlock::take(16);
+        let admin = super::ports::PortBlock::take(1);
         TestConfig {
             sip: std::net::SocketAddr::from(([127, 0, 0, 1], sip.base)),
             rtp: (rtp.base, rtp.base + rtp.len - 1),
@@ -232,6 +320,10 @@ impl TestConfig {
             server_answer_timeout: "10s",
             first_digit_timeout: "10s",
             media_timeout: "60s",
+            admin: std::net::SocketAddr::from(([127, 0, 0, 1], admin.base)),
+            drain_max: "1h",
+            attempts: 3,
+            extra_pins: String::new(),
             extra: String::new(),
             sip_extra: String::new(),
         }
@@ -255,7 +347,7 @@ reject = "{reject}"
 language = "en"
 pin_min_digits = 5
 pin_max_digits = 11
-attempts = 3
+attempts = {attempts}
 first_digit_timeout = "{first_digit_timeout}"
 inter_digit_timeout = "5s"
 echo_pin = "00000"
@@ -270,9 +362,13 @@ server_answer_timeout = "{server_answer_timeout}"
 pin = "8675309"
 conference = "71234"
 server = "bbb1"
+{extra_pins}
 [admin]
-listen = "127.0.0.1:0"
+listen = "{admin}"
 token_env = "{token_env}"
+[lifecycle]
+drain_max = "{drain_max}"
+retry_after = "30s"
 {extra}
 "#,
             token_env = ADMIN_TOKEN_ENV,
@@ -288,6 +384,10 @@ token_env = "{token_env}"
             server = self.server,
             pin_is_conference = self.pin_is_conference,
             server_answer_timeout = self.server_answer_timeout,
+            attempts = self.attempts,
+            extra_pins = self.extra_pins,
+            admin = self.admin,
+            drain_max = self.drain_max,
             sip_extra = self.sip_extra,
         )
     }
@@ -296,4 +396,43 @@ token_env = "{token_env}"
     pub fn start(&self) -> Dialin {
         Dialin::start(&self.toml())
     }
+}
+
+/// Sends one SIP OPTIONS over UDP from 127.0.0.1 to `to` (as a load balancer's probe does) and
+/// returns the response's status code and its `Retry-After` value, if any.
+pub fn sip_options(to: std::net::SocketAddr) -> (u16, Option<String>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a probe socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("read timeout");
+    let local = socket.local_addr().expect("local address");
+    let branch: u32 = rand::random();
+    let msg = format!(
+        "OPTIONS sip:{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\n\
+         From: <sip:probe@{local}>;tag=p{branch}\r\n\
+         To: <sip:{to}>\r\n\
+         Call-ID: probe{branch}@test\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket.send_to(msg.as_bytes(), to).expect("send OPTIONS");
+    let mut buf = [0u8; 4096];
+    let len = socket
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no answer to OPTIONS from {to}: {e}"));
+    let text = String::from_utf8_lossy(&buf[..len]).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not a SIP response: {text}"));
+    let retry = text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("Retry-After")
+            .then(|| value.trim().to_string())
+    });
+    (code, retry)
 }

@@ -13,6 +13,7 @@
 //! | [`rtp`] | RTP header and RFC 4733 event encode/parse, digit decoding of a received stream |
 //! | [`payload`] | recognisable 20 ms PCMU frames: the caller's and the conference's signatures |
 //! | [`pcap`] | one realistic caller RTP stream (audio + RFC 4733 in one SSRC) as a classic pcap file |
+//! | [`kamailio`] | Kamailio (deploy/kamailio/kamailio.cfg) in front of dialin instances |
 //! | [`scenario`] | the sipp scenarios in `tests/sipp/` with their default keys; INFO digits templating |
 //! | [`sipp`] | spawning sipp with the common flags, deadline, exit status and logs |
 //! | [`siplog`] | parsing sipp's message log into SIP messages (Request-URI, headers) |
@@ -62,6 +63,7 @@ pub mod admin;
 pub mod db;
 pub mod dialin;
 pub mod esl;
+pub mod kamailio;
 pub mod media;
 pub mod payload;
 pub mod pcap;

@@ -10,6 +10,8 @@ use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
+use crate::ops::metrics::{self, RtpCounters};
+use crate::ops::rtp_quality::RtpQuality;
 
 use crate::privacy::guard::{SourceNet, Standing};
 use crate::sip::invite_check::{check_invite, timer_headers, InviteExtensions};
@@ -78,6 +80,10 @@ async fn run_call(
     slot: CallSlot,
     extensions: InviteExtensions,
 ) {
+    let invite_at = Instant::now();
+    let tracked = ctx.calls.track(call_no, invite_at);
+    // The settings in force now stay with this call to its end, whatever a reload does.
+    let settings = ctx.settings();
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
     let bound = ctx.bind_rtp().and_then(|(lease, socket)| {
         // Registered here, on the call's shard, so its wake-ups stay on this thread.
@@ -92,6 +98,7 @@ async fn run_call(
             tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
                 .await
                 .ok();
+            metrics::call_ended("unavailable");
             return;
         }
     };
@@ -110,6 +117,7 @@ async fn run_call(
         Ok(d) => d,
         Err(_) => {
             tx.reply(StatusCode::BadRequest).await.ok();
+            metrics::call_ended("unavailable");
             return;
         }
     };
@@ -134,9 +142,12 @@ async fn run_call(
         );
     }
     let ringing = !extensions.no_provisionals;
-    if !ctx.answer_delay.is_zero() && !ring(&ctx, &dialog, &mut trunk_events, ringing).await {
+    if !settings.answer_delay.is_zero()
+        && !ring(settings.answer_delay, &dialog, &mut trunk_events, ringing).await
+    {
         info!(call = call_no, "caller gave up before the answer");
         ctx.dialog_layer.remove_dialog(&dialog.id());
+        metrics::call_ended("caller_hangup");
         return;
     }
 
@@ -174,6 +185,7 @@ async fn run_call(
         sdes.as_ref(),
     ) else {
         ctx.dialog_layer.remove_dialog(&dialog.id());
+        metrics::call_ended("rejected_codec");
         return;
     };
     let early = early_body.map(|body| EarlyAnswer {
@@ -195,6 +207,7 @@ async fn run_call(
                 let bye = dialog.clone();
                 tokio::spawn(async move { bye.bye().await.ok() });
                 ctx.dialog_layer.remove_dialog(&dialog.id());
+                metrics::call_ended("rejected_codec");
                 return;
             }
         },
@@ -213,7 +226,7 @@ async fn run_call(
         source_net,
         wrong_pins: 0,
         held_route: None,
-        flow: CallFlow::new(ctx.flow),
+        flow: CallFlow::new(settings.flow),
         media: CallMedia::new(Leg::new(negotiated.remote, codec, true), now),
         caller_sdp: negotiated,
         trunk: dialog,
@@ -228,9 +241,16 @@ async fn run_call(
         pending_server_leg: None,
         caller_confirmed: late_offer || early_media,
         ack_due: (!late_offer && !early_media).then(|| now + super::ACK_WAIT),
-        media_check_at: now + ctx.media_timeout,
+        media_check_at: now + settings.media_timeout,
         sdp_version: 1,
         session_id,
+        settings,
+        tracked,
+        rtp: RtpCounters::new(),
+        quality: [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
+        invite_at,
+        resolved_at: None,
+        shutdown_seen: false,
         waiting: None,
         waiting_for: None,
         dialin_call: format!("{:016x}", rand::random::<u64>()),
@@ -244,6 +264,7 @@ async fn run_call(
     if late_offer || early_media {
         // Late offer: the ACK that carried the answer was the dialog's confirmation. Early
         // media: the voice menu starts with the 183.
+        metrics::setup_latency("caller_answer", now - invite_at);
         driver.flow.handle_input(now, FlowInput::CallerAnswered);
     }
     driver.run().await;
@@ -253,7 +274,7 @@ async fn run_call(
 /// Rings for `answer_delay` (180 unless `send_180` is false, for a caller that requires
 /// reliable provisionals); false when the caller cancelled meanwhile.
 async fn ring(
-    ctx: &CallContext,
+    answer_delay: std::time::Duration,
     dialog: &InviteDialog,
     events: &mut DialogStateReceiver,
     send_180: bool,
@@ -261,7 +282,7 @@ async fn ring(
     if send_180 {
         dialog.ringing(None, None).ok();
     }
-    let deadline = tokio::time::Instant::now() + ctx.answer_delay;
+    let deadline = tokio::time::Instant::now() + answer_delay;
     loop {
         tokio::select! {
             _ = sleep_until(deadline) => return true,

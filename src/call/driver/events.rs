@@ -20,6 +20,7 @@ impl CallDriver {
             // A re-INVITE's ACK confirms the dialog again: answer the flow once.
             DialogState::Confirmed(..) if !self.caller_confirmed => {
                 self.caller_confirmed = true;
+                crate::ops::metrics::setup_latency("caller_answer", now - self.invite_at);
                 self.ack_due = None;
                 self.flow.handle_input(now, FlowInput::CallerAnswered);
             }

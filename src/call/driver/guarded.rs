@@ -11,6 +11,7 @@ impl CallDriver {
     /// Gives the flow routing's answer, or holds it back while failed-PIN rates are exceeded
     /// (a slow answer costs a guesser more than a person). Wrong PINs are counted.
     pub(super) fn answer_route(&mut self, now: Instant, decision: RouteDecision) {
+        crate::ops::metrics::pin_attempt(crate::ops::metrics::route_label(&decision));
         let wall = SystemTime::now();
         let delay = self.ctx.ledger.answer_delay(wall, &self.source_net);
         if decision == RouteDecision::Invalid {

@@ -11,7 +11,8 @@ impl CallDriver {
     /// the key forwarded where the server has none or our member is not known.
     pub(super) fn toggle_mute(&mut self, digit: crate::digit::Digit) {
         let server = self.server_name.as_deref().unwrap_or("");
-        let (Some(esl), Some(dir)) = (self.ctx.esl.get(server), self.ctx.router.directory()) else {
+        let (Some(esl), Some(dir)) = (self.ctx.esl.get(server), self.settings.router.directory())
+        else {
             self.media.send_digit(digit);
             return;
         };
@@ -56,7 +57,7 @@ impl CallDriver {
             return;
         }
         if let Some(waiting_for) = &self.waiting_for {
-            let decision = self.ctx.router.recheck(waiting_for, now);
+            let decision = self.settings.router.recheck(waiting_for, now);
             if matches!(decision, crate::routing::RouteDecision::Conference(_)) {
                 info!(call = self.call_no, "meeting started: joining");
                 self.waiting = None;

@@ -67,7 +67,7 @@ impl CallDriver {
             poll: MeetingPoll::new(now),
         });
         if self.waiting.is_none() {
-            self.waiting = self.ctx.router.directory().map(|d| d.subscribe());
+            self.waiting = self.settings.router.directory().map(|d| d.subscribe());
         }
         self.start_meeting_lookup(now);
     }
@@ -128,12 +128,21 @@ impl CallDriver {
         let Some(m) = self.meeting.as_mut() else {
             return;
         };
+        if first {
+            // The PIN's answer (later answers re-check a waiting caller's meeting).
+            let label = match &answer {
+                MeetingAnswer::Running(_) => "conference",
+                MeetingAnswer::NotRunning => "waiting",
+                MeetingAnswer::Failed(_) => "unavailable",
+            };
+            crate::ops::metrics::pin_attempt(label);
+        }
         let ok = !matches!(answer, MeetingAnswer::Failed(_));
         let first_failure = m.poll.answered(now, ok);
         match answer {
             MeetingAnswer::Running(found) => {
                 let decision = self
-                    .ctx
+                    .settings
                     .router
                     .meeting_target(found.conference, found.server.as_deref());
                 match decision {

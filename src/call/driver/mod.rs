@@ -20,10 +20,13 @@ mod srtp;
 pub use answer::spawn_call;
 
 use crate::call::admission::CallSlot;
-use crate::call::context::CallContext;
+use crate::call::context::{CallContext, CallSettings};
 use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
 use crate::call::media::{CallMedia, Leg, Received};
 use crate::media::ports::PortLease;
+use crate::ops::calls::TrackedCall;
+use crate::ops::metrics::{self, RtpCounters};
+use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::guard::SourceNet;
 use crate::privacy::CallerKey;
 use crate::routing::{ConferenceTarget, RouteDecision};
@@ -104,6 +107,20 @@ struct CallDriver {
     ack_due: Option<Instant>,
     sdp_version: u64,
     session_id: u64,
+    /// The settings in force when the call started (a reload does not change a running call).
+    settings: Arc<CallSettings>,
+    /// The call's entry in the admin API's list and the per-state gauges.
+    tracked: TrackedCall,
+    /// RTP counters, looked up once for the call.
+    rtp: RtpCounters,
+    /// Loss and jitter of the caller's and the server's audio.
+    quality: [RtpQuality; 2],
+    /// When the INVITE arrived (set-up latency).
+    invite_at: Instant,
+    /// When the PIN was complete (set-up latency to the server's answer).
+    resolved_at: Option<Instant>,
+    /// Whether the drain deadline was passed to the flow already.
+    shutdown_seen: bool,
     /// The meeting a waiting caller waits for, re-checked whenever the directory changes.
     waiting_for: Option<crate::routing::WaitingFor>,
     /// While waiting: changes whenever a conference may have started.
@@ -131,6 +148,7 @@ enum Wake {
     Directory(bool),
     Lookup(Result<meeting::MeetingAnswer, tokio::task::JoinError>),
     Timer,
+    Shutdown,
 }
 
 impl CallDriver {
@@ -143,10 +161,13 @@ impl CallDriver {
         let mut armed = self.next_deadline();
         let timer = tokio::time::sleep_until(armed.into());
         tokio::pin!(timer);
+        let lifecycle = self.ctx.lifecycle.clone();
         loop {
             if self.apply_actions() {
                 return;
             }
+            self.tracked
+                .set_state(metrics::state_label(self.flow.state()));
             let deadline = self.next_deadline();
             if deadline != armed {
                 armed = deadline;
@@ -166,6 +187,7 @@ impl CallDriver {
                     r = live::changed_opt(self.waiting.as_mut()) => Wake::Directory(r),
                     r = join_opt(self.lookup.as_mut()) => Wake::Lookup(r),
                     _ = &mut timer => Wake::Timer,
+                    _ = lifecycle.calls_ending(), if !self.shutdown_seen => Wake::Shutdown,
                 }
             };
             let now = Instant::now();
@@ -186,6 +208,11 @@ impl CallDriver {
                     self.on_meeting_answer(now, answer);
                 }
                 Wake::Timer => self.on_timer(now, &mut buf),
+                Wake::Shutdown => {
+                    self.shutdown_seen = true;
+                    info!(call = self.call_no, "drain deadline: ending call");
+                    self.flow.handle_input(now, FlowInput::Shutdown);
+                }
             }
         }
     }
@@ -214,7 +241,7 @@ impl CallDriver {
         if now >= self.media_check_at {
             // Checked lazily rather than re-armed per packet: at the check, the timeout runs
             // from the last packet seen.
-            let due = self.media.last_rx() + self.ctx.media_timeout;
+            let due = self.media.last_rx() + self.settings.media_timeout;
             if now >= due {
                 info!(call = self.call_no, "no RTP for media.timeout: ending call");
                 self.flow.handle_input(now, FlowInput::MediaTimeout);
@@ -256,6 +283,10 @@ impl CallDriver {
                     continue;
                 };
                 let r = if from_server {
+                    RtpCounters::count(&self.rtp.server_rx, len);
+                    if let Some(leg) = &self.media.server {
+                        self.quality[1].observe(now, &buf[..len], leg.codec().pt);
+                    }
                     self.media.handle_server_packet(now, from, buf, len)
                 } else {
                     // SRTP: authenticated and decrypted in place first; a forgery is dropped.
@@ -266,6 +297,9 @@ impl CallDriver {
                         },
                         None => len,
                     };
+                    RtpCounters::count(&self.rtp.caller_rx, len);
+                    let pt = self.media.caller.codec().pt;
+                    self.quality[0].observe(now, &buf[..len], pt);
                     self.media.handle_caller_packet(now, from, buf, len)
                 };
                 match r {
@@ -281,11 +315,15 @@ impl CallDriver {
                             },
                             None => &buf[..len],
                         };
-                        self.caller_socket.send_to(packet, to).ok();
+                        if self.caller_socket.send_to(packet, to).is_ok() {
+                            RtpCounters::count(&self.rtp.caller_tx, packet.len());
+                        }
                     }
                     Received::ToServer { len, to } => {
                         if let Some(s) = &self.server {
-                            s.socket.send_to(&buf[..len], to).ok();
+                            if s.socket.send_to(&buf[..len], to).is_ok() {
+                                RtpCounters::count(&self.rtp.server_tx, len);
+                            }
                         }
                     }
                 }
@@ -308,11 +346,15 @@ impl CallDriver {
                     },
                     None => &buf[..len],
                 };
-                self.caller_socket.send_to(packet, to).ok();
+                if self.caller_socket.send_to(packet, to).is_ok() {
+                    RtpCounters::count(&self.rtp.caller_tx, packet.len());
+                }
             }
             Received::ToServer { len, to } => {
                 if let Some(s) = &self.server {
-                    s.socket.send_to(&buf[..len], to).ok();
+                    if s.socket.send_to(&buf[..len], to).is_ok() {
+                        RtpCounters::count(&self.rtp.server_tx, len);
+                    }
                 }
             }
         }
@@ -323,11 +365,12 @@ impl CallDriver {
         let now = Instant::now();
         while let Some(action) = self.flow.poll_action() {
             match action {
-                FlowAction::Play(id) => self.media.play(self.ctx.prompts.get(id), now),
+                FlowAction::Play(id) => self.media.play(self.settings.prompts.get(id), now),
                 FlowAction::StopPrompt => self.media.stop_prompt(),
                 FlowAction::Resolve(pin) => {
+                    self.resolved_at = Some(now);
                     let unix = crate::store::model::unix_now();
-                    match self.ctx.router.lookup_at(&pin, now, unix) {
+                    match self.settings.router.lookup_at(&pin, now, unix) {
                         crate::routing::Lookup::Ready(decision) => self.answer_route(now, decision),
                         crate::routing::Lookup::Meeting(m) => self.begin_meeting(now, m),
                     }
@@ -335,7 +378,7 @@ impl CallDriver {
                 FlowAction::AwaitConference => {
                     info!(call = self.call_no, "meeting not started: caller waits");
                     if self.waiting.is_none() {
-                        self.waiting = self.ctx.router.directory().map(|d| d.subscribe());
+                        self.waiting = self.settings.router.directory().map(|d| d.subscribe());
                     }
                     // A conference created between the resolve and the subscription counts
                     // (a meeting ID's lookups watched the directory all along).
@@ -378,8 +421,12 @@ impl CallDriver {
                             .server_name
                             .as_ref()
                             .is_some_and(|n| self.ctx.esl.contains_key(n));
-                        self.media.intercept(self.ctx.flow.mute_key.filter(|_| esl));
+                        self.media
+                            .intercept(self.settings.flow.mute_key.filter(|_| esl));
                         self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
+                        if let Some(at) = self.resolved_at {
+                            metrics::setup_latency("server_answer", now - at);
+                        }
                         info!(call = self.call_no, "bridged");
                     }
                 }
@@ -406,6 +453,7 @@ impl CallDriver {
                 FlowAction::Finished(outcome) => {
                     info!(call = self.call_no, caller = %self.caller_key, ?outcome, "call ended");
                     self.record_call(outcome);
+                    metrics::call_ended(metrics::outcome_label(outcome));
                     return true;
                 }
             }
@@ -474,6 +522,8 @@ impl CallDriver {
             }
             self.ctx.dialog_layer.remove_dialog(&s.dialog.id());
         }
+        self.quality[0].record("caller");
+        self.quality[1].record("server");
         debug!(call = self.call_no, "call cleaned up");
     }
 }

@@ -1,0 +1,293 @@
+//! Prometheus metrics through the `metrics` facade: names, labels, and the recorder.
+//!
+//! Labels carry only fixed words (outcome, state, leg, direction, result, version): never a
+//! number, PIN, conference or address. The call path records through the facade (a no-op
+//! until [`install`] ran, so unit tests need no recorder); `/metrics` renders the handle.
+//!
+//! Hot path: the RTP counters of a call are looked up once per call ([`RtpCounters::new`]);
+//! counting a packet is then one atomic add, no lock and no allocation.
+
+use crate::call::flow::{FlowState, Outcome};
+use metrics::{counter, gauge, histogram, Counter};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Calls by how they ended (`outcome`), including calls refused before a driver started.
+pub const CALLS: &str = "dialin_calls_total";
+/// Calls in progress by flow state (`state`).
+pub const CALLS_ACTIVE: &str = "dialin_calls_active";
+/// PINs typed and looked up, by `result` (`conference`, `echo`, `invalid`, `waiting`,
+/// `unavailable`).
+pub const PIN_ATTEMPTS: &str = "dialin_pin_attempts_total";
+/// Call set-up latency in seconds, by `phase`: `caller_answer` (INVITE received → caller leg
+/// confirmed) and `server_answer` (PIN complete → server answered).
+pub const SETUP_SECONDS: &str = "dialin_call_setup_seconds";
+/// RTP packets by `leg` (`caller`, `server`) and `direction` (`rx`, `tx`), all calls together.
+pub const RTP_PACKETS: &str = "dialin_rtp_packets_total";
+/// RTP bytes (UDP payload) by `leg` and `direction`.
+pub const RTP_BYTES: &str = "dialin_rtp_bytes_total";
+/// Audio packets lost on the way to dialin, by `leg` (RFC 3550: expected minus received).
+pub const RTP_LOST: &str = "dialin_rtp_packets_lost_total";
+/// Interarrival jitter of the audio reaching dialin at the end of each call, by `leg`.
+pub const RTP_JITTER_SECONDS: &str = "dialin_rtp_jitter_seconds";
+/// SIP requests refused because of their source address (`trunk.allow`).
+pub const SOURCES_REJECTED: &str = "dialin_sip_sources_rejected_total";
+/// RTP ports of `media.rtp_ports` in use.
+pub const RTP_PORTS_IN_USE: &str = "dialin_rtp_ports_in_use";
+/// 1 while draining.
+pub const DRAINING: &str = "dialin_draining";
+/// Configuration reloads by `result` (`ok`, `error`).
+pub const RELOADS: &str = "dialin_config_reloads_total";
+/// 1 while a server's Event Socket is connected, by `server` (its config name).
+pub const ESL_CONNECTED: &str = "dialin_esl_connected";
+/// Conferences a server runs as the live directory trusts them now, by `server`.
+pub const CONFERENCES_KNOWN: &str = "dialin_conferences_known";
+/// Conferences seen live on two servers at once since start-up.
+pub const CONFERENCE_COLLISIONS: &str = "dialin_conference_collisions_total";
+/// Always 1, with the `version` label.
+pub const BUILD_INFO: &str = "dialin_build_info";
+
+/// Installs the Prometheus recorder for this process; call once, before the first call.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(SETUP_SECONDS.into()),
+            &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(RTP_JITTER_SECONDS.into()),
+            &[0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+        )?
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+    metrics::describe_counter!(CALLS, "Calls by how they ended");
+    metrics::describe_gauge!(CALLS_ACTIVE, "Calls in progress by state");
+    metrics::describe_counter!(PIN_ATTEMPTS, "PINs typed, by routing result");
+    metrics::describe_histogram!(SETUP_SECONDS, metrics::Unit::Seconds, "Call set-up latency");
+    metrics::describe_counter!(RTP_PACKETS, "RTP packets by leg and direction");
+    metrics::describe_counter!(
+        RTP_BYTES,
+        metrics::Unit::Bytes,
+        "RTP bytes by leg and direction"
+    );
+    metrics::describe_counter!(
+        RTP_LOST,
+        "Audio packets lost before reaching dialin, by leg"
+    );
+    metrics::describe_histogram!(
+        RTP_JITTER_SECONDS,
+        metrics::Unit::Seconds,
+        "Interarrival jitter at the end of each call, by leg"
+    );
+    metrics::describe_counter!(SOURCES_REJECTED, "SIP requests refused by source address");
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    gauge!(DRAINING).set(0.0);
+    // Every outcome and state exists from the start, so a scrape shows zeros, not gaps.
+    for outcome in OUTCOMES {
+        counter!(CALLS, "outcome" => outcome).absolute(0);
+    }
+    for state in STATES {
+        gauge!(CALLS_ACTIVE, "state" => state).set(0.0);
+    }
+    Ok(handle)
+}
+
+/// Every `outcome` label value.
+pub const OUTCOMES: [&str; 11] = [
+    "bridged",
+    "echo",
+    "invalid_pin",
+    "no_conference",
+    "caller_hangup",
+    "server_hangup",
+    "timeout",
+    "shutdown",
+    "unavailable",
+    "draining",
+    "rejected_codec",
+];
+
+/// Every `state` label value.
+const STATES: [&str; 13] = [
+    "waiting",
+    "answering",
+    "greeting",
+    "collecting_pin",
+    "invalid_pin",
+    "resolving",
+    "connecting_server",
+    "bridged",
+    "echo",
+    "unavailable",
+    "goodbye",
+    "closing",
+    "ended",
+];
+
+/// The `outcome` label of a call the flow ended.
+pub fn outcome_label(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Bridged => "bridged",
+        Outcome::Echo => "echo",
+        Outcome::InvalidPin => "invalid_pin",
+        Outcome::NoConference => "no_conference",
+        Outcome::CallerHangup => "caller_hangup",
+        Outcome::ServerHangup => "server_hangup",
+        Outcome::MediaTimeout => "timeout",
+        Outcome::Shutdown => "shutdown",
+        Outcome::Blocked => "blocked",
+    }
+}
+
+/// The `state` label of a flow state.
+pub fn state_label(state: FlowState) -> &'static str {
+    match state {
+        FlowState::Answering => "answering",
+        FlowState::Greeting => "greeting",
+        FlowState::CollectingPin => "collecting_pin",
+        FlowState::InvalidPin => "invalid_pin",
+        FlowState::Resolving => "resolving",
+        FlowState::ConnectingServer => "connecting_server",
+        FlowState::Bridged => "bridged",
+        FlowState::Echo => "echo",
+        FlowState::Unavailable => "unavailable",
+        FlowState::Goodbye => "goodbye",
+        FlowState::Closing => "closing",
+        FlowState::Waiting => "waiting",
+        FlowState::Ended => "ended",
+    }
+}
+
+/// The `result` label of a PIN's routing decision.
+pub fn route_label(decision: &crate::routing::RouteDecision) -> &'static str {
+    use crate::routing::RouteDecision;
+    match decision {
+        RouteDecision::Conference(_) => "conference",
+        RouteDecision::Echo => "echo",
+        RouteDecision::Invalid => "invalid",
+        RouteDecision::Waiting(_) => "waiting",
+        RouteDecision::Unavailable => "unavailable",
+    }
+}
+
+/// Counts one ended call; `outcome` is one of [`OUTCOMES`].
+pub fn call_ended(outcome: &'static str) {
+    counter!(CALLS, "outcome" => outcome).increment(1);
+}
+
+/// Counts one PIN looked up; `result` is `conference`, `echo` or `invalid`.
+pub fn pin_attempt(result: &'static str) {
+    counter!(PIN_ATTEMPTS, "result" => result).increment(1);
+}
+
+/// Records one set-up latency; `phase` is `caller_answer` or `server_answer`.
+pub fn setup_latency(phase: &'static str, elapsed: std::time::Duration) {
+    histogram!(SETUP_SECONDS, "phase" => phase).record(elapsed.as_secs_f64());
+}
+
+/// Moves one call between the `state` gauges; the call leaves the gauges when this drops.
+#[derive(Debug)]
+pub struct StateGauge {
+    /// The state the call is counted in.
+    current: &'static str,
+}
+
+impl StateGauge {
+    /// A new call, counted as answering.
+    pub fn new() -> StateGauge {
+        gauge!(CALLS_ACTIVE, "state" => "answering").increment(1.0);
+        StateGauge {
+            current: "answering",
+        }
+    }
+
+    /// The call is in `state` now (cheap when it did not change).
+    pub fn set(&mut self, state: &'static str) {
+        if state != self.current {
+            gauge!(CALLS_ACTIVE, "state" => self.current).decrement(1.0);
+            gauge!(CALLS_ACTIVE, "state" => state).increment(1.0);
+            self.current = state;
+        }
+    }
+}
+
+impl Default for StateGauge {
+    fn default() -> StateGauge {
+        StateGauge::new()
+    }
+}
+
+impl Drop for StateGauge {
+    fn drop(&mut self) {
+        gauge!(CALLS_ACTIVE, "state" => self.current).decrement(1.0);
+    }
+}
+
+/// The RTP counters of one call's sockets, looked up once so each packet costs an atomic add.
+pub struct RtpCounters {
+    /// Packets and bytes received from the caller.
+    pub caller_rx: (Counter, Counter),
+    /// Packets and bytes sent to the caller.
+    pub caller_tx: (Counter, Counter),
+    /// Packets and bytes received from the server.
+    pub server_rx: (Counter, Counter),
+    /// Packets and bytes sent to the server.
+    pub server_tx: (Counter, Counter),
+}
+
+impl RtpCounters {
+    /// Looks up the eight counters.
+    pub fn new() -> RtpCounters {
+        let pair = |leg: &'static str, direction: &'static str| {
+            (
+                counter!(RTP_PACKETS, "leg" => leg, "direction" => direction),
+                counter!(RTP_BYTES, "leg" => leg, "direction" => direction),
+            )
+        };
+        RtpCounters {
+            caller_rx: pair("caller", "rx"),
+            caller_tx: pair("caller", "tx"),
+            server_rx: pair("server", "rx"),
+            server_tx: pair("server", "tx"),
+        }
+    }
+
+    /// Counts one packet of `len` bytes on `pair`.
+    #[inline]
+    pub fn count(pair: &(Counter, Counter), len: usize) {
+        pair.0.increment(1);
+        pair.1.increment(len as u64);
+    }
+}
+
+impl Default for RtpCounters {
+    fn default() -> RtpCounters {
+        RtpCounters::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_fixed_words() {
+        for o in [
+            Outcome::Bridged,
+            Outcome::Echo,
+            Outcome::InvalidPin,
+            Outcome::NoConference,
+            Outcome::CallerHangup,
+            Outcome::ServerHangup,
+            Outcome::MediaTimeout,
+            Outcome::Shutdown,
+        ] {
+            assert!(OUTCOMES.contains(&outcome_label(o)), "{o:?}");
+        }
+        for l in OUTCOMES.iter().chain(STATES.iter()) {
+            assert!(
+                l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{l}"
+            );
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Operating dialin: metrics, health, status, graceful drain, configuration reload and the
+//! systemd notification protocol. The HTTP side is [`http::routes`], mounted on the admin
+//! listener; [`client`] is the other end, for `dialin status` and `dialin drain`.
+
+pub mod calls;
+pub mod client;
+pub mod drain;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod notify;
+pub mod reload;
+pub mod rtp_quality;
+pub mod status;

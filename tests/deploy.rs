@@ -1,0 +1,103 @@
+//! The deployment files: the systemd unit passes `systemd-analyze verify`, and dialin speaks
+//! systemd's notification protocol (READY, WATCHDOG, RELOADING, STOPPING) as `Type=notify` needs.
+
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use support::dialin::{Dialin, TestConfig};
+use support::ports::PortBlock;
+
+#[test]
+fn the_systemd_unit_verifies_cleanly() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/dialin.service"),
+    )
+    .unwrap();
+    for needed in [
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "DynamicUser=yes",
+        "StateDirectory=dialin",
+    ] {
+        assert!(unit.contains(needed), "the unit lacks {needed}");
+    }
+    // verify checks that ExecStart exists: point it at the binary under test.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dialin.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/dialin", env!("CARGO_BIN_EXE_dialin")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("systemd-analyze is missing ({e}): apt-get install systemd (the test does not skip)")
+        });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Unknown keys and bad values are only warnings: any output is a failure.
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+    let journald = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/journald-dialin.conf"),
+    )
+    .unwrap();
+    assert!(journald.contains("MaxRetentionSec=3day"));
+}
+
+/// Receives notification datagrams until one equals `want`; panics after 5 s.
+fn expect_notification(socket: &UnixDatagram, want: &str, log: impl Fn() -> String) {
+    let mut buf = [0u8; 256];
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(len) = socket.recv(&mut buf) {
+            if &buf[..len] == want.as_bytes() {
+                return;
+            }
+        }
+    }
+    panic!("no {want} notification; dialin's log:\n{}", log());
+}
+
+#[test]
+fn dialin_notifies_systemd_of_ready_watchdog_reload_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let cfg = TestConfig::new(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        PortBlock::take(1).base,
+    )));
+    let notify = path.display().to_string();
+    let mut dialin = Dialin::start_with(
+        &cfg.toml(),
+        &[],
+        &[
+            ("NOTIFY_SOCKET", notify.as_str()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    expect_notification(&socket, "READY=1", || dialin.log());
+    expect_notification(&socket, "WATCHDOG=1", || dialin.log());
+    expect_notification(&socket, "WATCHDOG=1", || dialin.log());
+    dialin.signal("-HUP");
+    expect_notification(&socket, "RELOADING=1", || dialin.log());
+    expect_notification(&socket, "READY=1", || dialin.log());
+    dialin.signal("-TERM");
+    expect_notification(&socket, "STOPPING=1", || dialin.log());
+    assert!(dialin.wait_exit(Duration::from_secs(5)).success());
+}
