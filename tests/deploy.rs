@@ -49,11 +49,25 @@ fn the_systemd_unit_verifies_cleanly() {
         out.status.success() && stderr.trim().is_empty(),
         "systemd-analyze verify: {stderr}"
     );
+    // Logs kept 3 days at most: the unit logs to its own namespace, whose journald settings
+    // delete a file once its newest entry is older than MaxRetentionSec (+ MaxFileSec open).
+    assert!(unit.contains("\nLogNamespace=dialin\n"), "{unit}");
     let journald = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/journald-dialin.conf"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/journald@dialin.conf"),
     )
     .unwrap();
-    assert!(journald.contains("MaxRetentionSec=3day"));
+    let days = |key: &str| -> u32 {
+        let line = journald
+            .lines()
+            .find(|l| l.starts_with(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} missing from journald@dialin.conf"));
+        let value = line.split('=').nth(1).unwrap();
+        value
+            .strip_suffix("day")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("{line}: expected whole days"))
+    };
+    assert!(days("MaxRetentionSec") + days("MaxFileSec") <= 3);
 }
 
 /// Receives notification datagrams until one equals `want`; panics after 5 s.
