@@ -1,7 +1,8 @@
-//! The OpenAPI document of the admin API, written by hand in `openapi.json` and served as is.
-//! The tests in `tests/admin_api.rs` keep it in sync with the router: every documented
-//! operation exists, every route is documented, and the mapping schema lists exactly the
-//! fields of [`crate::store::model::MappingDoc`].
+//! The OpenAPI document of the admin listener (PIN routes, operations routes, the public health
+//! and metrics routes), written by hand in `openapi.json` and served as is. `tests/openapi.rs`
+//! keeps it in sync with what `dialin serve` really serves: every documented operation is
+//! routed with its documented security, every `.route(` path in `src/` that the binary answers
+//! is documented, and the schemas list exactly the fields the handlers send.
 
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
