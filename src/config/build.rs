@@ -13,6 +13,8 @@ use super::values::{
     all_digits, parse_duration, parse_port_range, parse_sip_uri, resolve, valid_server_name,
 };
 use super::*;
+use crate::routing::ConferenceId;
+use crate::secret::Pin;
 
 /// BBB voiceBridge numbers have 5 digits by default and at most 11.
 const CONFERENCE_DIGITS: std::ops::RangeInclusive<usize> = 5..=11;
