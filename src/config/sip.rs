@@ -1,10 +1,15 @@
 //! The types of `[sip]`, `[media]`, `[trunk]`, `[[trunks]]` (with outbound registration) and
-//! `[limits]`: the SIP side of dialin. Parsed in `build` and `trunks`.
+//! `[limits]`: the SIP side of dialin, and the parsing of `[sip]`, `[media]` and `[trunk]` (`[[trunks]]` and
+//! `[limits]` are parsed in `trunks`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::sip::acl::{IpNet, SourceAcl};
+
+use super::error::Problems;
+use super::reader::Section;
+use super::values::{parse_duration, parse_port_range};
 
 /// `[sip]`: where dialin's SIP endpoint listens and what address it puts in messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,4 +192,119 @@ pub enum TrunkReject {
     Forbidden,
     /// Drop without answer (`reject = "silence"`): gives scanners nothing.
     Silence,
+}
+
+/// `[sip]`.
+pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
+    let s = root.table(
+        p,
+        "sip",
+        &[
+            "listen",
+            "advertise",
+            "user_agent",
+            "answer_delay",
+            "session_min_se",
+            "early_media",
+            "tls_listen",
+            "tls_cert",
+            "tls_key",
+        ],
+    );
+    let mut c = SipConfig::default();
+    if let Some(v) = s.parsed(p, "listen", |t| {
+        t.trim().parse::<SocketAddr>().map_err(|_| {
+            "not an address with port; write it like \"127.0.0.1:5060\", \"0.0.0.0:5060\" or \"[::]:5060\"".into()
+        })
+    }) {
+        c.listen = v.value;
+    }
+    let advertise = s.parsed(p, "advertise", |t| match t.trim().parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => Err("must be the address providers and servers reach dialin at, not an unspecified address like 0.0.0.0".into()),
+        Ok(ip) => Ok(ip),
+        Err(_) => Err("not an IP address; write the address providers and servers reach dialin at, like \"203.0.113.5\"".into()),
+    });
+    match advertise {
+        Some(v) => c.advertise = v.value,
+        None if s.has("advertise") => {}
+        None if c.listen.ip().is_unspecified() => p.push(
+            s.line,
+            s.path_of("advertise"),
+            "required because sip.listen is an unspecified address (0.0.0.0 or [::]); set it to the address providers and servers reach dialin at",
+        ),
+        None => c.advertise = c.listen.ip(),
+    }
+    if let Some(v) = s.parsed(p, "user_agent", |t| {
+        let ok = !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| (0x20..0x7f).contains(&b));
+        ok.then(|| t.to_string())
+            .ok_or_else(|| "must be 1 to 64 printable ASCII characters, like \"dialin\"".into())
+    }) {
+        c.user_agent = v.value;
+    }
+    if let Some(v) = s.parsed(p, "answer_delay", |t| match t.trim() {
+        "0" | "0s" | "0ms" => Ok(std::time::Duration::ZERO),
+        other => parse_duration(other),
+    }) {
+        c.answer_delay = v.value;
+    }
+    if let Some(v) = s.parsed(p, "session_min_se", |t| {
+        let d = parse_duration(t)?;
+        if d.subsec_millis() != 0 {
+            return Err("must be whole seconds, like \"90s\"".into());
+        }
+        Ok(d)
+    }) {
+        c.session_min_se = v.value;
+    }
+    if let Some(v) = s.boolean(p, "early_media") {
+        c.early_media = v;
+    }
+    c.tls = super::tls::sip_tls(&s, p);
+    c
+}
+
+/// `[media]`.
+pub(super) fn media(root: &Section<'_>, p: &mut Problems<'_>) -> MediaConfig {
+    let s = root.table(p, "media", &["rtp_ports", "timeout"]);
+    let mut c = MediaConfig::default();
+    if let Some(v) = s.parsed(p, "rtp_ports", parse_port_range) {
+        c.rtp_ports = v.value;
+    }
+    if let Some(v) = s.parsed(p, "timeout", parse_duration) {
+        c.timeout = v.value;
+    }
+    c
+}
+
+/// `[trunk]`.
+pub(super) fn trunk(root: &Section<'_>, p: &mut Problems<'_>) -> TrunkConfig {
+    let s = root.table(p, "trunk", &["allow", "reject", "max_calls", "srtp"]);
+    let mut c = TrunkConfig::default();
+    if let Some(list) = s.strings(p, "allow") {
+        if list.is_empty() && s.has("allow") {
+            let message = "empty, so every INVITE would be refused; list your SIP provider's networks, like [\"192.0.2.0/24\"]";
+            p.push(s.line, s.path_of("allow"), message);
+        }
+        c.allow = Vec::new();
+        for entry in list {
+            match entry.value.parse::<IpNet>() {
+                Ok(net) => c.allow.push(net),
+                Err(e) => p.push(entry.line, entry.path, e.to_string()),
+            }
+        }
+    }
+    if let Some(v) = s.parsed(p, "reject", |t| match t {
+        "403" => Ok(TrunkReject::Forbidden),
+        "silence" => Ok(TrunkReject::Silence),
+        _ => Err(
+            "must be \"403\" (answer 403 Forbidden) or \"silence\" (drop without answer)".into(),
+        ),
+    }) {
+        c.reject = v.value;
+    }
+    if let Some(v) = s.integer(p, "max_calls", 1..=100_000) {
+        c.max_calls = Some(v.value as usize);
+    }
+    c.srtp = super::trunks::srtp_policy(&s, p);
+    c
 }
