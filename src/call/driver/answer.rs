@@ -73,6 +73,8 @@ fn retry_after(ctx: &CallContext) -> Header {
 }
 
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
+// Over 80 lines: the answer steps in order (port, dialog, guard check, ring, SRTP, SDP, late
+// offer), each able to refuse the call and undo what the steps before it made.
 async fn run_call(
     ctx: Arc<CallContext>,
     mut tx: Transaction,
