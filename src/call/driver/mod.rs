@@ -16,6 +16,7 @@ mod events;
 mod guarded;
 mod live;
 mod meeting;
+mod negotiate;
 mod recv_batch;
 mod relay;
 mod rtp_socket;
