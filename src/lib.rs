@@ -21,7 +21,7 @@
 //! | [`privacy`] | caller-ID policy toward the meeting, log pseudonyms (keyed hash, daily key), guessing protection ([`privacy::ledger::AttemptLedger`]) |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
 //! | [`ops`] | metrics, health and readiness, status, graceful drain, config reload, systemd notify; the admin HTTP routes |
-//! | [`serve`] | `dialin serve`: wiring (store watcher, admin listener), signals, drain and reload |
+//! | [`serve`] | `dialin serve`: wiring (`start`: edge, Event Sockets, store watcher, ledger, admin listener, readiness checks), signals, drain and reload (`control`) |
 //! | [`logging`] | log set-up (text or JSON) that keeps rsipstack's message dumps out |
 //!
 //! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing, the conference directory,

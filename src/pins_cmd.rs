@@ -107,6 +107,7 @@ pub async fn run(args: PinsArgs) -> anyhow::Result<()> {
     result
 }
 
+// Over 80 lines: one short match arm per `dialin pins` subcommand.
 async fn command(
     config: &Config,
     rules: &Rules,

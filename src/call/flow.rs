@@ -41,15 +41,29 @@
 //! - the end of a drain ([`FlowInput::Shutdown`]): callers in the voice menu hear the
 //!   "unavailable" prompt and are hung up, bridged and echo calls are hung up at once:
 //!   [`Outcome::Shutdown`]. Calls already being sent away keep their outcome.
+//!
+//! # Files
+//! This file holds the machine and its run loop; its parts are split by job: `state` (the
+//! states), `io` (inputs and actions), `menu` (digits, PIN entry, prompts ending), `routed`
+//! (routing's answers, the server leg answering) and `ending` (outcomes, hang-ups, shutdown).
+
+mod ending;
+mod io;
+mod menu;
+mod routed;
+mod state;
+
+pub use ending::Outcome;
+pub use io::{DigitSource, FlowAction, FlowInput};
+pub use state::FlowState;
+use state::State;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::call::pin::{PinCollector, PinEvent, PinSettings};
+use crate::call::pin::{PinCollector, PinSettings};
 use crate::call::PromptId;
 use crate::digit::Digit;
-use crate::routing::{ConferenceTarget, RouteDecision};
-use crate::secret::Pin;
 
 /// The call flow's knobs; built from the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,166 +82,6 @@ pub struct FlowSettings {
     /// [`FlowAction::ToggleMute`] instead of being forwarded.
     pub mute_key: Option<Digit>,
 }
-
-/// Where a digit came from; decides whether it must be forwarded to the server by hand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DigitSource {
-    /// An RFC 4733 event in the caller's RTP: once bridged it is relayed with the audio.
-    Rtp,
-    /// A SIP INFO body: once bridged the server only hears it if we send it as RFC 4733.
-    Info,
-}
-
-/// Everything that can happen to a call, as told by its driver.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FlowInput {
-    /// The trunk leg is up (200 sent, ACK received): start the greeting.
-    CallerAnswered,
-    /// The caller pressed a key.
-    Digit(Digit, DigitSource),
-    /// The prompt last asked for has played to its end (not sent for a stopped prompt).
-    PromptFinished,
-    /// The answer to [`FlowAction::Resolve`].
-    Routed(RouteDecision),
-    /// The server leg's 200 OK was received and ACKed.
-    ServerAnswered,
-    /// The server leg was rejected or its transport failed before it was answered.
-    ServerFailed,
-    /// BYE/CANCEL from the caller, or the trunk leg was lost.
-    CallerHungUp,
-    /// BYE from the server.
-    ServerHungUp,
-    /// No RTP in either direction for the configured media timeout.
-    MediaTimeout,
-    /// Guessing protection blocked this caller: once answered, say goodbye at once. Only
-    /// taken before the caller's leg is up.
-    Blocked,
-    /// The drain deadline has come: end the call now (a short goodbye in the voice menu).
-    Shutdown,
-}
-
-/// What the flow asks its driver to do, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FlowAction {
-    /// Start this prompt, replacing any playing one.
-    Play(PromptId),
-    /// Barge-in or bridging: stop the prompt now (no [`FlowInput::PromptFinished`] follows).
-    StopPrompt,
-    /// Ask routing where this PIN leads; answer with [`FlowInput::Routed`].
-    Resolve(Pin),
-    /// Start the server leg INVITE.
-    DialServer(ConferenceTarget),
-    /// Give up a server leg that has not been answered yet (CANCEL).
-    CancelServer,
-    /// Relay media between the legs from now on.
-    Bridge,
-    /// Connect the caller to the built-in echo.
-    StartEcho,
-    /// The meeting has not started: check it again whenever the directory changes (and, for
-    /// a BBB meeting ID, on the driver's polling schedule) and answer with
-    /// [`FlowInput::Routed`].
-    AwaitConference,
-    /// While bridged: send this digit to the server as RFC 4733 (INFO digits only; RTP digits
-    /// are already relayed with the audio).
-    SendDigit(Digit),
-    /// While bridged: the caller pressed the mute key; toggle their mute in the conference
-    /// (over the Event Socket, or by forwarding the key where the server has none).
-    ToggleMute(Digit),
-    /// BYE the trunk leg.
-    HangUpCaller,
-    /// BYE the server leg.
-    HangUpServer,
-    /// The call is over; the driver cleans up and stops. Emitted exactly once.
-    Finished(Outcome),
-}
-
-/// Why a call ended; see the module doc for which hang-up gives which outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Bridged to a conference, then the caller hung up.
-    Bridged,
-    /// Connected to the echo test, then it ended.
-    Echo,
-    /// Too many failed PIN tries.
-    InvalidPin,
-    /// The conference could not be reached (server failed or did not answer).
-    NoConference,
-    /// The caller hung up before being bridged.
-    CallerHangup,
-    /// Bridged, then the server hung up.
-    ServerHangup,
-    /// No media in either direction.
-    MediaTimeout,
-    /// The caller was blocked by guessing protection and heard only the goodbye prompt.
-    Blocked,
-    /// Ended by dialin at the end of a drain (shutdown or restart).
-    Shutdown,
-}
-
-/// Where the call is; small, `Copy` and safe to log (it carries no PIN or address).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FlowState {
-    /// Waiting for the trunk leg to be up.
-    Answering,
-    /// The welcome prompt is playing.
-    Greeting,
-    /// Listening for PIN digits.
-    CollectingPin,
-    /// The "invalid PIN" prompt is playing.
-    InvalidPin,
-    /// Waiting for routing's answer.
-    Resolving,
-    /// The server leg is ringing; the "connecting" prompt plays.
-    ConnectingServer,
-    /// Media is relayed between the caller and the conference.
-    Bridged,
-    /// The caller talks to the echo test.
-    Echo,
-    /// The "unavailable" prompt is playing before hanging up.
-    Unavailable,
-    /// The "goodbye" prompt is playing before hanging up.
-    Goodbye,
-    /// dialin is shutting down: the "unavailable" prompt plays before hanging up.
-    Closing,
-    /// The meeting has not started; the caller holds.
-    Waiting,
-    /// The call is over; every input is ignored.
-    Ended,
-}
-
-/// The state with the data only that state needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Answering,
-    Greeting,
-    CollectingPin,
-    InvalidPin,
-    Resolving,
-    ConnectingServer {
-        /// When we stop waiting for the server's answer.
-        deadline: Instant,
-    },
-    Bridged,
-    Echo {
-        /// When the echo test ends.
-        until: Instant,
-    },
-    Unavailable {
-        /// We CANCELled a ringing server leg; a 200 crossing the CANCEL must be hung up.
-        cancelled: bool,
-    },
-    Goodbye,
-    Closing {
-        /// As in `Unavailable`: a ringing server leg was cancelled.
-        cancelled: bool,
-    },
-    Waiting {
-        /// When the caller has waited long enough.
-        until: Instant,
-    },
-    Ended,
-}
-
 /// One call's state machine; see the module doc for the run loop and the outcomes.
 #[derive(Debug)]
 pub struct CallFlow {
@@ -260,21 +114,7 @@ impl CallFlow {
 
     /// Where the call is, for logs and metrics.
     pub fn state(&self) -> FlowState {
-        match self.state {
-            State::Answering => FlowState::Answering,
-            State::Greeting => FlowState::Greeting,
-            State::CollectingPin => FlowState::CollectingPin,
-            State::InvalidPin => FlowState::InvalidPin,
-            State::Resolving => FlowState::Resolving,
-            State::ConnectingServer { .. } => FlowState::ConnectingServer,
-            State::Bridged => FlowState::Bridged,
-            State::Echo { .. } => FlowState::Echo,
-            State::Unavailable { .. } => FlowState::Unavailable,
-            State::Goodbye => FlowState::Goodbye,
-            State::Closing { .. } => FlowState::Closing,
-            State::Waiting { .. } => FlowState::Waiting,
-            State::Ended => FlowState::Ended,
-        }
+        self.state.public()
     }
 
     /// Takes one input at time `now`; then drain [`CallFlow::poll_action`].
@@ -379,231 +219,6 @@ impl CallFlow {
         self.push(FlowAction::Finished(outcome));
         self.state = State::Ended;
         self.pin.reset();
-    }
-
-    fn on_digit(&mut self, now: Instant, digit: Digit, source: DigitSource) {
-        match self.state {
-            // Letters are ignored entirely, so they do not cut the prompt either.
-            State::Greeting | State::InvalidPin if !matches!(digit, Digit::Letter(_)) => {
-                // Barge-in: the prompt is stopped, so no PromptFinished will arm the collector.
-                self.push(FlowAction::StopPrompt);
-                self.state = State::CollectingPin;
-                self.pin.arm(now);
-                self.collect(now, digit);
-            }
-            State::CollectingPin => self.collect(now, digit),
-            State::Bridged if Some(digit) == self.settings.mute_key => {
-                self.push(FlowAction::ToggleMute(digit))
-            }
-            State::Bridged if source == DigitSource::Info => {
-                self.push(FlowAction::SendDigit(digit))
-            }
-            _ => {}
-        }
-    }
-
-    fn collect(&mut self, now: Instant, digit: Digit) {
-        if let Some(event) = self.pin.handle_digit(now, digit) {
-            self.on_pin_event(event);
-        }
-    }
-
-    fn on_pin_event(&mut self, event: PinEvent) {
-        match event {
-            PinEvent::Entered(pin) => {
-                self.push(FlowAction::Resolve(pin));
-                self.state = State::Resolving;
-            }
-            PinEvent::TooShort => self.fail_attempt(PromptId::InvalidPin),
-            PinEvent::NoInput => self.fail_attempt(PromptId::Welcome),
-        }
-    }
-
-    /// Counts a failed try; re-prompts with `retry` or, when tries are used up, says goodbye.
-    fn fail_attempt(&mut self, retry: PromptId) {
-        self.failures = self.failures.saturating_add(1);
-        self.pin.reset();
-        if self.failures >= self.settings.attempts {
-            self.play(PromptId::Goodbye, State::Goodbye);
-        } else if retry == PromptId::Welcome {
-            self.play(PromptId::Welcome, State::Greeting);
-        } else {
-            self.play(PromptId::InvalidPin, State::InvalidPin);
-        }
-    }
-
-    fn on_prompt_finished(&mut self, now: Instant) {
-        match self.state {
-            State::Greeting | State::InvalidPin => {
-                self.pin.arm(now);
-                self.state = State::CollectingPin;
-            }
-            State::Goodbye => {
-                self.push(FlowAction::HangUpCaller);
-                self.finish(self.goodbye_outcome());
-            }
-            State::Unavailable { .. } => {
-                self.push(FlowAction::HangUpCaller);
-                self.finish(Outcome::NoConference);
-            }
-            State::Closing { .. } => {
-                self.push(FlowAction::HangUpCaller);
-                self.finish(Outcome::Shutdown);
-            }
-            // The "not started" prompt leads into the hold loop, which repeats.
-            State::Waiting { .. } => self.push(FlowAction::Play(PromptId::Hold)),
-            // The "connecting" prompt ending changes nothing: we still wait for the server.
-            _ => {}
-        }
-    }
-
-    fn on_routed(&mut self, now: Instant, decision: RouteDecision) {
-        if let State::Waiting { .. } = self.state {
-            // Only a running conference ends the wait; anything else (still not started, a
-            // server blip) keeps the caller holding until max_wait.
-            if let RouteDecision::Conference(target) = decision {
-                self.push(FlowAction::StopPrompt);
-                self.state = State::Resolving;
-                self.on_routed(now, RouteDecision::Conference(target));
-            }
-            return;
-        }
-        if self.state != State::Resolving {
-            return;
-        }
-        match decision {
-            RouteDecision::Conference(target) => {
-                self.push(FlowAction::Play(PromptId::Connecting));
-                self.push(FlowAction::DialServer(target));
-                let deadline = now + self.settings.server_answer_timeout;
-                self.state = State::ConnectingServer { deadline };
-            }
-            RouteDecision::Echo => {
-                self.push(FlowAction::StopPrompt);
-                self.push(FlowAction::StartEcho);
-                self.state = State::Echo {
-                    until: now + self.settings.echo_max,
-                };
-            }
-            RouteDecision::Invalid => self.fail_attempt(PromptId::InvalidPin),
-            RouteDecision::Unavailable => self.play(
-                PromptId::Unavailable,
-                State::Unavailable { cancelled: false },
-            ),
-            RouteDecision::Waiting(_) => {
-                self.push(FlowAction::AwaitConference);
-                self.play(
-                    PromptId::NotStarted,
-                    State::Waiting {
-                        until: now + self.settings.max_wait,
-                    },
-                );
-            }
-        }
-    }
-
-    fn on_server_answered(&mut self) {
-        match self.state {
-            State::ConnectingServer { .. } => {
-                self.push(FlowAction::StopPrompt);
-                self.push(FlowAction::Bridge);
-                self.state = State::Bridged;
-            }
-            // A 200 that crossed our CANCEL: that leg is up now and must not linger.
-            State::Unavailable { cancelled: true } => {
-                self.push(FlowAction::HangUpServer);
-                self.state = State::Unavailable { cancelled: false };
-            }
-            State::Closing { cancelled: true } => {
-                self.push(FlowAction::HangUpServer);
-                self.state = State::Closing { cancelled: false };
-            }
-            _ => {}
-        }
-    }
-
-    fn on_caller_hung_up(&mut self) {
-        let outcome = match self.state {
-            State::ConnectingServer { .. } => {
-                self.push(FlowAction::CancelServer);
-                Outcome::CallerHangup
-            }
-            State::Bridged => {
-                self.push(FlowAction::HangUpServer);
-                Outcome::Bridged
-            }
-            State::Echo { .. } => Outcome::Echo,
-            State::Unavailable { .. } => Outcome::NoConference,
-            State::Goodbye => self.goodbye_outcome(),
-            State::Closing { .. } => Outcome::Shutdown,
-            State::Answering
-            | State::Greeting
-            | State::CollectingPin
-            | State::InvalidPin
-            | State::Resolving
-            | State::Waiting { .. } => Outcome::CallerHangup,
-            State::Ended => return,
-        };
-        self.finish(outcome);
-    }
-
-    /// Why a call that heard the goodbye prompt ended.
-    fn goodbye_outcome(&self) -> Outcome {
-        if self.blocked {
-            Outcome::Blocked
-        } else {
-            Outcome::InvalidPin
-        }
-    }
-
-    fn on_media_timeout(&mut self) {
-        match self.state {
-            // No media is expected before the caller's leg is up.
-            State::Answering | State::Ended => return,
-            State::ConnectingServer { .. } => {
-                self.push(FlowAction::HangUpCaller);
-                self.push(FlowAction::CancelServer);
-            }
-            State::Bridged => {
-                self.push(FlowAction::HangUpCaller);
-                self.push(FlowAction::HangUpServer);
-            }
-            _ => self.push(FlowAction::HangUpCaller),
-        }
-        self.finish(Outcome::MediaTimeout);
-    }
-
-    fn on_shutdown(&mut self) {
-        match self.state {
-            // The 200 is out but not confirmed: nothing to say yet, just hang up.
-            State::Answering => {
-                self.push(FlowAction::HangUpCaller);
-                self.finish(Outcome::Shutdown);
-            }
-            State::Greeting
-            | State::CollectingPin
-            | State::InvalidPin
-            | State::Resolving
-            | State::Waiting { .. } => {
-                self.pin.reset();
-                self.play(PromptId::Unavailable, State::Closing { cancelled: false });
-            }
-            State::ConnectingServer { .. } => {
-                self.push(FlowAction::CancelServer);
-                self.play(PromptId::Unavailable, State::Closing { cancelled: true });
-            }
-            State::Bridged => {
-                self.push(FlowAction::HangUpCaller);
-                self.push(FlowAction::HangUpServer);
-                self.finish(Outcome::Shutdown);
-            }
-            State::Echo { .. } => {
-                self.push(FlowAction::HangUpCaller);
-                self.finish(Outcome::Shutdown);
-            }
-            // Already being sent away, or over.
-            State::Unavailable { .. } | State::Goodbye | State::Closing { .. } | State::Ended => {}
-        }
     }
 }
 

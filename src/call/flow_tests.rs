@@ -1,7 +1,8 @@
 //! Whole-call tests of [`CallFlow`] on simulated time.
 
 use super::*;
-use crate::routing::ConferenceId;
+use crate::routing::{ConferenceId, ConferenceTarget, RouteDecision};
+use crate::secret::Pin;
 use FlowAction as A;
 use FlowInput as I;
 
@@ -169,6 +170,7 @@ fn run(script: &Script) -> Vec<FlowAction> {
 }
 
 #[test]
+// Over 80 lines: a table of cases, one row each (table-driven test).
 fn whole_calls() {
     use PromptId::*;
     let cases: Vec<(&str, Script, Vec<FlowAction>, FlowState)> = vec![
@@ -618,6 +620,7 @@ fn whole_calls() {
 }
 
 #[test]
+// Over 80 lines: a table of cases, one row each (table-driven test).
 fn timeouts_fire_on_time() {
     use PromptId::*;
     let cases: Vec<(&str, Script, Timed)> = vec![
@@ -842,6 +845,7 @@ fn a_blocked_caller_hears_goodbye_at_once_and_nothing_else() {
 }
 
 #[test]
+// Over 80 lines: a table of cases, one row per state (table-driven test).
 fn shutdown_ends_every_state_with_the_right_goodbye() {
     use PromptId::*;
     let shut = |s: Script, ms| s.at(ms, I::Shutdown);
@@ -963,6 +967,7 @@ fn shutdown_ends_every_state_with_the_right_goodbye() {
 }
 
 #[test]
+// Over 80 lines: a table of cases, one row each (table-driven test).
 fn waiting_room_and_unavailable() {
     use PromptId::*;
     let typed = || Script::greeted().keys(3_000, "1234#");

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::media::dtmf::EventPayload;
-use crate::media::rtp::{write_header, SeqNo};
+use crate::media::g711::Law;
+use crate::media::rtp::{write_header, RtpPacket, SeqNo};
 use std::net::{IpAddr, Ipv4Addr};
 
 const CALLER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40000);

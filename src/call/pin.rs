@@ -237,6 +237,7 @@ mod tests {
     }
 
     #[test]
+    // Over 80 lines: a table of cases, one row each (table-driven test).
     fn table() {
         let cases: Vec<(&str, Steps, Events)> = vec![
             (

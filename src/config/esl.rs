@@ -4,9 +4,53 @@
 use super::error::Problems;
 use super::reader::Section;
 use super::values::parse_duration;
-use super::{EslConfig, EslServer};
 use crate::secret::Password;
 use std::net::SocketAddr;
+use std::time::Duration;
+
+/// `[esl]`: how the Event Socket connections are bounded and how long a lost server's
+/// conferences stay trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EslConfig {
+    /// How long a server's conferences stay known after its Event Socket is lost (default 30 s).
+    pub grace: Duration,
+    /// The largest frame accepted, in bytes (default 1 MiB).
+    pub max_frame: usize,
+    /// How long each handshake step and request may take (default 5 s).
+    pub reply_timeout: Duration,
+    /// Idle time after which a keepalive request is sent (default 15 s).
+    pub keepalive: Duration,
+}
+
+impl Default for EslConfig {
+    fn default() -> EslConfig {
+        EslConfig {
+            grace: Duration::from_secs(30),
+            max_frame: 1024 * 1024,
+            reply_timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A server's Event Socket: where and with which password. `Debug` hides the password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EslServer {
+    /// The private address FreeSWITCH's event socket listens on.
+    pub addr: SocketAddr,
+    /// The password (`esl_password_file` or `esl_password_env`), read at load time.
+    pub password: crate::secret::Password,
+}
+
+/// What the mute key does once the caller is in the meeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MuteMode {
+    /// `conference <name> tmute <member>` over the server's Event Socket; the key is not
+    /// forwarded, so BBB's user list shows the change (servers without `esl`: passthrough).
+    Esl,
+    /// The key goes to the conference like any other (BBB's caller controls decide).
+    Passthrough,
+}
 
 /// The keys a `[[servers]]` entry may have for its Event Socket.
 pub(super) const SERVER_KEYS: [&str; 3] = ["esl", "esl_password_file", "esl_password_env"];

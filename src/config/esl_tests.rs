@@ -1,6 +1,7 @@
 //! The Event Socket keys, the waiting room and the mute key.
 
 use super::*;
+use std::time::Duration;
 
 fn problems(text: &str) -> Vec<(String, Option<usize>, String)> {
     match Config::from_toml(text, "t.toml") {

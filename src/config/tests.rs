@@ -2,6 +2,9 @@
 //! its key path and line.
 
 use super::*;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Parses `text`, expecting failure; returns `(key, line, message)` per problem.
 fn problems(text: &str) -> Vec<(String, Option<usize>, String)> {

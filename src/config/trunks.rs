@@ -78,6 +78,7 @@ pub(super) fn srtp_policy(s: &Section<'_>, p: &mut Problems<'_>) -> SrtpPolicy {
 }
 
 /// `[trunks.register]` of one trunk; `None` (with problems recorded) when unusable.
+// Over 80 lines: one block per key of `[trunks.register]`, in file order, like every section.
 fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig> {
     let known = [
         "registrar",

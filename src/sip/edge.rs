@@ -81,6 +81,8 @@ pub struct SipEdge {
 
 impl SipEdge {
     /// Binds UDP and TCP on `settings.listen` and builds the endpoint.
+    // Over 80 lines: the transports (UDP, TCP, TLS) and the endpoint are set up in the order
+    // rsipstack needs them.
     pub async fn bind(settings: EdgeSettings) -> Result<SipEdge, EdgeError> {
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.clone());

@@ -237,6 +237,8 @@ struct Trunk {
 
 /// Registers one trunk until `cancel`, following its [`RegisterSchedule`]; then removes the
 /// binding if there is one.
+// Over 80 lines: the tokio shell of the sans-IO `RegisterSchedule`: wait, try, report, and the
+// final un-REGISTER; the decisions are in the schedule.
 async fn register_loop(
     endpoint: EndpointInnerRef,
     contact: SocketAddr,

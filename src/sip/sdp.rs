@@ -175,6 +175,8 @@ struct Section<'a> {
 impl MediaOffer {
     /// Parses an SDP body. Tolerates `\n` or `\r\n`, unknown lines and attributes, missing
     /// `s=`/`t=` and invalid UTF-8; only the first `m=audio` line with a non-zero port counts.
+    // Over 80 lines: one pass over the SDP lines with one arm per line type; split, the
+    // session- and media-level state would have to travel between the parts.
     pub fn parse(body: impl AsRef<[u8]>) -> Result<MediaOffer, SdpError> {
         let text = String::from_utf8_lossy(body.as_ref());
         let mut session_connection = None;

@@ -237,23 +237,7 @@ impl Rules {
         path_pin: Option<&str>,
     ) -> Result<NewMapping, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let pin_text = match (path_pin, doc.pin.as_deref()) {
-            (Some(p), Some(b)) if p != b => {
-                errors.push(FieldError::new(
-                    "pin",
-                    "differs from the PIN in the URL; leave it out or make them equal",
-                ));
-                None
-            }
-            (Some(p), _) => Some(p),
-            (None, Some(b)) => Some(b),
-            (None, None) => {
-                errors.push(FieldError::new("pin", "missing; give the PIN callers type"));
-                None
-            }
-        };
-        let pin =
-            pin_text.and_then(|t| self.check_writable_pin(t).map_err(|e| errors.push(e)).ok());
+        let pin = self.doc_pin(doc, path_pin, &mut errors);
         let server = match doc.server.as_deref().filter(|s| !s.is_empty()) {
             Some(s) if !self.servers.iter().any(|n| n == s) => {
                 let reason = if self.servers.is_empty() {
@@ -268,50 +252,7 @@ impl Rules {
         };
         let conference = doc.conference.as_deref().filter(|s| !s.is_empty());
         let meeting = doc.meeting_id.as_deref().filter(|s| !s.is_empty());
-        let target = match (conference, meeting) {
-            (Some(_), Some(_)) => {
-                errors.push(FieldError::new(
-                    "meeting_id",
-                    "give either conference or meeting_id, not both",
-                ));
-                None
-            }
-            (None, None) => {
-                errors.push(FieldError::new(
-                    "conference",
-                    "missing; give the meeting's voiceBridge number (conference) or its meeting_id",
-                ));
-                None
-            }
-            (Some(c), None) => {
-                if c.bytes().all(|b| b.is_ascii_digit()) && CONFERENCE_DIGITS.contains(&c.len()) {
-                    Some(Target::Conference {
-                        conference: ConferenceId(c.to_string()),
-                        server: server.clone(),
-                    })
-                } else {
-                    errors.push(FieldError::new(
-                        "conference",
-                        "must be the meeting's voiceBridge number: 5 to 11 digits (0-9)",
-                    ));
-                    None
-                }
-            }
-            (None, Some(m)) => {
-                if m.len() <= MEETING_ID_MAX && m.chars().all(|c| !c.is_control()) {
-                    Some(Target::Meeting {
-                        meeting_id: m.to_string(),
-                        server: server.clone(),
-                    })
-                } else {
-                    errors.push(FieldError::new(
-                        "meeting_id",
-                        format!("must be at most {MEETING_ID_MAX} characters without control characters"),
-                    ));
-                    None
-                }
-            }
-        };
+        let target = target_of(conference, meeting, server, &mut errors);
         let label = doc.label.as_deref().filter(|s| !s.is_empty());
         if let Some(l) = label {
             if l.chars().count() > LABEL_MAX || l.chars().any(char::is_control) {
@@ -349,6 +290,86 @@ impl Rules {
                 valid_until,
             }),
             _ => Err(errors),
+        }
+    }
+
+    /// The document's PIN: the URL's wins over (and must agree with) the body's.
+    fn doc_pin(
+        &self,
+        doc: &MappingDoc,
+        path_pin: Option<&str>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Pin> {
+        let pin_text = match (path_pin, doc.pin.as_deref()) {
+            (Some(p), Some(b)) if p != b => {
+                errors.push(FieldError::new(
+                    "pin",
+                    "differs from the PIN in the URL; leave it out or make them equal",
+                ));
+                None
+            }
+            (Some(p), _) => Some(p),
+            (None, Some(b)) => Some(b),
+            (None, None) => {
+                errors.push(FieldError::new("pin", "missing; give the PIN callers type"));
+                None
+            }
+        };
+        pin_text.and_then(|t| self.check_writable_pin(t).map_err(|e| errors.push(e)).ok())
+    }
+}
+
+/// The mapping's target: a voiceBridge number or a BBB meeting ID, exactly one of them.
+fn target_of(
+    conference: Option<&str>,
+    meeting: Option<&str>,
+    server: Option<String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Target> {
+    match (conference, meeting) {
+        (Some(_), Some(_)) => {
+            errors.push(FieldError::new(
+                "meeting_id",
+                "give either conference or meeting_id, not both",
+            ));
+            None
+        }
+        (None, None) => {
+            errors.push(FieldError::new(
+                "conference",
+                "missing; give the meeting's voiceBridge number (conference) or its meeting_id",
+            ));
+            None
+        }
+        (Some(c), None) => {
+            if c.bytes().all(|b| b.is_ascii_digit()) && CONFERENCE_DIGITS.contains(&c.len()) {
+                Some(Target::Conference {
+                    conference: ConferenceId(c.to_string()),
+                    server,
+                })
+            } else {
+                errors.push(FieldError::new(
+                    "conference",
+                    "must be the meeting's voiceBridge number: 5 to 11 digits (0-9)",
+                ));
+                None
+            }
+        }
+        (None, Some(m)) => {
+            if m.len() <= MEETING_ID_MAX && m.chars().all(|c| !c.is_control()) {
+                Some(Target::Meeting {
+                    meeting_id: m.to_string(),
+                    server,
+                })
+            } else {
+                errors.push(FieldError::new(
+                    "meeting_id",
+                    format!(
+                        "must be at most {MEETING_ID_MAX} characters without control characters"
+                    ),
+                ));
+                None
+            }
         }
     }
 }

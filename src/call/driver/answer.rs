@@ -1,7 +1,9 @@
 //! Answering a new call: 100 Trying, optional ringing, SDP negotiation, the caller leg's RTP
-//! port, 200 OK; then the call's driver runs until the call ends.
+//! port, 200 OK; then the call's driver runs until the call ends. The SDP side of the answer
+//! (ringing, offer/answer, late offer, SRTP choice) is in `negotiate`.
 
 use super::early::EarlyAnswer;
+use super::negotiate::{answer_caller, late_answer, media_security, ring, Answer};
 use super::rtp_socket::RtpSocket;
 use super::srtp::SrtpLeg;
 use super::CallDriver;
@@ -9,23 +11,15 @@ use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
-use crate::media::g711::Law;
 use crate::ops::metrics::{self, RtpCounters};
 use crate::ops::rtp_quality::RtpQuality;
-
 use crate::privacy::guard::{SourceNet, Standing};
 use crate::sip::invite_check::{check_invite, timer_headers, InviteExtensions};
-use crate::sip::legs::{caller_number, sdp_content_type, source_ip};
-use crate::sip::sdes::{self, SdesAnswer, SdesRefusal, SrtpPolicy};
-use crate::sip::sdp::{self, MediaOffer, Negotiated};
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
-use rsipstack::dialog::invite_dialog::InviteDialog;
+use crate::sip::legs::{caller_number, source_ip};
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::Transaction;
 use std::sync::Arc;
 use std::time::Instant;
-
-use tokio::time::sleep_until;
 use tracing::{info, warn};
 
 /// Starts a call for a new INVITE transaction, or refuses it with 503 and `Retry-After` when a
@@ -73,6 +67,8 @@ fn retry_after(ctx: &CallContext) -> Header {
 }
 
 /// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
+// Over 80 lines: the answer steps in order (port, dialog, guard check, ring, SRTP, SDP, late
+// offer), each able to refuse the call and undo what the steps before it made.
 async fn run_call(
     ctx: Arc<CallContext>,
     mut tx: Transaction,
@@ -269,142 +265,4 @@ async fn run_call(
     }
     driver.run().await;
     driver.cleanup();
-}
-
-/// Rings for `answer_delay` (180 unless `send_180` is false, for a caller that requires
-/// reliable provisionals); false when the caller cancelled meanwhile.
-async fn ring(
-    answer_delay: std::time::Duration,
-    dialog: &InviteDialog,
-    events: &mut DialogStateReceiver,
-    send_180: bool,
-) -> bool {
-    if send_180 {
-        dialog.ringing(None, None).ok();
-    }
-    let deadline = tokio::time::Instant::now() + answer_delay;
-    loop {
-        tokio::select! {
-            _ = sleep_until(deadline) => return true,
-            ev = events.recv() => match ev {
-                Some(DialogState::Terminated(..)) | None => return false,
-                Some(_) => {}
-            },
-        }
-    }
-}
-
-/// Waits for the caller's ACK and negotiates the SDP answer it carries (late offer); `None`
-/// when the caller hangs up first or the answer is unusable.
-async fn late_answer(
-    dialog: &InviteDialog,
-    events: &mut DialogStateReceiver,
-) -> Option<Negotiated> {
-    loop {
-        match events.recv().await? {
-            DialogState::Confirmed(..) => {
-                let ack = dialog.last_remote_ack()?;
-                return MediaOffer::parse(&ack.body)
-                    .and_then(|a| sdp::negotiate(&a, &SUPPORTED_LAWS))
-                    .ok();
-            }
-            DialogState::Terminated(..) => return None,
-            _ => {}
-        }
-    }
-}
-
-/// The laws dialin speaks, in the order it prefers them when it makes the offer.
-const SUPPORTED_LAWS: [Law; 2] = [Law::Ulaw, Law::Alaw];
-
-/// Negotiates the caller's offer (or, for an INVITE without SDP, prepares ours) and sends
-/// 200 OK (or, for early media, 183) with `rtp_port` in the SDP; an unusable offer gets 488 and
-/// `None`. The returned offer is `None` for a late offer; the returned body is the SDP still
-/// to be sent in the 200 of an early-media answer.
-fn answer_caller(
-    ctx: &CallContext,
-    dialog: &InviteDialog,
-    offer_body: &[u8],
-    (rtp_port, call_no, session_id): (u16, u64, u64),
-    extra_headers: Answer,
-    sdes: Option<&SdesAnswer>,
-) -> Option<(Option<Negotiated>, Option<Vec<u8>>)> {
-    let negotiated = if offer_body.is_empty() {
-        None
-    } else {
-        match MediaOffer::parse(offer_body).and_then(|o| sdp::negotiate(&o, &SUPPORTED_LAWS)) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                info!(call = call_no, reason = %e, "refusing call: no usable audio offer");
-                dialog
-                    .reject(Some(StatusCode::NotAcceptableHere), None)
-                    .ok();
-                return None;
-            }
-        }
-    };
-    let body = match &negotiated {
-        Some(n) => sdp::build_answer(
-            ctx.advertise,
-            rtp_port,
-            n,
-            session_id,
-            1,
-            n.direction.answer_to(),
-        ),
-        None => sdp::build_offer_of(
-            ctx.advertise,
-            rtp_port,
-            &SUPPORTED_LAWS,
-            sdp::DEFAULT_TELEPHONE_EVENT_PT,
-            session_id,
-            1,
-        ),
-    };
-    let body = match sdes {
-        Some(a) => a.secure(&body),
-        None => body,
-    }
-    .into_bytes();
-    match extra_headers {
-        Answer::Now(extra) => {
-            let mut headers = vec![sdp_content_type()];
-            headers.extend(extra);
-            dialog.accept(Some(headers), Some(body)).ok()?;
-            Some((negotiated, None))
-        }
-        Answer::Early => {
-            // 183 Session Progress with the SDP: prompts play as early media, and the 200
-            // follows once the call is bridged.
-            dialog
-                .ringing(Some(vec![sdp_content_type()]), Some(body.clone()))
-                .ok()?;
-            Some((negotiated, Some(body)))
-        }
-    }
-}
-
-/// Whether the call uses SRTP: by the trunk's `srtp` setting and the offer's crypto lines. An
-/// INVITE without SDP gets a plain offer, so it is refused where SRTP is required.
-fn media_security(
-    ctx: &CallContext,
-    offer_body: &[u8],
-    trunk: Option<usize>,
-) -> Result<Option<SdesAnswer>, SdesRefusal> {
-    let policy = ctx.srtp_policy(trunk);
-    if offer_body.is_empty() {
-        return match policy {
-            SrtpPolicy::Required => Err(SdesRefusal::SrtpRequired),
-            _ => Ok(None),
-        };
-    }
-    sdes::decide(&sdes::parse_offer(offer_body), policy)
-}
-
-/// How [`answer_caller`] answers.
-enum Answer {
-    /// 200 OK now, with these extra headers (the session timer's).
-    Now(Vec<Header>),
-    /// 183 with SDP now (early media), 200 later.
-    Early,
 }

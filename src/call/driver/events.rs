@@ -61,6 +61,8 @@ impl CallDriver {
     /// nothing. On the caller leg it is also a session refresh (RFC 4028): the 2xx carries the
     /// session headers, and one without SDP (a pure refresh) gets our current SDP (re-INVITE)
     /// or no body (UPDATE).
+    // Over 80 lines: both legs share it, and each step (refresh without SDP, answer, hold
+    // state, keep the new SDP) differs by leg in a line or two.
     async fn on_reinvite(
         &mut self,
         now: Instant,

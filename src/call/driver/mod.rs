@@ -4,14 +4,21 @@
 //! One `select!` loop per call; other parts talk to it only through the dialog state channels
 //! rsipstack gives each leg. On every exit path the RTP ports are released (their leases drop)
 //! and the dialogs are removed from the dialog layer.
+//!
+//! This file holds the call's state and its `select!` loop; `relay` is the packet hot path,
+//! `actions` carries out the flow's actions, `events` answers SIP events, and the other
+//! parts (answering, early media, session timers, meeting lookups, SRTP) have a file each.
 
+mod actions;
 mod answer;
 mod early;
 mod events;
 mod guarded;
 mod live;
 mod meeting;
+mod negotiate;
 mod recv_batch;
+mod relay;
 mod rtp_socket;
 mod session;
 mod shards;
@@ -21,28 +28,26 @@ pub use answer::spawn_call;
 
 use crate::call::admission::CallSlot;
 use crate::call::context::{CallContext, CallSettings};
-use crate::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput};
-use crate::call::media::{CallMedia, Leg, Received};
+use crate::call::flow::{CallFlow, FlowInput};
+use crate::call::media::{CallMedia, Leg};
 use crate::media::ports::PortLease;
 use crate::ops::calls::TrackedCall;
 use crate::ops::metrics::{self, RtpCounters};
 use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::guard::SourceNet;
 use crate::privacy::CallerKey;
-use crate::routing::{ConferenceTarget, RouteDecision};
+use crate::routing::RouteDecision;
 use crate::secret::CallerNumber;
-use crate::sip::legs::server_invite;
-use crate::sip::sdp::{self, Negotiated};
+use crate::sip::sdp::Negotiated;
 use crate::sip::session_timer::SessionTimer;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rtp_socket::RtpSocket;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use recv_batch::MAX_PACKET;
 
@@ -266,248 +271,6 @@ impl CallDriver {
         if self.media.poll_prompt_finished() {
             self.flow.handle_input(now, FlowInput::PromptFinished);
         }
-    }
-
-    /// Reads every packet queued on one leg's socket and relays each at once: receive,
-    /// rewrite in place and send without an `.await`, so the buffers can be the worker
-    /// thread's. A send that would block drops the packet, as a full network would.
-    fn relay_queued(&mut self, now: Instant, from_server: bool) {
-        let socket = match (from_server, self.server.as_ref()) {
-            (false, _) => &self.caller_socket,
-            (true, Some(s)) => &s.socket,
-            (true, None) => return,
-        };
-        recv_batch::with_received(socket, |batch, n| {
-            for i in 0..n {
-                let (buf, len, Some(from)) = batch.packet(i) else {
-                    continue;
-                };
-                let r = if from_server {
-                    RtpCounters::count(&self.rtp.server_rx, len);
-                    if let Some(leg) = &self.media.server {
-                        self.quality[1].observe(now, &buf[..len], leg.codec().pt);
-                    }
-                    self.media.handle_server_packet(now, from, buf, len)
-                } else {
-                    // SRTP: authenticated and decrypted in place first; a forgery is dropped.
-                    let len = match self.srtp.as_mut() {
-                        Some(s) => match s.unprotect(buf, len) {
-                            Some(len) => len,
-                            None => continue,
-                        },
-                        None => len,
-                    };
-                    RtpCounters::count(&self.rtp.caller_rx, len);
-                    let pt = self.media.caller.codec().pt;
-                    self.quality[0].observe(now, &buf[..len], pt);
-                    self.media.handle_caller_packet(now, from, buf, len)
-                };
-                match r {
-                    Received::Ignored => {}
-                    Received::Digit(d) => self
-                        .flow
-                        .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
-                    Received::ToCaller { len, to } => {
-                        let packet = match self.srtp.as_mut() {
-                            Some(s) => match s.protect(&buf[..len]) {
-                                Some(p) => p,
-                                None => continue,
-                            },
-                            None => &buf[..len],
-                        };
-                        if self.caller_socket.send_to(packet, to).is_ok() {
-                            RtpCounters::count(&self.rtp.caller_tx, packet.len());
-                        }
-                    }
-                    Received::ToServer { len, to } => {
-                        if let Some(s) = &self.server {
-                            if s.socket.send_to(&buf[..len], to).is_ok() {
-                                RtpCounters::count(&self.rtp.server_tx, len);
-                            }
-                        }
-                    }
-                }
-            }
-        });
-    }
-
-    /// Sends what the media state asked for, or feeds a decoded digit to the flow.
-    fn deliver(&mut self, now: Instant, r: Received, buf: &[u8]) {
-        match r {
-            Received::Ignored => {}
-            Received::Digit(d) => self
-                .flow
-                .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
-            Received::ToCaller { len, to } => {
-                let packet = match self.srtp.as_mut() {
-                    Some(s) => match s.protect(&buf[..len]) {
-                        Some(p) => p,
-                        None => return,
-                    },
-                    None => &buf[..len],
-                };
-                if self.caller_socket.send_to(packet, to).is_ok() {
-                    RtpCounters::count(&self.rtp.caller_tx, packet.len());
-                }
-            }
-            Received::ToServer { len, to } => {
-                if let Some(s) = &self.server {
-                    if s.socket.send_to(&buf[..len], to).is_ok() {
-                        RtpCounters::count(&self.rtp.server_tx, len);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Carries out the flow's actions; returns true when the call is over.
-    fn apply_actions(&mut self) -> bool {
-        let now = Instant::now();
-        while let Some(action) = self.flow.poll_action() {
-            match action {
-                FlowAction::Play(id) => self.media.play(self.settings.prompts.get(id), now),
-                FlowAction::StopPrompt => self.media.stop_prompt(),
-                FlowAction::Resolve(pin) => {
-                    self.resolved_at = Some(now);
-                    let unix = crate::store::model::unix_now();
-                    match self.settings.router.lookup_at(&pin, now, unix) {
-                        crate::routing::Lookup::Ready(decision) => self.answer_route(now, decision),
-                        crate::routing::Lookup::Meeting(m) => self.begin_meeting(now, m),
-                    }
-                }
-                FlowAction::AwaitConference => {
-                    info!(call = self.call_no, "meeting not started: caller waits");
-                    if self.waiting.is_none() {
-                        self.waiting = self.settings.router.directory().map(|d| d.subscribe());
-                    }
-                    // A conference created between the resolve and the subscription counts
-                    // (a meeting ID's lookups watched the directory all along).
-                    if !self.meeting_active() {
-                        self.recheck_waiting(now);
-                    }
-                }
-                FlowAction::DialServer(target) => {
-                    self.server_name = Some(target.server.clone());
-                    if let Err(reason) = self.dial(&target) {
-                        warn!(call = self.call_no, server = %target.server, %reason, "cannot dial server");
-                        self.flow.handle_input(now, FlowInput::ServerFailed);
-                    } else {
-                        let conf = self.ctx.privacy.conference(now, &target.conference);
-                        info!(call = self.call_no, server = %target.server, %conf, "dialling server");
-                    }
-                }
-                FlowAction::CancelServer => {
-                    if let Some(s) = self.server.as_mut() {
-                        let dialog = s.dialog.clone();
-                        let invite = s.invite.take();
-                        tokio::spawn(async move {
-                            dialog.cancel().await.ok();
-                            if let Some(h) = invite {
-                                // Give the CANCEL a moment to end the INVITE transaction.
-                                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                                h.abort();
-                            }
-                        });
-                    }
-                }
-                FlowAction::Bridge => {
-                    if let Some(leg) = self.pending_server_leg.take() {
-                        self.media.bridge(leg);
-                        self.slot.leave_ivr();
-                        self.answer_if_early(now);
-                        // The mute key is kept from the server only where the Event Socket
-                        // can mute; elsewhere it is relayed like any key.
-                        let esl = self
-                            .server_name
-                            .as_ref()
-                            .is_some_and(|n| self.ctx.esl.contains_key(n));
-                        self.media
-                            .intercept(self.settings.flow.mute_key.filter(|_| esl));
-                        self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
-                        if let Some(at) = self.resolved_at {
-                            metrics::setup_latency("server_answer", now - at);
-                        }
-                        info!(call = self.call_no, "bridged");
-                    }
-                }
-                FlowAction::StartEcho => {
-                    self.media.start_echo();
-                    self.slot.leave_ivr();
-                    self.answer_if_early(now);
-                    self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
-                    info!(call = self.call_no, "echo test");
-                }
-                FlowAction::SendDigit(d) => self.media.send_digit(d),
-                FlowAction::HangUpCaller if self.early.is_some() => self.reject_early(),
-                FlowAction::ToggleMute(d) => self.toggle_mute(d),
-                FlowAction::HangUpCaller => {
-                    let dialog = self.trunk.clone();
-                    tokio::spawn(async move { dialog.bye().await.ok() });
-                }
-                FlowAction::HangUpServer => {
-                    if let Some(s) = self.server.as_ref() {
-                        let dialog = s.dialog.clone();
-                        tokio::spawn(async move { dialog.bye().await.ok() });
-                    }
-                }
-                FlowAction::Finished(outcome) => {
-                    info!(call = self.call_no, caller = %self.caller_key, ?outcome, "call ended");
-                    self.record_call(outcome);
-                    metrics::call_ended(metrics::outcome_label(outcome));
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Starts the server leg: binds its RTP port and sends the INVITE.
-    fn dial(&mut self, target: &ConferenceTarget) -> Result<(), String> {
-        let (lease, socket) = self.ctx.bind_rtp()?;
-        let socket = RtpSocket::new(socket).map_err(|e| e.to_string())?;
-        let codec = self.media.caller.codec();
-        let te = codec
-            .telephone_event_pt
-            .unwrap_or(sdp::DEFAULT_TELEPHONE_EVENT_PT);
-        let offer = sdp::build_offer(
-            self.ctx.advertise,
-            lease.port(),
-            codec.law,
-            te,
-            rand::random::<u32>() as u64,
-            1,
-        );
-        let masked = self
-            .ctx
-            .privacy
-            .present(Instant::now(), &self.caller, &target.conference);
-        let opt = server_invite(
-            target,
-            &masked,
-            &self.dialin_call,
-            self.ctx.advertise,
-            self.ctx.sip_port,
-            self.ctx.contact.clone(),
-            offer,
-        )
-        .map_err(|e| e.to_string())?;
-        let (events_tx, events) = self.ctx.dialog_layer.new_dialog_state_channel();
-        let (dialog, invite) = self
-            .ctx
-            .dialog_layer
-            .do_invite_async(opt, events_tx)
-            .map_err(|_| "the INVITE could not be built".to_string())?;
-        self.server = Some(ServerLeg {
-            dialog,
-            events,
-            socket,
-            _port: lease,
-            invite: Some(invite),
-            offered_te: te,
-            answered: false,
-            sdp: None,
-        });
-        Ok(())
     }
 
     /// Removes both dialogs from the dialog layer; sockets and ports go with `self`.

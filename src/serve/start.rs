@@ -1,0 +1,214 @@
+//! Starting `serve`'s parts from the configuration: the SIP edge's settings, the Event Socket
+//! tasks and live directory, the PIN store and its watcher, guessing protection's ledger, the
+//! admin listener and the readiness checks.
+
+use crate::call::admission::Limits;
+use crate::config::Config;
+use crate::esl::client::{ClientSettings, EslHandle};
+use crate::esl::session::SessionSettings;
+use crate::ops::drain::Lifecycle;
+use crate::ops::health::{FnCheck, ReadinessCheck};
+use crate::ops::http;
+use crate::ops::reload::LiveParts;
+use crate::ops::status::OpsState;
+use crate::privacy::ledger::MemoryLedger;
+use crate::privacy::shared::SharedLedger;
+use crate::privacy::Privacy;
+use crate::routing::directory::EslState;
+use crate::routing::live::LiveDirectory;
+use crate::sip::edge::{EdgeSettings, SipEdge};
+use crate::sip::limits::Rate;
+use crate::sip::source_filter::RejectMode;
+use crate::sip::trunks::TrunkTable;
+use crate::store::Store;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// The SIP edge's settings from `[sip]`, `[trunk]`, `[[trunks]]`, `[limits]` and the servers.
+pub(super) fn edge_settings(config: &Config) -> EdgeSettings {
+    EdgeSettings {
+        listen: config.sip.listen,
+        advertise: config.sip.advertise,
+        user_agent: config.sip.user_agent.clone(),
+        trunks: TrunkTable::from_config(config),
+        rate: Rate {
+            per_second: config.limits.sip_rate,
+            burst: config.limits.sip_burst,
+        },
+        retry_after: config.limits.retry_after,
+        reject: match config.trunk.reject {
+            crate::config::TrunkReject::Forbidden => RejectMode::Forbidden,
+            crate::config::TrunkReject::Silence => RejectMode::Silence,
+        },
+        servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
+        tls: config.sip.tls.clone(),
+    }
+}
+
+/// The readiness checks: the SIP listener is up, some Event Socket is connected (when any is
+/// configured), and no drain is running.
+pub(super) fn readiness_checks(
+    edge: &SipEdge,
+    live: &LiveParts,
+    lifecycle: &Arc<Lifecycle>,
+) -> Vec<Arc<dyn ReadinessCheck>> {
+    let drain_check = lifecycle.clone();
+    let sip_stopped = edge.cancel.clone();
+    let esl_view = live.directory.as_ref().map(|d| d.view());
+    vec![
+        // Bound before this point (or serve would have failed), until the edge stops.
+        FnCheck::shared("sip_listener", move || {
+            if sip_stopped.is_cancelled() {
+                Err("the SIP listener has stopped".into())
+            } else {
+                Ok(())
+            }
+        }),
+        FnCheck::shared("event_socket", move || match &esl_view {
+            // Without Event Sockets, calls are routed from the configuration alone.
+            None => Ok(()),
+            Some(view) => {
+                let servers = view.servers(Instant::now());
+                if servers.iter().any(|s| s.state == EslState::Up) {
+                    Ok(())
+                } else {
+                    Err("no server's Event Socket is connected".into())
+                }
+            }
+        }),
+        FnCheck::shared("not_draining", move || {
+            if drain_check.is_draining() {
+                Err("draining: new calls go elsewhere".into())
+            } else {
+                Ok(())
+            }
+        }),
+    ]
+}
+
+/// How often a cluster instance exchanges abuse counters with the others.
+const LEDGER_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Guessing protection's state: in memory for a single instance (SQLite store), shared through
+/// the database for a cluster (PostgreSQL store), with the pseudonym key shared too.
+pub(super) fn start_ledger(
+    config: &Config,
+    store: &Store,
+    privacy: &Arc<Privacy>,
+) -> Arc<dyn crate::privacy::ledger::AttemptLedger> {
+    if store.kind() != "postgres" {
+        return Arc::new(MemoryLedger::new(config.abuse));
+    }
+    let shared = Arc::new(SharedLedger::new(config.abuse));
+    // The task holds only a weak reference to the ledger and ends with it.
+    shared.spawn_sync(
+        Arc::new(store.clone()),
+        privacy.clone(),
+        config.privacy.pseudonym_rotation,
+        LEDGER_SYNC,
+    );
+    info!("guessing protection shared with the cluster through PostgreSQL");
+    shared
+}
+
+/// Opens the PIN store and keeps the live mappings (shared by every router, reloaded or not)
+/// current.
+pub(super) async fn start_store(config: &Config, live: &LiveParts) -> anyhow::Result<Store> {
+    let store = Store::open_configured(&config.store).await?;
+    let mut rx = crate::store::watch::watch(store.clone(), crate::store::watch::POLL_INTERVAL)
+        .await
+        .context("cannot read the PIN store")?;
+    let mappings = live.store.clone();
+    mappings.replace(&rx.borrow_and_update());
+    info!(
+        store = store.kind(),
+        mappings = mappings.len(),
+        "PIN store open"
+    );
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let current = rx.borrow_and_update().clone();
+            mappings.replace(&current);
+            info!(mappings = current.len(), "PIN mappings updated");
+        }
+    });
+    Ok(store)
+}
+
+/// Starts the admin API if `[admin] listen` is set: the PIN routes and the operations API behind
+/// the token, metrics and health without.
+pub(super) async fn start_admin(
+    config: &Config,
+    store: &Store,
+    ops: &Arc<OpsState>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.admin.listen else {
+        return Ok(());
+    };
+    let token = crate::admin::auth::load_token(&config.admin)?;
+    if token.is_none() {
+        warn!("no admin token configured (admin.token_file or admin.token_env): the admin API answers every /api/v1 request with 401");
+    }
+    let pins = crate::admin::pins::routes(crate::admin::pins::PinsState {
+        store: store.clone(),
+        rules: Arc::new(crate::store::model::Rules::from_config(config)),
+        config_pins: Arc::new(config.pins.clone()),
+    });
+    let app = crate::admin::build(
+        token,
+        vec![pins, http::api_routes(ops.clone())],
+        vec![http::public_routes(ops.clone())],
+    );
+    crate::admin::serve(addr, app, cancel).await?;
+    Ok(())
+}
+
+/// The call limits of `config`, per trunk in [`TrunkTable`] order (named trunks, then default).
+pub(super) fn limits(config: &Config) -> Limits {
+    let mut per_trunk: Vec<Option<usize>> = config.trunks.iter().map(|t| t.max_calls).collect();
+    per_trunk.push(config.trunk.max_calls);
+    Limits {
+        max_calls: config.limits.max_calls,
+        max_ivr: config.limits.max_ivr_calls,
+        per_trunk,
+    }
+}
+
+/// The live directory and one Event Socket task per server that has `esl` (none: no directory).
+pub(super) fn watch_servers(
+    config: &Config,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> (Option<LiveDirectory>, HashMap<String, EslHandle>) {
+    let watched: Vec<_> = config
+        .servers
+        .iter()
+        .filter_map(|s| s.esl.as_ref().map(|e| (s.name.clone(), e.clone())))
+        .collect();
+    if watched.is_empty() {
+        return (None, HashMap::new());
+    }
+    let names: Vec<String> = watched.iter().map(|(n, _)| n.clone()).collect();
+    let directory = LiveDirectory::new(&names, config.esl.grace);
+    let mut handles = HashMap::new();
+    for (idx, (name, esl)) in watched.into_iter().enumerate() {
+        let settings = ClientSettings {
+            name: name.clone(),
+            addr: esl.addr,
+            password: esl.password,
+            session: SessionSettings {
+                reply_timeout: config.esl.reply_timeout,
+                keepalive: config.esl.keepalive,
+            },
+            max_frame: config.esl.max_frame,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+        };
+        let handle = crate::esl::client::spawn(settings, idx, directory.clone(), cancel.clone());
+        handles.insert(name, handle);
+    }
+    (Some(directory), handles)
+}
