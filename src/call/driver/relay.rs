@@ -3,9 +3,11 @@
 //! the media state originates (prompts, digits) are sent the same way. No allocation, lock or
 //! log line per packet.
 
-use super::{recv_batch, CallDriver};
+use super::rtp_socket::RtpSocket;
+use super::{recv_batch, srtp, CallDriver};
 use crate::call::flow::{DigitSource, FlowInput};
 use crate::call::media::Received;
+use crate::digit::Digit;
 use crate::ops::metrics::RtpCounters;
 use std::time::Instant;
 
@@ -44,30 +46,15 @@ impl CallDriver {
                     self.quality[0].observe(now, &buf[..len], pt);
                     self.media.handle_caller_packet(now, from, buf, len)
                 };
-                match r {
-                    Received::Ignored => {}
-                    Received::Digit(d) => self
-                        .flow
-                        .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
-                    Received::ToCaller { len, to } => {
-                        let packet = match self.srtp.as_mut() {
-                            Some(s) => match s.protect(&buf[..len]) {
-                                Some(p) => p,
-                                None => continue,
-                            },
-                            None => &buf[..len],
-                        };
-                        if self.caller_socket.send_to(packet, to).is_ok() {
-                            RtpCounters::count(&self.rtp.caller_tx, packet.len());
-                        }
-                    }
-                    Received::ToServer { len, to } => {
-                        if let Some(s) = &self.server {
-                            if s.socket.send_to(&buf[..len], to).is_ok() {
-                                RtpCounters::count(&self.rtp.server_tx, len);
-                            }
-                        }
-                    }
+                let out = Outputs {
+                    srtp: &mut self.srtp,
+                    caller: &self.caller_socket,
+                    server: self.server.as_ref().map(|s| &s.socket),
+                    rtp: &self.rtp,
+                };
+                if let Some(d) = out.send(r, buf) {
+                    let digit = FlowInput::Digit(d, DigitSource::Rtp);
+                    self.flow.handle_input(now, digit);
                 }
             }
         });
@@ -75,29 +62,56 @@ impl CallDriver {
 
     /// Sends what the media state asked for, or feeds a decoded digit to the flow.
     pub(super) fn deliver(&mut self, now: Instant, r: Received, buf: &[u8]) {
+        let out = Outputs {
+            srtp: &mut self.srtp,
+            caller: &self.caller_socket,
+            server: self.server.as_ref().map(|s| &s.socket),
+            rtp: &self.rtp,
+        };
+        if let Some(d) = out.send(r, buf) {
+            self.flow
+                .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp));
+        }
+    }
+}
+
+/// The parts of the driver a send needs, borrowed apart from the socket being read, so the
+/// batched relay and the originated packets (prompts, digits) share one send path.
+struct Outputs<'a> {
+    /// The caller leg's SRTP context, if the trunk leg is encrypted.
+    srtp: &'a mut Option<srtp::SrtpLeg>,
+    /// The caller leg's RTP socket.
+    caller: &'a RtpSocket,
+    /// The server leg's RTP socket, once dialled.
+    server: Option<&'a RtpSocket>,
+    /// Packet and byte counters per direction.
+    rtp: &'a RtpCounters,
+}
+
+impl Outputs<'_> {
+    /// Sends `r`'s packet from `buf` (protected toward an SRTP caller); a decoded digit is
+    /// handed back for the flow. A send that would block drops the packet.
+    fn send(self, r: Received, buf: &[u8]) -> Option<Digit> {
         match r {
-            Received::Ignored => {}
-            Received::Digit(d) => self
-                .flow
-                .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
+            Received::Ignored => None,
+            Received::Digit(d) => Some(d),
             Received::ToCaller { len, to } => {
                 let packet = match self.srtp.as_mut() {
-                    Some(s) => match s.protect(&buf[..len]) {
-                        Some(p) => p,
-                        None => return,
-                    },
+                    Some(s) => s.protect(&buf[..len])?,
                     None => &buf[..len],
                 };
-                if self.caller_socket.send_to(packet, to).is_ok() {
+                if self.caller.send_to(packet, to).is_ok() {
                     RtpCounters::count(&self.rtp.caller_tx, packet.len());
                 }
+                None
             }
             Received::ToServer { len, to } => {
-                if let Some(s) = &self.server {
-                    if s.socket.send_to(&buf[..len], to).is_ok() {
+                if let Some(socket) = self.server {
+                    if socket.send_to(&buf[..len], to).is_ok() {
                         RtpCounters::count(&self.rtp.server_tx, len);
                     }
                 }
+                None
             }
         }
     }
