@@ -136,7 +136,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         filter_stats: edge.filter_stats.clone(),
         servers: RwLock::new(server_names(&config)),
         metrics: metrics_handle,
-        checks: start::readiness_checks(&edge, &live, &lifecycle),
+        checks: start::readiness_checks(&edge, &live, &lifecycle, &store),
         started: Instant::now(),
     });
     start_admin(&config, &store, &ops, cancel.clone()).await?;

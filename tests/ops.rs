@@ -443,3 +443,55 @@ fn event_socket_state_shows_in_metrics_readyz_and_status() {
     assert_eq!(http(cfg.admin, "GET", "/healthz").0, 200);
     drop(dialin);
 }
+
+#[test]
+fn a_store_that_cannot_be_read_shows_in_readyz_and_metrics() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(support::db::TestDb::postgres());
+    let mut cfg = TestConfig::new(no_server());
+    cfg.extra = format!("[store]\nurl = \"{}\"\n", db.url());
+    let dialin = cfg.start();
+    assert_eq!(http(cfg.admin, "GET", "/readyz").0, 200);
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    assert_eq!(
+        metric(&text, "dialin_store_errors_total", "op=\"mappings\""),
+        0.0,
+        "{text}"
+    );
+
+    // The database goes away under the running instance.
+    let support::db::TestDb::Postgres(name) = &db else {
+        unreachable!("asked for PostgreSQL")
+    };
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+            .await
+            .unwrap();
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (code, body) = http(cfg.admin, "GET", "/readyz");
+        if code == 503 {
+            assert!(body.contains("store"), "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still ready: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    assert!(
+        metric(&text, "dialin_store_errors_total", "op=\"mappings\"") >= 1.0,
+        "{text}"
+    );
+    // Calls still route from the last mappings read: the process stays alive.
+    assert_eq!(http(cfg.admin, "GET", "/healthz").0, 200);
+    drop(dialin);
+}

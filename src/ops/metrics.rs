@@ -45,6 +45,9 @@ pub const CONFERENCES_KNOWN: &str = "dialin_conferences_known";
 pub const CONFERENCE_COLLISIONS: &str = "dialin_conference_collisions_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "dialin_build_info";
+/// Failed reads or writes of the store, by `op` (`mappings`: the PIN mappings watcher;
+/// `abuse`: the cluster's shared guessing-protection counters).
+pub const STORE_ERRORS: &str = "dialin_store_errors_total";
 
 /// Installs the Prometheus recorder for this process; call once, before the first call.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -79,6 +82,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Interarrival jitter at the end of each call, by leg"
     );
     metrics::describe_counter!(SOURCES_REJECTED, "SIP requests refused by source address");
+    metrics::describe_counter!(STORE_ERRORS, "Failed store reads and writes, by operation");
+    for op in ["mappings", "abuse"] {
+        counter!(STORE_ERRORS, "op" => op).absolute(0);
+    }
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(DRAINING).set(0.0);
     // Every outcome and state exists from the start, so a scrape shows zeros, not gaps.
@@ -167,6 +174,11 @@ pub fn route_label(decision: &crate::routing::RouteDecision) -> &'static str {
         RouteDecision::Waiting(_) => "waiting",
         RouteDecision::Unavailable => "unavailable",
     }
+}
+
+/// Counts one failed store operation; `op` is `mappings` or `abuse`.
+pub fn store_error(op: &'static str) {
+    counter!(STORE_ERRORS, "op" => op).increment(1);
 }
 
 /// Counts one ended call; `outcome` is one of [`OUTCOMES`].

@@ -182,10 +182,11 @@ impl SharedLedger {
                 {
                     Ok(()) => failing = false,
                     Err(e) if !failing => {
+                        crate::ops::metrics::store_error("abuse");
                         failing = true;
                         tracing::warn!("{e}; guessing protection works per instance meanwhile");
                     }
-                    Err(_) => {}
+                    Err(_) => crate::ops::metrics::store_error("abuse"),
                 }
                 drop(ledger);
                 tokio::time::sleep(interval).await;

@@ -48,13 +48,15 @@ pub(super) fn edge_settings(config: &Config) -> EdgeSettings {
     }
 }
 
-/// The readiness checks: the SIP listener is up, some Event Socket is connected (when any is
-/// configured), and no drain is running.
+/// The readiness checks: the SIP listener is up, the PIN store answers, some Event Socket is
+/// connected (when any is configured), and no drain is running.
 pub(super) fn readiness_checks(
     edge: &SipEdge,
     live: &LiveParts,
     lifecycle: &Arc<Lifecycle>,
+    store: &Store,
 ) -> Vec<Arc<dyn ReadinessCheck>> {
+    let store = store.clone();
     let drain_check = lifecycle.clone();
     let sip_stopped = edge.cancel.clone();
     let esl_view = live.directory.as_ref().map(|d| d.view());
@@ -65,6 +67,13 @@ pub(super) fn readiness_checks(
                 Err("the SIP listener has stopped".into())
             } else {
                 Ok(())
+            }
+        }),
+        FnCheck::shared("store", move || {
+            if store.is_reachable() {
+                Ok(())
+            } else {
+                Err("the PIN store cannot be read".into())
             }
         }),
         FnCheck::shared("event_socket", move || match &esl_view {

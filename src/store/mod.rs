@@ -73,6 +73,8 @@ pub struct Store {
     changed: Arc<Notify>,
     /// `sqlite` or `postgres`, for logs.
     kind: &'static str,
+    /// Whether the last read by the watcher worked (for `/readyz`); shared by clones.
+    reachable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Whether `put` created a mapping or replaced one.
@@ -158,6 +160,7 @@ impl Store {
             pool,
             changed: Arc::new(Notify::new()),
             kind,
+            reachable: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
     }
 
@@ -172,6 +175,18 @@ impl Store {
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    /// Whether the store answered the watcher's last poll: a cluster member that cannot read
+    /// its mappings is not ready for new calls.
+    pub fn is_reachable(&self) -> bool {
+        self.reachable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records the outcome of a read (the watcher's polls).
+    pub(crate) fn set_reachable(&self, ok: bool) {
+        self.reachable
+            .store(ok, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The change counter: it grows with every committed write, from any process.

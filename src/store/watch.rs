@@ -39,6 +39,10 @@ pub async fn watch(
                 Ok::<_, StoreError>(Some((generation, all)))
             }
             .await;
+            store.set_reachable(result.is_ok());
+            if result.is_err() {
+                crate::ops::metrics::store_error("mappings");
+            }
             match result {
                 Ok(None) => failing = false,
                 Ok(Some((generation, all))) => {
