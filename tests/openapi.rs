@@ -283,6 +283,7 @@ async fn check_schemas(api: &Listener, doc: &Value) {
     );
     let call = CallSummary {
         call: 1,
+        caller: Some("0123456789ab".into()),
         state: "bridged",
         age_secs: 1,
     };

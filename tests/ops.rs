@@ -216,6 +216,20 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
             "/api/v1/calls shows {secret}: {calls}"
         );
     }
+    // ... and by the same caller pseudonyms the log uses.
+    let log = dialin.log();
+    let pseudonyms: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("incoming call"))
+        .filter_map(|l| l.split("caller=").nth(1)?.split_whitespace().next())
+        .collect();
+    assert_eq!(pseudonyms.len(), 3, "{log}");
+    for p in pseudonyms {
+        assert!(
+            calls.contains(&format!("\"caller\":\"{p}\"")),
+            "{p} not in {calls}"
+        );
+    }
     bridged.wait().assert_success();
     echo.wait().assert_success();
     wrong.wait().assert_success();

@@ -2,7 +2,8 @@
 //!
 //! Each call's driver holds a [`TrackedCall`] and tells it the flow state when it changes (a few
 //! times per call, never per packet). The list holds only the call's running number (the same
-//! `call=N` the log uses), its state and its start: no number, PIN, conference or address.
+//! `call=N` the log uses), the caller's log pseudonym (the same `caller=`), its state and its
+//! start: no number, PIN, conference or address.
 
 use crate::ops::metrics::StateGauge;
 use serde::Serialize;
@@ -15,6 +16,9 @@ use std::time::Instant;
 pub struct CallSummary {
     /// The call's running number since start-up (`call=N` in the log).
     pub call: u64,
+    /// The caller's log pseudonym (`caller=` in the log: a keyed hash, or `withheld`), once
+    /// known; never the number.
+    pub caller: Option<String>,
     /// Its flow state (a metrics `state` label, such as `bridged`).
     pub state: &'static str,
     /// Seconds since the INVITE arrived.
@@ -22,8 +26,10 @@ pub struct CallSummary {
 }
 
 /// What the registry keeps per call.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Entry {
+    /// The caller's log pseudonym, once known.
+    caller: Option<String>,
     /// The flow state label.
     state: &'static str,
     /// When the call started.
@@ -44,6 +50,7 @@ impl CallRegistry {
         self.lock().insert(
             call,
             Entry {
+                caller: None,
                 state: "answering",
                 since: now,
             },
@@ -62,6 +69,7 @@ impl CallRegistry {
             .iter()
             .map(|(call, e)| CallSummary {
                 call: *call,
+                caller: e.caller.clone(),
                 state: e.state,
                 age_secs: now.saturating_duration_since(e.since).as_secs(),
             })
@@ -89,6 +97,13 @@ pub struct TrackedCall {
 }
 
 impl TrackedCall {
+    /// The caller's log pseudonym is known (shown by `GET /api/v1/calls`).
+    pub fn set_caller(&self, pseudonym: String) {
+        if let Some(e) = self.registry.lock().get_mut(&self.call) {
+            e.caller = Some(pseudonym);
+        }
+    }
+
     /// The call is in `state` now (a metrics state label); no lock when unchanged.
     #[inline]
     pub fn set_state(&mut self, state: &'static str) {
@@ -119,6 +134,7 @@ mod tests {
         let r = CallRegistry::default();
         let t0 = Instant::now();
         let mut a = r.track(1, t0);
+        a.set_caller("0123456789ab".into());
         let b = r.track(2, t0 + Duration::from_secs(5));
         a.set_state("bridged");
         let at = t0 + Duration::from_secs(10);
@@ -127,11 +143,13 @@ mod tests {
             vec![
                 CallSummary {
                     call: 1,
+                    caller: Some("0123456789ab".into()),
                     state: "bridged",
                     age_secs: 10
                 },
                 CallSummary {
                     call: 2,
+                    caller: None,
                     state: "answering",
                     age_secs: 5
                 },

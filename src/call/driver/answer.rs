@@ -130,6 +130,7 @@ async fn run_call(
         inv_dialog.handle(&mut tx).await.ok();
     });
     info!(call = call_no, caller = %caller_key, "incoming call");
+    tracked.set_caller(caller_key.to_string());
     if let Standing::Blocked { .. } = standing {
         info!(
             call = call_no,
