@@ -237,14 +237,25 @@ const ROUNDS: u32 = 3;
 /// The load at which latency is measured (the target is stated at 500 calls).
 pub const LATENCY_CALLS: usize = 500;
 
-fn dialin_config(ports: &Ports) -> String {
+/// dialin's configuration for the run: limits sized for the load as an operator sizes them for
+/// a trunk (all calls come from one provider address, placed at `--rate`), no admin listener,
+/// the PIN store in the run's own directory.
+fn dialin_config(o: &Options, ports: &Ports, work: &Path) -> String {
     format!(
         "[sip]\nlisten = \"127.0.0.1:{sip}\"\nadvertise = \"127.0.0.1\"\n\n\
+         [limits]\nmax_calls = {calls}\nmax_ivr_calls = {calls}\nsip_rate = {sip_rate}\nsip_burst = {sip_burst}\n\n\
+         [admin]\nlisten = \"\"\n\n\
+         [store]\nurl = \"sqlite://{store}\"\n\n\
          [media]\nrtp_ports = \"{lo}-{hi}\"\ntimeout = \"300s\"\n\n\
          [ivr]\necho_pin = \"\"\nfirst_digit_timeout = \"60s\"\ninter_digit_timeout = \"30s\"\n\n\
          [[servers]]\nname = \"conference\"\nsip = \"sip:127.0.0.1:{conf}\"\n\n\
          [routing]\npin_is_conference = true\ndefault_server = \"conference\"\n",
         sip = ports.dialin_sip,
+        calls = o.calls + 20, // within the RTP port range: 4 ports per call plus slack
+        // INVITE, ACK-free INFO per digit and BYE per call: a generous multiple of the rate.
+        sip_rate = (o.rate * 20.0).ceil() as u64,
+        sip_burst = (o.rate * 40.0).ceil() as u64,
+        store = work.join("pins.db").display(),
         lo = ports.dialin_rtp.0,
         hi = ports.dialin_rtp.1 | 1,
         conf = ports.conference_sip,
@@ -274,7 +285,7 @@ impl Drop for DialinProcess {
 
 fn start_dialin(o: &Options, ports: &Ports, work: &Path) -> Result<DialinProcess, String> {
     let config = work.join("dialin.toml");
-    std::fs::write(&config, dialin_config(ports)).map_err(|e| e.to_string())?;
+    std::fs::write(&config, dialin_config(o, ports, work)).map_err(|e| e.to_string())?;
     let log = std::fs::File::create(work.join("dialin.log")).map_err(|e| e.to_string())?;
     let child = Command::new(&o.dialin)
         .arg("serve")
