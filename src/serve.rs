@@ -84,6 +84,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let lifecycle = Arc::new(Lifecycle::new(config.lifecycle.retry_after));
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
+        dialog_events: crate::sip::dialog_events::DialogEvents::start(),
         contact: edge.contact(),
         tls_contact: edge.tls_contact(),
         advertise: edge.advertise,

@@ -85,6 +85,8 @@ pub struct CallSettings {
 pub struct CallContext {
     /// rsipstack's dialog layer (both legs' dialogs live here).
     pub dialog_layer: Arc<DialogLayer>,
+    /// Every dialog's state changes, one shared channel handed out per call leg by Call-ID.
+    pub dialog_events: Arc<crate::sip::dialog_events::DialogEvents>,
     /// Our Contact URI.
     pub contact: rsipstack::sip::Uri,
     /// Our Contact URI for calls that arrive over TLS (`;transport=tls`, the TLS port), so

@@ -10,10 +10,11 @@
 //! [`DrainPlan`] is the pure decision (time and the number of active calls in, a step out);
 //! [`Lifecycle`] is the shared flag the SIP edge, the calls and the admin API look at.
 
+use super::end_signal::{CallsEnding, EndSignal};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// How long calls get to say goodbye and hang up after the drain deadline before dialin exits
 /// anyway (the "unavailable" prompt is a few seconds; BYE transactions take up to 32 s on a
@@ -28,7 +29,7 @@ pub struct Lifecycle {
     /// Wakes the serve loop when a drain is asked for over HTTP.
     requested: Notify,
     /// Cancelled at the drain deadline: every call ends now.
-    end_calls: CancellationToken,
+    end_calls: Arc<EndSignal>,
     /// The `Retry-After` of the 503 answers while draining, in seconds.
     retry_after_secs: u32,
 }
@@ -39,7 +40,7 @@ impl Lifecycle {
         Lifecycle {
             draining: AtomicBool::new(false),
             requested: Notify::new(),
-            end_calls: CancellationToken::new(),
+            end_calls: Arc::default(),
             retry_after_secs: retry_after.as_secs().clamp(1, u32::MAX as u64) as u32,
         }
     }
@@ -68,12 +69,13 @@ impl Lifecycle {
 
     /// Tells every call to end now.
     pub fn end_calls(&self) {
-        self.end_calls.cancel();
+        self.end_calls.end();
     }
 
     /// Resolves once [`Lifecycle::end_calls`] was called; each call's driver waits on it.
-    pub fn calls_ending(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.end_calls.cancelled()
+    /// Cheap to poll (no lock), as drivers poll it on every wake-up.
+    pub fn calls_ending(&self) -> CallsEnding {
+        self.end_calls.watch()
     }
 
     /// The `Retry-After` value, in seconds.

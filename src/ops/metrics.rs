@@ -4,11 +4,11 @@
 //! number, PIN, conference or address. The call path records through the facade (a no-op
 //! until [`install`] ran, so unit tests need no recorder); `/metrics` renders the handle.
 //!
-//! Hot path: the RTP counters of a call are looked up once per call ([`RtpCounters::new`]);
-//! counting a packet is then one atomic add, no lock and no allocation.
+//! Hot path: RTP packets are counted per worker thread and added to the shared counters in
+//! bunches ([`RtpCounters`]), so a packet costs no atomic operation, lock or allocation.
 
 use crate::call::flow::{FlowState, Outcome};
-use metrics::{counter, gauge, histogram, Counter};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Calls by how they ended (`outcome`), including calls refused before a driver started.
@@ -234,48 +234,7 @@ impl Drop for StateGauge {
     }
 }
 
-/// The RTP counters of one call's sockets, looked up once so each packet costs an atomic add.
-pub struct RtpCounters {
-    /// Packets and bytes received from the caller.
-    pub caller_rx: (Counter, Counter),
-    /// Packets and bytes sent to the caller.
-    pub caller_tx: (Counter, Counter),
-    /// Packets and bytes received from the server.
-    pub server_rx: (Counter, Counter),
-    /// Packets and bytes sent to the server.
-    pub server_tx: (Counter, Counter),
-}
-
-impl RtpCounters {
-    /// Looks up the eight counters.
-    pub fn new() -> RtpCounters {
-        let pair = |leg: &'static str, direction: &'static str| {
-            (
-                counter!(RTP_PACKETS, "leg" => leg, "direction" => direction),
-                counter!(RTP_BYTES, "leg" => leg, "direction" => direction),
-            )
-        };
-        RtpCounters {
-            caller_rx: pair("caller", "rx"),
-            caller_tx: pair("caller", "tx"),
-            server_rx: pair("server", "rx"),
-            server_tx: pair("server", "tx"),
-        }
-    }
-
-    /// Counts one packet of `len` bytes on `pair`.
-    #[inline]
-    pub fn count(pair: &(Counter, Counter), len: usize) {
-        pair.0.increment(1);
-        pair.1.increment(len as u64);
-    }
-}
-
-impl Default for RtpCounters {
-    fn default() -> RtpCounters {
-        RtpCounters::new()
-    }
-}
+pub use super::rtp_counters::{Direction, RtpCounters};
 
 #[cfg(test)]
 mod tests {

@@ -5,10 +5,12 @@
 pub mod calls;
 pub mod client;
 pub mod drain;
+pub mod end_signal;
 pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod reload;
+pub mod rtp_counters;
 pub mod rtp_quality;
 pub mod status;

@@ -163,11 +163,17 @@ impl CallDriver {
             offer,
         )
         .map_err(|e| e.to_string())?;
-        let (events_tx, events) = self.ctx.dialog_layer.new_dialog_state_channel();
+        // Our own Call-ID, so the leg's events are subscribed to before the INVITE goes out.
+        let call_id = format!("{:032x}", rand::random::<u128>());
+        let events = self.ctx.dialog_events.subscribe(&call_id);
+        let opt = rsipstack::dialog::invitation::InviteOption {
+            call_id: Some(call_id),
+            ..opt
+        };
         let (dialog, invite) = self
             .ctx
             .dialog_layer
-            .do_invite_async(opt, events_tx)
+            .do_invite_async(opt, self.ctx.dialog_events.sender())
             .map_err(|_| "the INVITE could not be built".to_string())?;
         self.server = Some(ServerLeg {
             dialog,

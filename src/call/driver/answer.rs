@@ -98,7 +98,16 @@ async fn run_call(
             return;
         }
     };
-    let (trunk_events_tx, mut trunk_events) = ctx.dialog_layer.new_dialog_state_channel();
+    // Subscribed before the dialog exists, so none of its events can come first.
+    let call_id = match rsipstack::sip::prelude::HeadersExt::call_id_header(&tx.original) {
+        Ok(h) => h.value().to_string(),
+        Err(_) => {
+            tx.reply(StatusCode::BadRequest).await.ok();
+            metrics::call_ended("unavailable");
+            return;
+        }
+    };
+    let mut trunk_events = ctx.dialog_events.subscribe(&call_id);
     // Over TLS our Contact says so, so that in-dialog requests come back over TLS.
     let contact = match (&tx.connection, &ctx.tls_contact) {
         (Some(rsipstack::transport::SipConnection::Tls(_)), Some(tls)) => tls.clone(),
@@ -106,7 +115,7 @@ async fn run_call(
     };
     let dialog = match ctx.dialog_layer.get_or_create_server_invite(
         &tx,
-        trunk_events_tx,
+        ctx.dialog_events.sender(),
         None,
         Some(contact),
     ) {

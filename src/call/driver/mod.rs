@@ -38,9 +38,10 @@ use crate::privacy::guard::SourceNet;
 use crate::privacy::CallerKey;
 use crate::routing::RouteDecision;
 use crate::secret::CallerNumber;
+use crate::sip::dialog_events::DialogEventReceiver;
 use crate::sip::sdp::Negotiated;
 use crate::sip::session_timer::SessionTimer;
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
+use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rtp_socket::RtpSocket;
@@ -58,7 +59,7 @@ const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The server leg while it is being dialled and once it is up.
 struct ServerLeg {
     dialog: InviteDialog,
-    events: DialogStateReceiver,
+    events: DialogEventReceiver,
     socket: RtpSocket,
     _port: PortLease,
     /// Resolves when the INVITE gets its final response; `None` once taken.
@@ -86,7 +87,7 @@ struct CallDriver {
     flow: CallFlow,
     media: CallMedia,
     trunk: InviteDialog,
-    trunk_events: DialogStateReceiver,
+    trunk_events: DialogEventReceiver,
     caller_socket: RtpSocket,
     _caller_port: PortLease,
     /// The call's admission slots; the IVR slot is given up once bridged.
@@ -166,7 +167,8 @@ impl CallDriver {
         let mut armed = self.next_deadline();
         let timer = tokio::time::sleep_until(armed.into());
         tokio::pin!(timer);
-        let lifecycle = self.ctx.lifecycle.clone();
+        // Watched for the whole call, not re-created per wake-up.
+        let mut calls_ending = self.ctx.lifecycle.calls_ending();
         loop {
             if self.apply_actions() {
                 return;
@@ -192,7 +194,7 @@ impl CallDriver {
                     r = live::changed_opt(self.waiting.as_mut()) => Wake::Directory(r),
                     r = join_opt(self.lookup.as_mut()) => Wake::Lookup(r),
                     _ = &mut timer => Wake::Timer,
-                    _ = lifecycle.calls_ending(), if !self.shutdown_seen => Wake::Shutdown,
+                    _ = &mut calls_ending, if !self.shutdown_seen => Wake::Shutdown,
                 }
             };
             let now = Instant::now();
@@ -298,7 +300,7 @@ async fn readable_opt(socket: Option<&RtpSocket>) -> std::io::Result<()> {
     }
 }
 
-async fn recv_events(events: Option<&mut DialogStateReceiver>) -> Option<DialogState> {
+async fn recv_events(events: Option<&mut DialogEventReceiver>) -> Option<DialogState> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

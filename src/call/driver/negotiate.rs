@@ -3,10 +3,11 @@
 
 use crate::call::context::CallContext;
 use crate::media::g711::Law;
+use crate::sip::dialog_events::DialogEventReceiver;
 use crate::sip::legs::sdp_content_type;
 use crate::sip::sdes::{self, SdesAnswer, SdesRefusal, SrtpPolicy};
 use crate::sip::sdp::{self, MediaOffer, Negotiated};
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
+use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCode};
 use tokio::time::sleep_until;
@@ -17,7 +18,7 @@ use tracing::info;
 pub(super) async fn ring(
     answer_delay: std::time::Duration,
     dialog: &InviteDialog,
-    events: &mut DialogStateReceiver,
+    events: &mut DialogEventReceiver,
     send_180: bool,
 ) -> bool {
     if send_180 {
@@ -39,7 +40,7 @@ pub(super) async fn ring(
 /// when the caller hangs up first or the answer is unusable.
 pub(super) async fn late_answer(
     dialog: &InviteDialog,
-    events: &mut DialogStateReceiver,
+    events: &mut DialogEventReceiver,
 ) -> Option<Negotiated> {
     loop {
         match events.recv().await? {

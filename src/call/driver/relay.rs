@@ -8,7 +8,7 @@ use super::{recv_batch, srtp, CallDriver};
 use crate::call::flow::{DigitSource, FlowInput};
 use crate::call::media::Received;
 use crate::digit::Digit;
-use crate::ops::metrics::RtpCounters;
+use crate::ops::metrics::{Direction, RtpCounters};
 use std::time::Instant;
 
 impl CallDriver {
@@ -27,7 +27,7 @@ impl CallDriver {
                     continue;
                 };
                 let r = if from_server {
-                    RtpCounters::count(&self.rtp.server_rx, len);
+                    self.rtp.count(Direction::ServerRx, len);
                     if let Some(leg) = &self.media.server {
                         self.quality[1].observe(now, &buf[..len], leg.codec().pt);
                     }
@@ -41,7 +41,7 @@ impl CallDriver {
                         },
                         None => len,
                     };
-                    RtpCounters::count(&self.rtp.caller_rx, len);
+                    self.rtp.count(Direction::CallerRx, len);
                     let pt = self.media.caller.codec().pt;
                     self.quality[0].observe(now, &buf[..len], pt);
                     self.media.handle_caller_packet(now, from, buf, len)
@@ -101,14 +101,14 @@ impl Outputs<'_> {
                     None => &buf[..len],
                 };
                 if self.caller.send_to(packet, to).is_ok() {
-                    RtpCounters::count(&self.rtp.caller_tx, packet.len());
+                    self.rtp.count(Direction::CallerTx, packet.len());
                 }
                 None
             }
             Received::ToServer { len, to } => {
                 if let Some(socket) = self.server {
                     if socket.send_to(&buf[..len], to).is_ok() {
-                        RtpCounters::count(&self.rtp.server_tx, len);
+                        self.rtp.count(Direction::ServerTx, len);
                     }
                 }
                 None
