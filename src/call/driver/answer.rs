@@ -56,7 +56,14 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
         tx.send_trying().await.ok();
         super::shards::spawn_call_task(async move {
             let _guard = guard;
-            run_call(ctx, tx, call_no, slot, extensions).await;
+            // The answer steps are boxed: their state (the INVITE transaction, replies in
+            // flight) is freed once the call is answered instead of staying in the call's task
+            // for as long as the call lasts.
+            let answered = Box::pin(answer_call(ctx, tx, call_no, slot, extensions)).await;
+            if let Some(mut driver) = answered {
+                driver.run().await;
+                driver.cleanup();
+            }
         });
     });
 }
@@ -66,16 +73,16 @@ fn retry_after(ctx: &CallContext) -> Header {
     Header::RetryAfter(ctx.retry_after.as_secs().to_string().into())
 }
 
-/// Answers the INVITE (or refuses it) and, once answered, runs the call to its end.
+/// Answers the INVITE, or refuses it (`None`); the answered call's driver is returned to run.
 // Over 80 lines: the answer steps in order (port, dialog, guard check, ring, SRTP, SDP, late
 // offer), each able to refuse the call and undo what the steps before it made.
-async fn run_call(
+async fn answer_call(
     ctx: Arc<CallContext>,
     mut tx: Transaction,
     call_no: u64,
     slot: CallSlot,
     extensions: InviteExtensions,
-) {
+) -> Option<CallDriver> {
     let invite_at = Instant::now();
     let tracked = ctx.calls.track(call_no, invite_at);
     // The settings in force now stay with this call to its end, whatever a reload does.
@@ -95,7 +102,7 @@ async fn run_call(
                 .await
                 .ok();
             metrics::call_ended("unavailable");
-            return;
+            return None;
         }
     };
     // Subscribed before the dialog exists, so none of its events can come first.
@@ -104,7 +111,7 @@ async fn run_call(
         Err(_) => {
             tx.reply(StatusCode::BadRequest).await.ok();
             metrics::call_ended("unavailable");
-            return;
+            return None;
         }
     };
     let mut trunk_events = ctx.dialog_events.subscribe(&call_id);
@@ -123,7 +130,7 @@ async fn run_call(
         Err(_) => {
             tx.reply(StatusCode::BadRequest).await.ok();
             metrics::call_ended("unavailable");
-            return;
+            return None;
         }
     };
     let caller = caller_number(&tx.original);
@@ -154,7 +161,7 @@ async fn run_call(
         info!(call = call_no, "caller gave up before the answer");
         ctx.dialog_layer.remove_dialog(&dialog.id());
         metrics::call_ended("caller_hangup");
-        return;
+        return None;
     }
 
     let session_id = rand::random::<u32>() as u64;
@@ -167,7 +174,7 @@ async fn run_call(
                 .reject(Some(StatusCode::NotAcceptableHere), None)
                 .ok();
             ctx.dialog_layer.remove_dialog(&dialog.id());
-            return;
+            return None;
         }
     };
     // Early media needs the caller's offer and unreliable provisionals.
@@ -192,7 +199,7 @@ async fn run_call(
     ) else {
         ctx.dialog_layer.remove_dialog(&dialog.id());
         metrics::call_ended("rejected_codec");
-        return;
+        return None;
     };
     let early = early_body.map(|body| EarlyAnswer {
         body,
@@ -214,7 +221,7 @@ async fn run_call(
                 tokio::spawn(async move { bye.bye().await.ok() });
                 ctx.dialog_layer.remove_dialog(&dialog.id());
                 metrics::call_ended("rejected_codec");
-                return;
+                return None;
             }
         },
     };
@@ -242,7 +249,8 @@ async fn run_call(
         slot,
         session,
         early,
-        srtp: sdes.map(|a| SrtpLeg::new(a, super::MAX_PACKET)),
+        // Boxed: most calls have none, and the context is larger than the rest of the call.
+        srtp: sdes.map(|a| Box::new(SrtpLeg::new(a, super::MAX_PACKET))),
         server: None,
         pending_server_leg: None,
         caller_confirmed: late_offer || early_media,
@@ -273,6 +281,5 @@ async fn run_call(
         metrics::setup_latency("caller_answer", now - invite_at);
         driver.flow.handle_input(now, FlowInput::CallerAnswered);
     }
-    driver.run().await;
-    driver.cleanup();
+    Some(driver)
 }

@@ -97,7 +97,7 @@ struct CallDriver {
     /// While the voice menu runs as early media (183): the 200 still to be sent.
     early: Option<early::EarlyAnswer>,
     /// SRTP on the caller leg, when negotiated.
-    srtp: Option<srtp::SrtpLeg>,
+    srtp: Option<Box<srtp::SrtpLeg>>,
     server: Option<ServerLeg>,
     /// The answered server leg's media, handed to the media state on `Bridge`.
     pending_server_leg: Option<Leg>,
@@ -141,6 +141,14 @@ struct CallDriver {
     meeting: Option<meeting::MeetingWait>,
 }
 
+thread_local! {
+    /// The buffer for packets calls originate (prompts, digits), one per worker thread: they
+    /// are built and sent without an `.await` in between, so no call needs its own.
+    /// Received packets use the thread's batch (`recv_batch`).
+    static ORIGINATED: std::cell::RefCell<[u8; MAX_PACKET]> =
+        const { std::cell::RefCell::new([0; MAX_PACKET]) };
+}
+
 /// What woke the driver up.
 enum Wake {
     /// RTP is queued on the caller leg's socket.
@@ -159,9 +167,6 @@ enum Wake {
 
 impl CallDriver {
     async fn run(&mut self) {
-        // The buffer for packets we originate (prompts, digits), allocated once per call.
-        // Received packets use the worker thread's batch (`recv_batch`).
-        let mut buf = vec![0u8; MAX_PACKET].into_boxed_slice();
         // One timer for the whole call, moved only when the deadline changes: while bridged
         // that is rarely, so relaying a packet never touches the timer wheel.
         let mut armed = self.next_deadline();
@@ -214,7 +219,7 @@ impl CallDriver {
                     });
                     self.on_meeting_answer(now, answer);
                 }
-                Wake::Timer => self.on_timer(now, &mut buf),
+                Wake::Timer => self.on_timer(now),
                 Wake::Shutdown => {
                     self.shutdown_seen = true;
                     info!(call = self.call_no, "drain deadline: ending call");
@@ -241,7 +246,7 @@ impl CallDriver {
         .fold(self.media_check_at, Instant::min)
     }
 
-    fn on_timer(&mut self, now: Instant, buf: &mut [u8]) {
+    fn on_timer(&mut self, now: Instant) {
         if self.on_session_timer(now) || self.on_ack_timeout(now) {
             return;
         }
@@ -267,9 +272,11 @@ impl CallDriver {
         if let Some((_, decision)) = self.held_route.take_if(|(due, _)| *due <= now) {
             self.routed(now, decision);
         }
-        while let Some(r) = self.media.poll_transmit(now, buf) {
-            self.deliver(now, r, buf);
-        }
+        ORIGINATED.with_borrow_mut(|buf| {
+            while let Some(r) = self.media.poll_transmit(now, buf) {
+                self.deliver(now, r, buf);
+            }
+        });
         if self.media.poll_prompt_finished() {
             self.flow.handle_input(now, FlowInput::PromptFinished);
         }

@@ -79,7 +79,7 @@ impl CallDriver {
 /// batched relay and the originated packets (prompts, digits) share one send path.
 struct Outputs<'a> {
     /// The caller leg's SRTP context, if the trunk leg is encrypted.
-    srtp: &'a mut Option<srtp::SrtpLeg>,
+    srtp: &'a mut Option<Box<srtp::SrtpLeg>>,
     /// The caller leg's RTP socket.
     caller: &'a RtpSocket,
     /// The server leg's RTP socket, once dialled.
