@@ -2,7 +2,7 @@
 //! readings, written as JSON, Markdown and into the README.
 
 use crate::load::LoadResult;
-use crate::phases::{progress, quantile, DialinRun, RtpengineRun, LATENCY_CALLS};
+use crate::phases::{progress, quantile, DialinRun, RtpengineRun, LATENCY_CALLS, SETTLE};
 use crate::report::{self, Cmp, Metric};
 use crate::Options;
 use std::path::PathBuf;
@@ -50,8 +50,10 @@ pub fn metrics(o: &Options, d: &DialinRun, r: Option<&RtpengineRun>) -> Vec<Metr
     let r_added99 = rl.and_then(|l| added(l, 0.99));
     let lost_in_dialin = d.load.lost().saturating_sub(d.own_drops);
     let per_core = cpu_d.map(|us| 1e6 / (us * 100.0));
-    let rss_per_call =
-        (n > 0).then(|| (d.loaded_rss.saturating_sub(d.idle_rss)) as f64 / 1024.0 / n as f64);
+    let per_call = |rss: u64| {
+        (n > 0 && rss > 0).then(|| rss.saturating_sub(d.idle_rss) as f64 / 1024.0 / n as f64)
+    };
+    let (rss_per_call, rss_per_call_setup) = (per_call(d.settled_rss), per_call(d.loaded_rss));
     let setup_rate = (n > 1 && d.invite_span > Duration::ZERO)
         .then(|| (o.calls - 1) as f64 / d.invite_span.as_secs_f64());
     let capacity_pass = (n >= 1000 && lost_in_dialin == 0) || per_core.is_some_and(|c| c >= 1500.0);
@@ -68,7 +70,7 @@ pub fn metrics(o: &Options, d: &DialinRun, r: Option<&RtpengineRun>) -> Vec<Metr
         Metric::target("latency_added_p99", added99, "ms", Cmp::AtMost(2.0),
             &format!("one-way p99 through dialin minus p99 of the direct control streams, at {lat_load}")),
         Metric::target("rss_per_call", rss_per_call, "KB", Cmp::AtMost(50.0),
-            &format!("(RSS with {n} bridged calls - idle RSS) / calls")),
+            &format!("(RSS with {n} bridged calls - idle RSS) / calls, {} s after the last set-up (SIP keeps set-up state 32 s)", SETTLE.as_secs())),
         Metric::target("idle_rss", Some(mb(d.idle_rss)), "MB", Cmp::AtMost(20.0), "RSS 1 s after start, no calls"),
         Metric::target("invite_to_trying_p99", quantile(&d.trying_ms, 0.99), "ms", Cmp::AtMost(1.0),
             &format!("trunk leg, {} INVITEs at {}/s", o.calls, o.rate)),
@@ -94,6 +96,8 @@ pub fn metrics(o: &Options, d: &DialinRun, r: Option<&RtpengineRun>) -> Vec<Metr
         Metric::info("rtpengine_latency_added_p99", r_added99, "ms", "one-way p99 through rtpengine minus direct p99, same window"),
         Metric::info("direct_latency_p50", base50, "ms", "control streams sent socket to socket during the dialin run"),
         Metric::info("direct_latency_p99", base99, "ms", "control streams sent socket to socket during the dialin run"),
+        Metric::info("rss_per_call_after_setup", rss_per_call_setup, "KB",
+            &format!("(RSS - idle RSS) / calls right after the media windows, set-up state of a {}/s burst included", o.rate)),
         Metric::info("dialin_peak_rss", Some(mb(d.peak_rss)), "MB", "VmHWM after the media window"),
         Metric::info("rtpengine_peak_rss", r.map(|r| mb(r.peak_rss)), "MB", "VmHWM after the media window"),
         Metric::info("dialin_socket_drops", Some(d.relay_drops as f64), "packets", "kernel drops at dialin's RTP sockets (/proc/net/udp)"),

@@ -52,6 +52,10 @@ pub(crate) struct DialinRun {
     pub idle_rss: u64,
     /// Largest RSS seen after a main window (all calls bridged).
     pub loaded_rss: u64,
+    /// RSS with all calls bridged, [`SETTLE`] after the last one came up.
+    pub settled_rss: u64,
+    /// When the last call came up.
+    pub up_at: Option<Instant>,
     /// VmHWM at the end of the windows.
     pub peak_rss: u64,
     /// On-CPU time of all dialin threads during the main windows.
@@ -205,6 +209,18 @@ pub fn run(o: &Options) -> Result<(), String> {
         r.latency = Some(r_lat);
     }
     dialin.run.peak_rss = procfs::peak_rss(dpid);
+    if let Some(up_at) = dialin.run.up_at {
+        let settled = up_at + SETTLE;
+        let now = Instant::now();
+        if settled > now {
+            progress(&format!(
+                "dialin: waiting {:.0} s for the set-up state to expire before reading RSS",
+                (settled - now).as_secs_f64()
+            ));
+            thread::sleep(settled - now);
+        }
+        dialin.run.settled_rss = procfs::rss(dpid);
+    }
     progress(&format!(
         "dialin: sent {:?} received {:?}, {:.2} s CPU",
         dialin.run.load.sent,
@@ -231,6 +247,11 @@ pub fn run(o: &Options) -> Result<(), String> {
     std::fs::remove_dir_all(&work).ok();
     Ok(())
 }
+
+/// How long after the last call came up the per-call memory is read: SIP keeps each set-up's
+/// transactions for 64 x T1 = 32 s (RFC 3261 timers H, J, L, M), and dialin returns freed
+/// memory to the system every 10 s, so after this only what a bridged call holds remains.
+pub const SETTLE: Duration = Duration::from_secs(45);
 
 /// Media windows per relay; each relay's share of `--duration` is split into this many.
 const ROUNDS: u32 = 3;
@@ -384,6 +405,7 @@ fn setup_dialin(
     let calls_up = routes.len();
     let run = DialinRun {
         idle_rss,
+        up_at: Some(Instant::now()),
         calls_up,
         setup_failed: o.calls - calls_up,
         invite_span,
