@@ -147,7 +147,6 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         language = config.ivr.language.code(),
         "dialin listening (UDP and TCP)"
     );
-    crate::ops::memory::spawn_trim();
     notifier.notify("READY=1");
     if let Some(every) = notifier.watchdog_interval() {
         tokio::spawn(watchdog(every, ops.clone()));

@@ -8,7 +8,6 @@ pub mod drain;
 pub mod end_signal;
 pub mod health;
 pub mod http;
-pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod reload;
