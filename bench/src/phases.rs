@@ -249,8 +249,9 @@ pub fn run(o: &Options) -> Result<(), String> {
 }
 
 /// How long after the last call came up the per-call memory is read: SIP keeps each set-up's
-/// transactions for 64 x T1 = 32 s (RFC 3261 timers H, J, L, M), and dialin returns freed
-/// memory to the system every 10 s, so after this only what a bridged call holds remains.
+/// transactions for 64 x T1 = 32 s (RFC 3261 timers H, J, L, M); after this only what a
+/// bridged call holds is in use (freed set-up state stays in the process for the next
+/// set-ups, so RSS shows it unless the allocator returned it).
 pub const SETTLE: Duration = Duration::from_secs(45);
 
 /// Media windows per relay; each relay's share of `--duration` is split into this many.
