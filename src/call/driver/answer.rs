@@ -54,11 +54,12 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
         // 100 Trying first, before anything else can answer (180 when ringing, 488, 200), and
         // before the hop to the shard so that hop never delays it.
         tx.send_trying().await.ok();
+        // Boxed, like the answer steps and the driver below: the call's task then holds
+        // only the driver's wake-up loop inline, not the answer's state (the INVITE
+        // transaction, replies in flight) for as long as the call lasts.
+        let tx = Box::new(tx);
         super::shards::spawn_call_task(async move {
             let _guard = guard;
-            // The answer steps are boxed: their state (the INVITE transaction, replies in
-            // flight) is freed once the call is answered instead of staying in the call's task
-            // for as long as the call lasts.
             let answered = Box::pin(answer_call(ctx, tx, call_no, slot, extensions)).await;
             if let Some(mut driver) = answered {
                 driver.run().await;
@@ -78,11 +79,12 @@ fn retry_after(ctx: &CallContext) -> Header {
 // offer), each able to refuse the call and undo what the steps before it made.
 async fn answer_call(
     ctx: Arc<CallContext>,
-    mut tx: Transaction,
+    tx: Box<Transaction>,
     call_no: u64,
     slot: CallSlot,
     extensions: InviteExtensions,
-) -> Option<CallDriver> {
+) -> Option<Box<CallDriver>> {
+    let mut tx = *tx;
     let invite_at = Instant::now();
     let tracked = ctx.calls.track(call_no, invite_at);
     // The settings in force now stay with this call to its end, whatever a reload does.
@@ -231,7 +233,7 @@ async fn answer_call(
         telephone_event_pt: negotiated.telephone_event_pt,
     };
     let now = Instant::now();
-    let mut driver = CallDriver {
+    let mut driver = Box::new(CallDriver {
         ctx: ctx.clone(),
         call_no,
         caller,
@@ -271,7 +273,7 @@ async fn answer_call(
         server_name: None,
         lookup: None,
         meeting: None,
-    };
+    });
     if standing != Standing::Allowed {
         driver.flow.handle_input(now, FlowInput::Blocked);
     }
