@@ -2,14 +2,16 @@
 //!
 //! Why: rsipstack reports a dialog's state changes over a tokio unbounded channel, and such a
 //! channel allocates its first block at once: 32 slots of `DialogState`, several hundred bytes
-//! each. Two channels per call (trunk leg and server leg) were about 40 KB of every bridged
-//! call's memory, more than everything else the call holds. Here every dialog reports into
+//! each. Two channels per call (trunk leg and server leg) were 13 KB of every bridged call's
+//! resident memory (`bench/run`: 83 -> 70 KB per call). Here every dialog reports into
 //! one shared channel; a task forwards each event, boxed, to the channel of the call that
 //! subscribed to its Call-ID, whose slots are then a pointer wide.
 //!
-//! A call subscribes to a Call-ID before it creates the dialog, so no event can come first;
-//! events for a Call-ID nobody subscribed to (a call already cleaned up) are dropped, as they
-//! were when each call's receiver was dropped with it.
+//! A call subscribes before it creates the dialog, so no event can come first: the trunk leg
+//! by the INVITE's Call-ID and From tag (two calls may bring the same Call-ID: a broken or
+//! hostile peer must not take over another call's events), the server leg by the random
+//! Call-ID dialin gives its INVITE. Events nobody subscribed to (a call already cleaned up)
+//! are dropped, as they were when each call's receiver was dropped with it.
 
 use rsipstack::dialog::dialog::{DialogState, DialogStateSender};
 use std::collections::HashMap;
@@ -17,8 +19,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-/// Call-ID → (subscription number, the call leg's channel).
-type RouteMap = HashMap<String, (u64, UnboundedSender<Box<DialogState>>)>;
+/// A call leg's subscription.
+struct Route {
+    /// Its number, so dropping it removes only itself.
+    id: u64,
+    /// The peer's tag the events must carry (`None`: any).
+    remote_tag: Option<String>,
+    tx: UnboundedSender<Box<DialogState>>,
+}
+
+/// Call-ID → the legs subscribed to it (almost always one).
+type RouteMap = HashMap<String, Vec<Route>>;
 type Routes = Mutex<RouteMap>;
 
 /// The shared channel's sending side (given to rsipstack for every dialog) and who gets what.
@@ -39,7 +50,14 @@ impl DialogEvents {
             while let Some(ev) = shared.recv().await {
                 let target = lock(&task_routes)
                     .get(ev.id().call_id.as_str())
-                    .map(|r| r.1.clone());
+                    .and_then(|legs| {
+                        legs.iter().find(|r| {
+                            r.remote_tag
+                                .as_deref()
+                                .is_none_or(|t| t == ev.id().remote_tag)
+                        })
+                    })
+                    .map(|r| r.tx.clone());
                 if let Some(tx) = target {
                     // A call that ended meanwhile has dropped its receiver: nothing to do.
                     tx.send(Box::new(ev)).ok();
@@ -58,12 +76,20 @@ impl DialogEvents {
         self.sender.clone()
     }
 
-    /// Routes the events of dialogs with `call_id` to the returned receiver until it is
-    /// dropped. A second subscription to the same Call-ID replaces the first.
-    pub fn subscribe(&self, call_id: &str) -> DialogEventReceiver {
+    /// Routes the events of dialogs with `call_id` (and, if given, whose peer's tag is
+    /// `remote_tag`) to the returned receiver until it is dropped.
+    pub fn subscribe(&self, call_id: &str, remote_tag: Option<&str>) -> DialogEventReceiver {
         let (tx, rx) = unbounded_channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.routes).insert(call_id.to_string(), (id, tx));
+        let route = Route {
+            id,
+            remote_tag: remote_tag.map(str::to_string),
+            tx,
+        };
+        lock(&self.routes)
+            .entry(call_id.to_string())
+            .or_default()
+            .push(route);
         DialogEventReceiver {
             rx,
             id,
@@ -72,9 +98,9 @@ impl DialogEvents {
         }
     }
 
-    /// How many Call-IDs are subscribed (tests check that calls leave none behind).
+    /// How many call legs are subscribed: one per live leg, none once calls have ended.
     pub fn subscriptions(&self) -> usize {
-        lock(&self.routes).len()
+        lock(&self.routes).values().map(Vec::len).sum()
     }
 }
 
@@ -97,9 +123,11 @@ impl DialogEventReceiver {
 impl Drop for DialogEventReceiver {
     fn drop(&mut self) {
         let mut routes = lock(&self.routes);
-        // Only our own entry: a later subscription to the same Call-ID stays.
-        if routes.get(&self.call_id).is_some_and(|r| r.0 == self.id) {
-            routes.remove(&self.call_id);
+        if let Some(legs) = routes.get_mut(&self.call_id) {
+            legs.retain(|r| r.id != self.id);
+            if legs.is_empty() {
+                routes.remove(&self.call_id);
+            }
         }
     }
 }
@@ -117,36 +145,37 @@ mod tests {
     use std::time::Duration;
     use tokio::time::timeout;
 
-    fn ended(call_id: &str) -> DialogState {
+    fn ended(call_id: &str, remote_tag: &str) -> DialogState {
         DialogState::Terminated(
             DialogId {
                 call_id: call_id.into(),
-                local_tag: "a".into(),
-                remote_tag: "b".into(),
+                local_tag: "ours".into(),
+                remote_tag: remote_tag.into(),
             },
             TerminatedReason::UacBye,
         )
     }
 
+    /// "call-id/remote-tag" of the leg's next event, `None` if none comes.
     async fn next(rx: &mut DialogEventReceiver) -> Option<String> {
         timeout(Duration::from_millis(200), rx.recv())
             .await
             .ok()
             .flatten()
-            .map(|ev| ev.id().call_id.clone())
+            .map(|ev| format!("{}/{}", ev.id().call_id, ev.id().remote_tag))
     }
 
     #[tokio::test]
     async fn each_leg_gets_the_events_of_its_call_id_only() {
         let events = DialogEvents::start();
-        let mut trunk = events.subscribe("trunk-1");
-        let mut server = events.subscribe("server-1");
+        let mut trunk = events.subscribe("trunk-1", Some("caller"));
+        let mut server = events.subscribe("server-1", None);
         let tx = events.sender();
-        tx.send(ended("server-1")).expect("open");
-        tx.send(ended("nobody")).expect("open");
-        tx.send(ended("trunk-1")).expect("open");
-        assert_eq!(next(&mut trunk).await.as_deref(), Some("trunk-1"));
-        assert_eq!(next(&mut server).await.as_deref(), Some("server-1"));
+        tx.send(ended("server-1", "fs")).expect("open");
+        tx.send(ended("nobody", "x")).expect("open");
+        tx.send(ended("trunk-1", "caller")).expect("open");
+        assert_eq!(next(&mut trunk).await.as_deref(), Some("trunk-1/caller"));
+        assert_eq!(next(&mut server).await.as_deref(), Some("server-1/fs"));
         assert_eq!(next(&mut trunk).await, None, "nothing else for this leg");
         assert_eq!(events.subscriptions(), 2);
         drop(trunk);
@@ -155,13 +184,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dropping_a_replaced_subscription_keeps_the_new_one() {
+    async fn two_calls_with_one_call_id_keep_their_own_events() {
         let events = DialogEvents::start();
-        let old = events.subscribe("same");
-        let mut new = events.subscribe("same");
-        drop(old);
-        assert_eq!(events.subscriptions(), 1);
-        events.sender().send(ended("same")).expect("open");
-        assert_eq!(next(&mut new).await.as_deref(), Some("same"));
+        let mut first = events.subscribe("same", Some("caller-1"));
+        let mut second = events.subscribe("same", Some("caller-2"));
+        let tx = events.sender();
+        tx.send(ended("same", "caller-2")).expect("open");
+        tx.send(ended("same", "caller-1")).expect("open");
+        assert_eq!(next(&mut first).await.as_deref(), Some("same/caller-1"));
+        assert_eq!(next(&mut second).await.as_deref(), Some("same/caller-2"));
+        drop(first);
+        assert_eq!(
+            events.subscriptions(),
+            1,
+            "the other call keeps its subscription"
+        );
+        tx.send(ended("same", "caller-2")).expect("open");
+        assert_eq!(next(&mut second).await.as_deref(), Some("same/caller-2"));
     }
 }

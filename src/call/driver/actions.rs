@@ -165,7 +165,7 @@ impl CallDriver {
         .map_err(|e| e.to_string())?;
         // Our own Call-ID, so the leg's events are subscribed to before the INVITE goes out.
         let call_id = format!("{:032x}", rand::random::<u128>());
-        let events = self.ctx.dialog_events.subscribe(&call_id);
+        let events = self.ctx.dialog_events.subscribe(&call_id, None);
         let opt = rsipstack::dialog::invitation::InviteOption {
             call_id: Some(call_id),
             ..opt

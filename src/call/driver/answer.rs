@@ -16,7 +16,9 @@ use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::guard::{SourceNet, Standing};
 use crate::sip::invite_check::{check_invite, timer_headers, InviteExtensions};
 use crate::sip::legs::{caller_number, source_ip};
+use rsipstack::dialog::DialogId;
 use rsipstack::sip::{Header, StatusCode};
+use rsipstack::transaction::key::TransactionRole;
 use rsipstack::transaction::Transaction;
 use std::sync::Arc;
 use std::time::Instant;
@@ -108,15 +110,17 @@ async fn answer_call(
         }
     };
     // Subscribed before the dialog exists, so none of its events can come first.
-    let call_id = match rsipstack::sip::prelude::HeadersExt::call_id_header(&tx.original) {
-        Ok(h) => h.value().to_string(),
+    let id = match DialogId::try_from((&tx.original, TransactionRole::Server)) {
+        Ok(id) => id,
         Err(_) => {
             tx.reply(StatusCode::BadRequest).await.ok();
             metrics::call_ended("unavailable");
             return None;
         }
     };
-    let mut trunk_events = ctx.dialog_events.subscribe(&call_id);
+    let mut trunk_events = ctx
+        .dialog_events
+        .subscribe(&id.call_id, Some(&id.remote_tag));
     // Over TLS our Contact says so, so that in-dialog requests come back over TLS.
     let contact = match (&tx.connection, &ctx.tls_contact) {
         (Some(rsipstack::transport::SipConnection::Tls(_)), Some(tls)) => tls.clone(),
