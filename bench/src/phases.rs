@@ -274,7 +274,7 @@ fn dialin_config(o: &Options, ports: &Ports, work: &Path) -> String {
          [routing]\npin_is_conference = true\ndefault_server = \"conference\"\n",
         sip = ports.dialin_sip,
         calls = o.calls + 20, // within the RTP port range: 4 ports per call plus slack
-        // INVITE, ACK-free INFO per digit and BYE per call: a generous multiple of the rate.
+        // An INVITE, an INFO per digit and a BYE per call (ACKs are not counted): ample.
         sip_rate = (o.rate * 20.0).ceil() as u64,
         sip_burst = (o.rate * 40.0).ceil() as u64,
         store = work.join("pins.db").display(),
