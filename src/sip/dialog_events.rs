@@ -99,6 +99,7 @@ impl DialogEvents {
     }
 
     /// How many call legs are subscribed: one per live leg, none once calls have ended.
+    #[cfg(test)]
     pub fn subscriptions(&self) -> usize {
         lock(&self.routes).values().map(Vec::len).sum()
     }
