@@ -17,6 +17,7 @@ use rsipstack::dialog::dialog::{DialogState, DialogStateSender};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// A call leg's subscription.
@@ -118,6 +119,12 @@ impl DialogEventReceiver {
     /// The next event of this leg's dialog; `None` only if the forwarding task is gone.
     pub async fn recv(&mut self) -> Option<DialogState> {
         self.rx.recv().await.map(|ev| *ev)
+    }
+
+    /// [`recv`](Self::recv) as a poll: the waker stays registered until an event comes, so a
+    /// call can poll its events only when they woke it.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<DialogState>> {
+        self.rx.poll_recv(cx).map(|ev| ev.map(|ev| *ev))
     }
 }
 

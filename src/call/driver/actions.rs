@@ -2,7 +2,7 @@
 //! and cancelling the server leg, bridging, the echo test, digits, mute and hang-ups.
 
 use super::rtp_socket::RtpSocket;
-use super::{CallDriver, ServerLeg};
+use super::{live, CallDriver, ServerLeg};
 use crate::call::flow::{FlowAction, FlowInput};
 use crate::ops::metrics;
 use crate::routing::ConferenceTarget;
@@ -16,8 +16,10 @@ use tracing::{info, warn};
 impl CallDriver {
     /// Carries out the flow's actions; returns true when the call is over.
     pub(super) fn apply_actions(&mut self) -> bool {
-        let now = Instant::now();
+        // The clock is read only when there is something to do: this runs at every wake-up,
+        // relayed packets included.
         while let Some(action) = self.flow.poll_action() {
+            let now = Instant::now();
             match action {
                 FlowAction::Play(id) => self.media.play(self.settings.prompts.get(id), now),
                 FlowAction::StopPrompt => self.media.stop_prompt(),
@@ -65,7 +67,8 @@ impl CallDriver {
     fn await_conference(&mut self, now: Instant) {
         info!(call = self.call_no, "meeting not started: caller waits");
         if self.waiting.is_none() {
-            self.waiting = self.settings.router.directory().map(|d| d.subscribe());
+            self.waiting =
+                (self.settings.router.directory()).map(|d| live::DirectoryWait::new(d.subscribe()));
         }
         // A conference created between the resolve and the subscription counts
         // (a meeting ID's lookups watched the directory all along).

@@ -3,7 +3,11 @@
 
 use super::CallDriver;
 use crate::call::flow::FlowInput;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
+use tokio::sync::watch::Receiver;
 use tracing::{info, warn};
 
 impl CallDriver {
@@ -67,11 +71,30 @@ impl CallDriver {
     }
 }
 
-/// Waits for the directory to change; `false` when it is gone; pends forever without a
-/// receiver (the call is not waiting).
-pub(super) async fn changed_opt(rx: Option<&mut tokio::sync::watch::Receiver<u64>>) -> bool {
-    match rx {
-        Some(rx) => rx.changed().await.is_ok(),
-        None => std::future::pending().await,
+/// The directory's change notifications as a wait the driver keeps across its wake-ups: it
+/// polls a call's rare wake-up sources only when one of them woke it (`wake_flag`), so the
+/// wait must stay registered in between, which a `changed()` future made per poll would not.
+pub(super) struct DirectoryWait(Pin<Box<dyn Future<Output = (Receiver<u64>, bool)> + Send>>);
+
+impl DirectoryWait {
+    /// Waits for the next change seen by `rx`.
+    pub(super) fn new(rx: Receiver<u64>) -> DirectoryWait {
+        DirectoryWait(Box::pin(async move {
+            let mut rx = rx;
+            let open = rx.changed().await.is_ok();
+            (rx, open)
+        }))
+    }
+
+    /// Ready with `true` at each change (then waits for the next one), with `false` once the
+    /// directory is gone (then pends forever).
+    pub(super) fn poll_changed(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let (rx, open) = std::task::ready!(self.0.as_mut().poll(cx));
+        *self = if open {
+            DirectoryWait::new(rx)
+        } else {
+            DirectoryWait(Box::pin(std::future::pending()))
+        };
+        Poll::Ready(open)
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! Log lines name the call only: never the meeting ID, the PIN or the conference number.
 
-use super::CallDriver;
+use super::{live, CallDriver};
 use crate::bbb_api::FoundMeeting;
 use crate::call::context::CallContext;
 use crate::call::flow::FlowState;
@@ -67,7 +67,8 @@ impl CallDriver {
             poll: MeetingPoll::new(now),
         });
         if self.waiting.is_none() {
-            self.waiting = self.settings.router.directory().map(|d| d.subscribe());
+            self.waiting =
+                (self.settings.router.directory()).map(|d| live::DirectoryWait::new(d.subscribe()));
         }
         self.start_meeting_lookup(now);
     }

@@ -23,6 +23,7 @@ mod rtp_socket;
 mod session;
 mod shards;
 mod srtp;
+mod wake_flag;
 
 pub use answer::spawn_call;
 
@@ -32,6 +33,7 @@ use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg};
 use crate::media::ports::PortLease;
 use crate::ops::calls::TrackedCall;
+use crate::ops::end_signal::CallsEnding;
 use crate::ops::metrics::{self, RtpCounters};
 use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::guard::SourceNet;
@@ -45,10 +47,14 @@ use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rtp_socket::RtpSocket;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
+use wake_flag::WakeFlag;
 
 use recv_batch::MAX_PACKET;
 
@@ -130,7 +136,7 @@ struct CallDriver {
     /// The meeting a waiting caller waits for, re-checked whenever the directory changes.
     waiting_for: Option<crate::routing::WaitingFor>,
     /// While waiting: changes whenever a conference may have started.
-    waiting: Option<tokio::sync::watch::Receiver<u64>>,
+    waiting: Option<live::DirectoryWait>,
     /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
     dialin_call: String,
     /// The name of the server dialled (for the mute key's Event Socket).
@@ -174,6 +180,8 @@ impl CallDriver {
         tokio::pin!(timer);
         // Watched for the whole call, not re-created per wake-up.
         let mut calls_ending = self.ctx.lifecycle.calls_ending();
+        // Set when a source other than the RTP sockets woke the call (see `wake_flag`).
+        let (rare, rare_waker) = WakeFlag::new();
         loop {
             if self.apply_actions() {
                 return;
@@ -184,28 +192,42 @@ impl CallDriver {
             if deadline != armed {
                 armed = deadline;
                 timer.as_mut().reset(armed.into());
+                rare.set();
             }
-            let wake = {
-                let (server_sock, server_events, invite) = match self.server.as_mut() {
-                    Some(s) => (Some(&s.socket), Some(&mut s.events), s.invite.as_mut()),
-                    None => (None, None, None),
-                };
-                tokio::select! {
-                    _ = self.caller_socket.readable() => Wake::Caller,
-                    _ = readable_opt(server_sock) => Wake::Server,
-                    e = self.trunk_events.recv() => Wake::Trunk(e),
-                    e = recv_events(server_events) => Wake::ServerEvent(e),
-                    r = join_opt(invite) => Wake::Invite(r),
-                    r = live::changed_opt(self.waiting.as_mut()) => Wake::Directory(r),
-                    r = join_opt(self.lookup.as_mut()) => Wake::Lookup(r),
-                    _ = &mut timer => Wake::Timer,
-                    _ = &mut calls_ending, if !self.shutdown_seen => Wake::Shutdown,
+            let wake = std::future::poll_fn(|cx| {
+                if rare.take() {
+                    rare.register(cx.waker());
+                    let mut rare_cx = Context::from_waker(&rare_waker);
+                    let woke = self.poll_rare(&mut rare_cx, timer.as_mut(), &mut calls_ending);
+                    if let Some(wake) = woke {
+                        // Others may be ready too, and what this one changes may add or
+                        // drop sources: look at all of them again next time.
+                        rare.set();
+                        return Poll::Ready(wake);
+                    }
                 }
-            };
+                if self.caller_socket.poll_readable(cx).is_ready() {
+                    return Poll::Ready(Wake::Caller);
+                }
+                match &self.server {
+                    Some(s) if s.socket.poll_readable(cx).is_ready() => Poll::Ready(Wake::Server),
+                    _ => Poll::Pending,
+                }
+            })
+            .await;
             let now = Instant::now();
-            match wake {
+            // Only a packet that fed the flow nothing leaves the other sources as they were;
+            // anything else may add some (a server leg, a lookup) or drop some.
+            let fed_flow = match wake {
                 Wake::Caller => self.relay_queued(now, false),
                 Wake::Server => self.relay_queued(now, true),
+                _ => true,
+            };
+            if fed_flow {
+                rare.set();
+            }
+            match wake {
+                Wake::Caller | Wake::Server => {}
                 Wake::Trunk(Some(ev)) => self.on_trunk_event(now, ev).await,
                 Wake::Trunk(None) => self.flow.handle_input(now, FlowInput::CallerHungUp),
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,
@@ -227,6 +249,43 @@ impl CallDriver {
                 }
             }
         }
+    }
+
+    /// Polls every wake-up source but the RTP sockets, with `cx` the rare sources' waker;
+    /// the first that is ready, if any. A source found pending stays registered with that
+    /// waker until it fires, so it need not be polled again before.
+    fn poll_rare(
+        &mut self,
+        cx: &mut Context<'_>,
+        timer: Pin<&mut tokio::time::Sleep>,
+        calls_ending: &mut CallsEnding,
+    ) -> Option<Wake> {
+        if let Poll::Ready(ev) = self.trunk_events.poll_recv(cx) {
+            return Some(Wake::Trunk(ev));
+        }
+        if let Some(s) = self.server.as_mut() {
+            if let Poll::Ready(ev) = s.events.poll_recv(cx) {
+                return Some(Wake::ServerEvent(ev));
+            }
+            if let Some(Poll::Ready(r)) = s.invite.as_mut().map(|h| Pin::new(h).poll(cx)) {
+                s.invite = None;
+                return Some(Wake::Invite(r));
+            }
+        }
+        if let Some(Poll::Ready(open)) = self.waiting.as_mut().map(|w| w.poll_changed(cx)) {
+            return Some(Wake::Directory(open));
+        }
+        if let Some(Poll::Ready(r)) = self.lookup.as_mut().map(|h| Pin::new(h).poll(cx)) {
+            self.lookup = None;
+            return Some(Wake::Lookup(r));
+        }
+        if timer.poll(cx).is_ready() {
+            return Some(Wake::Timer);
+        }
+        if !self.shutdown_seen && Pin::new(calls_ending).poll(cx).is_ready() {
+            return Some(Wake::Shutdown);
+        }
+        None
     }
 
     /// The earliest of the flow's and the media's deadlines and the next media-timeout check.
@@ -297,26 +356,5 @@ impl CallDriver {
         self.quality[0].record("caller");
         self.quality[1].record("server");
         debug!(call = self.call_no, "call cleaned up");
-    }
-}
-
-async fn readable_opt(socket: Option<&RtpSocket>) -> std::io::Result<()> {
-    match socket {
-        Some(s) => s.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_events(events: Option<&mut DialogEventReceiver>) -> Option<DialogState> {
-    match events {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn join_opt<T>(handle: Option<&mut JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
-    match handle {
-        Some(h) => h.await,
-        None => std::future::pending().await,
     }
 }

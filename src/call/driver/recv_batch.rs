@@ -114,7 +114,7 @@ fn to_socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
 
 /// Reads what is queued on `socket` (up to [`BATCH`] packets) into the thread's batch and
 /// hands it to `handle` with the number of packets read (0 when nothing was queued). After a
-/// full batch the socket stays readable, so the driver's next `readable()` returns at once.
+/// full batch the socket stays readable, so the driver's next `poll_readable` is ready at once.
 pub fn with_received<R>(socket: &RtpSocket, handle: impl FnOnce(&mut Batch, usize) -> R) -> R {
     BATCH_BUFS.with_borrow_mut(|batch| {
         let mut got = 0;
@@ -141,6 +141,10 @@ pub fn with_received<R>(socket: &RtpSocket, handle: impl FnOnce(&mut Batch, usiz
 mod tests {
     use super::*;
 
+    async fn readable(socket: &RtpSocket) {
+        std::future::poll_fn(|cx| socket.poll_readable(cx)).await;
+    }
+
     #[tokio::test]
     async fn reads_every_queued_packet_with_its_sender() {
         let rx = RtpSocket::new(std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"))
@@ -151,10 +155,10 @@ mod tests {
         for i in 0..(BATCH + 3) as u8 {
             tx.send_to(&[i; 20], to).expect("send");
         }
-        rx.readable().await.expect("readable");
+        readable(&rx).await;
         let mut seen = Vec::new();
         for _ in 0..2 {
-            rx.readable().await.expect("readable");
+            readable(&rx).await;
             with_received(&rx, |b, n| {
                 for i in 0..n {
                     let (buf, len, from) = b.packet(i);
@@ -168,10 +172,9 @@ mod tests {
         // Drained: nothing more, and a new packet wakes the socket again.
         assert_eq!(with_received(&rx, |_, n| n), 0);
         tx.send_to(&[99; 5], to).expect("send");
-        tokio::time::timeout(std::time::Duration::from_secs(2), rx.readable())
+        tokio::time::timeout(std::time::Duration::from_secs(2), readable(&rx))
             .await
-            .expect("a new packet makes the socket readable again")
-            .expect("readable");
+            .expect("a new packet makes the socket readable again");
         assert_eq!(with_received(&rx, |b, n| (n, b.packet(0).0[0])), (1, 99));
     }
 }

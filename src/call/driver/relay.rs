@@ -14,13 +14,15 @@ use std::time::Instant;
 impl CallDriver {
     /// Reads every packet queued on one leg's socket and relays each at once: receive,
     /// rewrite in place and send without an `.await`, so the buffers can be the worker
-    /// thread's. A send that would block drops the packet, as a full network would.
-    pub(super) fn relay_queued(&mut self, now: Instant, from_server: bool) {
+    /// thread's. A send that would block drops the packet, as a full network would. Returns
+    /// whether a packet gave the flow a digit (its actions may add wake-up sources).
+    pub(super) fn relay_queued(&mut self, now: Instant, from_server: bool) -> bool {
         let socket = match (from_server, self.server.as_ref()) {
             (false, _) => &self.caller_socket,
             (true, Some(s)) => &s.socket,
-            (true, None) => return,
+            (true, None) => return false,
         };
+        let mut fed_flow = false;
         recv_batch::with_received(socket, |batch, n| {
             for i in 0..n {
                 let (buf, len, Some(from)) = batch.packet(i) else {
@@ -55,9 +57,11 @@ impl CallDriver {
                 if let Some(d) = out.send(r, buf) {
                     let digit = FlowInput::Digit(d, DigitSource::Rtp);
                     self.flow.handle_input(now, digit);
+                    fed_flow = true;
                 }
             }
         });
+        fed_flow
     }
 
     /// Sends what the media state asked for, or feeds a decoded digit to the flow.

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::task::{Context, Poll};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -27,9 +28,11 @@ impl RtpSocket {
             .map_err(|e| e.into_parts().1)
     }
 
-    /// Waits until packets may be queued.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.0.readable().await.map(|_| ())
+    /// Ready when packets may be queued. A poll, not a future made per wait: the socket
+    /// keeps one waker, not an entry in its waiter list added and removed under a lock.
+    /// An error counts as readable (the read then sees it and clears the readiness).
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_read_ready(cx).map(|_| ())
     }
 
     /// Runs a read on the socket; `WouldBlock` from `f` clears the readiness (see tokio's
