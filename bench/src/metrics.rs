@@ -84,6 +84,8 @@ pub fn metrics(o: &Options, d: &DialinRun, r: Option<&RtpengineRun>) -> Vec<Metr
             "one-way latency through dialin / through rtpengine (both include the loopback path)"),
         Metric::info("dialin_cpu_per_packet", cpu_d, "us", &format!("on-CPU time of all dialin threads / forwarded packets, {load}")),
         Metric::info("rtpengine_cpu_per_packet", cpu_r, "us", "same for rtpengine (userspace, --num-threads=2)"),
+        Metric::info("other_processes_cpu", d.others_cores(), "cores",
+            "machine busy time (/proc/stat) minus the benchmark's and the relay's, per second of media windows: what disturbed latency and loss"),
         Metric::info("dialin_context_switches_per_packet", per_packet(d.switches, &d.load), "switches",
             "voluntary + involuntary, all dialin threads (/proc), per forwarded packet"),
         Metric::info("rtpengine_context_switches_per_packet", r.and_then(|r| per_packet(r.switches, &r.load)), "switches",
@@ -138,7 +140,10 @@ pub fn write_results(o: &Options, d: &DialinRun, metrics: &[Metric]) -> Result<(
             "{} calls placed at {}/s, {} bridged; {:.0} s of 20 ms PCMU both ways ({} pps forwarded)",
             o.calls, o.rate, d.calls_up, o.duration.as_secs_f64(), d.calls_up * 100
         )),
-        ("note", "CPU is on-CPU time from /proc, so it holds on a shared machine; latency and loss do not: the cores were shared with other builds during this run".into()),
+        ("note", format!(
+            "CPU is on-CPU time from /proc, so it holds on a shared machine; latency and loss do not. Other processes kept {} busy during the media windows",
+            d.others_cores().map_or("an unknown share of the cores".into(), |c| format!("{c:.2} cores on average"))
+        )),
     ];
     let json_path: PathBuf = o.out.join("latest.json");
     std::fs::write(&json_path, report::to_json(metrics)).map_err(|e| e.to_string())?;

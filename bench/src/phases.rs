@@ -43,6 +43,18 @@ impl Ports {
     }
 }
 
+impl DialinRun {
+    fn add_others(&mut self, (others_ns, wall_ns): (u64, u64)) {
+        self.others_cpu_ns += others_ns;
+        self.windows_ns += wall_ns;
+    }
+
+    /// Cores other processes kept busy on average during the media windows.
+    pub fn others_cores(&self) -> Option<f64> {
+        (self.windows_ns > 0).then(|| self.others_cpu_ns as f64 / self.windows_ns as f64)
+    }
+}
+
 /// What the dialin phase measured.
 #[derive(Default)]
 pub(crate) struct DialinRun {
@@ -78,6 +90,10 @@ pub(crate) struct DialinRun {
     pub relay_drops: u64,
     /// Kernel drops at the benchmark's media sockets during the main windows.
     pub own_drops: u64,
+    /// CPU used by other processes during all media windows (dialin's and rtpengine's).
+    pub others_cpu_ns: u64,
+    /// Wall-clock length of all media windows.
+    pub windows_ns: u64,
     /// The windows at [`LATENCY_CALLS`], when the main load is larger.
     pub latency: Option<LoadResult>,
 }
@@ -169,8 +185,10 @@ pub fn run(o: &Options) -> Result<(), String> {
             ));
             let (relay0, own0) = drops(&ports);
             let (cpu0, cs0) = (procfs::cpu_ns(dpid), procfs::context_switches(dpid));
+            let others = procfs::OthersProbe::start(dpid);
             let load = load::run(&eps, routes, control_streams(calls), window, drain);
             let (cpu1, cs1) = (procfs::cpu_ns(dpid), procfs::context_switches(dpid));
+            dialin.run.add_others(others.finish());
             let (relay1, own1) = drops(&ports);
             if latency_only {
                 d_lat.merge(&load);
@@ -190,7 +208,9 @@ pub fn run(o: &Options) -> Result<(), String> {
                 ));
                 let pid = e.engine.pid();
                 let (cpu0, cs0) = (procfs::cpu_ns(pid), procfs::context_switches(pid));
+                let others = procfs::OthersProbe::start(pid);
                 let load = load::run(&eps, routes, control_streams(calls), window, drain);
+                dialin.run.add_others(others.finish());
                 if latency_only {
                     r_lat.merge(&load);
                 } else {

@@ -6,6 +6,7 @@
 //! holds on a shared machine where wall-clock throughput would not.
 
 use std::fs;
+use std::time::Instant;
 
 /// On-CPU time of all live threads of `pid`, in nanoseconds (user + system).
 pub fn cpu_ns(pid: u32) -> u64 {
@@ -16,6 +17,60 @@ pub fn cpu_ns(pid: u32) -> u64 {
         .filter_map(|e| fs::read_to_string(e.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// CPU time the whole machine was busy (user, nice, system, irq, softirq), in nanoseconds,
+/// from `/proc/stat` (10 ms resolution). Steal is left out: it is not this machine's work.
+pub fn machine_busy_ns() -> u64 {
+    fs::read_to_string("/proc/stat").map_or(0, |s| busy_ns(&s))
+}
+
+/// The busy time in a `/proc/stat` text (its first line, all CPUs together).
+fn busy_ns(stat: &str) -> u64 {
+    let Some(cpu) = stat.lines().next().filter(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let f: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...; USER_HZ is 100 on Linux.
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| f.get(i)).sum();
+    busy * 10_000_000
+}
+
+/// The CPU other processes used during a media window: what disturbed its latency and loss
+/// readings (CPU time per packet does not depend on it). Everything busy on the machine minus
+/// the benchmark itself and the relay measured.
+pub struct OthersProbe {
+    relay: u32,
+    busy0: u64,
+    own0: u64,
+    relay0: u64,
+    at: Instant,
+}
+
+impl OthersProbe {
+    /// Starts watching; `relay` is the measured relay's pid.
+    pub fn start(relay: u32) -> OthersProbe {
+        OthersProbe {
+            relay,
+            busy0: machine_busy_ns(),
+            own0: cpu_ns(std::process::id()),
+            relay0: cpu_ns(relay),
+            at: Instant::now(),
+        }
+    }
+
+    /// Others' CPU nanoseconds and the wall-clock nanoseconds since the start.
+    pub fn finish(&self) -> (u64, u64) {
+        let busy = machine_busy_ns().saturating_sub(self.busy0);
+        let own = cpu_ns(std::process::id()).saturating_sub(self.own0);
+        let relay = cpu_ns(self.relay).saturating_sub(self.relay0);
+        let wall = self.at.elapsed().as_nanos() as u64;
+        (busy.saturating_sub(own + relay), wall)
+    }
 }
 
 /// Context switches (voluntary and not) of all live threads of `pid`: each is a wake-up or a
@@ -100,6 +155,13 @@ pub fn udp_bound(port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_time_leaves_out_idle_iowait_and_steal() {
+        let stat = "cpu  100 2 30 5000 40 1 6 700 0 0\ncpu0 50 1 15 2500 20 0 3 350 0 0\n";
+        assert_eq!(busy_ns(stat), (100 + 2 + 30 + 1 + 6) * 10_000_000);
+        assert_eq!(busy_ns("intr 1 2 3\n"), 0);
+    }
 
     #[test]
     fn sums_drops_of_ports_in_range() {

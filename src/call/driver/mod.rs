@@ -1,11 +1,13 @@
 //! The task that drives one call: it owns the call's flow state machine, its media state and
 //! its two RTP sockets, and turns SIP dialog events, packets and deadlines into inputs.
 //!
-//! One `select!` loop per call; other parts talk to it only through the dialog state channels
-//! rsipstack gives each leg. On every exit path the RTP ports are released (their leases drop)
+//! One wait loop per call: a wake-up by a packet polls the two RTP sockets only, the rarer
+//! sources (dialog events, the timer, lookups, the drain signal) are polled when they woke
+//! the call (`wake_flag`). Other parts talk to it only through the dialog events each leg
+//! subscribes to (`sip::dialog_events`). On every exit path the RTP ports are released (their leases drop)
 //! and the dialogs are removed from the dialog layer.
 //!
-//! This file holds the call's state and its `select!` loop; `relay` is the packet hot path,
+//! This file holds the call's state and its wait loop; `relay` is the packet hot path,
 //! `actions` carries out the flow's actions, `events` answers SIP events, and the other
 //! parts (answering, early media, session timers, meeting lookups, SRTP) have a file each.
 
