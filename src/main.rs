@@ -82,6 +82,8 @@ impl Target {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists (see `ops::allocator`: RSS per call).
+    dialin::ops::allocator::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),

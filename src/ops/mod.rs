@@ -2,6 +2,7 @@
 //! systemd notification protocol. The HTTP side is [`http::routes`], mounted on the admin
 //! listener; [`client`] is the other end, for `dialin status` and `dialin drain`.
 
+pub mod allocator;
 pub mod calls;
 pub mod client;
 pub mod drain;
