@@ -1,6 +1,7 @@
-//! Operating dialin: metrics, health, status, graceful drain, configuration reload and the
-//! systemd notification protocol. The HTTP side is [`http::routes`], mounted on the admin
-//! listener; [`client`] is the other end, for `dialin status` and `dialin drain`.
+//! Operating dialin: metrics, health, status, graceful drain, configuration reload, the
+//! allocator setting ([`allocator`]) and the systemd notification protocol. The HTTP side is
+//! [`http::routes`], mounted on the admin listener; [`client`] is the other end, for
+//! `dialin status` and `dialin drain`.
 
 pub mod allocator;
 pub mod calls;
