@@ -67,8 +67,8 @@ impl CallDriver {
     fn await_conference(&mut self, now: Instant) {
         info!(call = self.call_no, "meeting not started: caller waits");
         if self.waiting.is_none() {
-            self.waiting =
-                (self.settings.router.directory()).map(|d| live::DirectoryWait::new(d.subscribe()));
+            let directory = self.settings.router.directory();
+            self.waiting = directory.map(|d| live::DirectoryWait::new(d.subscribe()));
         }
         // A conference created between the resolve and the subscription counts
         // (a meeting ID's lookups watched the directory all along).

@@ -67,8 +67,8 @@ impl CallDriver {
             poll: MeetingPoll::new(now),
         });
         if self.waiting.is_none() {
-            self.waiting =
-                (self.settings.router.directory()).map(|d| live::DirectoryWait::new(d.subscribe()));
+            let directory = self.settings.router.directory();
+            self.waiting = directory.map(|d| live::DirectoryWait::new(d.subscribe()));
         }
         self.start_meeting_lookup(now);
     }

@@ -4,8 +4,8 @@
 //! One wait loop per call: a wake-up by a packet polls the two RTP sockets only, the rarer
 //! sources (dialog events, the timer, lookups, the drain signal) are polled when they woke
 //! the call (`wake_flag`). Other parts talk to it only through the dialog events each leg
-//! subscribes to (`sip::dialog_events`). On every exit path the RTP ports are released (their leases drop)
-//! and the dialogs are removed from the dialog layer.
+//! subscribes to (`sip::dialog_events`). On every exit path the RTP ports are released
+//! (their leases drop) and the dialogs are removed from the dialog layer.
 //!
 //! This file holds the call's state and its wait loop; `relay` is the packet hot path,
 //! `actions` carries out the flow's actions, `events` answers SIP events, and the other
