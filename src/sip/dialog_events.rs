@@ -118,7 +118,7 @@ pub struct DialogEventReceiver {
 impl DialogEventReceiver {
     /// The next event of this leg's dialog; `None` only if the forwarding task is gone.
     pub async fn recv(&mut self) -> Option<DialogState> {
-        self.rx.recv().await.map(|ev| *ev)
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// [`recv`](Self::recv) as a poll: the waker stays registered until an event comes, so a

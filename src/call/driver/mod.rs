@@ -220,16 +220,15 @@ impl CallDriver {
             let now = Instant::now();
             // Only a packet that fed the flow nothing leaves the other sources as they were;
             // anything else may add some (a server leg, a lookup) or drop some.
-            let fed_flow = match wake {
-                Wake::Caller => self.relay_queued(now, false),
-                Wake::Server => self.relay_queued(now, true),
-                _ => true,
-            };
-            if fed_flow {
+            if !matches!(wake, Wake::Caller | Wake::Server) {
                 rare.set();
             }
             match wake {
-                Wake::Caller | Wake::Server => {}
+                Wake::Caller | Wake::Server => {
+                    if self.relay_queued(now, matches!(wake, Wake::Server)) {
+                        rare.set();
+                    }
+                }
                 Wake::Trunk(Some(ev)) => self.on_trunk_event(now, ev).await,
                 Wake::Trunk(None) => self.flow.handle_input(now, FlowInput::CallerHungUp),
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Wake, Waker};
 
-/// Set when a source polled with [`WakeFlag::waker`] wakes the call's task.
+/// Set when a source polled with the waker [`WakeFlag::new`] returns wakes the call's task.
 pub struct WakeFlag {
     woken: AtomicBool,
     /// The call task's own waker, woken in turn.
