@@ -1,15 +1,15 @@
 //! How the C allocator is set up for many long calls that are set up in bursts.
 //!
-//! Why: every SIP transaction allocates a ~10.5 KB block for its event channel (the first
-//! block of a tokio channel: 32 transaction events), and a call's set-up runs several
-//! transactions (the INVITE, and one per digit where a PIN comes by SIP INFO), each kept 32 s
-//! for the RFC 3261 timers. glibc serves such blocks from its heap, where the long-lived state
-//! of the calls set up meanwhile lands between them; once freed they leave holes, and the
-//! process's RSS never shrinks back. Blocks of [`MMAP_THRESHOLD`] and more now get a mapping
-//! of their own, returned to the system when freed. `bench/run`: 63 → 58 KB RSS per call, and
-//! with the rsipstack change in `vendor/` 54 → 40.5 KB. The cost is an `mmap` and a `munmap`
-//! per such block: microseconds per transaction, nothing per packet (the relay allocates
-//! nothing).
+//! Why: a call's set-up allocates short-lived blocks of 8 KB and more between the small,
+//! long-lived state of the calls set up meanwhile. glibc serves them from its heap; once freed,
+//! their space is split for small allocations, the next such block takes fresh memory, and the
+//! process's RSS never shrinks back. Today one block per call remains: rsipstack boxes the
+//! future that runs an outgoing INVITE (~9.9 KB, the conference leg), freed when the INVITE
+//! completes. (Until the `lazy-transaction-channel` patch in `vendor/`, every transaction's
+//! ~10.5 KB channel block was another.) Blocks of [`MMAP_THRESHOLD`] and more get a mapping of
+//! their own, returned to the system when freed. `bench/run` (quick, 500 calls): 49.8 → 41.7
+//! KB RSS per call. The cost is an `mmap` and a `munmap` per such block, one per call set-up;
+//! nothing per packet (the relay allocates nothing).
 
 /// Allocations this large or larger get their own mapping.
 pub const MMAP_THRESHOLD: usize = 8 * 1024;
@@ -36,7 +36,7 @@ mod tests {
     /// starts: the allocator's state must be fresh, not what other tests left.
     const CHILD: &str = "DIALIN_ALLOCATOR_TEST_CHILD";
 
-    /// Allocates `n` set-up-sized blocks (10.5 KB, as a transaction's channel) and returns how
+    /// Allocates `n` set-up-sized blocks (10.5 KB, a little above the INVITE future) and returns how
     /// many mappings glibc made meanwhile.
     fn mappings_for(n: usize) -> usize {
         // SAFETY: mallinfo2 only reads the allocator's statistics.

@@ -5,6 +5,8 @@ use core::time::Duration;
 use key::TransactionKey;
 pub use transaction::Transaction;
 pub mod endpoint;
+#[cfg(feature = "platform-tokio")]
+mod event_channel;
 pub mod key;
 pub mod message;
 mod timer;

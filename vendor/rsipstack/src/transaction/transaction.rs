@@ -1,7 +1,10 @@
 use super::endpoint::EndpointInnerRef;
+#[cfg(feature = "platform-tokio")]
+use super::event_channel::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use super::key::TransactionKey;
 use super::{SipConnection, TransactionState, TransactionTimer, TransactionType};
 use crate::dialog::DialogId;
+#[cfg(not(feature = "platform-tokio"))]
 use crate::platform::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use crate::prelude::*;
 use crate::sip::{
@@ -16,6 +19,12 @@ use tracing::{debug, trace, warn};
 
 pub type TransactionEventReceiver = UnboundedReceiver<TransactionEvent>;
 pub type TransactionEventSender = UnboundedSender<TransactionEvent>;
+
+/// A new channel for a transaction's events (nothing allocated for its queue until the first
+/// event: see `event_channel`).
+pub fn transaction_event_channel() -> (TransactionEventSender, TransactionEventReceiver) {
+    unbounded_channel()
+}
 
 /// SIP Transaction Events
 ///

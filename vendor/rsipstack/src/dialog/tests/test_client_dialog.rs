@@ -61,7 +61,7 @@ async fn test_client_dialog_creation() -> crate::Result<()> {
     };
 
     let invite_req = create_invite_request("alice-tag", "", "test-call-id");
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,
         dialog_id.clone(),
@@ -96,7 +96,7 @@ async fn test_client_dialog_sequence_handling() -> crate::Result<()> {
     };
 
     let invite_req = create_invite_request("alice-tag", "bob-tag", "test-call-seq");
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
 
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,
@@ -136,7 +136,7 @@ async fn test_client_dialog_state_transitions() -> crate::Result<()> {
     };
 
     let invite_req = create_invite_request("alice-tag", "", "test-call-flow");
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
 
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,
@@ -215,7 +215,7 @@ async fn test_client_dialog_termination_scenarios() -> crate::Result<()> {
     };
 
     let invite_req_1 = create_invite_request("alice-tag", "", "test-call-term-early");
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
 
     let dialog_inner_1 = DialogInner::new(
         TransactionRole::Client,
@@ -252,7 +252,7 @@ async fn test_client_dialog_termination_scenarios() -> crate::Result<()> {
     };
 
     let invite_req_2 = create_invite_request("alice-tag", "bob-tag", "test-call-term-normal");
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
 
     let dialog_inner_2 = DialogInner::new(
         TransactionRole::Client,
@@ -301,7 +301,7 @@ async fn test_make_request_preserves_remote_target_and_route_order() -> crate::R
     };
 
     let invite_req = create_invite_request("from-tag", "to-tag", "route-order-call");
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
 
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,
@@ -384,7 +384,7 @@ async fn test_route_set_updates_from_200_ok_response() -> crate::Result<()> {
     };
 
     let invite_req = create_invite_request("from-tag", "", "route-update-call");
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
 
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,
@@ -489,7 +489,7 @@ async fn test_confirmed_dialog_bye_keeps_contact_uri_with_outbound_route() -> cr
     };
 
     let invite_req = create_invite_request("from-tag", "", "bye-contact-call");
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
 
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,

@@ -94,7 +94,7 @@ fn server_dialog(
     local_contact: &str,
 ) -> DialogInner {
     let id = DialogId::try_from((&initial, role)).unwrap();
-    let (tu_tx, _tu_rx) = unbounded_channel();
+    let (tu_tx, _tu_rx) = crate::transaction::transaction::transaction_event_channel();
     let (state_tx, _state_rx) = unbounded_channel();
     let mut id_local = id;
     if role == TransactionRole::Server && id_local.local_tag.is_empty() {

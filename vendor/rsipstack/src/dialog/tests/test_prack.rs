@@ -18,7 +18,7 @@ use tokio::time::{timeout, Duration};
 async fn server_dialog_handles_prack_request() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
     let (state_sender, _state_receiver) = unbounded_channel();
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
 
     let dialog_id = DialogId {
         call_id: "test-call-prack".to_string(),

@@ -43,7 +43,7 @@ async fn proxy_via_id_survives_received_and_responses() -> crate::Result<()> {
             assert!(top.value().contains(";rport=15070"));
             assert!(received.to_string().contains(&caller_via));
             let (state_tx, _state_rx) = unbounded_channel();
-            let (tu_tx, _tu_rx) = unbounded_channel();
+            let (tu_tx, _tu_rx) = crate::transaction::transaction::transaction_event_channel();
             let dialog = DialogInner::new(
                 TransactionRole::Server,
                 DialogId {
@@ -111,7 +111,7 @@ async fn proxy_record_route_server_keeps_order_and_parameters() -> crate::Result
             invite.headers.push(Header::RecordRoute(field.into()));
         }
         let (state_tx, _state_rx) = unbounded_channel();
-        let (tu_tx, _tu_rx) = unbounded_channel();
+        let (tu_tx, _tu_rx) = crate::transaction::transaction::transaction_event_channel();
         let dialog = DialogInner::new(
             TransactionRole::Server,
             DialogId {
@@ -165,7 +165,7 @@ async fn proxy_record_route_client_reverses_values_across_header_fields() -> cra
             response.headers.push(Header::RecordRoute(field.into()));
         }
         let (state_tx, _state_rx) = unbounded_channel();
-        let (tu_tx, _tu_rx) = unbounded_channel();
+        let (tu_tx, _tu_rx) = crate::transaction::transaction::transaction_event_channel();
         let dialog = DialogInner::new(
             TransactionRole::Client,
             DialogId {

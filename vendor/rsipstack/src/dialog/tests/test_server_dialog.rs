@@ -24,7 +24,7 @@ async fn test_dialog_make_request() -> crate::Result<()> {
     };
 
     let endpoint = create_test_endpoint().await?;
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
     let (state_sender, _state_receiver) = unbounded_channel();
     // Create INVITE request
     let invite_req = create_invite_request("alice-tag-456", "", "test-call-id-123");
@@ -75,7 +75,7 @@ async fn test_accept_with_public_contact_preserves_contact_header() -> crate::Re
     };
 
     let endpoint = create_test_endpoint().await?;
-    let (tu_sender, mut tu_receiver) = unbounded_channel();
+    let (tu_sender, mut tu_receiver) = crate::transaction::transaction::transaction_event_channel();
     let (state_sender, _state_receiver) = unbounded_channel();
 
     // Create INVITE request
@@ -162,7 +162,7 @@ async fn test_server_dialog_bye_via() -> crate::Result<()> {
     };
 
     let endpoint = create_test_endpoint().await?;
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
     let (state_sender, _state_receiver) = unbounded_channel();
 
     // Create an INVITE request FROM alice (remote)
@@ -212,7 +212,7 @@ async fn test_server_dialog_reinvite_via() -> crate::Result<()> {
     };
 
     let endpoint = create_test_endpoint().await?;
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
     let (state_sender, _state_receiver) = unbounded_channel();
 
     let invite_req = create_invite_request(&dialog_id.remote_tag, "", &dialog_id.call_id);

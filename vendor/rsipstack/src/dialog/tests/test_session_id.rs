@@ -23,7 +23,7 @@ async fn dialog_inner(
     invite: crate::sip::Request,
 ) -> crate::Result<Arc<DialogInner>> {
     let endpoint = create_test_endpoint().await?;
-    let (tu_sender, _tu_rx) = unbounded_channel();
+    let (tu_sender, _tu_rx) = crate::transaction::transaction::transaction_event_channel();
     let (state_sender, _state_rx) = unbounded_channel();
     let id = DialogId {
         call_id: "session-id-test".to_string(),
@@ -343,7 +343,7 @@ async fn session_id_survives_snapshot_restore() -> crate::Result<()> {
             tx
         },
         {
-            let (tx, _rx) = unbounded_channel();
+            let (tx, _rx) = crate::transaction::transaction::transaction_event_channel();
             tx
         },
     )?

@@ -55,7 +55,7 @@ async fn test_server_publication_creation() -> crate::Result<()> {
 #[tokio::test]
 async fn test_client_publication_etag_handling() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (tu_sender, _tu_receiver) = tokio::sync::mpsc::unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
     let (state_sender, _state_receiver) = tokio::sync::mpsc::unbounded_channel();
 
     let dialog_id = DialogId {

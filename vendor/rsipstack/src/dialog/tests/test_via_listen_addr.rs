@@ -99,7 +99,7 @@ async fn make_server_dialog(
         local_tag: "srv-tag".to_string(),
         remote_tag: "cli-tag".to_string(),
     };
-    let (tu_sender, _tu_receiver) = unbounded_channel();
+    let (tu_sender, _tu_receiver) = crate::transaction::transaction::transaction_event_channel();
     let (state_sender, _state_receiver) = unbounded_channel();
     let invite_req = create_invite_request(&dialog_id.remote_tag, "", &dialog_id.call_id);
     let inner = Arc::new(DialogInner::new(
