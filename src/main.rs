@@ -184,6 +184,10 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         None => Config::embedded_default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        // Set-up latency on a busy machine (see `ops::sched`); without it calls only wait longer.
+        .on_thread_start(|| {
+            dialin::ops::sched::short_slice_for_this_thread().ok();
+        })
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -1,7 +1,7 @@
 //! Operating dialin: metrics, health, status, graceful drain, configuration reload, the
-//! allocator setting ([`allocator`]) and the systemd notification protocol. The HTTP side is
-//! [`http::routes`], mounted on the admin listener; [`client`] is the other end, for
-//! `dialin status` and `dialin drain`.
+//! allocator setting ([`allocator`]), the SIP threads' scheduler slice ([`sched`]) and the
+//! systemd notification protocol. The HTTP side is [`http::routes`], mounted on the admin
+//! listener; [`client`] is the other end, for `dialin status` and `dialin drain`.
 
 pub mod allocator;
 pub mod calls;
@@ -15,4 +15,5 @@ pub mod notify;
 pub mod reload;
 pub mod rtp_counters;
 pub mod rtp_quality;
+pub mod sched;
 pub mod status;
