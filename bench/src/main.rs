@@ -11,6 +11,7 @@ mod procfs;
 mod report;
 mod rtpengine;
 mod sip;
+mod stamped;
 mod uac;
 
 use std::path::PathBuf;

@@ -86,6 +86,9 @@ pub(crate) struct DialinRun {
     pub ok_ms: Vec<f64>,
     /// `#` INFO sent → conference INVITE received per call, in ms.
     pub hash_to_invite_ms: Vec<f64>,
+    /// How long each SIP datagram to the phone side waited before the benchmark read it, in
+    /// ms, during the set-up (not part of the set-up readings, which use arrival stamps).
+    pub phone_read_lag_ms: Vec<f64>,
     /// Kernel drops at dialin's RTP sockets during the main windows.
     pub relay_drops: u64,
     /// Kernel drops at the benchmark's media sockets during the main windows.
@@ -450,6 +453,7 @@ fn setup_dialin(
                     .checked_duration_since(c.hash_at?)?))
             })
             .collect(),
+        phone_read_lag_ms: phone.read_lag_ms.clone(),
         ..DialinRun::default()
     };
     progress(&format!(

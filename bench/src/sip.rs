@@ -228,14 +228,16 @@ fn serve_conference(
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
         .ok();
+    // INVITEs are timed by when the kernel queued them (see `stamped`).
+    crate::stamped::enable(&socket).ok();
     let contact = format!("sip:conference@{}", socket.local_addr().expect("bound"));
     let mut by_call_id: HashMap<String, String> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
-        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+        let Ok(got) = crate::stamped::recv(&socket, &mut buf) else {
             continue;
         };
-        let now = Instant::now();
+        let (n, from, now) = (got.len, got.from, got.arrived);
         let Some(msg) = Msg::parse(&buf[..n]) else {
             continue;
         };

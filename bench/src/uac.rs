@@ -1,6 +1,6 @@
 //! The phone side: places calls into dialin at a fixed rate, types each call's PIN by SIP
 //! INFO, and hangs them all up at the end. Records, per call, when the INVITE left, when
-//! 100 Trying and 200 OK came back and when the `#` left.
+//! 100 Trying and 200 OK came back (the kernel's arrival stamps) and when the `#` left.
 
 use crate::sip::{sdp, uri_of, Msg};
 use std::collections::HashMap;
@@ -60,6 +60,9 @@ pub struct Phone {
     by_id: HashMap<String, usize>,
     run: String,
     branch: u64,
+    /// Per datagram received: how long it waited in the socket before this thread read it
+    /// (ms). Not part of any set-up reading; says how busy the benchmark itself was.
+    pub read_lag_ms: Vec<f64>,
 }
 
 impl Phone {
@@ -68,6 +71,9 @@ impl Phone {
         socket
             .set_read_timeout(Some(Duration::from_micros(200)))
             .ok();
+        if let Err(e) = crate::stamped::enable(&socket) {
+            eprintln!("dialin-bench: no kernel receive stamps ({e}): set-up times include the phone thread's own delays");
+        }
         let local = socket.local_addr().expect("bound");
         Phone {
             socket,
@@ -78,6 +84,7 @@ impl Phone {
             by_id: HashMap::new(),
             run: run.to_string(),
             branch: 0,
+            read_lag_ms: Vec::new(),
         }
     }
 
@@ -208,11 +215,13 @@ impl Phone {
         }
     }
 
-    /// Handles whatever arrived in the next millisecond.
+    /// Handles whatever arrived, until nothing has for 200 µs. Answers are timed by when the
+    /// kernel queued them, not when this thread read them.
     pub fn poll(&mut self) {
         let mut buf = [0u8; 65536];
-        while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
-            let now = Instant::now();
+        while let Ok(got) = crate::stamped::recv(&self.socket, &mut buf) {
+            let (n, from, now) = (got.len, got.from, got.arrived);
+            self.read_lag_ms.push(got.read_lag.as_secs_f64() * 1000.0);
             let Some(msg) = Msg::parse(&buf[..n]) else {
                 continue;
             };
