@@ -48,7 +48,7 @@ const HELP: &str =
 usage: dialin-bench --dialin PATH [--quick | --full] [options]
 
   --dialin PATH      the dialin binary to measure (a release build)
-  --quick            500 calls, 10 s of media (finishes in about 2 minutes)
+  --quick            500 calls, 10 s of media (about 1 minute)
   --full             1000 calls, 30 s of media (the default)
   --calls N          concurrent calls during the media window
   --duration SECS    length of the media window

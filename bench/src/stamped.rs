@@ -11,7 +11,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Asks the kernel to stamp every datagram `socket` receives.
+/// Asks the kernel to stamp every datagram `socket` receives. When no other socket on the
+/// machine asked before, the kernel turns stamping on a moment later (deferred work); until
+/// then datagrams are stamped when read. The benchmark enables its sockets long before use.
 pub fn enable(socket: &UdpSocket) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: a valid socket fd and a c_int option of the size given.
@@ -125,6 +127,8 @@ mod tests {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         enable(&rx).unwrap();
+        // Let the kernel's deferred switch-on of stamping happen (see `enable`).
+        std::thread::sleep(Duration::from_millis(100));
         let sent = Instant::now();
         tx.send_to(b"hello", rx.local_addr().unwrap()).unwrap();
         std::thread::sleep(Duration::from_millis(30));
