@@ -7,8 +7,8 @@
 //! future that runs an outgoing INVITE (~9.9 KB, the conference leg), freed when the INVITE
 //! completes. (Until the `lazy-transaction-channel` patch in `vendor/`, every transaction's
 //! ~10.5 KB channel block was another.) Blocks of [`MMAP_THRESHOLD`] and more get a mapping of
-//! their own, returned to the system when freed. `bench/run` (quick, 500 calls): 49.8 → 41.7
-//! KB RSS per call. The cost is an `mmap` and a `munmap` per such block, one per call set-up;
+//! their own, returned to the system when freed. `bench/run` (quick, 500 calls): RSS per call
+//! 49.8 → 41.7 KB. The cost is an `mmap` and a `munmap` per such block, one per call set-up;
 //! nothing per packet (the relay allocates nothing).
 
 /// Allocations this large or larger get their own mapping.
@@ -36,8 +36,8 @@ mod tests {
     /// starts: the allocator's state must be fresh, not what other tests left.
     const CHILD: &str = "DIALIN_ALLOCATOR_TEST_CHILD";
 
-    /// Allocates `n` set-up-sized blocks (10.5 KB, a little above the INVITE future) and returns how
-    /// many mappings glibc made meanwhile.
+    /// Allocates `n` set-up-sized blocks (10.5 KB, a little above the INVITE future) and
+    /// returns how many mappings glibc made meanwhile.
     fn mappings_for(n: usize) -> usize {
         // SAFETY: mallinfo2 only reads the allocator's statistics.
         let before = unsafe { libc::mallinfo2() }.hblks;

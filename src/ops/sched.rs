@@ -3,15 +3,15 @@
 //!
 //! Why: a call's set-up hops between tasks on the SIP runtime (transport, transaction layer,
 //! dialin's dispatch), and each hop may wake a worker thread. On a busy machine the woken
-//! thread waited for the running thread's slice (0.7–3 ms by default) before it got a core,
-//! so INVITE → 100 Trying took over 1 ms in many runs of `bench/run` while the relay shards
-//! and the callers' media kept both cores busy. Linux (6.12 and later, EEVDF) lets a thread
-//! ask for a shorter slice (`sched_setattr`, `sched_runtime` for `SCHED_OTHER`, no privilege
-//! needed); a woken thread with a shorter slice preempts one with a longer slice. The SIP
-//! threads run in short bursts, so asking costs them nothing. `bench/run` (quick, three
-//! alternating pairs): INVITE → 100 Trying p50 0.34–0.44 → 0.25–0.32 ms, p99 1.19–1.29 →
-//! 0.86–1.33 ms. The relay shards keep the default: giving them short slices too changed
-//! nothing measurable and would let them preempt the SIP threads again.
+//! thread waited for the running thread's slice (by default 0.7 ms × (1 + log2 cores), 1.4 ms
+//! on two cores) before it got a core, so INVITE → 100 Trying took over 1 ms in many runs of
+//! `bench/run` while the relay shards and the callers' media kept both cores busy. Linux (6.12
+//! and later, EEVDF) lets a thread ask for a shorter slice (`sched_setattr`, `sched_runtime`
+//! for `SCHED_OTHER`, no privilege needed); a woken thread with a shorter slice preempts one
+//! with a longer slice. The SIP threads run in short bursts, so asking costs them nothing.
+//! `bench/run` (quick, three alternating pairs): INVITE → 100 Trying p50 0.34–0.44 → 0.25–0.32
+//! ms, p99 1.19–1.29 → 0.86–1.33 ms. The relay shards keep the default: giving them short
+//! slices too changed nothing measurable and would let them preempt the SIP threads again.
 //!
 //! Nice value, policy and priority stay as they were; on older kernels the request is accepted
 //! and has no effect.
