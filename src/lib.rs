@@ -20,7 +20,7 @@
 //! | [`bbb_api`] | BBB API client: checksum, getMeetingInfo/getMeetings XML, meeting ID → voiceBridge |
 //! | [`privacy`] | caller-ID policy toward the meeting, log pseudonyms (keyed hash, daily key), guessing protection ([`privacy::ledger::AttemptLedger`]) |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
-//! | [`ops`] | metrics, health and readiness, status, graceful drain, config reload, systemd notify, the allocator setting; the admin HTTP routes |
+//! | [`ops`] | metrics, health and readiness, status, graceful drain, config reload, systemd notify, the allocator setting, the SIP threads' scheduler slice; the admin HTTP routes |
 //! | [`serve`] | `dialin serve`: wiring (`start`: edge, Event Sockets, store watcher, ledger, admin listener, readiness checks), signals, drain and reload (`control`) |
 //! | [`logging`] | log set-up (text or JSON) that keeps rsipstack's message dumps out |
 //!

@@ -142,11 +142,6 @@ impl<T> UnboundedReceiver<T> {
         })
         .await
     }
-
-    /// The next value if one is queued.
-    pub fn try_recv(&mut self) -> Option<T> {
-        self.shared.lock().queue.pop_front()
-    }
 }
 
 impl<T> Drop for UnboundedReceiver<T> {
