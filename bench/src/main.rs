@@ -34,6 +34,8 @@ pub struct Options {
     pub port_base: u16,
     /// Skip the rtpengine comparison.
     pub no_rtpengine: bool,
+    /// A command run in rtpengine's place (with rtpengine's arguments), e.g. `floor-relay`.
+    pub reference: Option<String>,
     /// Mode name written into the results (quick/full/custom).
     pub mode: String,
     /// Commit of dialin under test, as text.
@@ -56,6 +58,9 @@ usage: dialin-bench --dialin PATH [--quick | --full] [options]
   --out DIR          where latest.json/latest.md go (default bench/results)
   --port-base N      first UDP port used (default 50000; uses about 100 + 8 per call)
   --no-rtpengine     skip the rtpengine comparison
+  --reference CMD    compare with CMD instead of rtpengine: a relay that takes rtpengine's
+                     arguments and ng requests, such as floor-relay (see bench/README.md);
+                     results go to OUT/reference/ and never into the README
   --commit TEXT      the commit measured, written into the results
   --readme FILE      replace the table between <!-- bench:start/end --> in FILE
   -h, --help         this text
@@ -70,6 +75,7 @@ fn parse_args() -> Result<Options, String> {
         out: PathBuf::from("bench/results"),
         port_base: 50000,
         no_rtpengine: false,
+        reference: None,
         mode: "full".into(),
         commit: "unknown".into(),
         readme: None,
@@ -109,6 +115,13 @@ fn parse_args() -> Result<Options, String> {
                 o.port_base = val()?.parse().map_err(|_| "--port-base wants a port")?
             }
             "--no-rtpengine" => o.no_rtpengine = true,
+            "--reference" => {
+                let cmd = val()?;
+                if cmd.split_whitespace().next().is_none() {
+                    return Err("--reference wants a command".into());
+                }
+                o.reference = Some(cmd);
+            }
             "--commit" => o.commit = val()?,
             "--readme" => o.readme = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown argument {other} (see --help)")),
@@ -116,6 +129,12 @@ fn parse_args() -> Result<Options, String> {
     }
     if custom {
         o.mode = format!("{} (custom)", o.mode);
+    }
+    if o.reference.is_some() {
+        // An experiment, not the comparison the README reports: kept apart from it.
+        o.readme = None;
+        o.out = o.out.join("reference");
+        o.mode = format!("{} (reference relay, not rtpengine)", o.mode);
     }
     if o.dialin.as_os_str().is_empty() {
         return Err("--dialin PATH is required (see --help)".into());

@@ -144,8 +144,11 @@ pub fn write_results(o: &Options, d: &DialinRun, metrics: &[Metric]) -> Result<(
             o.calls, o.rate, d.calls_up, o.duration.as_secs_f64(), d.calls_up * 100
         )),
         ("note", format!(
-            "CPU is on-CPU time from /proc, so it holds on a shared machine; latency and loss do not. Other processes used {} during the media windows",
-            d.others_cores().map_or("an unknown share of the CPU".into(), |c| format!("{c:.2} cores on average"))
+            "CPU is on-CPU time from /proc, so it holds on a shared machine; latency and loss do not. Other processes used {} during the media windows{}",
+            d.others_cores().map_or("an unknown share of the CPU".into(), |c| format!("{c:.2} cores on average")),
+            o.reference.as_ref().map_or(String::new(), |cmd| format!(
+                ". NOT rtpengine: every \"rtpengine\" figure here is the reference relay `{cmd}`"
+            ))
         )),
     ];
     let json_path: PathBuf = o.out.join("latest.json");

@@ -477,7 +477,7 @@ struct RtpengineSetup {
 
 fn setup_rtpengine(o: &Options, ports: &Ports, eps: &Endpoints) -> Result<RtpengineSetup, String> {
     progress("rtpengine: starting (userspace, 2 threads)");
-    let mut engine = Rtpengine::start(ports.ng, ports.rtpengine_rtp, 2)?;
+    let mut engine = Rtpengine::start(o.reference.as_deref(), ports.ng, ports.rtpengine_rtp, 2)?;
     let mut routes = Vec::with_capacity(o.calls);
     for i in 0..o.calls {
         let (caller_to, server_to) = engine.bridge(i, eps.caller_addr(), eps.server_addr())?;

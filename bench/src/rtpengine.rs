@@ -107,9 +107,18 @@ pub struct Rtpengine {
 
 impl Rtpengine {
     /// Starts rtpengine in userspace mode with its ng socket on `ng_port` and media ports
-    /// `ports`, and waits until it answers `ping`.
-    pub fn start(ng_port: u16, ports: (u16, u16), threads: usize) -> Result<Rtpengine, String> {
-        let child = Command::new("rtpengine")
+    /// `ports`, and waits until it answers `ping`. `reference`, if given, is a command run in
+    /// rtpengine's place with the same arguments after its own.
+    pub fn start(
+        reference: Option<&str>,
+        ng_port: u16,
+        ports: (u16, u16),
+        threads: usize,
+    ) -> Result<Rtpengine, String> {
+        let mut words = reference.unwrap_or("rtpengine").split_whitespace();
+        let program = words.next().unwrap_or("rtpengine");
+        let child = Command::new(program)
+            .args(words)
             .args([
                 "--config-file=none",
                 "--table=-1",
@@ -128,8 +137,9 @@ impl Rtpengine {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| {
-                format!("cannot start rtpengine ({e}): apt-get install rtpengine-daemon")
+            .map_err(|e| match reference {
+                None => format!("cannot start rtpengine ({e}): apt-get install rtpengine-daemon"),
+                Some(cmd) => format!("cannot start the reference relay {cmd:?}: {e}"),
             })?;
         let ng = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         ng.set_read_timeout(Some(Duration::from_millis(200))).ok();
@@ -150,7 +160,9 @@ impl Rtpengine {
                 return Ok(r);
             }
         }
-        Err("rtpengine did not answer ping on its ng port within 10 s".into())
+        Err(format!(
+            "{program} did not answer ping on its ng port within 10 s"
+        ))
     }
 
     /// The process id, for CPU and memory readings.

@@ -12,7 +12,13 @@ fn help_names_the_modes_and_exits_0() {
     let out = bench().arg("--help").output().expect("run dialin-bench");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["--quick", "--full", "--calls", "--no-rtpengine"] {
+    for word in [
+        "--quick",
+        "--full",
+        "--calls",
+        "--no-rtpengine",
+        "--reference",
+    ] {
         assert!(text.contains(word), "help lacks {word}:\n{text}");
     }
 }
@@ -26,6 +32,10 @@ fn bad_arguments_exit_2_with_a_reason() {
             "--calls wants a number",
         ),
         (&["--dialin", "x", "--bogus"], "unknown argument --bogus"),
+        (
+            &["--dialin", "x", "--reference", " "],
+            "--reference wants a command",
+        ),
         (
             &["--dialin", "x", "--calls", "9000"],
             "--port-base too high",
