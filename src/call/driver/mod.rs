@@ -19,6 +19,7 @@ mod guarded;
 mod live;
 mod meeting;
 mod negotiate;
+mod prefetch;
 mod recv_batch;
 mod relay;
 mod rtp_socket;
@@ -197,6 +198,11 @@ impl CallDriver {
                 rare.set();
             }
             let wake = std::future::poll_fn(|cx| {
+                // Most wake-ups are a packet, which touches much of the call's state.
+                prefetch::prefetch::<CallDriver>(self);
+                if let Some(srtp) = &self.srtp {
+                    prefetch::prefetch::<srtp::SrtpLeg>(srtp);
+                }
                 if rare.take() {
                     rare.register(cx.waker());
                     let mut rare_cx = Context::from_waker(&rare_waker);
