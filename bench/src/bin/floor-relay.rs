@@ -1,8 +1,8 @@
 //! floor-relay: the least a relay with one UDP socket per leg can do per packet, to show how
 //! far dialin and rtpengine are from the floor of their design (bench/README.md, "The floor").
 //!
-//! It forwards every datagram from a call's phone-side port to the conference side and back,
-//! and nothing else: no RTP parsing, no counters, no timers. It understands just enough of
+//! It forwards every datagram from a call's phone-side port to the conference side and back
+//! (sent from the other side's port, as a relay must), and nothing else: no RTP parsing, no counters, no timers. It understands just enough of
 //! rtpengine's ng protocol (ping, offer, answer, delete) for `dialin-bench --reference`, and
 //! takes rtpengine's arguments (only `--listen-ng=` matters). `--mode=` picks the event loop,
 //! on two worker threads with calls dealt alternately, as dialin's shards are:
@@ -32,7 +32,11 @@ const MAX_PACKET: usize = 1500;
 /// One socket of a call and where what arrives on it goes.
 #[derive(Clone, Copy)]
 struct Leg {
+    /// Receives the datagrams of this side.
     fd: i32,
+    /// The other side's socket, which sends them on, so that each endpoint sees its packets
+    /// come from the port it was given, as with dialin and rtpengine.
+    out: i32,
     dest: libc::sockaddr_in,
 }
 
@@ -142,13 +146,17 @@ fn serve_ng(control: &UdpSocket, workers: &[Worker]) {
                 Some((phone, takes_conference)) => {
                     let takes_phone = bind_leg();
                     let port = local(&takes_phone);
+                    let (phone_fd, conference_fd) =
+                        (takes_phone.into_raw_fd(), takes_conference.into_raw_fd());
                     let legs = [
                         Leg {
-                            fd: takes_phone.into_raw_fd(),
+                            fd: phone_fd,
+                            out: conference_fd,
                             dest: sockaddr(conference),
                         },
                         Leg {
-                            fd: takes_conference.into_raw_fd(),
+                            fd: conference_fd,
+                            out: phone_fd,
                             dest: sockaddr(phone),
                         },
                     ];
@@ -285,7 +293,7 @@ impl Batch {
             }
             for (buf, msg) in self.bufs.iter().zip(&msgs).take(n as usize) {
                 libc::sendto(
-                    leg.fd,
+                    leg.out,
                     buf.as_ptr().cast(),
                     msg.msg_len as usize,
                     0,
@@ -439,7 +447,7 @@ fn uring_worker(queue: Arc<Mutex<Vec<Leg>>>) {
                         };
                     let dest: *const libc::sockaddr_in = &legs[index].dest;
                     pending.push_back(
-                        opcode::Send::new(types::Fd(leg.fd), ptr, plen as u32)
+                        opcode::Send::new(types::Fd(leg.out), ptr, plen as u32)
                             .dest_addr(dest.cast())
                             .dest_addr_len(size_of::<libc::sockaddr_in>() as u32)
                             .build()
