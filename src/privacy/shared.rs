@@ -1,6 +1,7 @@
-//! Guessing protection across a cluster: a ledger that keeps the pure [`Guard`] as a local
-//! cache and shares failed calls and the pseudonym key with the other instances through a
-//! [`LedgerStore`] (PostgreSQL in production: `crate::store::abuse`).
+//! Guessing protection across a cluster: a ledger that keeps the pure
+//! [`Guard`](super::guard::Guard) as a local cache and shares failed calls and the pseudonym
+//! key with the other instances through a [`LedgerStore`] (PostgreSQL in production:
+//! `crate::store::abuse`).
 //!
 //! Calls never wait for the database: [`SharedLedger`] answers from its local guard at once and
 //! queues its own failed calls; [`SharedLedger::sync`] (run every second by
