@@ -2,10 +2,11 @@
 //! far dialin and rtpengine are from the floor of their design (bench/README.md, "The floor").
 //!
 //! It forwards every datagram from a call's phone-side port to the conference side and back
-//! (sent from the other side's port, as a relay must), and nothing else: no RTP parsing, no counters, no timers. It understands just enough of
-//! rtpengine's ng protocol (ping, offer, answer, delete) for `dialin-bench --reference`, and
-//! takes rtpengine's arguments (only `--listen-ng=` matters). `--mode=` picks the event loop,
-//! on two worker threads with calls dealt alternately, as dialin's shards are:
+//! (sent from the other side's port, as a relay must), and nothing else: no RTP parsing, no
+//! counters, no timers. It understands just enough of rtpengine's ng protocol (ping, offer,
+//! answer, delete) for `dialin-bench --reference`, and takes rtpengine's arguments (only
+//! `--listen-ng=` matters). `--mode=` picks the event loop, on two worker threads with calls
+//! dealt alternately, as dialin's shards are:
 //!
 //! - `epoll`: one epoll per thread, `recvmmsg` per readable socket, `sendto` per packet;
 //! - `tokio`: one current-thread runtime per thread and one task per call polling its two
