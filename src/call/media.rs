@@ -90,6 +90,9 @@ pub struct CallMedia {
     /// While bridged, this key's RFC 4733 events are kept from the server and reported as a
     /// digit instead (the mute key in `esl` mode).
     intercept: Option<Digit>,
+    /// Set when a received packet made [`next_deadline`](Self::next_deadline) earlier (the
+    /// echo test's first frame after a pause); see [`take_deadline_moved`](Self::take_deadline_moved).
+    deadline_moved: bool,
 }
 
 impl CallMedia {
@@ -112,6 +115,7 @@ impl CallMedia {
             caller_ssrc: None,
             to_server_events: EventClock::new(),
             intercept: None,
+            deadline_moved: false,
         }
     }
 
@@ -165,6 +169,13 @@ impl CallMedia {
         if let Some(slot) = self.pending_digits.iter_mut().find(|d| d.is_none()) {
             *slot = Some(digit);
         }
+    }
+
+    /// True once after a received packet made [`next_deadline`](Self::next_deadline)
+    /// earlier: whoever waits for that deadline must look again. Packets are handled apart
+    /// from the call's timer (by the shard's relay loop), so this is how it hears of it.
+    pub fn take_deadline_moved(&mut self) -> bool {
+        std::mem::take(&mut self.deadline_moved)
     }
 
     /// The last time RTP arrived on either leg.

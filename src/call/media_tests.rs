@@ -245,6 +245,36 @@ fn echo_plays_the_callers_audio_back_after_the_delay() {
 }
 
 #[test]
+fn only_the_first_echo_frame_after_an_empty_ring_moves_the_deadline() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
+    m.start_echo();
+    assert!(!m.take_deadline_moved());
+    let mut buf = [0u8; 200];
+    let mut out = [0u8; 200];
+    let mut frame = |m: &mut CallMedia, seq: u16, at: Instant| {
+        let n = packet(&mut buf, 0, seq, u32::from(seq) * 160, 7, &[0x33; 160]);
+        m.handle_caller_packet(at, CALLER, &mut buf, n);
+    };
+    frame(&mut m, 1, t0);
+    assert!(
+        m.take_deadline_moved(),
+        "the timer must be armed for the first frame"
+    );
+    assert!(!m.take_deadline_moved(), "reported once");
+    frame(&mut m, 2, t0 + FRAME);
+    assert!(
+        !m.take_deadline_moved(),
+        "a later frame is due after the armed one"
+    );
+    // Both frames played: the ring is empty, so the next frame moves the deadline again.
+    let later = t0 + FRAME + ECHO_DELAY;
+    while m.poll_transmit(later, &mut out).is_some() {}
+    frame(&mut m, 3, later);
+    assert!(m.take_deadline_moved());
+}
+
+#[test]
 fn info_digits_are_injected_as_rfc4733_toward_the_server() {
     let t0 = Instant::now();
     let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);

@@ -1,7 +1,6 @@
 //! Carrying out the flow's actions: prompts, routing a PIN, waiting for a meeting, dialling
 //! and cancelling the server leg, bridging, the echo test, digits, mute and hang-ups.
 
-use super::rtp_socket::RtpSocket;
 use super::{live, CallDriver, ServerLeg};
 use crate::call::flow::{FlowAction, FlowInput};
 use crate::ops::metrics;
@@ -21,15 +20,18 @@ impl CallDriver {
         while let Some(action) = self.flow.poll_action() {
             let now = Instant::now();
             match action {
-                FlowAction::Play(id) => self.media.play(self.settings.prompts.get(id), now),
-                FlowAction::StopPrompt => self.media.stop_prompt(),
+                FlowAction::Play(id) => {
+                    let prompt = self.settings.prompts.get(id);
+                    self.path.with(|p| p.media.play(prompt, now))
+                }
+                FlowAction::StopPrompt => self.path.with(|p| p.media.stop_prompt()),
                 FlowAction::Resolve(pin) => self.resolve(now, &pin),
                 FlowAction::AwaitConference => self.await_conference(now),
                 FlowAction::DialServer(target) => self.dial_server(now, target),
                 FlowAction::CancelServer => self.cancel_server(),
                 FlowAction::Bridge => self.bridge(now),
                 FlowAction::StartEcho => self.start_echo(now),
-                FlowAction::SendDigit(d) => self.media.send_digit(d),
+                FlowAction::SendDigit(d) => self.path.with(|p| p.media.send_digit(d)),
                 FlowAction::HangUpCaller if self.early.is_some() => self.reject_early(),
                 FlowAction::ToggleMute(d) => self.toggle_mute(d),
                 FlowAction::HangUpCaller => {
@@ -108,7 +110,7 @@ impl CallDriver {
     /// Relays media between the caller and the answered server leg from now on.
     fn bridge(&mut self, now: Instant) {
         if let Some(leg) = self.pending_server_leg.take() {
-            self.media.bridge(leg);
+            self.path.with(|p| p.media.bridge(leg));
             self.slot.leave_ivr();
             self.answer_if_early(now);
             // The mute key is kept from the server only where the Event Socket
@@ -117,8 +119,8 @@ impl CallDriver {
                 .server_name
                 .as_ref()
                 .is_some_and(|n| self.ctx.esl.contains_key(n));
-            self.media
-                .intercept(self.settings.flow.mute_key.filter(|_| esl));
+            let key = self.settings.flow.mute_key.filter(|_| esl);
+            self.path.with(|p| p.media.intercept(key));
             self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
             if let Some(at) = self.resolved_at {
                 metrics::setup_latency("server_answer", now - at);
@@ -129,7 +131,7 @@ impl CallDriver {
 
     /// Connects the caller to the built-in echo.
     fn start_echo(&mut self, now: Instant) {
-        self.media.start_echo();
+        self.path.with(|p| p.media.start_echo());
         self.slot.leave_ivr();
         self.answer_if_early(now);
         self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
@@ -139,8 +141,11 @@ impl CallDriver {
     /// Starts the server leg: binds its RTP port and sends the INVITE.
     fn dial(&mut self, target: &ConferenceTarget) -> Result<(), String> {
         let (lease, socket) = self.ctx.bind_rtp()?;
-        let socket = RtpSocket::new(socket).map_err(|e| e.to_string())?;
-        let codec = self.media.caller.codec();
+        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+        self.path
+            .add_server_socket(socket)
+            .map_err(|e| e.to_string())?;
+        let codec = self.path.with(|p| p.media.caller.codec());
         let te = codec
             .telephone_event_pt
             .unwrap_or(sdp::DEFAULT_TELEPHONE_EVENT_PT);
@@ -181,8 +186,7 @@ impl CallDriver {
         self.server = Some(ServerLeg {
             dialog,
             events,
-            socket,
-            _port: lease,
+            port: lease,
             invite: Some(invite),
             offered_te: te,
             answered: false,

@@ -4,14 +4,15 @@
 
 use super::early::EarlyAnswer;
 use super::negotiate::{answer_caller, late_answer, media_security, ring, Answer};
-use super::rtp_socket::RtpSocket;
+use super::path::MediaPath;
+use super::path_table::PathHandle;
 use super::srtp::SrtpLeg;
 use super::CallDriver;
 use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
 use crate::call::media::{CallMedia, Leg, LegCodec};
-use crate::ops::metrics::{self, RtpCounters};
+use crate::ops::metrics;
 use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::guard::{SourceNet, Standing};
 use crate::sip::invite_check::{check_invite, timer_headers, InviteExtensions};
@@ -93,8 +94,11 @@ async fn answer_call(
     let settings = ctx.settings();
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
     let bound = ctx.bind_rtp().and_then(|(lease, socket)| {
-        // Registered here, on the call's shard, so its wake-ups stay on this thread.
-        let socket = RtpSocket::new(socket).map_err(|e| e.to_string())?;
+        // The shard's relay loop reads it when the epoll set says it has packets.
+        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+        if !super::path_table::on_shard() {
+            return Err("no media shard runs on this thread".to_string());
+        }
         Ok((lease, socket))
     });
     let (lease, socket) = match bound {
@@ -237,6 +241,32 @@ async fn answer_call(
         telephone_event_pt: negotiated.telephone_event_pt,
     };
     let now = Instant::now();
+    let path = MediaPath::new(
+        CallMedia::new(Leg::new(negotiated.remote, codec, true), now),
+        socket,
+        // Boxed: most calls have none, and the context is larger than the rest of the path.
+        sdes.map(|a| Box::new(SrtpLeg::new(a, super::MAX_PACKET))),
+        [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
+    );
+    let path = match PathHandle::insert(path) {
+        Ok(path) => path,
+        Err(e) => {
+            // Answered (or ringing with early media) already: the caller hears the end of
+            // the call rather than silence.
+            warn!(call = call_no, error = %e, "ending call: its RTP socket cannot be watched");
+            if early.is_some() {
+                dialog
+                    .reject(Some(StatusCode::ServiceUnavailable), None)
+                    .ok();
+            } else {
+                let bye = dialog.clone();
+                tokio::spawn(async move { bye.bye().await.ok() });
+            }
+            ctx.dialog_layer.remove_dialog(&dialog.id());
+            metrics::call_ended("unavailable");
+            return None;
+        }
+    };
     let mut driver = Box::new(CallDriver {
         ctx: ctx.clone(),
         call_no,
@@ -246,17 +276,14 @@ async fn answer_call(
         wrong_pins: 0,
         held_route: None,
         flow: CallFlow::new(settings.flow),
-        media: CallMedia::new(Leg::new(negotiated.remote, codec, true), now),
+        path,
         caller_sdp: negotiated,
         trunk: dialog,
         trunk_events,
-        caller_socket: socket,
-        _caller_port: lease,
+        caller_port: lease,
         slot,
         session,
         early,
-        // Boxed: most calls have none, and the context is larger than the rest of the call.
-        srtp: sdes.map(|a| Box::new(SrtpLeg::new(a, super::MAX_PACKET))),
         server: None,
         pending_server_leg: None,
         caller_confirmed: late_offer || early_media,
@@ -266,8 +293,6 @@ async fn answer_call(
         session_id,
         settings,
         tracked,
-        rtp: RtpCounters::new(),
-        quality: [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
         invite_at,
         resolved_at: None,
         shutdown_seen: false,

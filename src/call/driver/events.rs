@@ -90,34 +90,30 @@ impl CallDriver {
             return;
         }
         let (current, local_port) = match side {
-            Side::Caller => (
-                Some(&self.caller_sdp),
-                self.caller_socket.local_addr().map(|a| a.port()),
-            ),
+            Side::Caller => (Some(&self.caller_sdp), self.caller_port.port()),
             Side::Server => match self.server.as_ref() {
-                Some(s) => (s.sdp.as_ref(), s.socket.local_addr().map(|a| a.port())),
-                None => (None, Ok(0)),
+                Some(s) => (s.sdp.as_ref(), s.port.port()),
+                None => (None, 0),
             },
         };
         let renegotiated = current.map(|c| sdp::renegotiate(c, &req.body));
-        let (Some(Ok(new)), Ok(local_port)) = (renegotiated, local_port) else {
+        let Some(Ok(new)) = renegotiated else {
             handle.reply(StatusCode::NotAcceptableHere).await.ok();
             return;
         };
         // We may receive when the peer sends (sendrecv/sendonly) and send when it receives
         // (sendrecv/recvonly): hold (sendonly/inactive) stops our sending.
         let sending = matches!(new.direction, Direction::SendRecv | Direction::RecvOnly);
-        let leg = match side {
-            Side::Caller => Some(&mut self.media.caller),
-            Side::Server => self
-                .media
-                .server
-                .as_mut()
-                .or(self.pending_server_leg.as_mut()),
-        };
-        if let Some(leg) = leg {
-            leg.update(new.remote, sending);
-        }
+        let pending = &mut self.pending_server_leg;
+        self.path.with(|p| {
+            let leg = match side {
+                Side::Caller => Some(&mut p.media.caller),
+                Side::Server => p.media.server.as_mut().or(pending.as_mut()),
+            };
+            if let Some(leg) = leg {
+                leg.update(new.remote, sending);
+            }
+        });
         self.sdp_version += 1;
         let answer = sdp::build_answer(
             self.ctx.advertise,
@@ -139,9 +135,12 @@ impl CallDriver {
         let mut answer = answer;
         if let Side::Caller = side {
             headers.extend(self.caller_refreshed(now));
-            if let Some(s) = self.srtp.as_mut() {
+            if let Some(secured) = self.path.with(|p| {
+                let s = p.srtp.as_mut()?;
                 s.handle_offer(&req.body);
-                answer = s.secure(&answer);
+                Some(s.secure(&answer))
+            }) {
+                answer = secured;
             }
         }
         handle
@@ -191,7 +190,7 @@ impl CallDriver {
             self.flow.handle_input(now, FlowInput::ServerFailed);
             return;
         }
-        let caller_codec = self.media.caller.codec();
+        let caller_codec = self.path.with(|p| p.media.caller.codec());
         let negotiated =
             MediaOffer::parse(&response.body).and_then(|o| sdp::negotiate(&o, &[caller_codec.law]));
         match negotiated {

@@ -17,7 +17,7 @@ impl CallDriver {
         let server = self.server_name.as_deref().unwrap_or("");
         let (Some(esl), Some(dir)) = (self.ctx.esl.get(server), self.settings.router.directory())
         else {
-            self.media.send_digit(digit);
+            self.path.with(|p| p.media.send_digit(digit));
             return;
         };
         match dir.member(server, &self.dialin_call) {
@@ -32,7 +32,7 @@ impl CallDriver {
                     "mute key: our conference member is not known (no add-member event seen); forwarding the key instead"
                 );
                 // Better a key BBB's caller controls may act on than a key that does nothing.
-                self.media.send_digit(digit);
+                self.path.with(|p| p.media.send_digit(digit));
             }
         }
     }
@@ -71,9 +71,8 @@ impl CallDriver {
     }
 }
 
-/// The directory's change notifications as a wait the driver keeps across its wake-ups: it
-/// polls a call's rare wake-up sources only when one of them woke it (`wake_flag`), so the
-/// wait must stay registered in between, which a `changed()` future made per poll would not.
+/// The directory's change notifications as a wait the driver keeps across its wake-ups, so
+/// the watch's waiter list is not joined and left again at every one of them.
 pub(super) struct DirectoryWait(Pin<Box<dyn Future<Output = (Receiver<u64>, bool)> + Send>>);
 
 impl DirectoryWait {

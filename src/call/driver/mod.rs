@@ -1,11 +1,12 @@
-//! The task that drives one call: it owns the call's flow state machine, its media state and
-//! its two RTP sockets, and turns SIP dialog events, packets and deadlines into inputs.
+//! The task that drives one call: it owns the call's flow state machine and its SIP legs, and
+//! turns SIP dialog events, digits and deadlines into inputs.
 //!
-//! One wait loop per call: a wake-up by a packet polls the two RTP sockets only, the rarer
-//! sources (dialog events, the timer, lookups, the drain signal) are polled when they woke
-//! the call (`wake_flag`). Other parts talk to it only through the dialog events each leg
-//! subscribes to (`sip::dialog_events`). On every exit path the RTP ports are released
-//! (their leases drop) and the dialogs are removed from the dialog layer.
+//! The call's media (media state, RTP sockets, SRTP) is its `MediaPath`, kept in the table
+//! of the shard the call runs on (`path_table`): the shard's relay loop (`relay_loop`) relays
+//! the packets from there without waking this task, which hears only of what they mean to
+//! it (`PathEvent`: a digit, or an echo frame its timer must play). Other parts talk to the task only through the dialog events each leg subscribes to
+//! (`sip::dialog_events`). On every exit path the RTP ports are released (the path leaves the
+//! table and the leases drop) and the dialogs are removed from the dialog layer.
 //!
 //! This file holds the call's state and its wait loop; `relay` is the packet hot path,
 //! `actions` carries out the flow's actions, `events` answers SIP events, and the other
@@ -19,26 +20,25 @@ mod guarded;
 mod live;
 mod meeting;
 mod negotiate;
-mod prefetch;
+mod path;
+mod path_table;
 mod recv_batch;
 mod relay;
-mod rtp_socket;
+mod relay_loop;
 mod session;
 mod shards;
 mod srtp;
-mod wake_flag;
 
 pub use answer::spawn_call;
 
 use crate::call::admission::CallSlot;
 use crate::call::context::{CallContext, CallSettings};
-use crate::call::flow::{CallFlow, FlowInput};
-use crate::call::media::{CallMedia, Leg};
+use crate::call::flow::{CallFlow, DigitSource, FlowInput};
+use crate::call::media::Leg;
 use crate::media::ports::PortLease;
 use crate::ops::calls::TrackedCall;
 use crate::ops::end_signal::CallsEnding;
-use crate::ops::metrics::{self, RtpCounters};
-use crate::ops::rtp_quality::RtpQuality;
+use crate::ops::metrics;
 use crate::privacy::guard::SourceNet;
 use crate::privacy::CallerKey;
 use crate::routing::RouteDecision;
@@ -46,10 +46,11 @@ use crate::secret::CallerNumber;
 use crate::sip::dialog_events::DialogEventReceiver;
 use crate::sip::sdp::Negotiated;
 use crate::sip::session_timer::SessionTimer;
+use path::PathEvent;
+use path_table::PathHandle;
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rtp_socket::RtpSocket;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -57,7 +58,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
-use wake_flag::WakeFlag;
 
 use recv_batch::MAX_PACKET;
 
@@ -69,8 +69,8 @@ const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 struct ServerLeg {
     dialog: InviteDialog,
     events: DialogEventReceiver,
-    socket: RtpSocket,
-    _port: PortLease,
+    /// The leg's RTP port (its socket is in the call's media path).
+    port: PortLease,
     /// Resolves when the INVITE gets its final response; `None` once taken.
     invite: Option<JoinHandle<InviteAsyncResult>>,
     /// The telephone-event PT we offered (used if the answer lacks one).
@@ -94,19 +94,18 @@ struct CallDriver {
     /// A routing answer held back by guessing protection, and when to give it.
     held_route: Option<(Instant, RouteDecision)>,
     flow: CallFlow,
-    media: CallMedia,
+    /// The call's media, in the shard's table.
+    path: PathHandle,
     trunk: InviteDialog,
     trunk_events: DialogEventReceiver,
-    caller_socket: RtpSocket,
-    _caller_port: PortLease,
+    /// The caller leg's RTP port (its socket is in the call's media path).
+    caller_port: PortLease,
     /// The call's admission slots; the IVR slot is given up once bridged.
     slot: CallSlot,
     /// The trunk leg's session timer (RFC 4028), if the INVITE asked for one.
     session: Option<SessionTimer>,
     /// While the voice menu runs as early media (183): the 200 still to be sent.
     early: Option<early::EarlyAnswer>,
-    /// SRTP on the caller leg, when negotiated.
-    srtp: Option<Box<srtp::SrtpLeg>>,
     server: Option<ServerLeg>,
     /// The answered server leg's media, handed to the media state on `Bridge`.
     pending_server_leg: Option<Leg>,
@@ -126,10 +125,6 @@ struct CallDriver {
     settings: Arc<CallSettings>,
     /// The call's entry in the admin API's list and the per-state gauges.
     tracked: TrackedCall,
-    /// RTP counters, looked up once for the call.
-    rtp: RtpCounters,
-    /// Loss and jitter of the caller's and the server's audio.
-    quality: [RtpQuality; 2],
     /// When the INVITE arrived (set-up latency).
     invite_at: Instant,
     /// When the PIN was complete (set-up latency to the server's answer).
@@ -153,17 +148,15 @@ struct CallDriver {
 thread_local! {
     /// The buffer for packets calls originate (prompts, digits), one per worker thread: they
     /// are built and sent without an `.await` in between, so no call needs its own.
-    /// Received packets use the thread's batch (`recv_batch`).
+    /// Received packets use the relay loop's batch (`recv_batch`).
     static ORIGINATED: std::cell::RefCell<[u8; MAX_PACKET]> =
         const { std::cell::RefCell::new([0; MAX_PACKET]) };
 }
 
 /// What woke the driver up.
 enum Wake {
-    /// RTP is queued on the caller leg's socket.
-    Caller,
-    /// RTP is queued on the server leg's socket.
-    Server,
+    /// The call's packets carried a digit, or moved the media's deadline.
+    Path(PathEvent),
     Trunk(Option<DialogState>),
     ServerEvent(Option<DialogState>),
     Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
@@ -176,15 +169,12 @@ enum Wake {
 
 impl CallDriver {
     async fn run(&mut self) {
-        // One timer for the whole call, moved only when the deadline changes: while bridged
-        // that is rarely, so relaying a packet never touches the timer wheel.
+        // One timer for the whole call, moved only when the deadline changes.
         let mut armed = self.next_deadline();
         let timer = tokio::time::sleep_until(armed.into());
         tokio::pin!(timer);
         // Watched for the whole call, not re-created per wake-up.
         let mut calls_ending = self.ctx.lifecycle.calls_ending();
-        // Set when a source other than the RTP sockets woke the call (see `wake_flag`).
-        let (rare, rare_waker) = WakeFlag::new();
         loop {
             if self.apply_actions() {
                 return;
@@ -195,46 +185,24 @@ impl CallDriver {
             if deadline != armed {
                 armed = deadline;
                 timer.as_mut().reset(armed.into());
-                rare.set();
             }
             let wake = std::future::poll_fn(|cx| {
-                // Most wake-ups are a packet, which touches much of the call's state.
-                prefetch::prefetch::<CallDriver>(self);
-                if let Some(srtp) = &self.srtp {
-                    prefetch::prefetch::<srtp::SrtpLeg>(srtp);
+                if let Poll::Ready(e) = self.path.poll_event(cx) {
+                    return Poll::Ready(Wake::Path(e));
                 }
-                if rare.take() {
-                    rare.register(cx.waker());
-                    let mut rare_cx = Context::from_waker(&rare_waker);
-                    let woke = self.poll_rare(&mut rare_cx, timer.as_mut(), &mut calls_ending);
-                    if let Some(wake) = woke {
-                        // Others may be ready too, and what this one changes may add or
-                        // drop sources: look at all of them again next time.
-                        rare.set();
-                        return Poll::Ready(wake);
-                    }
-                }
-                if self.caller_socket.poll_readable(cx).is_ready() {
-                    return Poll::Ready(Wake::Caller);
-                }
-                match &self.server {
-                    Some(s) if s.socket.poll_readable(cx).is_ready() => Poll::Ready(Wake::Server),
-                    _ => Poll::Pending,
+                match self.poll_sources(cx, timer.as_mut(), &mut calls_ending) {
+                    Some(wake) => Poll::Ready(wake),
+                    None => Poll::Pending,
                 }
             })
             .await;
             let now = Instant::now();
-            // Only a packet that fed the flow nothing leaves the other sources as they were;
-            // anything else may add some (a server leg, a lookup) or drop some.
-            if !matches!(wake, Wake::Caller | Wake::Server) {
-                rare.set();
-            }
             match wake {
-                Wake::Caller | Wake::Server => {
-                    if self.relay_queued(now, matches!(wake, Wake::Server)) {
-                        rare.set();
-                    }
-                }
+                Wake::Path(PathEvent::Digit(d)) => self
+                    .flow
+                    .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
+                // The timer is re-armed at the top of the loop.
+                Wake::Path(PathEvent::DeadlineMoved) => {}
                 Wake::Trunk(Some(ev)) => self.on_trunk_event(now, ev).await,
                 Wake::Trunk(None) => self.flow.handle_input(now, FlowInput::CallerHungUp),
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,
@@ -258,10 +226,8 @@ impl CallDriver {
         }
     }
 
-    /// Polls every wake-up source but the RTP sockets, with `cx` the rare sources' waker;
-    /// the first that is ready, if any. A source found pending stays registered with that
-    /// waker until it fires, so it need not be polled again before.
-    fn poll_rare(
+    /// Polls every wake-up source but the media path; the first that is ready, if any.
+    fn poll_sources(
         &mut self,
         cx: &mut Context<'_>,
         timer: Pin<&mut tokio::time::Sleep>,
@@ -300,7 +266,7 @@ impl CallDriver {
         let session = self.session.as_ref();
         [
             self.flow.poll_timeout(),
-            self.media.next_deadline(),
+            self.path.with(|p| p.media.next_deadline()),
             session.map(SessionTimer::poll_expiry),
             self.ack_due,
             session.and_then(SessionTimer::poll_refresh),
@@ -319,7 +285,7 @@ impl CallDriver {
         if now >= self.media_check_at {
             // Checked lazily rather than re-armed per packet: at the check, the timeout runs
             // from the last packet seen.
-            let due = self.media.last_rx() + self.settings.media_timeout;
+            let due = self.path.with(|p| p.media.last_rx()) + self.settings.media_timeout;
             if now >= due {
                 info!(call = self.call_no, "no RTP for media.timeout: ending call");
                 self.flow.handle_input(now, FlowInput::MediaTimeout);
@@ -338,12 +304,18 @@ impl CallDriver {
         if let Some((_, decision)) = self.held_route.take_if(|(due, _)| *due <= now) {
             self.routed(now, decision);
         }
-        ORIGINATED.with_borrow_mut(|buf| {
-            while let Some(r) = self.media.poll_transmit(now, buf) {
-                self.deliver(now, r, buf);
-            }
+        let flow = &mut self.flow;
+        let finished = self.path.with(|p| {
+            ORIGINATED.with_borrow_mut(|buf| {
+                while let Some(r) = p.media.poll_transmit(now, buf) {
+                    if let Some(d) = p.deliver(r, buf) {
+                        flow.handle_input(now, FlowInput::Digit(d, DigitSource::Rtp));
+                    }
+                }
+            });
+            p.media.poll_prompt_finished()
         });
-        if self.media.poll_prompt_finished() {
+        if finished {
             self.flow.handle_input(now, FlowInput::PromptFinished);
         }
     }
@@ -360,8 +332,10 @@ impl CallDriver {
             }
             self.ctx.dialog_layer.remove_dialog(&s.dialog.id());
         }
-        self.quality[0].record("caller");
-        self.quality[1].record("server");
+        self.path.with(|p| {
+            p.quality[0].record("caller");
+            p.quality[1].record("server");
+        });
         debug!(call = self.call_no, "call cleaned up");
     }
 }

@@ -64,11 +64,7 @@ impl CallDriver {
 
     /// Our current SDP toward the caller (for a refresh re-INVITE or a re-INVITE without SDP).
     pub(super) fn caller_sdp_body(&self) -> Vec<u8> {
-        let port = self
-            .caller_socket
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(0);
+        let port = self.caller_port.port();
         let sdp = sdp::build_answer(
             self.ctx.advertise,
             port,
@@ -77,11 +73,10 @@ impl CallDriver {
             self.sdp_version,
             self.caller_sdp.direction.answer_to(),
         );
-        match &self.srtp {
-            Some(s) => s.secure(&sdp),
-            None => sdp,
-        }
-        .into_bytes()
+        self.path
+            .with(|p| p.srtp.as_ref().map(|s| s.secure(&sdp)))
+            .unwrap_or(sdp)
+            .into_bytes()
     }
 
     /// The caller refreshed the session (a re-INVITE or UPDATE we answer 2xx) at `now`:

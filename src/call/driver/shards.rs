@@ -5,9 +5,12 @@
 //! work, and on a work-stealing runtime most packets also paid for a parked worker being woken
 //! by another (a futex wake and a context switch). The benchmark measured about 14 µs of CPU
 //! per forwarded packet that way and under 8 µs with a single event loop; a shard keeps that
-//! cost and still uses every core. A call's sockets are created inside its driver, so they
-//! register with the shard's own reactor and their wake-ups never cross threads. The SIP stack
-//! stays on the main runtime; its dialog events reach the drivers through channels.
+//! cost and still uses every core. Each shard's runtime is driven by its relay loop
+//! (`relay_loop`), which relays the packets of every call on the shard; a call's media path
+//! is put into the shard's table from the call's task, so both stay on the shard's thread.
+//! The SIP stack stays on the main runtime; its dialog events reach the drivers through
+//! channels. Without shards (no thread could start), calls run on the main runtime and are
+//! refused: there is no relay loop there to carry their media.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,7 +45,7 @@ fn start() -> Vec<Handle> {
             let handle = rt.handle().clone();
             std::thread::Builder::new()
                 .name(format!("dialin-calls-{i}"))
-                .spawn(move || rt.block_on(std::future::pending::<()>()))
+                .spawn(move || rt.block_on(super::relay_loop::run()))
                 .ok()?;
             Some(handle)
         })

@@ -18,6 +18,11 @@ impl CallMedia {
             payload: [0; 160],
         };
         slot.payload[..payload.len()].copy_from_slice(payload);
+        // Frames fall due in the order they came: only the first one after an empty ring
+        // brings the next deadline forward.
+        if ring.iter().all(Option::is_none) {
+            self.deadline_moved = true;
+        }
         ring[self.echo_head] = Some(slot);
         self.echo_head = (self.echo_head + 1) % ECHO_SLOTS;
     }

@@ -1,0 +1,109 @@
+//! What a call's packets touch, kept apart from the rest of the call: its media state, both
+//! legs' RTP sockets, SRTP, counters and quality. It lives in the shard's table
+//! (`path_table`), where the shard's relay loop reads it per packet without waking the call's
+//! task; the task reaches it through its `PathHandle` for everything else (prompts, digits to
+//! send, bridging, re-INVITEs, the timer's packets).
+
+use super::srtp::SrtpLeg;
+use crate::call::media::CallMedia;
+use crate::digit::Digit;
+use crate::ops::metrics::RtpCounters;
+use crate::ops::rtp_quality::RtpQuality;
+use std::net::UdpSocket;
+use std::task::Waker;
+
+/// How many decoded digits wait for the call's task at most; more within one wake-up of the
+/// task are dropped (nobody types that fast).
+const DIGIT_QUEUE: usize = 8;
+
+/// A call's media and everything its packets need.
+pub(super) struct MediaPath {
+    /// The media state (legs, rewriting, prompts, DTMF decoding).
+    pub media: CallMedia,
+    /// The caller leg's RTP socket (non-blocking).
+    pub caller: UdpSocket,
+    /// The server leg's RTP socket, once dialled.
+    pub server: Option<UdpSocket>,
+    /// SRTP on the caller leg, when negotiated.
+    pub srtp: Option<Box<SrtpLeg>>,
+    /// RTP packet and byte counters, looked up once for the call.
+    pub rtp: RtpCounters,
+    /// Loss and jitter of the caller's (0) and the server's (1) audio.
+    pub quality: [RtpQuality; 2],
+    /// Digits decoded from packets, oldest first, not yet taken by the call's task.
+    digits: [Option<Digit>; DIGIT_QUEUE],
+    /// Whether a packet brought the media's next deadline forward since the task last looked.
+    deadline_moved: bool,
+    /// The call's task, woken when a packet has news for it.
+    waker: Option<Waker>,
+}
+
+/// What the call's packets tell its task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PathEvent {
+    /// A key press (RFC 4733) for the flow.
+    Digit(Digit),
+    /// The media's next deadline moved earlier: the task must re-arm its timer.
+    DeadlineMoved,
+}
+
+impl MediaPath {
+    /// The path of a call whose caller leg uses `caller` (already non-blocking).
+    pub fn new(
+        media: CallMedia,
+        caller: UdpSocket,
+        srtp: Option<Box<SrtpLeg>>,
+        quality: [RtpQuality; 2],
+    ) -> MediaPath {
+        MediaPath {
+            media,
+            caller,
+            server: None,
+            srtp,
+            rtp: RtpCounters::new(),
+            quality,
+            digits: [None; DIGIT_QUEUE],
+            deadline_moved: false,
+            waker: None,
+        }
+    }
+
+    /// Queues a digit a packet carried and wakes the call's task for it.
+    pub fn push_digit(&mut self, digit: Digit) {
+        if let Some(slot) = self.digits.iter_mut().find(|d| d.is_none()) {
+            *slot = Some(digit);
+        }
+        self.wake();
+    }
+
+    /// After a packet was handled: wakes the call's task if it moved the media's deadline.
+    pub fn check_deadline(&mut self) {
+        if self.media.take_deadline_moved() {
+            self.deadline_moved = true;
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(w) = &self.waker {
+            w.wake_by_ref();
+        }
+    }
+
+    /// The oldest news for the call's task (digits first, in order); otherwise remembers
+    /// `waker` to be woken by the next.
+    pub fn take_event(&mut self, waker: &Waker) -> Option<PathEvent> {
+        let first = self.digits[0].take();
+        if let Some(d) = first {
+            self.digits.rotate_left(1);
+            return Some(PathEvent::Digit(d));
+        }
+        if std::mem::take(&mut self.deadline_moved) {
+            return Some(PathEvent::DeadlineMoved);
+        }
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waker = Some(waker.clone());
+        }
+        None
+    }
+}

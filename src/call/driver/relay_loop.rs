@@ -1,0 +1,100 @@
+//! The shard's relay loop: waits on the epoll set of every call's RTP sockets (`path_table`)
+//! and relays what is queued, call after call, in one pass per wake-up.
+//!
+//! It runs as the future the shard thread's runtime is driven by, so the calls' tasks (SIP,
+//! timers, prompts) share the thread with it and no lock is needed. The epoll set is
+//! registered with the runtime's reactor like any socket: the reactor wakes this loop when any
+//! call's socket has packets, and the loop then asks the set which ones.
+
+use super::path_table;
+use super::recv_batch::Batch;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tracing::error;
+
+/// Ready sockets taken per `epoll_wait`; more wait for the next pass (after other tasks).
+const EVENTS: usize = 128;
+/// Batches read from one socket per pass at most: a flooded port cannot starve the other
+/// calls on its shard. What it still holds is read in the next pass.
+pub(super) const BATCHES_PER_PASS: usize = 4;
+
+/// The table's epoll fd as the reactor sees it (the table owns and closes it).
+struct EpollSet(RawFd);
+
+impl AsRawFd for EpollSet {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Relays this thread's calls for as long as the thread lives. Never returns: if the table
+/// cannot start, it says so once and waits forever (calls on this shard are then refused,
+/// since their paths cannot be inserted).
+pub(super) async fn run() {
+    if let Err(e) = relay().await {
+        error!(error = %e, "a media shard cannot relay RTP; calls on it are refused");
+    }
+    std::future::pending::<()>().await;
+}
+
+async fn relay() -> io::Result<()> {
+    let fd = path_table::install()?;
+    // SAFETY: the table owns the epoll fd for the life of the thread, so it stays open and
+    // the same while this loop (and its AsyncFd) runs on that thread.
+    let set = unsafe { AsyncFd::register_with_interest(EpollSet(fd), Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    let mut batch = Batch::new();
+    // SAFETY: epoll_event is plain old data; all-zero is a valid value.
+    let mut events: [libc::epoll_event; EVENTS] = unsafe { std::mem::zeroed() };
+    // Sockets still holding packets after their share of a pass (edge-triggered: epoll will
+    // not report them again), by their epoll data. Its capacity stays once grown.
+    let mut unread: Vec<u64> = Vec::new();
+    let mut still: Vec<u64> = Vec::new();
+    loop {
+        let mut ready = set.readable().await?;
+        let n = path_table::with_table(|table| {
+            let now = Instant::now();
+            for data in unread.drain(..) {
+                read_share(table, &mut batch, now, data, &mut still);
+            }
+            let n = table.ready(&mut events).unwrap_or(0);
+            for event in &events[..n] {
+                read_share(table, &mut batch, now, event.u64, &mut still);
+            }
+            n
+        })
+        .unwrap_or(0);
+        std::mem::swap(&mut unread, &mut still);
+        if n < EVENTS && unread.is_empty() {
+            // Everything queued was read: wait for the reactor's next word. (Packets that came
+            // during this pass made the set readable again, and the reactor will say so.)
+            ready.clear_ready();
+        } else {
+            // More is queued: relay it after the other tasks on this thread had their turn.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Relays up to [`BATCHES_PER_PASS`] batches from the socket `data` names; if it may still
+/// hold packets, it goes on `unread`.
+fn read_share(
+    table: &mut path_table::PathTable,
+    batch: &mut Batch,
+    now: Instant,
+    data: u64,
+    unread: &mut Vec<u64>,
+) {
+    let Some((path, server)) = table.event(data) else {
+        return;
+    };
+    for _ in 0..BATCHES_PER_PASS {
+        if !path.relay_queued(batch, now, server) {
+            return;
+        }
+    }
+    unread.push(data);
+}
