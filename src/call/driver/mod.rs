@@ -14,6 +14,7 @@
 
 mod actions;
 mod answer;
+mod connected;
 mod early;
 mod events;
 mod guarded;

@@ -4,12 +4,13 @@
 //! task; the task reaches it through its `PathHandle` for everything else (prompts, digits to
 //! send, bridging, re-INVITEs, the timer's packets).
 
+use super::connected;
 use super::srtp::SrtpLeg;
-use crate::call::media::CallMedia;
+use crate::call::media::{CallMedia, Leg};
 use crate::digit::Digit;
 use crate::ops::metrics::RtpCounters;
 use crate::ops::rtp_quality::RtpQuality;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::task::Waker;
 
 /// How many decoded digits wait for the call's task at most; more within one wake-up of the
@@ -30,6 +31,8 @@ pub(super) struct MediaPath {
     pub rtp: RtpCounters,
     /// Loss and jitter of the caller's (0) and the server's (1) audio.
     pub quality: [RtpQuality; 2],
+    /// The peer each leg's socket (caller, server) is connected to (`connected`).
+    pub connected: [Option<SocketAddr>; 2],
     /// Digits decoded from packets, oldest first, not yet taken by the call's task.
     digits: [Option<Digit>; DIGIT_QUEUE],
     /// Whether a packet brought the media's next deadline forward since the task last looked.
@@ -62,9 +65,22 @@ impl MediaPath {
             srtp,
             rtp: RtpCounters::new(),
             quality,
+            connected: [None; 2],
             digits: [None; DIGIT_QUEUE],
             deadline_moved: false,
             waker: None,
+        }
+    }
+
+    /// Connects each leg's socket to its settled peer, or disconnects it while the peer may
+    /// still move (see `connected`). Cheap when nothing changed, so it runs after every
+    /// batch of packets and every change the call's task makes.
+    pub fn sync_peers(&mut self) {
+        let caller = self.media.caller.settled_peer();
+        set_peer(&self.caller, caller, &mut self.connected[0]);
+        if let Some(socket) = &self.server {
+            let server = self.media.server.as_ref().and_then(Leg::settled_peer);
+            set_peer(socket, server, &mut self.connected[1]);
         }
     }
 
@@ -106,4 +122,19 @@ impl MediaPath {
         }
         None
     }
+}
+
+/// Connects `socket` to `want` unless it is connected there already (`have`). If that fails,
+/// it is left unconnected: sends then name their address and nothing is filtered.
+fn set_peer(socket: &UdpSocket, want: Option<SocketAddr>, have: &mut Option<SocketAddr>) {
+    if want == *have {
+        return;
+    }
+    *have = match connected::connect(socket, want) {
+        Ok(()) => want,
+        Err(_) => {
+            let _ = connected::connect(socket, None);
+            None
+        }
+    };
 }

@@ -237,8 +237,14 @@ impl PathHandle {
 
     /// Runs `f` on the call's path. Must not be nested in another `with` or the relay loop's
     /// dispatch (they hold the table).
+    /// The legs' sockets follow what `f` changed of their peers (`MediaPath::sync_peers`).
     pub fn with<R>(&self, f: impl FnOnce(&mut MediaPath) -> R) -> R {
-        with_table(|t| t.path(self.index, self.generation).map(f))
+        let run = |p: &mut MediaPath| {
+            let r = f(p);
+            p.sync_peers();
+            r
+        };
+        with_table(|t| t.path(self.index, self.generation).map(run))
             .flatten()
             .expect("a call's media path is used on its shard's thread while the call lasts")
     }

@@ -55,8 +55,13 @@ async fn peer() -> (PeerSocket, SocketAddr) {
     (s, a)
 }
 
+/// Bound to a port named in the bind, as the port pool does (a port the kernel picked
+/// would be given up when the socket is disconnected).
 fn leg_socket() -> (std::net::UdpSocket, SocketAddr) {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let free = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port");
+    let s = std::net::UdpSocket::bind(free).expect("bind");
     s.set_nonblocking(true).expect("non-blocking");
     let a = s.local_addr().expect("bound");
     (s, a)
@@ -267,4 +272,46 @@ async fn the_echo_tests_first_frame_wakes_the_call_to_arm_its_timer() {
         .expect("send");
     assert_eq!(next_event(&c.path).await, PathEvent::DeadlineMoved);
     assert!(c.path.with(|p| p.media.next_deadline()).is_some());
+}
+
+#[tokio::test]
+async fn each_leg_is_connected_to_its_settled_peer_and_follows_a_move() {
+    start_relay().await;
+    let c = call().await;
+    let phone_addr = c.phone.local_addr().expect("bound");
+    let (server, server_leg_addr) = bridge(&c).await;
+    let server_addr = server.local_addr().expect("bound");
+    // The server leg's peer is its SDP address; the caller's is settled by its first packet.
+    assert_eq!(c.path.with(|p| p.connected), [None, Some(server_addr)]);
+    let audio = |seq: u16| packet(0, seq, u32::from(seq) * 160, &[seq as u8; 160]);
+    c.phone
+        .send_to(&audio(1), c.caller_addr)
+        .await
+        .expect("send");
+    recv(&server).await;
+    assert_eq!(c.path.with(|p| p.connected[0]), Some(phone_addr));
+
+    // A re-INVITE moves the caller: its socket is let go until the new port is latched.
+    let (moved, moved_addr) = peer().await;
+    c.path.with(|p| p.media.caller.update(moved_addr, true));
+    assert_eq!(c.path.with(|p| p.connected[0]), None);
+    moved.send_to(&audio(2), c.caller_addr).await.expect("send");
+    let (got, _) = recv(&server).await;
+    assert_eq!(RtpPacket::parse(&got).expect("RTP").payload()[0], 2);
+    assert_eq!(c.path.with(|p| p.connected[0]), Some(moved_addr));
+    server
+        .send_to(&audio(3), server_leg_addr)
+        .await
+        .expect("send");
+    let (got, from) = recv(&moved).await;
+    assert_eq!(from, c.caller_addr);
+    assert_eq!(RtpPacket::parse(&got).expect("RTP").payload()[0], 3);
+    // The old address is not relayed any more.
+    c.phone
+        .send_to(&audio(4), c.caller_addr)
+        .await
+        .expect("send");
+    moved.send_to(&audio(5), c.caller_addr).await.expect("send");
+    let (got, _) = recv(&server).await;
+    assert_eq!(RtpPacket::parse(&got).expect("RTP").payload()[0], 5);
 }

@@ -9,7 +9,8 @@ use super::srtp;
 use crate::call::media::Received;
 use crate::digit::Digit;
 use crate::ops::metrics::{Direction, RtpCounters};
-use std::net::UdpSocket;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -24,8 +25,14 @@ impl MediaPath {
             (true, Some(s)) => s,
             (true, None) => return false,
         };
-        // An error (none is expected on an unconnected UDP socket) reads as an empty queue.
-        let n = batch.recv(socket.as_raw_fd()).unwrap_or(0);
+        let fd = socket.as_raw_fd();
+        let n = match batch.recv(fd) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            // A connected socket reports an ICMP error (the peer's port closed) once, in
+            // place of its packets: read what is queued behind it.
+            Err(_) => batch.recv(fd).unwrap_or(0),
+        };
         for i in 0..n {
             let (buf, len, Some(from)) = batch.packet(i) else {
                 continue;
@@ -56,6 +63,8 @@ impl MediaPath {
                 self.push_digit(d);
             }
         }
+        // A packet may have latched the caller's port.
+        self.sync_peers();
         n == super::recv_batch::BATCH
     }
 
@@ -70,6 +79,7 @@ impl MediaPath {
             srtp: &mut self.srtp,
             caller: &self.caller,
             server: self.server.as_ref(),
+            connected: self.connected,
             rtp: &self.rtp,
         }
     }
@@ -84,6 +94,8 @@ struct Outputs<'a> {
     caller: &'a UdpSocket,
     /// The server leg's RTP socket, once dialled.
     server: Option<&'a UdpSocket>,
+    /// The peers the caller's and the server's socket are connected to.
+    connected: [Option<SocketAddr>; 2],
     /// Packet and byte counters per direction.
     rtp: &'a RtpCounters,
 }
@@ -100,14 +112,14 @@ impl Outputs<'_> {
                     Some(s) => s.protect(&buf[..len])?,
                     None => &buf[..len],
                 };
-                if self.caller.send_to(packet, to).is_ok() {
+                if send(self.caller, self.connected[0], packet, to).is_ok() {
                     self.rtp.count(Direction::CallerTx, packet.len());
                 }
                 None
             }
             Received::ToServer { len, to } => {
                 if let Some(socket) = self.server {
-                    if socket.send_to(&buf[..len], to).is_ok() {
+                    if send(socket, self.connected[1], &buf[..len], to).is_ok() {
                         self.rtp.count(Direction::ServerTx, len);
                     }
                 }
@@ -116,3 +128,22 @@ impl Outputs<'_> {
         }
     }
 }
+
+/// Sends `packet` to `to`: without an address (the route the kernel cached) when the socket
+/// is connected there.
+fn send(
+    socket: &UdpSocket,
+    peer: Option<SocketAddr>,
+    packet: &[u8],
+    to: SocketAddr,
+) -> io::Result<usize> {
+    if peer == Some(to) {
+        socket.send(packet)
+    } else {
+        socket.send_to(packet, to)
+    }
+}
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;

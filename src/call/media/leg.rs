@@ -83,6 +83,12 @@ impl Leg {
         self.sending = sending;
     }
 
+    /// The one address this leg takes packets from, once that is fixed: the latched source,
+    /// or, without port latching, the SDP's address. `None` while the port may still move.
+    pub fn settled_peer(&self) -> Option<SocketAddr> {
+        (self.latched || !self.port_latching).then_some(self.remote)
+    }
+
     /// The address we send this leg's RTP to.
     pub fn remote(&self) -> SocketAddr {
         self.remote

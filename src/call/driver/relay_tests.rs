@@ -1,0 +1,76 @@
+//! Tests of the relay's receive path on real sockets, without the relay loop.
+
+use super::*;
+use crate::call::media::{CallMedia, Leg, LegCodec};
+use crate::media::g711::Law;
+use crate::media::rtp::{write_header, RtpPacket, SeqNo, Ssrc};
+use crate::ops::rtp_quality::RtpQuality;
+use std::time::Duration;
+
+/// Bound to a port named in the bind, as the port pool does.
+fn socket() -> (UdpSocket, SocketAddr) {
+    let free = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port");
+    let s = UdpSocket::bind(free).expect("bind");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    (s, free)
+}
+
+fn audio(seq: u16) -> Vec<u8> {
+    let mut buf = vec![0u8; 12 + 160];
+    write_header(
+        &mut buf,
+        false,
+        0,
+        SeqNo(seq),
+        u32::from(seq) * 160,
+        Ssrc(7),
+    );
+    buf[12..].fill(seq as u8);
+    buf
+}
+
+#[test]
+fn a_packet_queued_behind_an_icmp_error_is_still_relayed() {
+    let pcmu = LegCodec {
+        law: Law::Ulaw,
+        pt: 0,
+        telephone_event_pt: None,
+    };
+    let (phone, phone_addr) = socket();
+    let (server, server_addr) = socket();
+    let (caller_leg, caller_addr) = socket();
+    let (server_leg, server_leg_addr) = socket();
+    caller_leg.set_nonblocking(true).expect("non-blocking");
+    server_leg.set_nonblocking(true).expect("non-blocking");
+    let now = Instant::now();
+    let mut path = MediaPath::new(
+        CallMedia::new(Leg::new(phone_addr, pcmu, true), now),
+        caller_leg,
+        None,
+        [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
+    );
+    path.server = Some(server_leg);
+    path.media.bridge(Leg::new(server_addr, pcmu, false));
+    let mut batch = Batch::new();
+    let mut buf = [0u8; 1500];
+    // The caller's first packet settles its port: the caller's socket is connected to it.
+    phone.send_to(&audio(1), caller_addr).expect("send");
+    path.relay_queued(&mut batch, now, false);
+    assert_eq!(path.connected[0], Some(phone_addr));
+    server.recv_from(&mut buf).expect("relayed to the server");
+
+    // The phone's port closes: what we send it comes back as an ICMP error.
+    drop(phone);
+    server.send_to(&audio(2), server_leg_addr).expect("send");
+    path.relay_queued(&mut batch, now, true);
+    // The phone is back on the same port and speaks: its packet waits behind the error.
+    let phone = UdpSocket::bind(phone_addr).expect("the phone's port again");
+    phone.send_to(&audio(3), caller_addr).expect("send");
+    path.relay_queued(&mut batch, now, false);
+    let (n, _) = server.recv_from(&mut buf).expect("relayed to the server");
+    let payload = RtpPacket::parse(&buf[..n]).expect("RTP").payload()[0];
+    assert_eq!(payload, 3);
+}
