@@ -38,20 +38,25 @@ pub fn connect(socket: &UdpSocket, peer: Option<SocketAddr>) -> io::Result<()> {
     }
 }
 
+/// A socket on 127.0.0.1 bound as the port pool binds them, to a port named in the bind, for
+/// tests (a port the kernel picked would be given up when the socket is disconnected).
+#[cfg(test)]
+pub fn test_socket() -> (UdpSocket, SocketAddr) {
+    let free = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port");
+    (UdpSocket::bind(free).expect("bind"), free)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// A socket bound to a port named in the bind, as the port pool does.
     fn bound() -> (UdpSocket, SocketAddr) {
-        let free = UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("a free port");
-        let s = UdpSocket::bind(free).expect("bind");
+        let (s, a) = test_socket();
         s.set_read_timeout(Some(Duration::from_millis(300)))
             .expect("timeout");
-        let a = s.local_addr().expect("bound");
         (s, a)
     }
 

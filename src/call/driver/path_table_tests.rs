@@ -55,15 +55,9 @@ async fn peer() -> (PeerSocket, SocketAddr) {
     (s, a)
 }
 
-/// Bound to a port named in the bind, as the port pool does (a port the kernel picked
-/// would be given up when the socket is disconnected).
 fn leg_socket() -> (std::net::UdpSocket, SocketAddr) {
-    let free = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port");
-    let s = std::net::UdpSocket::bind(free).expect("bind");
+    let (s, a) = super::super::connected::test_socket();
     s.set_nonblocking(true).expect("non-blocking");
-    let a = s.local_addr().expect("bound");
     (s, a)
 }
 

@@ -7,12 +7,8 @@ use crate::media::rtp::{write_header, RtpPacket, SeqNo, Ssrc};
 use crate::ops::rtp_quality::RtpQuality;
 use std::time::Duration;
 
-/// Bound to a port named in the bind, as the port pool does.
 fn socket() -> (UdpSocket, SocketAddr) {
-    let free = UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port");
-    let s = UdpSocket::bind(free).expect("bind");
+    let (s, free) = super::super::connected::test_socket();
     s.set_read_timeout(Some(Duration::from_secs(2)))
         .expect("timeout");
     (s, free)
