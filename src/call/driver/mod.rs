@@ -204,6 +204,13 @@ impl CallDriver {
                     .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
                 // The timer is re-armed at the top of the loop.
                 Wake::Path(PathEvent::DeadlineMoved) => {}
+                Wake::Path(PathEvent::Failed) => {
+                    info!(
+                        call = self.call_no,
+                        "the call's media relay failed: ending call"
+                    );
+                    self.flow.handle_input(now, FlowInput::MediaTimeout);
+                }
                 Wake::Trunk(Some(ev)) => self.on_trunk_event(now, ev).await,
                 Wake::Trunk(None) => self.flow.handle_input(now, FlowInput::CallerHungUp),
                 Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,

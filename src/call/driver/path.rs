@@ -37,6 +37,14 @@ pub(super) struct MediaPath {
     digits: [Option<Digit>; DIGIT_QUEUE],
     /// Whether a packet brought the media's next deadline forward since the task last looked.
     deadline_moved: bool,
+    /// Set when relaying this call's packets panicked (a bug): the path relays nothing more
+    /// and the call's task ends the call.
+    failed: bool,
+    /// Whether the task was told of the failure (it is told once).
+    failure_told: bool,
+    /// Makes the next relayed packet panic, to test that only this call ends.
+    #[cfg(test)]
+    pub panic_on_packet: bool,
     /// The call's task, woken when a packet has news for it.
     waker: Option<Waker>,
 }
@@ -48,6 +56,8 @@ pub(super) enum PathEvent {
     Digit(Digit),
     /// The media's next deadline moved earlier: the task must re-arm its timer.
     DeadlineMoved,
+    /// Relaying the call's packets failed (a bug): the call must end.
+    Failed,
 }
 
 impl MediaPath {
@@ -68,6 +78,10 @@ impl MediaPath {
             connected: [None; 2],
             digits: [None; DIGIT_QUEUE],
             deadline_moved: false,
+            failed: false,
+            failure_told: false,
+            #[cfg(test)]
+            panic_on_packet: false,
             waker: None,
         }
     }
@@ -100,6 +114,17 @@ impl MediaPath {
         }
     }
 
+    /// Marks the path failed (relaying it panicked) and tells the call's task.
+    pub fn fail(&mut self) {
+        self.failed = true;
+        self.wake();
+    }
+
+    /// Whether relaying this path panicked once; its packets are then left alone.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
     fn wake(&self) {
         if let Some(w) = &self.waker {
             w.wake_by_ref();
@@ -109,6 +134,10 @@ impl MediaPath {
     /// The oldest news for the call's task (digits first, in order); otherwise remembers
     /// `waker` to be woken by the next.
     pub fn take_event(&mut self, waker: &Waker) -> Option<PathEvent> {
+        if self.failed && !self.failure_told {
+            self.failure_told = true;
+            return Some(PathEvent::Failed);
+        }
         let first = self.digits[0].take();
         if let Some(d) = first {
             self.digits.rotate_left(1);

@@ -309,3 +309,38 @@ async fn each_leg_is_connected_to_its_settled_peer_and_follows_a_move() {
     let (got, _) = recv(&server).await;
     assert_eq!(RtpPacket::parse(&got).expect("RTP").payload()[0], 5);
 }
+
+#[tokio::test]
+async fn a_panic_relaying_one_call_ends_that_call_only() {
+    start_relay().await;
+    let broken = call().await;
+    let other = call().await;
+    broken.path.with(|p| p.panic_on_packet = true);
+    broken
+        .phone
+        .send_to(&event(1, 1, false), broken.caller_addr)
+        .await
+        .expect("send");
+    assert_eq!(next_event(&broken.path).await, PathEvent::Failed);
+    // Told once, however many of its packets come.
+    broken
+        .phone
+        .send_to(&event(2, 2, false), broken.caller_addr)
+        .await
+        .expect("send");
+    // The shard still relays its other calls.
+    other
+        .phone
+        .send_to(&event(7, 1, false), other.caller_addr)
+        .await
+        .expect("send");
+    assert_eq!(
+        next_event(&other.path).await,
+        PathEvent::Digit(Digit::Num(7))
+    );
+    let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
+    assert!(broken
+        .path
+        .poll_event(&Context::from_waker(&waker))
+        .is_pending());
+}

@@ -37,6 +37,8 @@ impl MediaPath {
             let (buf, len, Some(from)) = batch.packet(i) else {
                 continue;
             };
+            #[cfg(test)]
+            assert!(!self.panic_on_packet, "a test asked for this panic");
             let r = if from_server {
                 self.rtp.count(Direction::ServerRx, len);
                 if let Some(leg) = &self.media.server {

@@ -10,6 +10,7 @@ use super::path_table;
 use super::recv_batch::Batch;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -91,10 +92,20 @@ fn read_share(
     let Some((path, server)) = table.event(data) else {
         return;
     };
-    for _ in 0..BATCHES_PER_PASS {
-        if !path.relay_queued(batch, now, server) {
-            return;
+    if path.failed() {
+        return;
+    }
+    // A bug in one call's relay must not end the shard's other calls: the panic ends the
+    // relay of this call only, and its task ends the call.
+    let more = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        (0..BATCHES_PER_PASS).all(|_| path.relay_queued(batch, now, server))
+    }));
+    match more {
+        Ok(true) => unread.push(data),
+        Ok(false) => {}
+        Err(_) => {
+            error!("relaying a call's RTP failed (a bug); ending that call");
+            path.fail();
         }
     }
-    unread.push(data);
 }
