@@ -2,8 +2,8 @@
 //!
 //! Why: at 50 packets per second per leg a socket rarely holds more than one packet when the
 //! relay loop hears of it, and `recv_from` until `EAGAIN` costs two system calls per packet.
-//! `recvmmsg` returning fewer packets than asked for already says the queue is empty, and the
-//! shard's epoll is level-triggered, so a full batch is simply reported again. The kernel's
+//! `recvmmsg` returning fewer packets than asked for already says the queue is empty; after a
+//! full batch the relay loop reads again (its epoll set is edge-triggered). The kernel's
 //! UDP path is most of a relayed packet's cost (see `benches/hot_path.rs`), so a system call
 //! saved is CPU saved.
 //!
