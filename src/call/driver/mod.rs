@@ -21,6 +21,7 @@ mod guarded;
 mod live;
 mod meeting;
 mod negotiate;
+mod pass_budget;
 mod path;
 mod path_table;
 mod recv_batch;

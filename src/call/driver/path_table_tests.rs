@@ -223,6 +223,36 @@ async fn more_packets_than_a_pass_reads_from_one_socket_are_all_relayed() {
 }
 
 #[tokio::test]
+async fn passes_cut_short_by_their_budget_still_relay_every_queued_packet() {
+    // A budget that is spent at the first look at the clock: each pass reads a few sockets,
+    // keeps the rest (and those it emptied only in part) for the next, and yields.
+    super::super::pass_budget::TEST_BUDGET.set(Some(Duration::ZERO));
+    start_relay().await;
+    let mut calls = Vec::new();
+    for _ in 0..3 * super::super::pass_budget::SOCKETS_PER_CLOCK_READ {
+        let c = call().await;
+        let (server, _) = bridge(&c).await;
+        calls.push((c, server));
+    }
+    // Queued on every call before the relay loop runs again, more than a socket's share.
+    let share = relay_loop::BATCHES_PER_PASS * super::super::recv_batch::BATCH;
+    let count = share as u16 + 5;
+    for (c, _) in &calls {
+        for seq in 0..count {
+            let audio = packet(0, seq, u32::from(seq) * 160, &[seq as u8; 160]);
+            c.phone.send_to(&audio, c.caller_addr).await.expect("send");
+        }
+    }
+    for (_, server) in &calls {
+        for seq in 0..count {
+            let (got, _) = recv(server).await;
+            let payload = RtpPacket::parse(&got).expect("RTP").payload()[0];
+            assert_eq!(payload, seq as u8);
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_ended_call_leaves_the_table_and_its_slot_cannot_reach_the_next_call() {
     start_relay().await;
     let first = call().await;

@@ -4,8 +4,10 @@
 //! It runs as the future the shard thread's runtime is driven by, so the calls' tasks (SIP,
 //! timers, prompts) share the thread with it and no lock is needed. The epoll set is
 //! registered with the runtime's reactor like any socket: the reactor wakes this loop when any
-//! call's socket has packets, and the loop then asks the set which ones.
+//! call's socket has packets, and the loop then asks the set which ones. A pass ends early when
+//! its time is up (`pass_budget`), so a flood cannot hold up the calls' tasks.
 
+use super::pass_budget::PassBudget;
 use super::path_table;
 use super::recv_batch::Batch;
 use std::io;
@@ -56,20 +58,28 @@ async fn relay() -> io::Result<()> {
     let mut still: Vec<u64> = Vec::new();
     loop {
         let mut ready = set.readable().await?;
-        let n = path_table::with_table(|table| {
+        let (n, spent) = path_table::with_table(|table| {
             let now = Instant::now();
-            for data in unread.drain(..) {
-                read_share(table, &mut batch, now, data, &mut still);
+            let mut budget = PassBudget::new(now);
+            let mut read = |data, still: &mut Vec<u64>| {
+                read_share(table, &mut batch, now, data, still);
+            };
+            budget.share(unread.drain(..), Instant::now, &mut still, &mut read);
+            if budget.spent() {
+                // What epoll holds stays there for the next pass.
+                return (EVENTS, true);
             }
             let n = table.ready(&mut events).unwrap_or(0);
-            for event in &events[..n] {
-                read_share(table, &mut batch, now, event.u64, &mut still);
-            }
-            n
+            let mut read = |data, still: &mut Vec<u64>| {
+                read_share(table, &mut batch, now, data, still);
+            };
+            let fresh = events[..n].iter().map(|e| e.u64);
+            budget.share(fresh, Instant::now, &mut still, &mut read);
+            (n, budget.spent())
         })
-        .unwrap_or(0);
+        .unwrap_or((0, false));
         std::mem::swap(&mut unread, &mut still);
-        if n < EVENTS && unread.is_empty() {
+        if n < EVENTS && unread.is_empty() && !spent {
             // Everything queued was read: wait for the reactor's next word. (Packets that came
             // during this pass made the set readable again, and the reactor will say so.)
             ready.clear_ready();
