@@ -58,28 +58,23 @@ async fn relay() -> io::Result<()> {
     let mut still: Vec<u64> = Vec::new();
     loop {
         let mut ready = set.readable().await?;
-        let (n, spent) = path_table::with_table(|table| {
+        let more_queued = path_table::with_table(|table| {
             let now = Instant::now();
             let mut budget = PassBudget::new(now);
-            let mut read = |data, still: &mut Vec<u64>| {
-                read_share(table, &mut batch, now, data, still);
-            };
-            budget.share(unread.drain(..), Instant::now, &mut still, &mut read);
+            let pending = unread.drain(..);
+            read_shares(&mut budget, now, table, &mut batch, pending, &mut still);
             if budget.spent() {
                 // What epoll holds stays there for the next pass.
-                return (EVENTS, true);
+                return true;
             }
             let n = table.ready(&mut events).unwrap_or(0);
-            let mut read = |data, still: &mut Vec<u64>| {
-                read_share(table, &mut batch, now, data, still);
-            };
             let fresh = events[..n].iter().map(|e| e.u64);
-            budget.share(fresh, Instant::now, &mut still, &mut read);
-            (n, budget.spent())
+            read_shares(&mut budget, now, table, &mut batch, fresh, &mut still);
+            n == EVENTS || budget.spent()
         })
-        .unwrap_or((0, false));
+        .unwrap_or(false);
         std::mem::swap(&mut unread, &mut still);
-        if n < EVENTS && unread.is_empty() && !spent {
+        if !more_queued && unread.is_empty() {
             // Everything queued was read: wait for the reactor's next word. (Packets that came
             // during this pass made the set readable again, and the reactor will say so.)
             ready.clear_ready();
@@ -88,6 +83,21 @@ async fn relay() -> io::Result<()> {
             tokio::task::yield_now().await;
         }
     }
+}
+
+/// Gives each of `sockets` its share ([`read_share`]) while the pass's budget lasts; those
+/// that may still hold packets, and those not reached, go on `left`.
+fn read_shares(
+    budget: &mut PassBudget,
+    now: Instant,
+    table: &mut path_table::PathTable,
+    batch: &mut Batch,
+    sockets: impl IntoIterator<Item = u64>,
+    left: &mut Vec<u64>,
+) {
+    budget.share(sockets, Instant::now, left, |data, left| {
+        read_share(table, batch, now, data, left);
+    });
 }
 
 /// Relays up to [`BATCHES_PER_PASS`] batches from the socket `data` names; if it may still
