@@ -115,3 +115,48 @@ fn dialin_notifies_systemd_of_ready_watchdog_reload_and_stop() {
     expect_notification(&socket, "STOPPING=1", || dialin.log());
     assert!(dialin.wait_exit(Duration::from_secs(5)).success());
 }
+
+/// A bridged call through the packaged dialin as `tests/deb/run` left it: installed from the
+/// .deb in a container, run by systemd under the shipped unit (sandbox and syscall filter),
+/// listening on the packaged configuration's 127.0.0.1:5060 and dialling its `bbb1` at
+/// 127.0.0.1:5080 for the example PIN. The container shares this machine's network.
+///
+/// Ignored in a plain `cargo test`: the service it calls exists only while `tests/deb/run`
+/// runs, which runs this test with `--ignored` (in `.ci/run`, so CI always runs it).
+#[test]
+#[ignore = "calls the packaged service that tests/deb/run starts under systemd"]
+fn a_call_through_the_packaged_service_reaches_the_conference_both_ways() {
+    use support::media::{RtpPeer, SendTo};
+    use support::pcap::CallerStream;
+    use support::sipp::{Scenario, Sipp};
+    let dialin = std::net::SocketAddr::from(([127, 0, 0, 1], 5060));
+    let media = RtpPeer::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], PortBlock::take(2).base)),
+        SendTo::FirstSource,
+    );
+    let server = Sipp::new(Scenario::conference_waits_for_bye())
+        .sip_port(5080)
+        .sdp_media(media.local_addr())
+        .spawn();
+    let caller = Sipp::new(Scenario::caller_hangs_up())
+        .pcap(CallerStream::new("8675309#").tail(Duration::from_secs(4)))
+        .rtp_echo()
+        .pause(Duration::from_secs(8))
+        .remote(dialin)
+        .service("4930555000")
+        .spawn()
+        .wait();
+    caller.assert_success();
+    let server = server.wait();
+    server.assert_success();
+    let invite = server.first_received("INVITE");
+    let uri = invite.request_uri().unwrap();
+    assert!(uri.starts_with("sip:71234@"), "Request-URI {uri}");
+    let rec = media.stop();
+    assert!(
+        rec.caller_audio() >= 100 && rec.conference_audio() >= 50,
+        "audio through the packaged service: {} caller frames, {} conference frames",
+        rec.caller_audio(),
+        rec.conference_audio()
+    );
+}

@@ -42,6 +42,9 @@ pub struct Sipp {
     rtp_echo: bool,
     extra: Vec<String>,
     deadline: Duration,
+    /// A fixed SIP port instead of the block's first, for a peer whose address is configured
+    /// elsewhere (the packaged dialin's `bbb1` at 127.0.0.1:5080).
+    sip_port: Option<u16>,
 }
 
 impl Sipp {
@@ -61,7 +64,14 @@ impl Sipp {
             rtp_echo: false,
             extra: Vec::new(),
             deadline: Duration::from_secs(40),
+            sip_port: None,
         }
+    }
+
+    /// Receives SIP on `port` of its address instead of a port from its block.
+    pub fn sip_port(mut self, port: u16) -> Self {
+        self.sip_port = Some(port);
+        self
     }
 
     /// Binds SIP and media to `ip` instead of 127.0.0.1 (e.g. 127.0.0.2, outside an ACL).
@@ -127,7 +137,8 @@ impl Sipp {
 
     /// Where sipp receives SIP.
     pub fn sip_addr(&self) -> SocketAddr {
-        SocketAddr::new(IpAddr::V4(self.ip), self.ports.port(0))
+        let port = self.sip_port.unwrap_or_else(|| self.ports.port(0));
+        SocketAddr::new(IpAddr::V4(self.ip), port)
     }
 
     /// sipp's media port (`-mp`): where it sends the pcap from and echoes RTP.
