@@ -40,6 +40,15 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Exit 0 if the running instance is ready for calls (`/readyz`), else print why and exit 1.
+    /// Needs no token: for container health checks and scripts.
+    Health {
+        /// Only ask whether the process answers (`/healthz`), not whether it should get calls.
+        #[arg(long)]
+        live: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Manage the PIN mappings in the configured store (see `dialin pins --help`).
     Pins(dialin::pins_cmd::PinsArgs),
     /// Check a configuration file and explain every problem with its key and line.
@@ -64,20 +73,36 @@ struct Target {
 impl Target {
     /// The admin listener's address and the bearer token, from the flags and the config.
     fn resolve(&self) -> anyhow::Result<(SocketAddr, Option<String>)> {
-        let config = match &self.config {
+        let config = self.config()?;
+        let token = dialin::admin::auth::token_text(&config.admin)?;
+        Ok((self.address(&config)?, token))
+    }
+
+    /// The admin listener's address alone, for the routes that need no token (a health check
+    /// must not need to read the token file).
+    fn resolve_address(&self) -> anyhow::Result<SocketAddr> {
+        match self.admin {
+            Some(a) => Ok(a),
+            None => self.address(&self.config()?),
+        }
+    }
+
+    fn config(&self) -> anyhow::Result<Config> {
+        Ok(match &self.config {
             Some(p) => {
                 Config::load(p).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?
             }
             None => Config::embedded_default(),
-        };
-        let token = dialin::admin::auth::token_text(&config.admin)?;
-        let addr = match self.admin {
-            Some(a) => a,
+        })
+    }
+
+    fn address(&self, config: &Config) -> anyhow::Result<SocketAddr> {
+        match self.admin {
+            Some(a) => Ok(a),
             None => config.admin.listen.context(
                 "the admin listener is off ([admin] listen = \"\"); turn it on to use this command",
-            )?,
-        };
-        Ok((addr, token))
+            ),
+        }
     }
 }
 
@@ -99,6 +124,22 @@ fn main() -> ExitCode {
             println!("draining: new calls are refused; dialin exits when the last call has ended");
             Ok(())
         }),
+        Command::Health { live, target } => {
+            let path = if live { "/healthz" } else { "/readyz" };
+            match target
+                .resolve_address()
+                .and_then(|addr| Ok(request(addr, None, "GET", path)?))
+            {
+                Ok(body) => {
+                    println!("{}", body.trim_end());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dialin: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Pins(args) => pins(args),
         Command::Serve { config, log_format } => {
             dialin::logging::init(log_format);

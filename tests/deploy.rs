@@ -23,7 +23,8 @@ fn the_systemd_unit_verifies_cleanly() {
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
-        "DynamicUser=yes",
+        "User=dialin",
+        "SystemCallErrorNumber=EPERM",
         "StateDirectory=dialin",
     ] {
         assert!(unit.contains(needed), "the unit lacks {needed}");
@@ -33,7 +34,7 @@ fn the_systemd_unit_verifies_cleanly() {
     let path = dir.path().join("dialin.service");
     std::fs::write(
         &path,
-        unit.replace("/usr/local/bin/dialin", env!("CARGO_BIN_EXE_dialin")),
+        unit.replace("/usr/bin/dialin", env!("CARGO_BIN_EXE_dialin")),
     )
     .unwrap();
     let out = Command::new("systemd-analyze")
@@ -159,4 +160,72 @@ fn a_call_through_the_packaged_service_reaches_the_conference_both_ways() {
         rec.caller_audio(),
         rec.conference_audio()
     );
+}
+
+/// The container's HEALTHCHECK, exactly as `deploy/Containerfile` writes it: healthy while the
+/// instance takes calls, unhealthy once it drains, and it needs no admin token (the shipped
+/// configuration has none). No container engine runs on these machines (README, "Install"),
+/// so the command runs here against the binary under test instead of inside the image.
+#[test]
+fn the_container_health_check_follows_readiness_without_a_token() {
+    let containerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/Containerfile"))
+            .unwrap();
+    let line = containerfile
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK"))
+        .expect("the Containerfile has a HEALTHCHECK");
+    let json = &line[line.find("CMD [").expect("HEALTHCHECK ... CMD [\"...\"]") + 4..];
+    let argv: Vec<String> = serde_json::from_str(json).expect("the CMD is a JSON array");
+    assert_eq!(argv[0], "/usr/local/bin/dialin", "{line}");
+
+    let cfg = TestConfig::new(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        PortBlock::take(1).base,
+    )));
+    let mut dialin = cfg.start();
+    // The image's config path becomes this test's config; the token stays unconfigured.
+    let health = || {
+        let args: Vec<String> = argv[1..]
+            .iter()
+            .map(|a| {
+                if a == "/etc/dialin/dialin.toml" {
+                    dialin.config_path.display().to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        Command::new(env!("CARGO_BIN_EXE_dialin"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let ready = health();
+    assert!(
+        ready.status.success(),
+        "healthy while ready: {}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    dialin.signal("-TERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = health();
+        if !out.status.success() {
+            // Draining (503) while a call holds it up; with no call it exits at once.
+            let why = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                why.contains("HTTP 503") && why.contains("draining")
+                    || why.contains("cannot reach dialin's admin listener"),
+                "{why}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still healthy 5 s into a drain"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dialin.wait_exit(Duration::from_secs(5)).success());
 }

@@ -73,10 +73,14 @@ pub fn request(
         });
     }
     if !(200..300).contains(&code) {
-        return Err(ClientError::Answer {
-            addr,
-            what: format!("HTTP {code}"),
-        });
+        // The body says why (e.g. /readyz's failing checks); bounded, it is the peer's text.
+        let why: String = body.trim().chars().take(500).collect();
+        let what = if why.is_empty() {
+            format!("HTTP {code}")
+        } else {
+            format!("HTTP {code}: {why}")
+        };
+        return Err(ClientError::Answer { addr, what });
     }
     Ok(body.to_string())
 }
