@@ -69,7 +69,9 @@ async fn locked_run(
             .map_err(lock_error)?;
         tx
     };
-    migrator.run(&mut *tx).await.map_err(migrate_error)?;
+    // `run_direct`, not `run`: `run`'s `Acquire` bound makes the future not `Send` for every
+    // lifetime, so a task that opens a store could not be spawned (sqlx's own workaround).
+    migrator.run_direct(&mut *tx).await.map_err(migrate_error)?;
     tx.commit().await?;
     Ok(())
 }

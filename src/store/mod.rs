@@ -18,6 +18,8 @@ pub mod model;
 pub mod watch;
 
 #[cfg(test)]
+mod open_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::secret::Pin;
