@@ -106,9 +106,9 @@ fn lock_error(e: sqlx::Error) -> StoreError {
 fn migrate_error(e: MigrateError) -> StoreError {
     match e {
         MigrateError::VersionMissing(version) => StoreError::NewerSchema(version),
-        MigrateError::ExecuteMigration(source, version) => StoreError::Migration {
+        MigrateError::ExecuteMigration(cause, version) => StoreError::Migration {
             version,
-            source: Box::new(source),
+            cause: Box::new(cause),
         },
         other => StoreError::Migrate(other),
     }

@@ -53,12 +53,12 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// The database cannot be reached or opened.
-    #[error("cannot open the PIN store ({kind}): {source}; check store.url, that the database server runs and that dialin may write there")]
+    #[error("cannot open the PIN store ({kind}): {cause}; check store.url, that the database server runs and that dialin may write there")]
     Open {
         /// `sqlite` or `postgres`.
         kind: &'static str,
-        /// The driver's error.
-        source: sqlx::Error,
+        /// The driver's error (in the message, so not a `source` printed twice).
+        cause: sqlx::Error,
     },
     /// Another process held the migration lock for too long.
     #[error("another process has been updating the PIN store's schema for over {waited} s; check for a stuck dialin process (or a long transaction on the database) and try again")]
@@ -70,12 +70,12 @@ pub enum StoreError {
     #[error("the PIN store has schema version {0}, which this dialin does not know: a newer dialin wrote it; run that version (or newer) against it, or point [store] url at another store")]
     NewerSchema(i64),
     /// A migration's SQL failed; the whole run was rolled back.
-    #[error("cannot update the PIN store's schema: migration {version} failed ({source}); nothing was changed; check that dialin may write there")]
+    #[error("cannot update the PIN store's schema: migration {version} failed ({cause}); nothing was changed; check that dialin may write there")]
     Migration {
         /// The migration that failed.
         version: i64,
-        /// The database's error.
-        source: Box<sqlx::Error>,
+        /// The database's error (in the message, so not a `source` printed twice).
+        cause: Box<sqlx::Error>,
     },
     /// The schema could not be brought up to date for another reason.
     #[error("cannot update the PIN store's schema: {0}")]
@@ -198,7 +198,7 @@ impl Store {
         use sqlx::ConnectOptions;
         let options: sqlx::any::AnyConnectOptions = url
             .parse()
-            .map_err(|source| StoreError::Open { kind, source })?;
+            .map_err(|cause| StoreError::Open { kind, cause })?;
         // Statements are logged at trace only: the watcher polls several times a second.
         let options = options
             .log_statements(tracing::log::LevelFilter::Trace)
@@ -211,7 +211,7 @@ impl Store {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { kind, source })?;
+            .map_err(|cause| StoreError::Open { kind, cause })?;
         if kind == "sqlite" {
             // WAL lets readers (every dialin poll) run beside a writer (the CLI).
             sqlx::query("PRAGMA journal_mode = WAL")
