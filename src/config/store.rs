@@ -9,8 +9,8 @@ use super::reader::Section;
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// `sqlite://<path>` or `postgres://...`, from `url`, `url_file` or `url_env`; `None` uses
-    /// [`crate::store::default_url`] (a SQLite file in `$STATE_DIRECTORY` or the working
-    /// directory). May hold a password: print it only through
+    /// the default of [`crate::store::location::Location::from_config`] (a SQLite file in
+    /// `$STATE_DIRECTORY` or the working directory). May hold a password: print it only through
     /// [`crate::store::location::Location`], which masks it.
     pub url: Option<String>,
     /// The key that gave `url` (`store.url`, `store.url_file` or `store.url_env`), so a

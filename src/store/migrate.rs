@@ -19,10 +19,19 @@ use std::time::Duration;
 pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// The PostgreSQL advisory lock key for migrating ("dialin" in ASCII, then 1).
-const PG_LOCK_KEY: i64 = 0x6469_616c_696e_0001;
+pub(super) const PG_LOCK_KEY: i64 = 0x6469_616c_696e_0001;
 
 /// Applies the missing migrations under the lock; `kind` is `sqlite` or `postgres`.
 pub(super) async fn run(pool: &AnyPool, kind: &'static str) -> Result<(), StoreError> {
+    run_waiting(pool, kind, LOCK_WAIT).await
+}
+
+/// [`run`], waiting at most `wait` for the lock.
+pub(super) async fn run_waiting(
+    pool: &AnyPool,
+    kind: &'static str,
+    wait: Duration,
+) -> Result<(), StoreError> {
     let mut migrator = sqlx::migrate!("./migrations");
     // Ours is the lock; sqlx's would be a second one (PostgreSQL) or none (SQLite).
     migrator.set_locking(false);
@@ -31,12 +40,12 @@ pub(super) async fn run(pool: &AnyPool, kind: &'static str) -> Result<(), StoreE
         let old: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
             .fetch_one(&mut *conn)
             .await?;
-        set_busy_timeout(&mut conn, LOCK_WAIT.as_millis() as i64).await?;
+        set_busy_timeout(&mut conn, wait.as_millis() as i64).await?;
         Some(old)
     } else {
         None
     };
-    let result = locked_run(&migrator, &mut conn, kind).await;
+    let result = locked_run(&migrator, &mut conn, kind, wait).await;
     if let Some(old) = old_busy {
         set_busy_timeout(&mut conn, old).await?;
     }
@@ -48,17 +57,18 @@ async fn locked_run(
     migrator: &sqlx::migrate::Migrator,
     conn: &mut sqlx::AnyConnection,
     kind: &'static str,
+    wait: Duration,
 ) -> Result<(), StoreError> {
     let mut tx = if kind == "sqlite" {
         // Takes the database's write lock now, waiting up to the busy timeout.
         conn.begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(lock_error)?
+            .map_err(|e| lock_error(e, wait))?
     } else {
         let mut tx = conn.begin().await?;
         sqlx::query(&format!(
             "SET LOCAL lock_timeout = '{}ms'",
-            LOCK_WAIT.as_millis()
+            wait.as_millis()
         ))
         .execute(&mut *tx)
         .await?;
@@ -66,7 +76,7 @@ async fn locked_run(
             .bind(PG_LOCK_KEY)
             .execute(&mut *tx)
             .await
-            .map_err(lock_error)?;
+            .map_err(|e| lock_error(e, wait))?;
         tx
     };
     // `run_direct`, not `run`: `run`'s `Acquire` bound makes the future not `Send` for every
@@ -84,8 +94,8 @@ async fn set_busy_timeout(conn: &mut sqlx::AnyConnection, ms: i64) -> Result<(),
     Ok(())
 }
 
-/// A lock that could not be had within [`LOCK_WAIT`] becomes [`StoreError::MigrateLock`].
-fn lock_error(e: sqlx::Error) -> StoreError {
+/// A lock that could not be had within `wait` becomes [`StoreError::MigrateLock`].
+fn lock_error(e: sqlx::Error, wait: Duration) -> StoreError {
     let code = e.as_database_error().and_then(|d| d.code());
     // SQLITE_BUSY (5, or extended codes ending in 5 in the low byte), PostgreSQL lock_not_available.
     let busy = match code.as_deref() {
@@ -95,7 +105,7 @@ fn lock_error(e: sqlx::Error) -> StoreError {
     };
     if busy {
         StoreError::MigrateLock {
-            waited: LOCK_WAIT.as_secs(),
+            waited: wait.as_secs_f64(),
         }
     } else {
         StoreError::Query(e)

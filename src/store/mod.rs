@@ -7,6 +7,11 @@
 //! fails on a half-seen set) and gives every process a cheap number to poll: [`watch`] notices
 //! changes made by other processes (the CLI, other cluster members) within its poll interval,
 //! and changes made in this process at once (in-process notify).
+//!
+//! Opening resolves where the store is first ([`location`]: an absolute SQLite path, a URL that
+//! prints with its password masked), may refuse to create a missing SQLite file ([`Create`]),
+//! and migrates under a lock, so the service, `dialin pins` and cluster members can all start
+//! on a fresh store at once (`migrate`).
 
 pub mod abuse;
 pub mod exchange;
@@ -64,7 +69,7 @@ pub enum StoreError {
     #[error("another process has been updating the PIN store's schema for over {waited} s; check for a stuck dialin process (or a long transaction on the database) and try again")]
     MigrateLock {
         /// Seconds waited.
-        waited: u64,
+        waited: f64,
     },
     /// The database has a migration this binary does not know.
     #[error("the PIN store has schema version {0}, which this dialin does not know: a newer dialin wrote it; run that version (or newer) against it, or point [store] url at another store")]
@@ -135,15 +140,6 @@ pub enum Put {
 const COLUMNS: &str =
     "pin, conference, meeting_id, server, label, valid_from, valid_until, created_at, updated_at";
 
-/// The default store URL: a SQLite file `dialin-pins.db` in `$STATE_DIRECTORY` (set by systemd's
-/// `StateDirectory=`) or else in the working directory.
-pub fn default_url() -> String {
-    let dir = std::env::var_os("STATE_DIRECTORY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    format!("sqlite://{}", dir.join(location::DEFAULT_FILE).display())
-}
-
 impl Store {
     /// Opens (creating a SQLite file and its directory if needed) and migrates the store at `url`:
     /// `sqlite://<path>`, `sqlite::memory:` or `postgres://...`.
@@ -152,8 +148,8 @@ impl Store {
         Store::open_at(&at, Create::IfMissing).await
     }
 
-    /// Opens the store `[store]` names, or the default SQLite file ([`default_url`]),
-    /// creating it if missing (the service's first start).
+    /// Opens the store `[store]` names, or the default SQLite file
+    /// ([`Location::from_config`]), creating it if missing (the service's first start).
     pub async fn open_configured(config: &crate::config::StoreConfig) -> Result<Store, StoreError> {
         Store::open_at(&Location::from_config(config)?, Create::IfMissing).await
     }

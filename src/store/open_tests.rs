@@ -135,3 +135,48 @@ async fn a_store_that_may_not_be_created_is_not() {
     assert_eq!(store.location().file(), Some(file.as_path()));
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_lock_held_too_long_is_reported_instead_of_waited_for_forever() {
+    use sqlx::Connection;
+    for db in [TestDb::sqlite(), TestDb::postgres().await] {
+        let store = Store::open(&db.url()).await.unwrap();
+        let kind = store.kind();
+        // Another process in the middle of migrating holds the lock.
+        let mut holder = store.pool.acquire().await.unwrap();
+        let held = if kind == "sqlite" {
+            holder.begin_with("BEGIN IMMEDIATE").await.unwrap()
+        } else {
+            let mut tx = holder.begin().await.unwrap();
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(migrate::PG_LOCK_KEY)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx
+        };
+        let other = raw_pool(&db.url()).await;
+        let wait = std::time::Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let e = migrate::run_waiting(&other, kind, wait).await.err();
+        assert!(
+            matches!(e, Some(StoreError::MigrateLock { .. })),
+            "{kind}: {e:?}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{kind}"
+        );
+        let text = e.unwrap().to_string();
+        assert!(
+            text.contains("for over 0.3 s") && text.contains("stuck dialin"),
+            "{text}"
+        );
+        // Once the lock is free, the same call finds everything migrated.
+        held.rollback().await.unwrap();
+        migrate::run_waiting(&other, kind, wait).await.unwrap();
+        other.close().await;
+        drop(holder);
+        store.close().await;
+    }
+}
