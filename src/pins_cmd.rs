@@ -4,8 +4,9 @@
 
 use crate::config::Config;
 use crate::store::exchange::{self, Format};
+use crate::store::location::{Location, Origin};
 use crate::store::model::{format_time, Mapping, MappingDoc, Rules, Target};
-use crate::store::{generate, Store};
+use crate::store::{generate, Create, Store, StoreError};
 use anyhow::{bail, Context};
 use std::io::Read;
 use std::path::PathBuf;
@@ -16,6 +17,10 @@ pub struct PinsArgs {
     /// The configuration file (TOML); without it the built-in defaults are used.
     #[arg(long, short, global = true)]
     pub config: Option<PathBuf>,
+    /// Create the SQLite store if its file does not exist yet. Without it a missing file is an
+    /// error: a new, empty store where the service does not look would silently take the PINs.
+    #[arg(long, global = true)]
+    pub create_store: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: PinsCommand,
@@ -101,7 +106,20 @@ pub async fn run(args: PinsArgs) -> anyhow::Result<()> {
         None => Config::embedded_default(),
     };
     let rules = Rules::from_config(&config);
-    let store = Store::open_configured(&config.store).await?;
+    let at = Location::from_config(&config.store)?;
+    // One line, so the admin sees at once whether this is the store the service reads.
+    eprintln!("dialin pins: store {at}");
+    let create = if args.create_store {
+        Create::IfMissing
+    } else {
+        Create::Never
+    };
+    let store = match Store::open_at(&at, create).await {
+        Err(StoreError::Missing { path }) => {
+            bail!(missing_store(&at, &path, args.config.is_some()))
+        }
+        other => other?,
+    };
     let result = command(&config, &rules, &store, args.command).await;
     store.close().await;
     result
@@ -207,6 +225,39 @@ async fn command(
         }
     }
     Ok(())
+}
+
+/// Why `dialin pins` refuses to create the store at `path`, and what to do instead: the
+/// operator most likely meant the store the service uses.
+fn missing_store(at: &Location, path: &std::path::Path, have_config: bool) -> String {
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let why = match at.origin() {
+        Origin::Default => format!(
+            "{} sets no [store] url, so the default is used: dialin-pins.db in $STATE_DIRECTORY, \
+             which systemd sets only for the service (/var/lib/dialin with the shipped unit), \
+             else in the working directory ({cwd}).",
+            if have_config { "The configuration" } else { "Without --config, the built-in configuration" }
+        ),
+        Origin::Configured(key) if at.is_relative() => format!(
+            "{key} names a relative path, resolved against the working directory ({cwd}); the \
+             service resolves it against its own (/var/lib/dialin with the shipped unit). \
+             Write an absolute path."
+        ),
+        Origin::Configured(key) => format!(
+            "{key} names this file, but it does not exist yet; the service creates it on its first start."
+        ),
+    };
+    format!(
+        "there is no PIN store at {}, and `dialin pins` does not create one: a new, empty store \
+         there would not be the one the service reads.\n{why}\n\
+         To fix: pass --config with the file the service uses (the Debian package's \
+         /etc/dialin/dialin.toml sets [store] url = \"sqlite:///var/lib/dialin/dialin-pins.db\"), \
+         or set [store] url (or url_file, url_env) to the service's store; \
+         or pass --create-store to create a new, empty store at this path.",
+        path.display()
+    )
 }
 
 fn validate(rules: &Rules, m: &MappingArgs) -> anyhow::Result<crate::store::model::NewMapping> {

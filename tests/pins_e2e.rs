@@ -230,11 +230,17 @@ fn a_mapping_set_with_the_cli_reaches_the_running_dialin_within_a_second() {
         .env("STATE_DIRECTORY", state)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // It says which store it wrote: the one dialin created in its state directory.
+    let file = state.join("dialin-pins.db");
+    assert_eq!(
+        err,
+        format!("dialin pins: store sqlite://{}\n", file.display())
     );
+    assert!(dialin
+        .wait_for_line("PIN store open", Duration::from_secs(1))
+        .contains(&format!("location=sqlite://{}", file.display())));
     dialin.wait_for_line("PIN mappings updated", Duration::from_secs(1));
     let uri = call_and_get_conference_uri(&cfg, server, "5552468");
     assert!(uri.starts_with("sip:72468@"), "Request-URI {uri}");

@@ -1,5 +1,5 @@
-//! `[store]`, `[admin]` and `[[bbb_api]]`: where PIN mappings live, the HTTP admin API, and the
-//! BBB API endpoints that turn a meeting ID into the running meeting's voiceBridge.
+//! `[admin]` and `[[bbb_api]]`: the HTTP admin API, and the BBB API endpoints that turn a
+//! meeting ID into the running meeting's voiceBridge. (`[store]` is in `store.rs`.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,14 +8,6 @@ use std::time::Duration;
 use super::error::Problems;
 use super::reader::Section;
 use super::values::parse_duration;
-
-/// `[store]`: the PIN-mapping store.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct StoreConfig {
-    /// `sqlite://<path>` or `postgres://...`; `None` uses [`crate::store::default_url`]
-    /// (a SQLite file in `$STATE_DIRECTORY` or the working directory).
-    pub url: Option<String>,
-}
 
 /// `[admin]`: the HTTP admin API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,22 +64,6 @@ impl std::fmt::Debug for BbbApiConfig {
             .field("checksum", &self.checksum)
             .field("timeout", &self.timeout)
             .finish()
-    }
-}
-
-/// `[store]`.
-pub(super) fn store(root: &Section<'_>, p: &mut Problems<'_>) -> StoreConfig {
-    let s = root.table(p, "store", &["url"]);
-    let url = s.parsed(p, "url", |t| {
-        let ok = t.starts_with("postgres://")
-            || t.starts_with("postgresql://")
-            || (t.starts_with("sqlite://") && t.len() > "sqlite://".len());
-        ok.then(|| t.to_string()).ok_or_else(|| {
-            "must be \"sqlite://<path of a file>\" or \"postgres://user@host/database\"".into()
-        })
-    });
-    StoreConfig {
-        url: url.map(|v| v.value),
     }
 }
 
@@ -202,11 +178,9 @@ mod tests {
     #[test]
     fn defaults_and_values() {
         let c = Config::from_toml("", "t").unwrap();
-        assert_eq!(c.store.url, None);
         assert_eq!(c.admin.listen, Some("127.0.0.1:8089".parse().unwrap()));
         let text = "[[servers]]\nname = \"bbb1\"\nsip = \"sip:10.0.0.1\"\n[store]\nurl = \"postgres://u@h/db\"\n[admin]\nlisten = \"\"\ntoken_env = \"TOK\"\n[[bbb_api]]\nurl = \"https://b/bigbluebutton/api/\"\nsecret = \"0123456789\"\nserver = \"bbb1\"\nchecksum = \"sha1\"\n";
         let c = Config::from_toml(text, "t").unwrap();
-        assert_eq!(c.store.url.as_deref(), Some("postgres://u@h/db"));
         assert_eq!(c.admin.listen, None);
         assert_eq!(c.admin.token_env.as_deref(), Some("TOK"));
         assert_eq!(c.bbb_api[0].url, "https://b/bigbluebutton/api");
@@ -217,7 +191,6 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let cases = [
-            ("[store]\nurl = \"mysql://x\"\n", "store.url"),
             ("[admin]\nlisten = \"localhost\"\n", "admin.listen"),
             ("[admin]\ntoken_file = \"/t\"\ntoken_env = \"T\"\n", "admin.token_env"),
             ("[admin]\ntoken_env = \"A-B\"\n", "admin.token_env"),

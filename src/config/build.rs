@@ -47,7 +47,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let privacy = super::privacy::privacy(&root, &mut p);
     let abuse = super::privacy::abuse(&root, &mut p);
     let esl = super::esl::section(&root, &mut p);
-    let store = super::admin::store(&root, &mut p);
+    let store = super::store::section(&root, &mut p);
     let admin = super::admin::admin(&root, &mut p);
     let bbb_api = super::admin::bbb_api(&root, &mut p, &declared);
     let trunks = super::trunks::trunks(&root, &mut p);

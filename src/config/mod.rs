@@ -20,13 +20,14 @@ mod privacy;
 mod reader;
 mod routing;
 mod sip;
+mod store;
 mod tls;
 mod trunks;
 mod values;
 
 use std::path::Path;
 
-pub use admin::{AdminConfig, BbbApiConfig, ChecksumAlgorithm, StoreConfig};
+pub use admin::{AdminConfig, BbbApiConfig, ChecksumAlgorithm};
 pub use error::{ConfigError, ConfigErrors};
 pub use esl::{EslConfig, EslServer, MuteMode};
 pub use ivr::{IvrConfig, Language};
@@ -37,6 +38,7 @@ pub use sip::{
     LimitsConfig, MediaConfig, NamedTrunk, Password, RegisterConfig, SipConfig, TrunkConfig,
     TrunkReject,
 };
+pub use store::StoreConfig;
 pub use values::parse_duration;
 
 use crate::sip::acl::IpNet;

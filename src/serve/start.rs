@@ -134,6 +134,7 @@ pub(super) async fn start_store(config: &Config, live: &LiveParts) -> anyhow::Re
     mappings.replace(&rx.borrow_and_update());
     info!(
         store = store.kind(),
+        location = %store.location(),
         mappings = mappings.len(),
         "PIN store open"
     );

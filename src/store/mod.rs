@@ -7,22 +7,32 @@
 //! fails on a half-seen set) and gives every process a cheap number to poll: [`watch`] notices
 //! changes made by other processes (the CLI, other cluster members) within its poll interval,
 //! and changes made in this process at once (in-process notify).
+//!
+//! Opening resolves where the store is first ([`location`]: an absolute SQLite path, a URL that
+//! prints with its password masked), may refuse to create a missing SQLite file ([`Create`]),
+//! and migrates under a lock, so the service, `dialin pins` and cluster members can all start
+//! on a fresh store at once (`migrate`).
 
 pub mod abuse;
 pub mod exchange;
 pub mod generate;
 pub mod live;
+pub mod location;
+mod migrate;
 pub mod model;
 pub mod watch;
 
 #[cfg(test)]
+mod open_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::secret::Pin;
+use location::{Location, Origin};
 use model::{unix_now, Mapping, NewMapping, Target};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -34,19 +44,47 @@ pub const MAX_MAPPINGS: usize = 100_000;
 #[non_exhaustive]
 pub enum StoreError {
     /// The URL is not one the store understands.
-    #[error("store.url: {0}")]
-    BadUrl(String),
+    #[error("{key}: {why}")]
+    BadUrl {
+        /// The config key that gave the URL.
+        key: &'static str,
+        /// What is wrong with it (never the URL itself).
+        why: String,
+    },
+    /// The SQLite file does not exist and the caller may not create it ([`Create::Never`]).
+    #[error("there is no PIN store at {}; set [store] url to the store the service uses", path.display())]
+    Missing {
+        /// The absolute path of the missing file.
+        path: PathBuf,
+    },
     /// The database cannot be reached or opened.
-    #[error("cannot open the PIN store ({kind}): {source}; check store.url, that the database server runs and that dialin may write there")]
+    #[error("cannot open the PIN store ({kind}): {cause}; check store.url, that the database server runs and that dialin may write there")]
     Open {
         /// `sqlite` or `postgres`.
         kind: &'static str,
-        /// The driver's error.
-        source: sqlx::Error,
+        /// The driver's error (in the message, so not a `source` printed twice).
+        cause: sqlx::Error,
     },
-    /// The schema could not be brought up to date.
-    #[error("cannot migrate the PIN store: {0}; was the database written by a newer dialin?")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another process held the migration lock for too long.
+    #[error("another process has been updating the PIN store's schema for over {waited} s; check for a stuck dialin process (or a long transaction on the database) and try again")]
+    MigrateLock {
+        /// Seconds waited.
+        waited: f64,
+    },
+    /// The database has a migration this binary does not know.
+    #[error("the PIN store has schema version {0}, which this dialin does not know: a newer dialin wrote it; run that version (or newer) against it, or point [store] url at another store")]
+    NewerSchema(i64),
+    /// A migration's SQL failed; the whole run was rolled back.
+    #[error("cannot update the PIN store's schema: migration {version} failed ({cause}); nothing was changed; check that dialin may write there")]
+    Migration {
+        /// The migration that failed.
+        version: i64,
+        /// The database's error (in the message, so not a `source` printed twice).
+        cause: Box<sqlx::Error>,
+    },
+    /// The schema could not be brought up to date for another reason.
+    #[error("cannot update the PIN store's schema: {0}")]
+    Migrate(sqlx::migrate::MigrateError),
     /// A query failed.
     #[error("PIN store query failed: {0}")]
     Query(#[from] sqlx::Error),
@@ -75,6 +113,18 @@ pub struct Store {
     kind: &'static str,
     /// Whether the last read by the watcher worked (for `/readyz`); shared by clones.
     reachable: Arc<std::sync::atomic::AtomicBool>,
+    /// Where it is, to tell the operator which store a command used.
+    location: Arc<Location>,
+}
+
+/// Whether opening a SQLite store may create its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Create {
+    /// Create the file (and its directory) if missing: the service on first start.
+    IfMissing,
+    /// Fail with [`StoreError::Missing`]: a command that would otherwise write a new, empty
+    /// store where the service does not look.
+    Never,
 }
 
 /// Whether `put` created a mapping or replaced one.
@@ -90,51 +140,61 @@ pub enum Put {
 const COLUMNS: &str =
     "pin, conference, meeting_id, server, label, valid_from, valid_until, created_at, updated_at";
 
-/// The default store URL: a SQLite file `dialin-pins.db` in `$STATE_DIRECTORY` (set by systemd's
-/// `StateDirectory=`) or else in the working directory.
-pub fn default_url() -> String {
-    let dir = std::env::var_os("STATE_DIRECTORY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    format!("sqlite://{}", dir.join("dialin-pins.db").display())
-}
-
 impl Store {
     /// Opens (creating a SQLite file and its directory if needed) and migrates the store at `url`:
     /// `sqlite://<path>`, `sqlite::memory:` or `postgres://...`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let at = Location::parse(url, Origin::Configured("store.url"))?;
+        Store::open_at(&at, Create::IfMissing).await
+    }
+
+    /// Opens the store `[store]` names, or the default SQLite file
+    /// ([`Location::from_config`]), creating it if missing (the service's first start).
+    pub async fn open_configured(config: &crate::config::StoreConfig) -> Result<Store, StoreError> {
+        Store::open_at(&Location::from_config(config)?, Create::IfMissing).await
+    }
+
+    /// Opens and migrates the store at `at`; `create` says whether a missing SQLite file may
+    /// be created. Safe when several processes open a fresh store at once (see `migrate`).
+    pub async fn open_at(at: &Location, create: Create) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (kind, url, max) = if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err(StoreError::BadUrl(
-                    "sqlite:// needs a file path, like sqlite:///var/lib/dialin/pins.db".into(),
-                ));
+        let kind = at.kind();
+        let mut url = at.url().to_string();
+        let max = match (kind, at.file()) {
+            ("sqlite", Some(file)) => {
+                let mode = match create {
+                    Create::IfMissing => {
+                        if let Some(dir) = file.parent() {
+                            std::fs::create_dir_all(dir).map_err(|e| StoreError::BadUrl {
+                                key: at.key(),
+                                why: format!(
+                                    "cannot create the directory {} ({e}); create it or let dialin write there",
+                                    dir.display()
+                                ),
+                            })?;
+                        }
+                        "rwc"
+                    }
+                    Create::Never if !file.exists() => {
+                        return Err(StoreError::Missing {
+                            path: file.to_path_buf(),
+                        })
+                    }
+                    // `rw` also refuses to create it should it vanish in between.
+                    Create::Never => "rw",
+                };
+                let sep = if url.contains('?') { '&' } else { '?' };
+                url = format!("{url}{sep}mode={mode}");
+                4
             }
-            let file = Path::new(path.split('?').next().unwrap_or(path));
-            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::BadUrl(format!(
-                        "cannot create the directory {} ({e})",
-                        dir.display()
-                    ))
-                })?;
-            }
-            let sep = if path.contains('?') { '&' } else { '?' };
-            ("sqlite", format!("sqlite://{path}{sep}mode=rwc"), 4)
-        } else if url == "sqlite::memory:" {
             // One connection: each in-memory connection would be its own database.
-            ("sqlite", url.to_string(), 1)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            ("postgres", url.to_string(), 8)
-        } else {
-            return Err(StoreError::BadUrl(
-                "must start with sqlite:// (a file) or postgres:// (a server)".into(),
-            ));
+            ("sqlite", None) => 1,
+            _ => 8,
         };
         use sqlx::ConnectOptions;
         let options: sqlx::any::AnyConnectOptions = url
             .parse()
-            .map_err(|source| StoreError::Open { kind, source })?;
+            .map_err(|cause| StoreError::Open { kind, cause })?;
         // Statements are logged at trace only: the watcher polls several times a second.
         let options = options
             .log_statements(tracing::log::LevelFilter::Trace)
@@ -147,7 +207,7 @@ impl Store {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { kind, source })?;
+            .map_err(|cause| StoreError::Open { kind, cause })?;
         if kind == "sqlite" {
             // WAL lets readers (every dialin poll) run beside a writer (the CLI).
             sqlx::query("PRAGMA journal_mode = WAL")
@@ -155,21 +215,19 @@ impl Store {
                 .await
                 .ok();
         }
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        migrate::run(&pool, kind).await?;
         Ok(Store {
             pool,
             changed: Arc::new(Notify::new()),
             kind,
             reachable: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            location: Arc::new(at.clone()),
         })
     }
 
-    /// Opens the store `[store] url` names, or the default SQLite file ([`default_url`]).
-    pub async fn open_configured(config: &crate::config::StoreConfig) -> Result<Store, StoreError> {
-        match &config.url {
-            Some(url) => Store::open(url).await,
-            None => Store::open(&default_url()).await,
-        }
+    /// Where the store is; its `Display` masks any password, so it may be printed.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// `sqlite` or `postgres`.
