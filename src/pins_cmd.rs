@@ -109,6 +109,23 @@ pub async fn run(args: PinsArgs) -> anyhow::Result<()> {
     let at = Location::from_config(&config.store)?;
     // One line, so the admin sees at once whether this is the store the service reads.
     eprintln!("dialin pins: store {at}");
+    // Root on the service's store works as the service's user, so every file stays its own.
+    if let Some(dir) = at.file().and_then(|f| f.parent()) {
+        let switched = crate::store::owner::become_owner_of(dir).with_context(|| {
+            format!(
+                "cannot take the user owning {} (run dialin pins as that user)",
+                dir.display()
+            )
+        })?;
+        if let Some(s) = switched {
+            eprintln!(
+                "dialin pins: working as uid {} gid {}, the owner of {}",
+                s.uid,
+                s.gid,
+                dir.display()
+            );
+        }
+    }
     let create = if args.create_store {
         Create::IfMissing
     } else {

@@ -275,6 +275,49 @@ fn the_store_used_is_printed_and_a_missing_one_is_not_created() {
     assert!(env.ok(&["list"]).contains("123456\tconference=72222"));
 }
 
+/// Root on the service's store (as an admin runs `dialin pins` on a packaged install) works as
+/// the owner of the store's directory: the store and its -wal/-shm stay writable by the service.
+#[test]
+fn root_works_as_the_owner_of_the_store_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test checks what root does: run the suite as root (README, Test it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    const NOBODY: u32 = 65534;
+    std::os::unix::fs::chown(&state, Some(NOBODY), Some(NOBODY)).unwrap();
+    let store = format!("url = \"sqlite://{}/pins.db\"", state.display());
+    let env = Env::with_store(dir, &store);
+    let (ok, _, err) = env.pins(&["--create-store", "add", "123456", "--conference", "72222"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(&format!("working as uid {NOBODY} gid {NOBODY}")),
+        "{err}"
+    );
+    assert!(env.ok(&["list"]).contains("123456"));
+    let files: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert!(!files.is_empty());
+    for file in files {
+        let meta = file.metadata().unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (NOBODY, NOBODY),
+            "{} belongs to root",
+            file.path().display()
+        );
+    }
+}
+
 #[test]
 fn the_default_and_relative_paths_are_explained_for_a_shell() {
     // No [store] url and no STATE_DIRECTORY: the default file in the working directory.

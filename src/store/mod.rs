@@ -20,6 +20,7 @@ pub mod live;
 pub mod location;
 mod migrate;
 pub mod model;
+pub mod owner;
 pub mod watch;
 
 #[cfg(test)]
