@@ -229,3 +229,26 @@ fn the_container_health_check_follows_readiness_without_a_token() {
     }
     assert!(dialin.wait_exit(Duration::from_secs(5)).success());
 }
+
+/// BBB installs FreeSWITCH under /opt/freeswitch: the privacy inventory and the BBB install
+/// guide name its files there, never at Debian's /etc/freeswitch or /var/log/freeswitch,
+/// where an admin following them would change nothing.
+#[test]
+fn freeswitch_paths_in_the_docs_are_bbbs() {
+    for doc in ["deploy/PRIVACY.md", "dialplan/freeswitch/README.md"] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+        let mut named = 0;
+        let paths = text
+            .split(|c: char| c.is_whitespace() || "`()[],;\"'".contains(c))
+            .filter(|t| t.starts_with('/') && t.contains("freeswitch"));
+        for path in paths {
+            named += 1;
+            assert!(
+                path.starts_with("/opt/freeswitch") || path.starts_with("/etc/bigbluebutton"),
+                "{doc} names {path}, not under BBB's /opt/freeswitch"
+            );
+        }
+        assert!(named > 0, "{doc} names no FreeSWITCH path");
+    }
+}

@@ -136,6 +136,17 @@ fn the_event_socket_config_uses_the_tested_keys_an_acl_and_no_default_password()
     );
     assert_eq!(ours["listen-port"], "8021");
     assert_ne!(ours["password"], "ClueCon");
+    // A private address the admin fills in: never every address, which includes public ones.
+    let listen = ours["listen-ip"].as_str();
+    assert!(
+        !["::", "0.0.0.0", "", "[::]"].contains(&listen),
+        "listen-ip {listen:?} listens on public addresses too"
+    );
+    match listen.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => assert!(ip.is_private() || ip.is_loopback(), "{ip}"),
+        Ok(ip) => panic!("listen-ip {ip}: give a private IPv4 address"),
+        Err(_) => assert!(listen.starts_with("REPLACE-WITH-"), "{listen}"),
+    }
     let lists = acl_lists(&parse("acl-snippet.xml", ACL_SNIPPET));
     assert!(lists.contains(&ours["apply-inbound-acl"]), "{ours:?}");
     let root = parse("event_socket.conf.xml", ESL);
