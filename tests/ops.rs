@@ -69,6 +69,16 @@ fn drain_keeps_bridged_calls_refuses_new_ones_and_exits_0_after_the_last() {
     refused.assert_success();
     assert_eq!(refused.final_response_code(), Some(503));
     assert!(dialin.is_running(), "dialin must wait for the bridged call");
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    let refused = |reason: &str| {
+        metric(
+            &text,
+            "dialin_calls_refused_total",
+            &format!("reason=\"{reason}\""),
+        )
+    };
+    assert_eq!(refused("draining"), 1.0, "{text}");
+    assert_eq!(refused("max_calls"), 0.0, "{text}");
 
     // The bridged call goes on with audio and ends normally: the caller's BYE reaches the
     // server through dialin.
@@ -316,7 +326,7 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
         1.0,
         "{text}"
     );
-    assert_eq!(m("dialin_rtp_ports_in_use", ""), 0.0);
+    assert_eq!(m("dialin_rtp_port_pairs_in_use", ""), 0.0);
     for secret in [PIN, CONFERENCE, "1111111", "1234567", "127.0.0.1"] {
         assert!(!text.contains(secret), "/metrics shows {secret}");
     }
@@ -340,7 +350,7 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("0 active, 3 since start, 2 bridged"),
+        stdout.contains("0 active, 3 since start, 1 bridged, 1 echo tests"),
         "{stdout}"
     );
     assert!(stdout.contains("servers: bbb1"), "{stdout}");

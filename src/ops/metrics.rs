@@ -31,8 +31,15 @@ pub const RTP_LOST: &str = "dialin_rtp_packets_lost_total";
 pub const RTP_JITTER_SECONDS: &str = "dialin_rtp_jitter_seconds";
 /// SIP requests refused because of their source address (`trunk.allow`).
 pub const SOURCES_REJECTED: &str = "dialin_sip_sources_rejected_total";
-/// RTP ports of `media.rtp_ports` in use.
-pub const RTP_PORTS_IN_USE: &str = "dialin_rtp_ports_in_use";
+/// RTP/RTCP port pairs of `media.rtp_ports` in use (one per call leg; each pair is two
+/// ports, so the range holds half as many pairs as ports).
+pub const RTP_PORT_PAIRS_IN_USE: &str = "dialin_rtp_port_pairs_in_use";
+/// 1 while a trunk's registration with its provider is valid, else 0, by `trunk` (its config
+/// name): a failed registration means no inbound calls from that provider at all.
+pub const REGISTRATIONS_UP: &str = "dialin_registrations_up";
+/// New calls answered 503 since start, by `reason` (the words of
+/// [`crate::ops::refusals::CallsRefused::reasons`]).
+pub const CALLS_REFUSED: &str = "dialin_calls_refused_total";
 /// 1 while draining.
 pub const DRAINING: &str = "dialin_draining";
 /// Configuration reloads by `result` (`ok`, `error`).
@@ -83,6 +90,12 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     );
     metrics::describe_counter!(SOURCES_REJECTED, "SIP requests refused by source address");
     metrics::describe_counter!(STORE_ERRORS, "Failed store reads and writes, by operation");
+    metrics::describe_counter!(CALLS_REFUSED, "New calls answered 503, by reason");
+    metrics::describe_gauge!(
+        REGISTRATIONS_UP,
+        "1 while a trunk's provider registration is valid, by trunk"
+    );
+    metrics::describe_gauge!(RTP_PORT_PAIRS_IN_USE, "RTP/RTCP port pairs in use");
     for op in ["mappings", "abuse"] {
         counter!(STORE_ERRORS, "op" => op).absolute(0);
     }

@@ -12,6 +12,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod notify;
+pub mod refusals;
 pub mod reload;
 pub mod rtp_counters;
 pub mod rtp_quality;

@@ -281,10 +281,7 @@ async fn reply(mut tx: Transaction, status: StatusCode) {
 
 /// OPTIONS is how trunks and load balancers check we are alive: 200 with what we accept.
 async fn answer_options(mut tx: Transaction) {
-    let headers = vec![
-        Header::Allow("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE".into()),
-        Header::Supported("timer".into()),
-        Header::Accept("application/sdp".into()),
-    ];
+    let mut headers = crate::sip::capabilities::answer_headers(None);
+    headers.push(Header::Accept("application/sdp".into()));
     tx.reply_with(StatusCode::OK, headers, None).await.ok();
 }

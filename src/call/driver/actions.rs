@@ -134,7 +134,7 @@ impl CallDriver {
         self.path.with(|p| p.media.start_echo());
         self.slot.leave_ivr();
         self.answer_if_early(now);
-        self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
+        self.ctx.stats.echo_tests.fetch_add(1, Ordering::Relaxed);
         info!(call = self.call_no, "echo test");
     }
 
