@@ -96,6 +96,14 @@ fn a_call_through_a_provider_proxy_with_compact_headers_and_record_route() {
     // the BYE followed the Record-Route set past the unreachable Contact.
     outcome.assert_success();
     let ok = response(&outcome, 200, "INVITE");
+    // Allow and Supported reach a provider behind a proxy as well.
+    assert_eq!(
+        ok.header("Allow"),
+        Some("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"),
+        "{}",
+        ok.text
+    );
+    assert_eq!(ok.header("Supported"), Some("timer"), "{}", ok.text);
     let vias = ok.headers("Via");
     assert_eq!(vias.len(), 2, "both Vias come back:\n{}", ok.text);
     assert!(vias[0].contains("received=127.0.0.1") && vias[0].contains("rport="));

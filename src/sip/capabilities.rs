@@ -45,10 +45,15 @@ mod tests {
     #[test]
     fn the_answer_claims_timers_and_the_server_invite_does_not() {
         let answer = render(&answer_headers(None));
-        assert_eq!(answer, [format!("Allow: {ALLOW}"), "Supported: timer".into()]);
+        assert_eq!(
+            answer,
+            [format!("Allow: {ALLOW}"), "Supported: timer".into()]
+        );
         let invite = render(&server_invite_headers());
         assert_eq!(invite, [format!("Allow: {ALLOW}")]);
-        for method in ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE"] {
+        for method in [
+            "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE",
+        ] {
             assert!(ALLOW.split(", ").any(|m| m == method), "{method}");
         }
     }

@@ -123,6 +123,8 @@ impl SipEdge {
                 let (listener, reloader) =
                     tls_listener(tls, Some(external).filter(|e| *e != tls.listen)).await?;
                 transport_layer.add_transport(listener.into());
+                // As for UDP and TCP: the operator sees where callers reach dialin over TLS.
+                tracing::info!(listen = %tls.listen, advertise = %external, "SIP over TLS listening");
                 Some(reloader)
             }
             None => None,
