@@ -148,12 +148,7 @@ fn a_flood_from_outside_the_allow_list_leaves_legitimate_calls_working() {
     );
     assert!(sent >= 20_000, "the flood sent only {sent} datagrams");
     assert_eq!(dialin.status_value("calls_started"), done);
-    assert_eq!(
-        dialin.status_value("echo_tests"),
-        done,
-        "{}",
-        dialin.log()
-    );
+    assert_eq!(dialin.status_value("echo_tests"), done, "{}", dialin.log());
     let rejected = dialin.status_value("sip_sources_rejected");
     assert!(
         rejected >= sent / 2,

@@ -52,7 +52,10 @@ impl CallsRefused {
             max_ivr_calls: admission.refused[1],
             trunk_max_calls: admission.refused[2],
             rtp_ports: ops.ctx.stats.refused_no_port.load(Ordering::Relaxed),
-            rate: ops.filter_stats.invites_rate_limited.load(Ordering::Relaxed),
+            rate: ops
+                .filter_stats
+                .invites_rate_limited
+                .load(Ordering::Relaxed),
             draining: ops.ctx.lifecycle.calls_refused(),
         }
     }

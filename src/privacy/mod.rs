@@ -42,6 +42,10 @@ pub struct Privacy {
     pseudonyms: Mutex<Pseudonymizer>,
     /// Per-conference caller numbers.
     sequences: Mutex<ConferenceSequences>,
+    /// This instance's random tag (8 hex digits, chosen at start, never derived from a caller):
+    /// part of every SIP user part, so instances of a cluster never send the same
+    /// `phone-…-N` into one conference.
+    instance: String,
 }
 
 impl Privacy {
@@ -51,6 +55,7 @@ impl Privacy {
             policy,
             pseudonyms: Mutex::new(Pseudonymizer::new(now, rotation, rand::random())),
             sequences: Mutex::new(ConferenceSequences::default()),
+            instance: format!("{:08x}", rand::random::<u32>()),
         }
     }
 
@@ -80,7 +85,8 @@ impl Privacy {
     }
 
     /// The caller ID for a caller joining `conference` now: takes the caller's number in the
-    /// conference's sequence and applies the policy.
+    /// conference's sequence (per instance) and applies the policy; the user part is
+    /// `phone-<instance tag>-<N>` ([`mask::user_part`]).
     pub fn present(
         &self,
         now: Instant,
@@ -93,7 +99,9 @@ impl Privacy {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .next(now, key);
-        present_caller(&self.policy, number, seq)
+        let mut masked = present_caller(&self.policy, number, seq);
+        masked.user = mask::user_part(&self.instance, seq);
+        masked
     }
 }
 
@@ -114,6 +122,30 @@ mod tests {
         assert_eq!(names, ["Phone 1", "Phone 2", "Phone 1", "Phone 3"]);
         let hidden = p.present(now, &CallerNumber::withheld(), &b);
         assert_eq!(hidden.display, "Phone (hidden) 2");
-        assert_eq!(hidden.user, "phone-2");
+        assert_eq!(hidden.user, format!("phone-{}-2", p.instance));
+    }
+
+    #[test]
+    fn two_instances_never_send_the_same_user_part() {
+        let now = Instant::now();
+        let rotation = Duration::from_secs(86_400);
+        let a = Privacy::new(CallerIdPolicy::Sequence, rotation, now);
+        let b = Privacy::new(CallerIdPolicy::Sequence, rotation, now);
+        let conf = ConferenceId("71234".into());
+        let n = CallerNumber::new("+49301234567");
+        let (ua, ub) = (
+            a.present(now, &n, &conf).user,
+            b.present(now, &n, &conf).user,
+        );
+        assert_ne!(ua, ub, "the random instance tags differ");
+        for u in [&ua, &ub] {
+            let tag = u.strip_prefix("phone-").and_then(|r| r.strip_suffix("-1"));
+            let tag = tag.unwrap_or_else(|| panic!("{u}"));
+            assert_eq!(tag.len(), 8, "{u}");
+            assert!(tag
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert!(!u.contains("1234567"), "{u}");
+        }
     }
 }
