@@ -53,7 +53,8 @@ pub const CONFERENCE_COLLISIONS: &str = "dialin_conference_collisions_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "dialin_build_info";
 /// Failed reads or writes of the store, by `op` (`mappings`: the PIN mappings watcher;
-/// `abuse`: the cluster's shared guessing-protection counters).
+/// `abuse`: the cluster's shared guessing-protection counters; `sequence`: the cluster's
+/// shared `Phone N` numbering).
 pub const STORE_ERRORS: &str = "dialin_store_errors_total";
 
 /// Installs the Prometheus recorder for this process; call once, before the first call.
@@ -96,7 +97,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "1 while a trunk's provider registration is valid, by trunk"
     );
     metrics::describe_gauge!(RTP_PORT_PAIRS_IN_USE, "RTP/RTCP port pairs in use");
-    for op in ["mappings", "abuse"] {
+    for op in ["mappings", "abuse", "sequence"] {
         counter!(STORE_ERRORS, "op" => op).absolute(0);
     }
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -189,7 +190,7 @@ pub fn route_label(decision: &crate::routing::RouteDecision) -> &'static str {
     }
 }
 
-/// Counts one failed store operation; `op` is `mappings` or `abuse`.
+/// Counts one failed store operation; `op` is `mappings`, `abuse` or `sequence`.
 pub fn store_error(op: &'static str) {
     counter!(STORE_ERRORS, "op" => op).increment(1);
 }

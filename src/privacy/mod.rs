@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`mask`] | the caller-ID policy: `Phone …56`, `Phone 3`, a fixed name; `Phone (hidden) N` |
 //! | [`sequence`] | per-conference caller numbers for `Phone N` and the `phone-N` user part |
+//! | [`cluster_sequence`] | the same numbers shared by a cluster's instances through a [`cluster_sequence::SequenceStore`] |
 //! | [`pseudonym`] | keyed hashes (HMAC-SHA256, in-memory key rotated daily) naming callers and conferences in logs |
 //! | [`guard`] | the pure limiter: per-caller blocks with back-off, failed-PIN rates that slow answers |
 //! | [`ledger`] | the [`ledger::AttemptLedger`] seam and its in-memory implementation |
@@ -13,6 +14,7 @@
 //! sequences. Everything here is pure but for the key's randomness and the locks around
 //! shared state.
 
+pub mod cluster_sequence;
 pub mod guard;
 pub mod ledger;
 pub mod mask;
@@ -28,9 +30,10 @@ pub use pseudonym::{CallerKey, Pseudonym};
 
 use crate::routing::ConferenceId;
 use crate::secret::CallerNumber;
+use cluster_sequence::SequenceStore;
 use pseudonym::Pseudonymizer;
 use sequence::ConferenceSequences;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The run-time privacy state shared by all calls.
@@ -46,6 +49,14 @@ pub struct Privacy {
     /// part of every SIP user part, so instances of a cluster never send the same
     /// `phone-…-N` into one conference.
     instance: String,
+    /// The cluster's shared caller numbering, when the store is shared (PostgreSQL).
+    shared: OnceLock<Arc<dyn SequenceStore>>,
+}
+
+impl std::fmt::Debug for dyn SequenceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SequenceStore")
+    }
 }
 
 impl Privacy {
@@ -56,6 +67,7 @@ impl Privacy {
             pseudonyms: Mutex::new(Pseudonymizer::new(now, rotation, rand::random())),
             sequences: Mutex::new(ConferenceSequences::default()),
             instance: format!("{:08x}", rand::random::<u32>()),
+            shared: OnceLock::new(),
         }
     }
 
@@ -84,6 +96,39 @@ impl Privacy {
         self.pseudonymizer(now).conference(conference)
     }
 
+    /// Numbers callers together with the other instances through `store` from now on (set
+    /// once, at start-up, when the store is shared).
+    pub fn share_sequences(&self, store: Arc<dyn SequenceStore>) {
+        self.shared.set(store).ok();
+    }
+
+    /// The shared numbering to ask before dialling, if the store is shared and the policy
+    /// shows the number (`fixed` uses it only in the user part, which the instance tag keeps
+    /// unique anyway).
+    pub fn shared_sequences(&self) -> Option<Arc<dyn SequenceStore>> {
+        if matches!(self.policy, CallerIdPolicy::Fixed(_)) {
+            return None;
+        }
+        self.shared.get().cloned()
+    }
+
+    /// This instance's next number for a caller joining `conference` now.
+    pub fn next_local(&self, now: Instant, conference: &ConferenceId) -> u64 {
+        let key = self.conference(now, conference);
+        self.sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next(now, key)
+    }
+
+    /// The caller ID for the caller numbered `seq` (from [`Privacy::next_local`] or the
+    /// cluster's shared numbering).
+    pub fn present_numbered(&self, number: &CallerNumber, seq: u64) -> MaskedCaller {
+        let mut masked = present_caller(&self.policy, number, seq);
+        masked.user = mask::user_part(&self.instance, seq);
+        masked
+    }
+
     /// The caller ID for a caller joining `conference` now: takes the caller's number in the
     /// conference's sequence (per instance) and applies the policy; the user part is
     /// `phone-<instance tag>-<N>` ([`mask::user_part`]).
@@ -93,15 +138,8 @@ impl Privacy {
         number: &CallerNumber,
         conference: &ConferenceId,
     ) -> MaskedCaller {
-        let key = self.conference(now, conference);
-        let seq = self
-            .sequences
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .next(now, key);
-        let mut masked = present_caller(&self.policy, number, seq);
-        masked.user = mask::user_part(&self.instance, seq);
-        masked
+        let seq = self.next_local(now, conference);
+        self.present_numbered(number, seq)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod generate;
 pub mod live;
 pub mod model;
+pub mod sequences;
 pub mod watch;
 
 #[cfg(test)]

@@ -305,6 +305,7 @@ async fn answer_call(
         dialin_call: format!("{:016x}", rand::random::<u64>()),
         server_name: None,
         lookup: None,
+        numbering: None,
         meeting: None,
     });
     if standing != Standing::Allowed {
