@@ -519,3 +519,43 @@ fn a_store_that_cannot_be_read_shows_in_readyz_and_metrics() {
     assert_eq!(http(cfg.admin, "GET", "/healthz").0, 200);
     drop(dialin);
 }
+
+/// Instances on one host need their own `[admin] listen` (README, "Scaling out"): a second
+/// instance whose admin port is taken does not start, and says which key to change.
+#[test]
+fn a_second_instance_on_a_taken_admin_port_refuses_to_start() {
+    let first_cfg = TestConfig::new(no_server());
+    let _first = first_cfg.start();
+    let mut second = TestConfig::new(no_server());
+    second.admin = first_cfg.admin;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("second.toml");
+    std::fs::write(&path, second.toml()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dialin"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("STATE_DIRECTORY", dir.path())
+        .env(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("the second instance kept running on a taken admin port");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("admin.listen") && stderr.contains(&first_cfg.admin.to_string()),
+        "{stderr}"
+    );
+}
