@@ -46,11 +46,16 @@ pub struct Status {
     pub calls_started: u64,
     /// Calls bridged to a BBB server's conference since start (echo tests not included).
     pub calls_bridged: u64,
-    /// Calls that reached the built-in echo test (PIN 00000) since start.
+    /// Calls that reached the built-in echo test (PIN 00000) since start. (The `serde`
+    /// defaults and alias here let an upgraded `dialin status` read an instance not yet
+    /// restarted, as in a rolling upgrade.)
+    #[serde(default)]
     pub echo_tests: u64,
     /// Calls refused with 503 since start, by reason.
+    #[serde(default)]
     pub calls_refused: CallsRefused,
     /// RTP/RTCP port pairs of `media.rtp_ports` in use (one per call leg).
+    #[serde(alias = "rtp_ports_in_use")]
     pub rtp_port_pairs_in_use: u64,
     /// SIP dialogs held.
     pub sip_dialogs: u64,
@@ -59,6 +64,7 @@ pub struct Status {
     /// The configured BBB servers.
     pub servers: Vec<ServerSummary>,
     /// Each trunk that registers with its provider.
+    #[serde(default)]
     pub registrations: Vec<RegistrationSummary>,
 }
 
@@ -296,5 +302,16 @@ mod tests {
         );
         assert_eq!(human_duration(42), "42s");
         assert_eq!(human_duration(90_000), "1d 1h");
+    }
+
+    #[test]
+    fn reads_the_status_of_an_instance_not_yet_upgraded() {
+        let old = r#"{"version":"0.1.0","uptime_secs":5,"draining":false,"active_calls":1,
+            "calls_started":3,"calls_bridged":2,"rtp_ports_in_use":2,"sip_dialogs":1,
+            "sip_sources_rejected":0,"servers":[]}"#;
+        let s: Status = serde_json::from_str(old).unwrap();
+        assert_eq!(s.rtp_port_pairs_in_use, 2);
+        assert_eq!((s.echo_tests, s.calls_refused.total()), (0, 0));
+        assert!(s.registrations.is_empty());
     }
 }
