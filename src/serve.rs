@@ -38,7 +38,7 @@ impl CallAcceptor for Calls {
         let lifecycle = &self.0.lifecycle;
         if lifecycle.is_draining() {
             metrics::call_ended("draining");
-            tokio::spawn(reply_unavailable(tx, lifecycle.retry_after_secs()));
+            tokio::spawn(reply_unavailable(tx, lifecycle.refuse_call()));
         } else {
             spawn_call(self.0.clone(), tx);
         }
@@ -139,6 +139,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         metrics: metrics_handle,
         checks: start::readiness_checks(&edge, &live, &lifecycle, &store),
         started: Instant::now(),
+        registrations: registrations.status.clone(),
     });
     start_admin(&config, &store, &ops, cancel.clone()).await?;
     info!(
@@ -157,7 +158,6 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let control = Control {
         ops: &ops,
         edge: &edge,
-        registrations: &registrations.status,
         notifier: &notifier,
         live: &live,
         path: path.as_deref(),

@@ -121,6 +121,31 @@ fn config_pin_bridges_to_its_conference_with_audio_both_ways() {
     }
     assert!(!from.contains("anonymous") && !from.contains("-bbbID-"));
 
+    // What dialin says it handles, on the wire: the methods of both legs in its 200 to the
+    // caller and its INVITE to the server; session timers only toward the caller, because
+    // dialin does not refresh the server leg's session.
+    let allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+    assert_eq!(invite.header("Allow"), Some(allow), "{}", invite.text);
+    assert!(
+        !invite
+            .headers("Supported")
+            .iter()
+            .any(|s| s.contains("timer")),
+        "{}",
+        invite.text
+    );
+    let ok = caller
+        .messages()
+        .into_iter()
+        .find(|m| {
+            m.direction == Direction::Received
+                && m.status_code() == Some(200)
+                && m.cseq_method() == Some("INVITE")
+        })
+        .expect("the caller got 200 to its INVITE");
+    assert_eq!(ok.header("Allow"), Some(allow), "{}", ok.text);
+    assert_eq!(ok.header("Supported"), Some("timer"), "{}", ok.text);
+
     // Audio, by content: the caller's frames reached the conference, and the conference's own
     // frames came back through the caller's echo, i.e. crossed dialin both ways.
     let rec = media.stop();

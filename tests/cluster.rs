@@ -53,6 +53,28 @@ fn call_with(kamailio: &Kamailio, pin: &str, talk: Duration) -> RunningSipp {
         .spawn()
 }
 
+/// The From display names and user parts of the INVITEs `server` received so far.
+fn invites_from(server: &RunningSipp) -> (Vec<String>, Vec<String>) {
+    let log = std::fs::read_to_string(server.dir().join("messages.log")).unwrap_or_default();
+    support::siplog::parse_log(&log)
+        .into_iter()
+        .filter(|m| {
+            m.direction == support::siplog::Direction::Received && m.method() == Some("INVITE")
+        })
+        .map(|m| {
+            let from = m.header("From").expect("From").to_string();
+            let display = from.split('"').nth(1).unwrap_or_default().to_string();
+            let user = from
+                .split("sip:")
+                .nth(1)
+                .and_then(|r| r.split('@').next())
+                .unwrap_or_default()
+                .to_string();
+            (display, user)
+        })
+        .unzip()
+}
+
 fn kamailio_addr() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base))
 }
@@ -73,7 +95,11 @@ fn calls_spread_over_both_instances_and_all_succeed_when_one_is_killed() {
     let instance = || {
         let mut cfg = TestConfig::new(server.sip_addr());
         cfg.pin_is_conference = false;
-        cfg.extra = format!("[store]\nurl = \"{}\"\n", db.url());
+        // Callers are numbered `Phone N` per conference by the whole cluster.
+        cfg.extra = format!(
+            "[store]\nurl = \"{}\"\n[privacy]\ncaller_id = \"sequence\"\n",
+            db.url()
+        );
         cfg
     };
     let (a_cfg, b_cfg) = (instance(), instance());
@@ -118,6 +144,13 @@ fn calls_spread_over_both_instances_and_all_succeed_when_one_is_killed() {
     assert_eq!(routed_to(&kamailio, b_cfg.sip), 2, "{}", kamailio.log());
     assert_eq!(a.status_value("calls_bridged"), 2);
     assert_eq!(b.status_value("calls_bridged"), 2);
+    // Four callers of one conference, two on each instance: numbered 1 to 4 by the cluster,
+    // and no SIP user part twice.
+    let (mut names, users) = invites_from(&server);
+    names.sort();
+    assert_eq!(names, ["Phone 1", "Phone 2", "Phone 3", "Phone 4"]);
+    let distinct: std::collections::BTreeSet<_> = users.iter().collect();
+    assert_eq!(distinct.len(), 4, "{users:?}");
 
     // Instance A dies without a word: every new call still succeeds, on B.
     // The first call Kamailio sends to A gets no answer within FR_TIMER and goes to B; A is

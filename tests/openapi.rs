@@ -251,14 +251,21 @@ async fn check_schemas(api: &Listener, doc: &Value) {
         active_calls: 1,
         calls_started: 1,
         calls_bridged: 1,
-        rtp_ports_in_use: 1,
+        echo_tests: 1,
+        calls_refused: Default::default(),
+        rtp_port_pairs_in_use: 1,
         sip_dialogs: 1,
         sip_sources_rejected: 1,
         servers: vec![],
+        registrations: vec![],
     };
     assert_eq!(
         keys(&serde_json::to_value(&summary).unwrap()),
         keys(&status)
+    );
+    assert_eq!(
+        keys(&status["calls_refused"]),
+        properties(doc, "/components/schemas/CallsRefused")
     );
     let server = ServerSummary {
         name: "bbb1".into(),

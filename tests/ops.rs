@@ -69,6 +69,16 @@ fn drain_keeps_bridged_calls_refuses_new_ones_and_exits_0_after_the_last() {
     refused.assert_success();
     assert_eq!(refused.final_response_code(), Some(503));
     assert!(dialin.is_running(), "dialin must wait for the bridged call");
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    let refused = |reason: &str| {
+        metric(
+            &text,
+            "dialin_calls_refused_total",
+            &format!("reason=\"{reason}\""),
+        )
+    };
+    assert_eq!(refused("draining"), 1.0, "{text}");
+    assert_eq!(refused("max_calls"), 0.0, "{text}");
 
     // The bridged call goes on with audio and ends normally: the caller's BYE reaches the
     // server through dialin.
@@ -316,7 +326,7 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
         1.0,
         "{text}"
     );
-    assert_eq!(m("dialin_rtp_ports_in_use", ""), 0.0);
+    assert_eq!(m("dialin_rtp_port_pairs_in_use", ""), 0.0);
     for secret in [PIN, CONFERENCE, "1111111", "1234567", "127.0.0.1"] {
         assert!(!text.contains(secret), "/metrics shows {secret}");
     }
@@ -340,7 +350,7 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("0 active, 3 since start, 2 bridged"),
+        stdout.contains("0 active, 3 since start, 1 bridged, 1 echo tests"),
         "{stdout}"
     );
     assert!(stdout.contains("servers: bbb1"), "{stdout}");
@@ -508,4 +518,44 @@ fn a_store_that_cannot_be_read_shows_in_readyz_and_metrics() {
     // Calls still route from the last mappings read: the process stays alive.
     assert_eq!(http(cfg.admin, "GET", "/healthz").0, 200);
     drop(dialin);
+}
+
+/// Instances on one host need their own `[admin] listen` (README, "Scaling out"): a second
+/// instance whose admin port is taken does not start, and says which key to change.
+#[test]
+fn a_second_instance_on_a_taken_admin_port_refuses_to_start() {
+    let first_cfg = TestConfig::new(no_server());
+    let _first = first_cfg.start();
+    let mut second = TestConfig::new(no_server());
+    second.admin = first_cfg.admin;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("second.toml");
+    std::fs::write(&path, second.toml()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dialin"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("STATE_DIRECTORY", dir.path())
+        .env(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("the second instance kept running on a taken admin port");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("admin.listen") && stderr.contains(&first_cfg.admin.to_string()),
+        "{stderr}"
+    );
 }

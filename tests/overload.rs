@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::dialin::TestConfig;
+use support::dialin::{http, metric, TestConfig};
 use support::pcap::CallerStream;
 use support::ports::PortBlock;
 use support::sipp::{RunningSipp, Scenario, Sipp};
@@ -148,12 +148,7 @@ fn a_flood_from_outside_the_allow_list_leaves_legitimate_calls_working() {
     );
     assert!(sent >= 20_000, "the flood sent only {sent} datagrams");
     assert_eq!(dialin.status_value("calls_started"), done);
-    assert_eq!(
-        dialin.status_value("calls_bridged"),
-        done,
-        "{}",
-        dialin.log()
-    );
+    assert_eq!(dialin.status_value("echo_tests"), done, "{}", dialin.log());
     let rejected = dialin.status_value("sip_sources_rejected");
     assert!(
         rejected >= sent / 2,
@@ -175,6 +170,16 @@ fn beyond_max_calls_a_call_gets_503_with_retry_after() {
     assert_eq!(retry.as_deref(), Some("7"));
     first.wait().assert_success();
     assert_eq!(dialin.status_value("refused_max_calls"), 1);
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    let refused = |reason: &str| {
+        metric(
+            &text,
+            "dialin_calls_refused_total",
+            &format!("reason=\"{reason}\""),
+        )
+    };
+    assert_eq!(refused("max_calls"), 1.0, "{text}");
+    assert_eq!(refused("max_ivr_calls"), 0.0, "{text}");
     dialin.assert_idle(Duration::from_secs(5));
     // The slot is free again.
     let again = Sipp::new(Scenario::caller_unsupported_codec())
@@ -225,7 +230,7 @@ fn a_full_trunk_refuses_its_calls_and_leaves_other_trunks_alone() {
     let other = echo_caller(&cfg, Ipv4Addr::new(127, 0, 0, 2), Duration::from_secs(3));
     other.wait().assert_success();
     first.wait().assert_success();
-    assert_eq!(dialin.status_value("calls_bridged"), 2);
+    assert_eq!(dialin.status_value("echo_tests"), 2);
     dialin.assert_idle(Duration::from_secs(5));
 }
 
@@ -285,6 +290,14 @@ fn an_allowed_source_over_its_request_rate_gets_503_for_new_invites() {
         .filter(|(c, _)| *c == 503)
         .all(|(_, r)| r.as_deref() == Some("4")));
     assert!(dialin.status_value("sip_rate_limited") >= 3);
+    // Each refused INVITE is a refused call, counted once under reason "rate".
+    assert_eq!(dialin.status_value("refused_rate"), 3);
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    assert_eq!(
+        metric(&text, "dialin_calls_refused_total", "reason=\"rate\""),
+        3.0,
+        "{text}"
+    );
     // After a quiet spell the source is welcome again.
     std::thread::sleep(Duration::from_secs(2));
     let caller = Sipp::new(Scenario::caller_unsupported_codec())

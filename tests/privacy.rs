@@ -116,7 +116,15 @@ fn from_parts(invite: &SipMessage) -> (String, String) {
         .nth(1)
         .and_then(|rest| rest.split('@').next())
         .unwrap_or_else(|| panic!("no user part in {from}"));
-    (display.to_string(), user.to_string())
+    // `phone-<instance tag>-N`: the tag (8 hex digits, random per instance) is checked and
+    // dropped, so the tests compare `phone-N`.
+    let untagged = user
+        .strip_prefix("phone-")
+        .and_then(|rest| rest.split_once('-'))
+        .filter(|(tag, _)| tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|(_, n)| format!("phone-{n}"))
+        .unwrap_or_else(|| panic!("user part {user} is not phone-<instance tag>-N"));
+    (display.to_string(), untagged)
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use support::dialin::TestConfig;
+use support::dialin::{http, metric, TestConfig};
 use support::ports::PortBlock;
 use support::siplog::Direction;
 use support::sipp::{Scenario, Sipp};
@@ -42,6 +42,13 @@ fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() 
     dialin.wait_for_line("registration refreshed", Duration::from_secs(10));
     assert_eq!(dialin.status_value("registrations"), 1);
     assert_eq!(dialin.status_value("registrations_up"), 1);
+    assert_eq!(dialin.status_value("registration_provider"), 1);
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    assert_eq!(
+        metric(&text, "dialin_registrations_up", "trunk=\"provider\""),
+        1.0,
+        "{text}"
+    );
     let term = std::process::Command::new("kill")
         .args(["-TERM", &dialin.pid().to_string()])
         .status()
@@ -93,6 +100,59 @@ fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() 
         Duration::from_secs(3),
     );
     dialin.assert_log_free_of(&[PASSWORD, USER]);
+}
+
+/// A registrar that refuses the first REGISTER with 403, as a provider does for a wrong
+/// password; later attempts find nobody.
+const REFUSING_REGISTRAR: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="registrar_refuses">
+  <recv request="REGISTER"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 403 Forbidden
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#;
+
+/// A refused registration is a total inbound outage on that trunk: `/metrics` and the status
+/// line must say so, per trunk, so an operator can alert on it.
+#[test]
+fn a_refused_registration_shows_as_down_in_metrics_and_status() {
+    let registrar = Sipp::new(Scenario::custom("registrar_refuses", REFUSING_REGISTRAR)).spawn();
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("provider.password");
+    std::fs::write(&password_file, "wrong-password\n").unwrap();
+    let mut cfg = TestConfig::new(SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        PortBlock::take(1).base,
+    )));
+    cfg.extra = format!(
+        "[[trunks]]\nname = \"provider\"\n[trunks.register]\nregistrar = \"sip:{}\"\n\
+         username = \"{USER}\"\npassword_file = \"{}\"\nexpires = \"60s\"\n",
+        registrar.sip_addr(),
+        password_file.display()
+    );
+    let dialin = cfg.start();
+    dialin.wait_for_line("registration refused", Duration::from_secs(10));
+    registrar.wait().assert_success();
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    assert_eq!(
+        metric(&text, "dialin_registrations_up", "trunk=\"provider\""),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(dialin.status_value("registrations"), 1);
+    assert_eq!(dialin.status_value("registrations_up"), 0);
+    assert_eq!(dialin.status_value("registration_provider"), 0);
+    dialin.assert_log_free_of(&[USER]);
 }
 
 /// Checks an RFC 2617 digest (MD5, no qop) for REGISTER against [`USER`] and [`PASSWORD`].

@@ -185,7 +185,7 @@ fn an_srtp_caller_hears_the_prompt_and_its_echo_encrypted() {
     );
     // The PIN arrived encrypted (the echo test started) and the echo came back encrypted.
     assert!(report.echoed >= 30, "{} echoed frames", report.echoed);
-    assert_eq!(dialin.status_value("calls_bridged"), 1);
+    assert_eq!(dialin.status_value("echo_tests"), 1);
     dialin.assert_idle(Duration::from_secs(5));
 }
 

@@ -274,6 +274,11 @@ fn a_caller_over_tls_is_answered_and_hangs_up() {
     let (cert, key) = certificate(dir.path(), &ca, "dialin.test");
     let (cfg, tls) = tls_config(&cert, &key);
     let dialin = cfg.start();
+    // The start-up log says where TLS listens, as it does for UDP and TCP.
+    dialin.wait_for_line(
+        &format!("SIP over TLS listening listen={tls}"),
+        Duration::from_secs(5),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (lines, contact) = rt.block_on(tls_call(tls, &ca.0, Ending::CallerHangsUp));
     assert!(lines[0].contains(" 100 "), "{lines:?}");

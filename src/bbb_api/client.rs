@@ -257,4 +257,26 @@ mod tests {
             .to_string();
         assert!(e.contains("cannot connect"), "{e}");
     }
+
+    /// The secret from `secret_file` is the one the checksum is made with: a config loaded from
+    /// TOML reaches the (stand-in) API and finds the meeting.
+    #[tokio::test]
+    async fn a_secret_from_a_file_opens_the_api() {
+        let url = fake_api().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bbb1.secret");
+        std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+        let text = format!(
+            "[[servers]]\nname = \"bbb1\"\nsip = \"sip:127.0.0.1\"\n\
+             [[bbb_api]]\nurl = \"{url}\"\nsecret_file = \"{}\"\nserver = \"bbb1\"\nchecksum = \"sha1\"\n",
+            file.display()
+        );
+        let config = crate::config::Config::from_toml(&text, "t.toml").unwrap();
+        let apis = BbbApis::new(config.bbb_api);
+        let found = apis.voice_bridge(&lookup("running", None)).await.unwrap();
+        assert_eq!(
+            found.map(|f| f.conference),
+            Some(ConferenceId("66052".into()))
+        );
+    }
 }

@@ -53,8 +53,13 @@ pub struct CallStats {
     pub active: AtomicUsize,
     /// Calls started since start-up; also numbers calls in the log (`call=N`).
     pub started: AtomicU64,
-    /// Calls that reached a conference or the echo test.
+    /// Calls bridged to a BBB server's conference (not the echo test).
     pub bridged: AtomicU64,
+    /// Calls that reached the built-in echo test (PIN 00000): counted apart so `bridged`
+    /// says how many callers reached a meeting.
+    pub echo_tests: AtomicU64,
+    /// Calls refused with 503 because `media.rtp_ports` had no free pair.
+    pub refused_no_port: AtomicU64,
 }
 
 /// Decrements [`CallStats::active`] when a call's task ends, on every exit path.
@@ -184,16 +189,14 @@ impl CallContext {
         let guard = self.ledger.counts();
         let counts = self.admission.counts();
         let mut line = format!(
-            "active_calls={} calls_started={} calls_bridged={} rtp_ports_in_use={} sip_dialogs={} calls_in_ivr={} refused_max_calls={} refused_max_ivr_calls={} refused_trunk_max_calls={} calls_blocked={} pin_answers_delayed={}",
+            "active_calls={} calls_started={} calls_bridged={} echo_tests={} rtp_port_pairs_in_use={} sip_dialogs={} calls_in_ivr={} calls_blocked={} pin_answers_delayed={}",
             self.stats.active.load(Ordering::Relaxed),
             self.stats.started.load(Ordering::Relaxed),
             self.stats.bridged.load(Ordering::Relaxed),
+            self.stats.echo_tests.load(Ordering::Relaxed),
             self.ports.in_use(),
             self.dialog_layer.len(),
             counts.ivr,
-            counts.refused[0],
-            counts.refused[1],
-            counts.refused[2],
             guard.blocked_calls,
             guard.delayed_answers,
         );

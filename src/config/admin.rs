@@ -44,7 +44,8 @@ pub enum ChecksumAlgorithm {
 pub struct BbbApiConfig {
     /// The API base URL, ending in `/bigbluebutton/api`.
     pub url: String,
-    /// The shared secret (`bbb-conf --secret`). Never printed.
+    /// The shared secret (`bbb-conf --secret`), from `secret`, `secret_file` or `secret_env`
+    /// (read at load time, so a missing one is reported with its key). Never printed.
     pub secret: String,
     /// The `[[servers]]` name whose FreeSWITCH hosts this API's meetings; `None` (Scalelite)
     /// dials the voiceBridge by the default-server rule.
@@ -108,7 +109,15 @@ pub(super) fn bbb_api(
     declared: &[String],
 ) -> Vec<BbbApiConfig> {
     let mut out = Vec::new();
-    let known = ["url", "secret", "server", "checksum", "timeout"];
+    let known = [
+        "url",
+        "secret",
+        "secret_file",
+        "secret_env",
+        "server",
+        "checksum",
+        "timeout",
+    ];
     for s in root.tables(p, "bbb_api", &known) {
         let url = s.parsed(p, "url", |t| {
             let ok = (t.starts_with("https://") || t.starts_with("http://")) && t.len() > 8;
@@ -116,22 +125,13 @@ pub(super) fn bbb_api(
                 "must be the API's base URL, like \"https://bbb1.example.org/bigbluebutton/api\"".into()
             })
         });
-        let secret = s.parsed(p, "secret", |t| {
-            (t.len() >= 8).then(|| t.to_string()).ok_or_else(|| {
-                "too short; use the server's shared secret (bbb-conf --secret)".into()
-            })
-        });
-        for (key, what) in [
-            ("url", "the API's base URL"),
-            ("secret", "the shared secret"),
-        ] {
-            if !s.has(key) {
-                p.push(
-                    s.line,
-                    s.path_of(key),
-                    format!("missing; set {key} to {what}"),
-                );
-            }
+        let secret = secret(&s, p);
+        if !s.has("url") {
+            p.push(
+                s.line,
+                s.path_of("url"),
+                "missing; set url to the API's base URL",
+            );
         }
         let server = s.string(p, "server").and_then(|v| {
             if declared.iter().any(|d| d == v.value) {
@@ -154,7 +154,7 @@ pub(super) fn bbb_api(
         if let (Some(url), Some(secret)) = (url, secret) {
             out.push(BbbApiConfig {
                 url: url.value,
-                secret: secret.value,
+                secret,
                 server,
                 checksum,
                 timeout,
@@ -162,6 +162,62 @@ pub(super) fn bbb_api(
         }
     }
     out
+}
+
+/// The shared secret of one `[[bbb_api]]` entry: inline (`secret`), from the first line of a
+/// file (`secret_file`, so the config file can be world-readable) or from an environment
+/// variable (`secret_env`, for containers). Exactly one of them; messages never show the value.
+fn secret(s: &Section<'_>, p: &mut Problems<'_>) -> Option<String> {
+    const KEYS: [&str; 3] = ["secret", "secret_file", "secret_env"];
+    let set: Vec<&str> = KEYS.into_iter().filter(|k| s.has(k)).collect();
+    if set.len() > 1 {
+        let message = format!("set {}; keep exactly one", set.join(" and "));
+        p.push(s.line, s.path_of(set[1]), message);
+        return None;
+    }
+    let (text, line, path) = match set.first().copied() {
+        None => {
+            let message = "missing; set secret_file (a file holding the shared secret, see bbb-conf --secret), secret_env or secret";
+            p.push(s.line, s.path_of("secret"), message);
+            return None;
+        }
+        Some("secret") => {
+            let v = s.string(p, "secret")?;
+            (v.value.to_string(), v.line, v.path)
+        }
+        Some("secret_file") => {
+            let v = s.string(p, "secret_file")?;
+            match std::fs::read_to_string(v.value) {
+                Ok(text) => (
+                    text.lines().next().unwrap_or("").trim().to_string(),
+                    v.line,
+                    v.path,
+                ),
+                Err(e) => {
+                    let message = format!("cannot read the secret file ({e}); check the path and that dialin may read it");
+                    p.push(v.line, v.path, message);
+                    return None;
+                }
+            }
+        }
+        Some(_) => {
+            let v = s.string(p, "secret_env")?;
+            match std::env::var(v.value) {
+                Ok(text) if !text.trim().is_empty() => (text.trim().to_string(), v.line, v.path),
+                _ => {
+                    let message = "this environment variable is not set or empty; export the BBB shared secret in it";
+                    p.push(v.line, v.path, message);
+                    return None;
+                }
+            }
+        }
+    };
+    if text.len() < 8 {
+        let message = "too short or empty; use the server's shared secret (bbb-conf --secret)";
+        p.push(line, path, message);
+        return None;
+    }
+    Some(text)
 }
 
 #[cfg(test)]
@@ -201,6 +257,74 @@ mod tests {
         ];
         for (text, key) in cases {
             assert_eq!(key_of_error(text), [key], "{text}");
+        }
+    }
+
+    /// A `[[bbb_api]]` entry with `url` and the given secret lines.
+    fn api(secret_lines: &str) -> String {
+        format!("[[bbb_api]]\nurl = \"https://x/bigbluebutton/api\"\n{secret_lines}")
+    }
+
+    #[test]
+    fn the_secret_comes_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bbb1.secret");
+        std::fs::write(&file, "  file-secret-0123\nsecond line ignored\n").unwrap();
+        let text = api(&format!("secret_file = \"{}\"\n", file.display()));
+        let c = Config::from_toml(&text, "t").unwrap();
+        assert_eq!(c.bbb_api[0].secret, "file-secret-0123");
+        std::env::set_var("DIALIN_TEST_BBB_SECRET", " env-secret-4567 ");
+        let c = Config::from_toml(&api("secret_env = \"DIALIN_TEST_BBB_SECRET\"\n"), "t").unwrap();
+        assert_eq!(c.bbb_api[0].secret, "env-secret-4567");
+        let c = Config::from_toml(&api("secret = \"inline-0123\"\n"), "t").unwrap();
+        assert_eq!(c.bbb_api[0].secret, "inline-0123");
+    }
+
+    #[test]
+    fn secret_errors_name_the_key_and_never_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, "abc\n").unwrap();
+        let short = format!("secret_file = \"{}\"\n", short.display());
+        let cases = [
+            ("", "bbb_api[0].secret", "missing; set secret_file"),
+            (
+                "secret = \"0123456789\"\nsecret_env = \"HOME\"\n",
+                "bbb_api[0].secret_env",
+                "set secret and secret_env; keep exactly one",
+            ),
+            (
+                "secret_file = \"/x\"\nsecret_env = \"HOME\"\n",
+                "bbb_api[0].secret_env",
+                "keep exactly one",
+            ),
+            (
+                "secret_file = \"/nonexistent/bbb.secret\"\n",
+                "bbb_api[0].secret_file",
+                "cannot read the secret file",
+            ),
+            (
+                "secret_env = \"DIALIN_TEST_BBB_UNSET\"\n",
+                "bbb_api[0].secret_env",
+                "not set or empty",
+            ),
+            (short.as_str(), "bbb_api[0].secret_file", "too short"),
+            ("secret = \"abc\"\n", "bbb_api[0].secret", "too short"),
+        ];
+        for (lines, key, says) in cases {
+            let text = api(lines);
+            let errors = match Config::from_toml(&text, "t.toml") {
+                Ok(_) => panic!("expected an error for:\n{text}"),
+                Err(e) => e.errors,
+            };
+            assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+            assert_eq!(errors[0].key, key, "{text}");
+            let shown = format!("{errors:?}");
+            assert!(shown.contains(says), "{text}: {shown}");
+            assert!(
+                !shown.contains("0123456789") && !shown.contains("abc\""),
+                "{shown}"
+            );
         }
     }
 }

@@ -11,7 +11,7 @@
 //! [`Lifecycle`] is the shared flag the SIP edge, the calls and the admin API look at.
 
 use super::end_signal::{CallsEnding, EndSignal};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -32,6 +32,8 @@ pub struct Lifecycle {
     end_calls: Arc<EndSignal>,
     /// The `Retry-After` of the 503 answers while draining, in seconds.
     retry_after_secs: u32,
+    /// New calls refused because of the drain, for status and metrics.
+    refused: AtomicU64,
 }
 
 impl Lifecycle {
@@ -42,6 +44,7 @@ impl Lifecycle {
             requested: Notify::new(),
             end_calls: Arc::default(),
             retry_after_secs: retry_after.as_secs().clamp(1, u32::MAX as u64) as u32,
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -81,6 +84,18 @@ impl Lifecycle {
     /// The `Retry-After` value, in seconds.
     pub fn retry_after_secs(&self) -> u32 {
         self.retry_after_secs
+    }
+
+    /// Counts one new call refused because of the drain and returns the `Retry-After` value
+    /// (seconds) for its 503: one call, so the count and the answer cannot drift apart.
+    pub fn refuse_call(&self) -> u32 {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.retry_after_secs
+    }
+
+    /// New calls refused because of the drain since start-up.
+    pub fn calls_refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 

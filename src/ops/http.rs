@@ -5,6 +5,7 @@
 
 use crate::ops::health::readiness;
 use crate::ops::metrics;
+use crate::ops::refusals::CallsRefused;
 use crate::ops::status::OpsState;
 use crate::routing::directory::EslState;
 use axum::extract::State;
@@ -58,7 +59,14 @@ async fn metrics_text(State(s): State<Arc<OpsState>>) -> Response {
     // Values that live elsewhere are copied in at scrape time.
     ::metrics::counter!(metrics::SOURCES_REJECTED)
         .absolute(s.filter_stats.rejected.load(Ordering::Relaxed));
-    ::metrics::gauge!(metrics::RTP_PORTS_IN_USE).set(s.ctx.ports.in_use() as f64);
+    ::metrics::gauge!(metrics::RTP_PORT_PAIRS_IN_USE).set(s.ctx.ports.in_use() as f64);
+    for (reason, n) in CallsRefused::of(&s).reasons() {
+        ::metrics::counter!(metrics::CALLS_REFUSED, "reason" => reason).absolute(n);
+    }
+    for r in s.registrations() {
+        let up = if r.up { 1.0 } else { 0.0 };
+        ::metrics::gauge!(metrics::REGISTRATIONS_UP, "trunk" => r.trunk).set(up);
+    }
     let draining = if s.ctx.lifecycle.is_draining() {
         1.0
     } else {

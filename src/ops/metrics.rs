@@ -31,8 +31,15 @@ pub const RTP_LOST: &str = "dialin_rtp_packets_lost_total";
 pub const RTP_JITTER_SECONDS: &str = "dialin_rtp_jitter_seconds";
 /// SIP requests refused because of their source address (`trunk.allow`).
 pub const SOURCES_REJECTED: &str = "dialin_sip_sources_rejected_total";
-/// RTP ports of `media.rtp_ports` in use.
-pub const RTP_PORTS_IN_USE: &str = "dialin_rtp_ports_in_use";
+/// RTP/RTCP port pairs of `media.rtp_ports` in use (one per call leg; each pair is two
+/// ports, so the range holds half as many pairs as ports).
+pub const RTP_PORT_PAIRS_IN_USE: &str = "dialin_rtp_port_pairs_in_use";
+/// 1 while a trunk's registration with its provider is valid, else 0, by `trunk` (its config
+/// name): a failed registration means no inbound calls from that provider at all.
+pub const REGISTRATIONS_UP: &str = "dialin_registrations_up";
+/// New calls answered 503 since start, by `reason` (the words of
+/// [`crate::ops::refusals::CallsRefused::reasons`]).
+pub const CALLS_REFUSED: &str = "dialin_calls_refused_total";
 /// 1 while draining.
 pub const DRAINING: &str = "dialin_draining";
 /// Configuration reloads by `result` (`ok`, `error`).
@@ -46,7 +53,8 @@ pub const CONFERENCE_COLLISIONS: &str = "dialin_conference_collisions_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "dialin_build_info";
 /// Failed reads or writes of the store, by `op` (`mappings`: the PIN mappings watcher;
-/// `abuse`: the cluster's shared guessing-protection counters).
+/// `abuse`: the cluster's shared guessing-protection counters; `sequence`: the cluster's
+/// shared `Phone N` numbering).
 pub const STORE_ERRORS: &str = "dialin_store_errors_total";
 
 /// Installs the Prometheus recorder for this process; call once, before the first call.
@@ -83,7 +91,13 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     );
     metrics::describe_counter!(SOURCES_REJECTED, "SIP requests refused by source address");
     metrics::describe_counter!(STORE_ERRORS, "Failed store reads and writes, by operation");
-    for op in ["mappings", "abuse"] {
+    metrics::describe_counter!(CALLS_REFUSED, "New calls answered 503, by reason");
+    metrics::describe_gauge!(
+        REGISTRATIONS_UP,
+        "1 while a trunk's provider registration is valid, by trunk"
+    );
+    metrics::describe_gauge!(RTP_PORT_PAIRS_IN_USE, "RTP/RTCP port pairs in use");
+    for op in ["mappings", "abuse", "sequence"] {
         counter!(STORE_ERRORS, "op" => op).absolute(0);
     }
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -176,7 +190,7 @@ pub fn route_label(decision: &crate::routing::RouteDecision) -> &'static str {
     }
 }
 
-/// Counts one failed store operation; `op` is `mappings` or `abuse`.
+/// Counts one failed store operation; `op` is `mappings`, `abuse` or `sequence`.
 pub fn store_error(op: &'static str) {
     counter!(STORE_ERRORS, "op" => op).increment(1);
 }

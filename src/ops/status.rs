@@ -3,6 +3,8 @@
 
 use crate::call::context::CallContext;
 use crate::ops::health::ReadinessCheck;
+use crate::ops::refusals::CallsRefused;
+use crate::sip::register::{RegState, RegistrationStatus};
 use crate::sip::source_filter::FilterStats;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,9 @@ pub struct OpsState {
     pub checks: Vec<Arc<dyn ReadinessCheck>>,
     /// When dialin started.
     pub started: Instant,
+    /// Each `[trunks.register]` registration's state: a failed one means no inbound calls
+    /// from that provider, which an operator must see and alert on.
+    pub registrations: Arc<RegistrationStatus>,
 }
 
 /// The summary of `GET /api/v1/status` and `dialin status`.
@@ -39,16 +44,37 @@ pub struct Status {
     pub active_calls: u64,
     /// Calls since start.
     pub calls_started: u64,
-    /// Calls that reached a conference or the echo test.
+    /// Calls bridged to a BBB server's conference since start (echo tests not included).
     pub calls_bridged: u64,
-    /// RTP ports in use.
-    pub rtp_ports_in_use: u64,
+    /// Calls that reached the built-in echo test (PIN 00000) since start. (The `serde`
+    /// defaults and alias here let an upgraded `dialin status` read an instance not yet
+    /// restarted, as in a rolling upgrade.)
+    #[serde(default)]
+    pub echo_tests: u64,
+    /// Calls refused with 503 since start, by reason.
+    #[serde(default)]
+    pub calls_refused: CallsRefused,
+    /// RTP/RTCP port pairs of `media.rtp_ports` in use (one per call leg).
+    #[serde(alias = "rtp_ports_in_use")]
+    pub rtp_port_pairs_in_use: u64,
     /// SIP dialogs held.
     pub sip_dialogs: u64,
     /// SIP requests refused by source address.
     pub sip_sources_rejected: u64,
     /// The configured BBB servers.
     pub servers: Vec<ServerSummary>,
+    /// Each trunk that registers with its provider.
+    #[serde(default)]
+    pub registrations: Vec<RegistrationSummary>,
+}
+
+/// One `[trunks.register]` registration in the status.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegistrationSummary {
+    /// The trunk's config name.
+    pub trunk: String,
+    /// Whether the provider holds a valid binding now (else no calls come from it).
+    pub up: bool,
 }
 
 /// One configured BBB server in the status.
@@ -84,11 +110,45 @@ impl OpsState {
             active_calls: stats.active.load(Ordering::Relaxed) as u64,
             calls_started: stats.started.load(Ordering::Relaxed),
             calls_bridged: stats.bridged.load(Ordering::Relaxed),
-            rtp_ports_in_use: self.ctx.ports.in_use() as u64,
+            echo_tests: stats.echo_tests.load(Ordering::Relaxed),
+            calls_refused: CallsRefused::of(self),
+            rtp_port_pairs_in_use: self.ctx.ports.in_use() as u64,
             sip_dialogs: self.ctx.dialog_layer.len() as u64,
             sip_sources_rejected: self.filter_stats.rejected.load(Ordering::Relaxed),
             servers: self.servers(),
+            registrations: self.registrations(),
         }
+    }
+
+    /// Each registering trunk and whether it is registered now.
+    pub fn registrations(&self) -> Vec<RegistrationSummary> {
+        self.registrations
+            .states()
+            .map(|(trunk, state)| RegistrationSummary {
+                trunk: trunk.to_string(),
+                up: state == RegState::Registered,
+            })
+            .collect()
+    }
+
+    /// The SIGUSR1 status line: counts, trunk and server names only.
+    pub fn status_line(&self) -> String {
+        let mut line = self.ctx.status_line();
+        for (reason, n) in CallsRefused::of(self).reasons() {
+            line.push_str(&format!(" refused_{reason}={n}"));
+        }
+        let registrations = self.registrations();
+        line.push_str(&format!(
+            " sip_sources_rejected={} sip_rate_limited={} registrations_up={} registrations={}",
+            self.filter_stats.rejected(),
+            self.filter_stats.rate_limited(),
+            registrations.iter().filter(|r| r.up).count(),
+            registrations.len(),
+        ));
+        for r in &registrations {
+            line.push_str(&format!(" registration_{}={}", r.trunk, u8::from(r.up)));
+        }
+        line
     }
 
     /// The configured servers with their Event Socket state where they have one.
@@ -122,11 +182,29 @@ impl Status {
             let all: Vec<String> = self.servers.iter().map(ServerSummary::render).collect();
             all.join(", ")
         };
+        let refused = self
+            .calls_refused
+            .reasons()
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let registrations = if self.registrations.is_empty() {
+            String::new()
+        } else {
+            let all: Vec<String> = self
+                .registrations
+                .iter()
+                .map(|r| format!("{} {}", r.trunk, if r.up { "up" } else { "DOWN" }))
+                .collect();
+            format!("; registrations: {}", all.join(", "))
+        };
         format!(
             "dialin {version}, up {up}{draining}\n\
-             calls:   {active} active, {started} since start, {bridged} bridged\n\
-             media:   {ports} RTP ports in use, {dialogs} SIP dialogs\n\
-             trunk:   {rejected} requests refused by source address\n\
+             calls:   {active} active, {started} since start, {bridged} bridged, {echo} echo tests\n\
+             refused: {refused}\n\
+             media:   {pairs} RTP port pairs in use, {dialogs} SIP dialogs\n\
+             trunk:   {rejected} requests refused by source address{registrations}\n\
              servers: {servers}\n",
             version = self.version,
             up = human_duration(self.uptime_secs),
@@ -134,7 +212,10 @@ impl Status {
             active = self.active_calls,
             started = self.calls_started,
             bridged = self.calls_bridged,
-            ports = self.rtp_ports_in_use,
+            echo = self.echo_tests,
+            refused = refused,
+            registrations = registrations,
+            pairs = self.rtp_port_pairs_in_use,
             dialogs = self.sip_dialogs,
             rejected = self.sip_sources_rejected,
         )
@@ -165,7 +246,13 @@ mod tests {
             active_calls: 2,
             calls_started: 10,
             calls_bridged: 7,
-            rtp_ports_in_use: 8,
+            echo_tests: 2,
+            calls_refused: CallsRefused {
+                max_calls: 3,
+                draining: 1,
+                ..CallsRefused::default()
+            },
+            rtp_port_pairs_in_use: 8,
             sip_dialogs: 4,
             sip_sources_rejected: 1,
             servers: vec![
@@ -180,6 +267,16 @@ mod tests {
                     conferences: None,
                 },
             ],
+            registrations: vec![
+                RegistrationSummary {
+                    trunk: "prov1".into(),
+                    up: true,
+                },
+                RegistrationSummary {
+                    trunk: "prov2".into(),
+                    up: false,
+                },
+            ],
         };
         let text = s.render();
         assert!(
@@ -187,7 +284,16 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("2 active, 10 since start, 7 bridged"),
+            text.contains("2 active, 10 since start, 7 bridged, 2 echo tests"),
+            "{text}"
+        );
+        assert!(
+            text.contains("refused: 3 max_calls, 0 trunk_max_calls, 0 max_ivr_calls, 0 rtp_ports, 0 rate, 1 draining\n"),
+            "{text}"
+        );
+        assert!(text.contains("8 RTP port pairs in use"), "{text}");
+        assert!(
+            text.contains("; registrations: prov1 up, prov2 DOWN\n"),
             "{text}"
         );
         assert!(
@@ -196,5 +302,16 @@ mod tests {
         );
         assert_eq!(human_duration(42), "42s");
         assert_eq!(human_duration(90_000), "1d 1h");
+    }
+
+    #[test]
+    fn reads_the_status_of_an_instance_not_yet_upgraded() {
+        let old = r#"{"version":"0.1.0","uptime_secs":5,"draining":false,"active_calls":1,
+            "calls_started":3,"calls_bridged":2,"rtp_ports_in_use":2,"sip_dialogs":1,
+            "sip_sources_rejected":0,"servers":[]}"#;
+        let s: Status = serde_json::from_str(old).unwrap();
+        assert_eq!(s.rtp_port_pairs_in_use, 2);
+        assert_eq!((s.echo_tests, s.calls_refused.total()), (0, 0));
+        assert!(s.registrations.is_empty());
     }
 }

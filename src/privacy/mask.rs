@@ -7,8 +7,9 @@
 //! - [`CallerIdPolicy::Fixed`] shows one configured name for everyone.
 //!
 //! A withheld number shows `Phone (hidden) N` under `mask` and `sequence`. The SIP user part
-//! (which BBB and FreeSWITCH log) is always `phone-N`, N being the caller's number in the
-//! conference's sequence, never derived from the phone number. Every result respects BBB's
+//! (which BBB and FreeSWITCH log) is `phone-N` here and `phone-<instance tag>-N` as sent
+//! ([`user_part`], applied by [`crate::privacy::Privacy::present`]), N being the caller's
+//! number in the conference's sequence, never derived from the phone number. Every result respects BBB's
 //! rules for caller IDs: never empty, never `anonymous`, no `-bbbID-`, not starting with
 //! `GLOBAL_AUDIO_` (see [`is_acceptable_name`]).
 
@@ -49,6 +50,13 @@ pub struct MaskedCaller {
     pub display: String,
     /// The From user part: `phone-<seq>`, only `[a-z0-9-]`.
     pub user: String,
+}
+
+/// The SIP user part sent to the server: `phone-<instance>-<seq>`. `instance` is the random tag
+/// of this dialin instance, so two instances of a cluster (each numbering callers on its own)
+/// never put the same user part into one conference. Only `[a-z0-9-]`.
+pub fn user_part(instance: &str, seq: u64) -> String {
+    format!("phone-{instance}-{seq}")
 }
 
 /// Whether BBB accepts `name` as a phone caller's display name, and it is safe inside a SIP

@@ -8,7 +8,6 @@ use crate::ops::notify::Notifier;
 use crate::ops::reload::{reload, LiveParts};
 use crate::ops::status::OpsState;
 use crate::sip::edge::SipEdge;
-use crate::sip::register::RegistrationStatus;
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,8 +24,6 @@ pub(super) struct Control<'a> {
     pub(super) ops: &'a Arc<OpsState>,
     /// The SIP edge: filter counters for status lines, the TLS certificate to reload.
     pub(super) edge: &'a SipEdge,
-    /// The outbound registrations, for status lines.
-    pub(super) registrations: &'a RegistrationStatus,
     /// Tells systemd about reloads.
     pub(super) notifier: &'a Notifier,
     /// The directory and PIN mappings every router shares, reloaded or not.
@@ -40,7 +37,7 @@ pub(super) struct Control<'a> {
 impl Control<'_> {
     /// The SIGUSR1 status line.
     pub(super) fn status(&self) -> String {
-        status(self.ops, self.edge, self.registrations)
+        self.ops.status_line()
     }
 
     /// SIGHUP: see [`on_reload`].
@@ -209,16 +206,4 @@ pub(super) async fn watchdog(every: Duration, ops: Arc<OpsState>) {
 /// The configured servers' names, for the status and health answers.
 pub(super) fn server_names(config: &Config) -> Vec<String> {
     config.servers.iter().map(|s| s.name.clone()).collect()
-}
-
-/// The SIGUSR1 status line: counts only.
-fn status(ops: &OpsState, edge: &SipEdge, registrations: &RegistrationStatus) -> String {
-    format!(
-        "{} sip_sources_rejected={} sip_rate_limited={} registrations_up={} registrations={}",
-        ops.ctx.status_line(),
-        edge.filter_stats.rejected(),
-        edge.filter_stats.rate_limited(),
-        registrations.registered(),
-        registrations.total(),
-    )
 }

@@ -119,7 +119,9 @@ pub(super) fn start_ledger(
         config.privacy.pseudonym_rotation,
         LEDGER_SYNC,
     );
-    info!("guessing protection shared with the cluster through PostgreSQL");
+    // Callers of one conference are numbered (`Phone N`) by the cluster, not per instance.
+    privacy.share_sequences(Arc::new(store.clone()));
+    info!("guessing protection shared with the cluster through PostgreSQL (and caller numbering)");
     shared
 }
 

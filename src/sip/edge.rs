@@ -123,6 +123,8 @@ impl SipEdge {
                 let (listener, reloader) =
                     tls_listener(tls, Some(external).filter(|e| *e != tls.listen)).await?;
                 transport_layer.add_transport(listener.into());
+                // As for UDP and TCP: the operator sees where callers reach dialin over TLS.
+                tracing::info!(listen = %tls.listen, advertise = %external, "SIP over TLS listening");
                 Some(reloader)
             }
             None => None,
@@ -281,10 +283,7 @@ async fn reply(mut tx: Transaction, status: StatusCode) {
 
 /// OPTIONS is how trunks and load balancers check we are alive: 200 with what we accept.
 async fn answer_options(mut tx: Transaction) {
-    let headers = vec![
-        Header::Allow("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE".into()),
-        Header::Supported("timer".into()),
-        Header::Accept("application/sdp".into()),
-    ];
+    let mut headers = crate::sip::capabilities::answer_headers(None);
+    headers.push(Header::Accept("application/sdp".into()));
     tx.reply_with(StatusCode::OK, headers, None).await.ok();
 }

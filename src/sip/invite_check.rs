@@ -61,10 +61,8 @@ pub fn check_invite(
 /// timer.
 pub fn timer_headers(timer: Option<&SessionTimer>) -> Vec<Header> {
     let Some(t) = timer else { return Vec::new() };
-    let mut headers = vec![
-        Header::SessionExpires(t.session_expires().into()),
-        Header::Supported("timer".into()),
-    ];
+    // `Supported: timer` comes with every answer (`capabilities::answer_headers`).
+    let mut headers = vec![Header::SessionExpires(t.session_expires().into())];
     if t.require_timer() {
         headers.push(Header::Require("timer".into()));
     }

@@ -88,10 +88,15 @@ pub fn server_invite(
         content_type: Some("application/sdp".into()),
         offer: Some(sdp_offer.into_bytes()),
         contact,
-        headers: Some(vec![Header::Other(
-            crate::esl::message::DIALIN_CALL_HEADER.into(),
-            dialin_call.into(),
-        )]),
+        headers: Some(
+            [Header::Other(
+                crate::esl::message::DIALIN_CALL_HEADER.into(),
+                dialin_call.into(),
+            )]
+            .into_iter()
+            .chain(crate::sip::capabilities::server_invite_headers())
+            .collect(),
+        ),
         ..Default::default()
     })
 }

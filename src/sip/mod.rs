@@ -2,6 +2,7 @@
 //! and the source ACL for the trunk.
 
 pub mod acl;
+pub mod capabilities;
 pub mod dialog_events;
 pub mod dtmf_info;
 pub mod edge;

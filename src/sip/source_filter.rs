@@ -42,6 +42,8 @@ pub struct FilterStats {
     pub rejected: AtomicU64,
     /// Requests from allowed sources refused because the source exceeded its rate.
     pub rate_limited: AtomicU64,
+    /// Of those, new INVITEs (answered 503): the calls the rate refused.
+    pub invites_rate_limited: AtomicU64,
 }
 
 impl FilterStats {
@@ -181,6 +183,7 @@ impl TransportEventInspector for RequestGate {
                     .and_then(|to| to.tag().ok().flatten())
                     .is_none();
             new_invite.then(|| {
+                f.stats.invites_rate_limited.fetch_add(1, Ordering::Relaxed);
                 let retry = Header::RetryAfter(f.retry_after.as_secs().to_string().into());
                 stateless_response(req, StatusCode::ServiceUnavailable, Some(retry))
             })

@@ -21,6 +21,7 @@ pub mod location;
 mod migrate;
 pub mod model;
 pub mod owner;
+pub mod sequences;
 pub mod watch;
 
 #[cfg(test)]

@@ -146,7 +146,7 @@ impl Dialin {
         let deadline = Instant::now() + timeout;
         loop {
             let calls = self.status_value("active_calls");
-            let ports = self.status_value("rtp_ports_in_use");
+            let ports = self.status_value("rtp_port_pairs_in_use");
             let dialogs = self.status_value("sip_dialogs");
             if calls == 0 && ports == 0 && dialogs == 0 {
                 return;

@@ -82,7 +82,37 @@ impl CallDriver {
     /// Dials the server; a leg that cannot even be started fails at once.
     fn dial_server(&mut self, now: Instant, target: ConferenceTarget) {
         self.server_name = Some(target.server.clone());
-        if let Err(reason) = self.dial(&target) {
+        if let Some(store) = self.ctx.privacy.shared_sequences() {
+            // The cluster numbers the caller first (bounded by SHARED_WAIT); the INVITE
+            // follows in `on_numbered`.
+            let conference = self.ctx.privacy.conference(now, &target.conference);
+            let task = crate::privacy::cluster_sequence::reserve(store, conference);
+            if let Some((_, old)) = self.numbering.replace((target, tokio::spawn(task))) {
+                old.abort();
+            }
+            return;
+        }
+        let seq = self.ctx.privacy.next_local(now, &target.conference);
+        self.dial_numbered(now, target, seq);
+    }
+
+    /// The cluster's numbering answered: dials the server if the call still wants it.
+    pub(super) fn on_numbered(
+        &mut self,
+        now: Instant,
+        target: ConferenceTarget,
+        shared: Option<u64>,
+    ) {
+        if self.flow.state() != crate::call::flow::FlowState::ConnectingServer {
+            return;
+        }
+        let seq = shared.unwrap_or_else(|| self.ctx.privacy.next_local(now, &target.conference));
+        self.dial_numbered(now, target, seq);
+    }
+
+    /// Dials `target` with the caller numbered `seq` in its conference.
+    fn dial_numbered(&mut self, now: Instant, target: ConferenceTarget, seq: u64) {
+        if let Err(reason) = self.dial(&target, seq) {
             warn!(call = self.call_no, server = %target.server, %reason, "cannot dial server");
             self.flow.handle_input(now, FlowInput::ServerFailed);
         } else {
@@ -93,6 +123,9 @@ impl CallDriver {
 
     /// CANCELs the ringing server leg, then ends its INVITE transaction.
     fn cancel_server(&mut self) {
+        if let Some((_, h)) = self.numbering.take() {
+            h.abort();
+        }
         if let Some(s) = self.server.as_mut() {
             let dialog = s.dialog.clone();
             let invite = s.invite.take();
@@ -134,12 +167,12 @@ impl CallDriver {
         self.path.with(|p| p.media.start_echo());
         self.slot.leave_ivr();
         self.answer_if_early(now);
-        self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
+        self.ctx.stats.echo_tests.fetch_add(1, Ordering::Relaxed);
         info!(call = self.call_no, "echo test");
     }
 
     /// Starts the server leg: binds its RTP port and sends the INVITE.
-    fn dial(&mut self, target: &ConferenceTarget) -> Result<(), String> {
+    fn dial(&mut self, target: &ConferenceTarget, seq: u64) -> Result<(), String> {
         let (lease, socket) = self.ctx.bind_rtp()?;
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
         self.path
@@ -157,10 +190,7 @@ impl CallDriver {
             rand::random::<u32>() as u64,
             1,
         );
-        let masked = self
-            .ctx
-            .privacy
-            .present(Instant::now(), &self.caller, &target.conference);
+        let masked = self.ctx.privacy.present_numbered(&self.caller, seq);
         let opt = server_invite(
             target,
             &masked,

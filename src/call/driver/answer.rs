@@ -15,7 +15,8 @@ use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::ops::metrics;
 use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::guard::{SourceNet, Standing};
-use crate::sip::invite_check::{check_invite, timer_headers, InviteExtensions};
+use crate::sip::capabilities::answer_headers;
+use crate::sip::invite_check::{check_invite, InviteExtensions};
 use crate::sip::legs::{caller_number, source_ip};
 use rsipstack::dialog::DialogId;
 use rsipstack::sip::{Header, StatusCode};
@@ -105,6 +106,9 @@ async fn answer_call(
         Ok(bound) => bound,
         Err(e) => {
             warn!(call = call_no, error = %e, "refusing call: no RTP port");
+            ctx.stats
+                .refused_no_port
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let retry = retry_after(&ctx);
             tx.reply_with(StatusCode::ServiceUnavailable, vec![retry], None)
                 .await
@@ -197,7 +201,7 @@ async fn answer_call(
     let how = if early {
         Answer::Early
     } else {
-        Answer::Now(timer_headers(session.as_ref()))
+        Answer::Now(answer_headers(session.as_ref()))
     };
     let Some((offer, early_body)) = answer_caller(
         &ctx,
@@ -301,6 +305,7 @@ async fn answer_call(
         dialin_call: format!("{:016x}", rand::random::<u64>()),
         server_name: None,
         lookup: None,
+        numbering: None,
         meeting: None,
     });
     if standing != Standing::Allowed {

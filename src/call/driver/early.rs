@@ -4,7 +4,7 @@
 //! instead of a BYE.
 
 use super::CallDriver;
-use crate::sip::invite_check::timer_headers;
+use crate::sip::capabilities::answer_headers;
 use crate::sip::legs::sdp_content_type;
 use crate::sip::session_timer::SessionTimer;
 use rsipstack::sip::StatusCode;
@@ -30,7 +30,7 @@ impl CallDriver {
             t.handle_refresh(now);
         }
         let mut headers = vec![sdp_content_type()];
-        headers.extend(timer_headers(timer.as_ref()));
+        headers.extend(answer_headers(timer.as_ref()));
         self.session = timer;
         if self.trunk.accept(Some(headers), Some(early.body)).is_err() {
             info!(call = self.call_no, "the caller left before the answer");

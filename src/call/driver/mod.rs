@@ -143,6 +143,9 @@ struct CallDriver {
     server_name: Option<String>,
     /// A meeting-ID lookup in flight (store mapping to a BBB meeting); at most one per call.
     lookup: Option<JoinHandle<meeting::MeetingAnswer>>,
+    /// The server to dial once the cluster's shared numbering has given the caller its number
+    /// (`None` from the task: the local counter numbers the caller).
+    numbering: Option<(crate::routing::ConferenceTarget, JoinHandle<Option<u64>>)>,
     /// The meeting ID being resolved or waited for, and when to ask the BBB API again.
     meeting: Option<meeting::MeetingWait>,
 }
@@ -165,6 +168,11 @@ enum Wake {
     /// The directory changed while waiting (`false`: it is gone).
     Directory(bool),
     Lookup(Result<meeting::MeetingAnswer, tokio::task::JoinError>),
+    /// The shared numbering answered (a number, or `None`/an error: number locally).
+    Numbered(
+        crate::routing::ConferenceTarget,
+        Result<Option<u64>, tokio::task::JoinError>,
+    ),
     Timer,
     Shutdown,
 }
@@ -225,6 +233,7 @@ impl CallDriver {
                     });
                     self.on_meeting_answer(now, answer);
                 }
+                Wake::Numbered(target, r) => self.on_numbered(now, target, r.ok().flatten()),
                 Wake::Timer => self.on_timer(now),
                 Wake::Shutdown => {
                     self.shutdown_seen = true;
@@ -260,6 +269,10 @@ impl CallDriver {
         if let Some(Poll::Ready(r)) = self.lookup.as_mut().map(|h| Pin::new(h).poll(cx)) {
             self.lookup = None;
             return Some(Wake::Lookup(r));
+        }
+        if let Some(Poll::Ready(r)) = self.numbering.as_mut().map(|(_, h)| Pin::new(h).poll(cx)) {
+            let (target, _) = self.numbering.take().expect("polled just now");
+            return Some(Wake::Numbered(target, r));
         }
         if timer.poll(cx).is_ready() {
             return Some(Wake::Timer);
@@ -332,6 +345,9 @@ impl CallDriver {
     /// Removes both dialogs from the dialog layer; sockets and ports go with `self`.
     fn cleanup(&mut self) {
         if let Some(h) = self.lookup.take() {
+            h.abort();
+        }
+        if let Some((_, h)) = self.numbering.take() {
             h.abort();
         }
         self.ctx.dialog_layer.remove_dialog(&self.trunk.id());

@@ -85,7 +85,7 @@ impl CallDriver {
         match self.session.as_mut() {
             Some(t) => {
                 t.handle_refresh(now);
-                crate::sip::invite_check::timer_headers(Some(t))
+                crate::sip::capabilities::answer_headers(Some(t))
             }
             None => Vec::new(),
         }
