@@ -109,6 +109,11 @@ pub async fn run(args: PinsArgs) -> anyhow::Result<()> {
     let at = Location::from_config(&config.store)?;
     // One line, so the admin sees at once whether this is the store the service reads.
     eprintln!("dialin pins: store {at}");
+    // Read while still the invoking user: root's file may not be readable by the store's owner.
+    let import_text = match &args.command {
+        PinsCommand::Import { file, .. } => Some(read_import(file)?),
+        _ => None,
+    };
     // Root on the service's store works as the service's user, so every file stays its own.
     if let Some(dir) = at.file().and_then(|f| f.parent()) {
         let switched = crate::store::owner::become_owner_of(dir).with_context(|| {
@@ -137,9 +142,23 @@ pub async fn run(args: PinsArgs) -> anyhow::Result<()> {
         }
         other => other?,
     };
-    let result = command(&config, &rules, &store, args.command).await;
+    let result = command(&config, &rules, &store, args.command, import_text).await;
     store.close().await;
     result
+}
+
+/// The text of an import file, or of stdin for "-".
+fn read_import(file: &std::path::Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read stdin")?;
+    } else {
+        text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+    }
+    Ok(text)
 }
 
 // Over 80 lines: one short match arm per `dialin pins` subcommand.
@@ -148,6 +167,7 @@ async fn command(
     rules: &Rules,
     store: &Store,
     cmd: PinsCommand,
+    import_text: Option<String>,
 ) -> anyhow::Result<()> {
     match cmd {
         PinsCommand::Add(m) => {
@@ -205,15 +225,7 @@ async fn command(
                 Some("json") => Format::Json,
                 _ => Format::Csv,
             });
-            let mut text = String::new();
-            if file.as_os_str() == "-" {
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .context("cannot read stdin")?;
-            } else {
-                text = std::fs::read_to_string(&file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
-            }
+            let text = import_text.context("the import file was not read")?;
             let ms = exchange::import(&text, format, rules).map_err(|errors| {
                 anyhow::anyhow!(
                     "{}: nothing imported:\n{}",

@@ -302,6 +302,14 @@ fn root_works_as_the_owner_of_the_store_directory() {
         "{err}"
     );
     assert!(env.ok(&["list"]).contains("123456"));
+    // A file only root can read is read before root is given up.
+    let private = tempfile::tempdir().unwrap();
+    let csv = private.path().join("rooms.csv");
+    std::fs::write(&csv, "pin,conference\n234567,73333\n").unwrap();
+    std::fs::set_permissions(&csv, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, _, err) = env.pins(&["import", csv.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(env.ok(&["list"]).contains("234567"));
     let files: Vec<_> = std::fs::read_dir(&state)
         .unwrap()
         .map(|e| e.unwrap())
