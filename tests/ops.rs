@@ -5,7 +5,9 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use support::dialin::{http, metric, sip_options, TestConfig, ADMIN_TOKEN, ADMIN_TOKEN_ENV};
+use support::dialin::{
+    calls_refused, http, metric, sip_options, TestConfig, ADMIN_TOKEN, ADMIN_TOKEN_ENV,
+};
 use support::media::{RtpPeer, SendTo};
 use support::pcap::CallerStream;
 use support::ports::PortBlock;
@@ -70,13 +72,7 @@ fn drain_keeps_bridged_calls_refuses_new_ones_and_exits_0_after_the_last() {
     assert_eq!(refused.final_response_code(), Some(503));
     assert!(dialin.is_running(), "dialin must wait for the bridged call");
     let (_, text) = http(cfg.admin, "GET", "/metrics");
-    let refused = |reason: &str| {
-        metric(
-            &text,
-            "dialin_calls_refused_total",
-            &format!("reason=\"{reason}\""),
-        )
-    };
+    let refused = |reason: &str| calls_refused(&text, reason);
     assert_eq!(refused("draining"), 1.0, "{text}");
     assert_eq!(refused("max_calls"), 0.0, "{text}");
 

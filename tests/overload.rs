@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::dialin::{http, metric, TestConfig};
+use support::dialin::{calls_refused, http, metric, TestConfig};
 use support::pcap::CallerStream;
 use support::ports::PortBlock;
 use support::sipp::{RunningSipp, Scenario, Sipp};
@@ -171,13 +171,7 @@ fn beyond_max_calls_a_call_gets_503_with_retry_after() {
     first.wait().assert_success();
     assert_eq!(dialin.status_value("refused_max_calls"), 1);
     let (_, text) = http(cfg.admin, "GET", "/metrics");
-    let refused = |reason: &str| {
-        metric(
-            &text,
-            "dialin_calls_refused_total",
-            &format!("reason=\"{reason}\""),
-        )
-    };
+    let refused = |reason: &str| calls_refused(&text, reason);
     assert_eq!(refused("max_calls"), 1.0, "{text}");
     assert_eq!(refused("max_ivr_calls"), 0.0, "{text}");
     dialin.assert_idle(Duration::from_secs(5));

@@ -13,6 +13,24 @@ use support::sipp::{Scenario, Sipp};
 const USER: &str = "4930555000";
 const PASSWORD: &str = "s3cret-Pa55";
 
+/// A config whose trunk `provider` registers at `registrar` as [`USER`] with `password` (from a
+/// file in the returned directory, which must live as long as dialin).
+fn registering(registrar: SocketAddr, password: &str) -> (TestConfig, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("provider.password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let mut cfg = TestConfig::new(SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        PortBlock::take(1).base,
+    )));
+    cfg.extra = format!(
+        "[[trunks]]\nname = \"provider\"\n[trunks.register]\nregistrar = \"sip:{registrar}\"\n\
+         username = \"{USER}\"\npassword_file = \"{}\"\nexpires = \"60s\"\n",
+        password_file.display()
+    );
+    (cfg, dir)
+}
+
 #[test]
 fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() {
     let mut scenario = Scenario::custom(
@@ -24,19 +42,7 @@ fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() 
         ("pass".into(), PASSWORD.into()),
     ];
     let registrar = Sipp::new(scenario).spawn();
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("provider.password");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let mut cfg = TestConfig::new(SocketAddr::from((
-        Ipv4Addr::LOCALHOST,
-        PortBlock::take(1).base,
-    )));
-    cfg.extra = format!(
-        "[[trunks]]\nname = \"provider\"\n[trunks.register]\nregistrar = \"sip:{}\"\n\
-         username = \"{USER}\"\npassword_file = \"{}\"\nexpires = \"60s\"\n",
-        registrar.sip_addr(),
-        password_file.display()
-    );
+    let (cfg, _dir) = registering(registrar.sip_addr(), PASSWORD);
     let dialin = cfg.start();
     // After the refresh (the fifth REGISTER), stop dialin: it removes its binding.
     dialin.wait_for_line("registration refreshed", Duration::from_secs(10));
@@ -127,19 +133,7 @@ const REFUSING_REGISTRAR: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 #[test]
 fn a_refused_registration_shows_as_down_in_metrics_and_status() {
     let registrar = Sipp::new(Scenario::custom("registrar_refuses", REFUSING_REGISTRAR)).spawn();
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("provider.password");
-    std::fs::write(&password_file, "wrong-password\n").unwrap();
-    let mut cfg = TestConfig::new(SocketAddr::from((
-        Ipv4Addr::LOCALHOST,
-        PortBlock::take(1).base,
-    )));
-    cfg.extra = format!(
-        "[[trunks]]\nname = \"provider\"\n[trunks.register]\nregistrar = \"sip:{}\"\n\
-         username = \"{USER}\"\npassword_file = \"{}\"\nexpires = \"60s\"\n",
-        registrar.sip_addr(),
-        password_file.display()
-    );
+    let (cfg, _dir) = registering(registrar.sip_addr(), "wrong-password");
     let dialin = cfg.start();
     dialin.wait_for_line("registration refused", Duration::from_secs(10));
     registrar.wait().assert_success();

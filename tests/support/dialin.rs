@@ -258,6 +258,15 @@ pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `dialin_calls_refused_total{reason}` in a `/metrics` text.
+pub fn calls_refused(text: &str, reason: &str) -> f64 {
+    metric(
+        text,
+        "dialin_calls_refused_total",
+        &format!("reason=\"{reason}\""),
+    )
+}
+
 impl Drop for Dialin {
     fn drop(&mut self) {
         self.child.kill().ok();
