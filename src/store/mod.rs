@@ -87,9 +87,14 @@ pub enum StoreError {
     /// The schema could not be brought up to date for another reason.
     #[error("cannot update the PIN store's schema: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    /// The disk under the database is full (SQLite `SQLITE_FULL`, PostgreSQL `53100
+    /// disk_full`, or the OS's "no space left on device"): no write gets through until
+    /// space is freed, so it is named as such, not as a lock or a missing PIN.
+    #[error("the disk that holds the PIN store is full: nothing was changed; free space there (the SQLite file's directory, or the PostgreSQL server's data directory) and try again ({0})")]
+    DiskFull(sqlx::Error),
     /// A query failed.
     #[error("PIN store query failed: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
     /// `insert` of a PIN that is already mapped.
     #[error("the PIN is already mapped; use `set` to change it")]
     Duplicate,
@@ -102,6 +107,31 @@ pub enum StoreError {
     /// Too many mappings in one batch.
     #[error("too many mappings (more than {MAX_MAPPINGS}) in one batch")]
     TooMany,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        if is_disk_full(&e) {
+            StoreError::DiskFull(e)
+        } else {
+            StoreError::Query(e)
+        }
+    }
+}
+
+/// Whether `e` says the disk is full: SQLite's result code 13 (`SQLITE_FULL`; sqlx reports
+/// the extended code), PostgreSQL's SQLSTATE `53100`, or `ENOSPC` from the OS.
+fn is_disk_full(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("53100") => true,
+            // SQLite's extended codes keep the primary code in the low byte.
+            Some(c) => c.parse::<i64>().is_ok_and(|n| n & 0xff == 13),
+            None => false,
+        },
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        _ => false,
+    }
 }
 
 impl StoreError {
