@@ -83,7 +83,8 @@ pub struct SourceFilter {
     mode: RejectMode,
     /// Per-source buckets of allowed sources.
     allowed_rate: Mutex<RateLimiter>,
-    /// Per-source buckets of non-allowed sources (only used with [`RejectMode::Forbidden`]).
+    /// Per-source buckets for answering refused requests: of non-allowed sources (only used
+    /// with [`RejectMode::Forbidden`]) and of server addresses trying to call in.
     outsider_rate: Mutex<RateLimiter>,
     /// The `Retry-After` of a rate-limited INVITE's 503, in seconds.
     retry_after: Duration,
@@ -239,9 +240,14 @@ impl TransportEventInspector for RequestGate {
                 .then(|| stateless_response(req, StatusCode::Forbidden, None))
         } else if kind == SourceKind::Server && !server_may_send(req) {
             // A BBB server does not call in: whatever runs on its host is refused as an
-            // outsider is, answered within the source's own rate.
+            // outsider is, and answered from the outsiders' budget, so a flood of refusals
+            // leaves the server's own rate for its BYEs and re-INVITEs.
             f.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            let budget = f.within_rate(addr.ip(), &req.method, Instant::now());
+            let budget = f
+                .outsider_rate
+                .lock()
+                .expect("the rate table lock is never held across a panic")
+                .check(addr.ip(), Instant::now());
             (budget && f.mode == RejectMode::Forbidden && req.method == Method::Invite)
                 .then(|| stateless_response(req, StatusCode::Forbidden, None))
         } else if !f.within_rate(addr.ip(), &req.method, Instant::now()) {
