@@ -20,6 +20,9 @@ const NUMBER_PARTS: [&str; 3] = ["+49301234567", "49301234567", "1234567"];
 /// The config-file PIN and its conference.
 const PIN: &str = "8675309";
 const CONFERENCE: &str = "71234";
+/// A stand-in server's address outside `[trunk] allow` (which these tests then set to
+/// 127.0.0.1 only): it may talk on its own legs, never call in.
+const SERVER_ONLY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 /// A Rust RTP peer for the conference side; it answers whoever sends to it first.
 fn conference_media() -> RtpPeer {
@@ -195,10 +198,13 @@ fn keys_pressed_while_bridged_reach_the_conference_as_rfc4733() {
 #[test]
 fn voicebridge_pin_routes_to_the_default_server_and_server_bye_ends_the_call() {
     let media = conference_media();
+    // The server's address is no trunk's: it may still end the call it was dialled for.
     let server = conference(Scenario::conference_hangs_up(), &media)
+        .local_ip(SERVER_ONLY_IP)
         .pause(Duration::from_secs(3))
         .spawn();
-    let cfg = TestConfig::new(server.sip_addr());
+    let mut cfg = TestConfig::new(server.sip_addr());
+    cfg.allow = r#"["127.0.0.1/32"]"#.into();
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_waits_for_bye())
         // Repeated keys: each press counts once, so this is 77117, not 7117 or 777117.
@@ -646,10 +652,13 @@ fn freeswitch_answer_and_shutdown_bye_as_captured() {
 #[test]
 fn a_server_reinvite_is_answered_with_the_same_media() {
     let media = conference_media();
+    // The server's address is no trunk's: it may still re-INVITE the leg dialin dialled.
     let server = conference(Scenario::conference_reinvites(), &media)
+        .local_ip(SERVER_ONLY_IP)
         .pause(Duration::from_millis(1500))
         .spawn();
-    let cfg = TestConfig::new(server.sip_addr());
+    let mut cfg = TestConfig::new(server.sip_addr());
+    cfg.allow = r#"["127.0.0.1/32"]"#.into();
     let dialin = cfg.start();
     let caller = Sipp::new(Scenario::caller_hangs_up())
         .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(4)))

@@ -369,3 +369,48 @@ fn early_media_calls_that_fail_in_the_menu_are_never_answered() {
     dialin.wait_for_line("outcome=InvalidPin", Duration::from_secs(2));
     dialin.assert_idle(Duration::from_secs(5));
 }
+
+/// `sip.user_agent = ""`: nothing dialin sends on either leg (responses, its own INVITE, ACK
+/// and BYE) names its software in `User-Agent` or `Server`, which would tell a scanner what to
+/// try.
+#[test]
+fn an_empty_user_agent_sends_no_user_agent_or_server_header() {
+    let media_port = PortBlock::take(2).base;
+    let media = support::media::RtpPeer::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, media_port)),
+        support::media::SendTo::FirstSource,
+    );
+    let server = Sipp::new(Scenario::conference_hangs_up())
+        .sdp_media(media.local_addr())
+        .pause(Duration::from_secs(2))
+        .spawn();
+    let mut cfg = TestConfig::new(server.sip_addr());
+    cfg.sip_extra = "user_agent = \"\"".into();
+    let dialin = cfg.start();
+    let caller = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(CallerStream::new("71234#").tail(Duration::from_secs(4)))
+        .remote(cfg.sip)
+        .service(DIALLED)
+        .spawn();
+    let server = server.wait();
+    server.assert_success();
+    let caller = caller.wait();
+    caller.assert_success();
+    media.stop();
+    let mut seen = 0;
+    for outcome in [&caller, &server] {
+        for m in outcome.messages() {
+            if m.direction != Direction::Received {
+                continue;
+            }
+            seen += 1;
+            for name in ["User-Agent", "Server"] {
+                assert!(m.header(name).is_none(), "{name} in\n{}", m.text);
+            }
+        }
+    }
+    // Both legs' requests and responses were looked at: 100, 200 and BYE to the caller,
+    // INVITE, ACK and the 200 to BYE to the server.
+    assert!(seen >= 6, "only {seen} messages from dialin");
+    dialin.assert_idle(Duration::from_secs(5));
+}

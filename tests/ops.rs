@@ -555,3 +555,83 @@ fn a_second_instance_on_a_taken_admin_port_refuses_to_start() {
         "{stderr}"
     );
 }
+
+/// Forwards every TCP connection to `listen` on to `to` (a stand-in for a database server
+/// coming back), until the process ends.
+fn forward_tcp(listen: SocketAddr, to: SocketAddr) {
+    let listener = std::net::TcpListener::bind(listen).expect("bind the forwarder");
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(to) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c, mut s) = (client, server);
+            std::thread::spawn(move || std::io::copy(&mut c2, &mut s2).ok());
+            std::thread::spawn(move || std::io::copy(&mut s, &mut c).ok());
+        }
+    });
+}
+
+/// Issue 24: a PostgreSQL store that does not answer at start does not keep dialin from
+/// taking calls with its config-file `[[pins]]`; `/readyz` names the store until it answers.
+#[test]
+fn a_store_unreachable_at_start_still_serves_config_pins_until_it_answers() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(support::db::TestDb::postgres());
+    let support::db::TestDb::Postgres(name) = &db else {
+        unreachable!("asked for PostgreSQL")
+    };
+    // Nothing listens here yet.
+    let db_port = SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base));
+    let media = conference_media();
+    let server = Sipp::new(Scenario::conference_hangs_up())
+        .sdp_media(media.local_addr())
+        .pause(Duration::from_secs(2))
+        .spawn();
+    let mut cfg = TestConfig::new(server.sip_addr());
+    cfg.extra = format!("[store]\nurl = \"postgres://postgres@{db_port}/{name}\"\n");
+    let dialin = cfg.start();
+    assert_eq!(http(cfg.admin, "GET", "/healthz").0, 200);
+    let (code, body) = http(cfg.admin, "GET", "/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("store"), "{body}");
+
+    // The config-file PIN reaches its conference meanwhile.
+    let caller = Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(CallerStream::new(&format!("{PIN}#")).tail(Duration::from_secs(4)))
+        .remote(cfg.sip)
+        .service(DIALLED)
+        .spawn();
+    let server = server.wait();
+    server.assert_success();
+    caller.wait().assert_success();
+    let invite = server.first_received("INVITE");
+    assert!(
+        invite
+            .request_uri()
+            .unwrap()
+            .starts_with(&format!("sip:{CONFERENCE}@")),
+        "{}",
+        invite.text
+    );
+    assert_eq!(http(cfg.admin, "GET", "/readyz").0, 503);
+
+    // The database answers: dialin migrates it, reads it and becomes ready.
+    forward_tcp(db_port, SocketAddr::from((Ipv4Addr::LOCALHOST, 5432)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, body) = http(cfg.admin, "GET", "/readyz");
+        if code == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    dialin.wait_for_line("PIN store open", Duration::from_secs(1));
+    media.stop();
+    drop(dialin);
+}

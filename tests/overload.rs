@@ -158,6 +158,28 @@ fn a_flood_from_outside_the_allow_list_leaves_legitimate_calls_working() {
     dialin.assert_log_free_of(&["127.0.0.2"]);
 }
 
+/// Issue 24: a BBB server's address may talk on the legs dialin dialled (BYE, re-INVITE: see
+/// `tests/calls.rs`), never start a PIN call: anything on a BBB host could otherwise guess PINs.
+#[test]
+fn a_bbb_servers_address_may_not_call_in() {
+    // The server's SIP address is 127.0.0.2; only 127.0.0.1 is a trunk.
+    let server = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), PortBlock::take(1).base));
+    let mut cfg = TestConfig::new(server);
+    cfg.allow = r#"["127.0.0.1/32"]"#.into();
+    cfg.reject = "403";
+    let dialin = cfg.start();
+    let (code, _) = refused_caller(&cfg, Ipv4Addr::new(127, 0, 0, 2));
+    assert_eq!(code, Some(403), "an INVITE from a server address");
+    assert_eq!(dialin.status_value("calls_started"), 0);
+    assert!(dialin.status_value("sip_sources_rejected") >= 1);
+    // The trunk still calls in.
+    echo_caller(&cfg, Ipv4Addr::LOCALHOST, Duration::from_secs(1))
+        .wait()
+        .assert_success();
+    assert_eq!(dialin.status_value("calls_started"), 1);
+    dialin.assert_log_free_of(&["127.0.0.2"]);
+}
+
 #[test]
 fn beyond_max_calls_a_call_gets_503_with_retry_after() {
     let mut cfg = TestConfig::new(no_server());

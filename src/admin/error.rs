@@ -59,6 +59,10 @@ impl From<StoreError> for ApiError {
                 "appears earlier in the set; every PIN must be unique",
             )]),
             StoreError::TooMany => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+            StoreError::DiskFull(_) => {
+                tracing::warn!("admin API: {e}");
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+            }
             other => {
                 tracing::warn!("admin API: {other}");
                 ApiError::new(
@@ -80,5 +84,24 @@ impl IntoResponse for ApiError {
             );
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_and_says_so() {
+        let full = StoreError::DiskFull(sqlx::Error::Io(std::io::Error::from_raw_os_error(28)));
+        let e = ApiError::from(full);
+        assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert!(
+            e.error.contains("disk that holds the PIN store is full"),
+            "{}",
+            e.error
+        );
+        let other = ApiError::from(StoreError::Query(sqlx::Error::PoolTimedOut));
+        assert_eq!(other.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -19,7 +19,8 @@ pub struct SipConfig {
     /// The address put in Via, Contact and SDP (the public address behind NAT); defaults to
     /// the listen address, which then must not be unspecified.
     pub advertise: IpAddr,
-    /// The User-Agent header (default `dialin`).
+    /// The User-Agent (and Server) header (default `dialin`); empty sends neither header,
+    /// which tells a scanner nothing about what answers.
     pub user_agent: String,
     /// How long dialin rings (180 Ringing) before it answers; `0s` answers at once.
     pub answer_delay: Duration,
@@ -235,9 +236,10 @@ pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
         None => c.advertise = c.listen.ip(),
     }
     if let Some(v) = s.parsed(p, "user_agent", |t| {
-        let ok = !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| (0x20..0x7f).contains(&b));
-        ok.then(|| t.to_string())
-            .ok_or_else(|| "must be 1 to 64 printable ASCII characters, like \"dialin\"".into())
+        let ok = t.len() <= 64 && t.bytes().all(|b| (0x20..0x7f).contains(&b));
+        ok.then(|| t.to_string()).ok_or_else(|| {
+            "must be up to 64 printable ASCII characters, like \"dialin\", or \"\" for no User-Agent header".into()
+        })
     }) {
         c.user_agent = v.value;
     }

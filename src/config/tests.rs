@@ -381,3 +381,10 @@ fn echo_max_is_a_duration_with_a_default() {
     let e = Config::from_toml("[ivr]\necho_max = \"long\"\n", "t").unwrap_err();
     assert!(e.to_string().contains("t:2: ivr.echo_max"), "{e}");
 }
+
+#[test]
+fn an_empty_user_agent_means_no_header() {
+    let text = format!("[sip]\nuser_agent = \"\"\n{SERVER}");
+    let c = Config::from_toml(&text, "t.toml").expect("an empty user_agent is valid");
+    assert_eq!(c.sip.user_agent, "");
+}

@@ -126,13 +126,70 @@ pub(super) fn start_ledger(
 }
 
 /// Opens the PIN store and keeps the live mappings (shared by every router, reloaded or not)
-/// current.
+/// current. A PostgreSQL store that does not answer does not stop dialin: it starts with the
+/// config-file `[[pins]]`, `/readyz` names the store until it answers, and a task keeps trying
+/// ([`STORE_RETRY_MAX`] apart at most). A SQLite store is a local file: failing to open it is
+/// a setup error to fix now, so serve stops and says why.
 pub(super) async fn start_store(config: &Config, live: &LiveParts) -> anyhow::Result<Store> {
-    let store = Store::open_configured(&config.store).await?;
-    let mut rx = crate::store::watch::watch(store.clone(), crate::store::watch::POLL_INTERVAL)
+    let store = match Store::open_configured(&config.store).await {
+        Ok(store) => store,
+        Err(e) if e.may_come_later() => {
+            let at = crate::store::location::Location::from_config(&config.store)?;
+            warn!(
+                store = at.kind(),
+                location = %at,
+                "{e}; dialin starts without it: the config-file [[pins]] work, /readyz answers 503 naming the store until it answers"
+            );
+            let store = Store::open_later(&at)?;
+            tokio::spawn(follow_store_when_it_answers(
+                store.clone(),
+                live.store.clone(),
+            ));
+            return Ok(store);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rx = crate::store::watch::watch(store.clone(), crate::store::watch::POLL_INTERVAL)
         .await
         .context("cannot read the PIN store")?;
-    let mappings = live.store.clone();
+    follow_store(&store, rx, live.store.clone());
+    Ok(store)
+}
+
+/// The longest wait between two attempts to reach a store that did not answer at start.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// Tries to reach `store` until it answers (migrating it, reading its mappings), then follows
+/// it as if it had answered at start.
+async fn follow_store_when_it_answers(store: Store, mappings: crate::store::live::LiveMappings) {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        tokio::time::sleep(wait).await;
+        let result = async {
+            store.migrate().await?;
+            crate::store::watch::watch(store.clone(), crate::store::watch::POLL_INTERVAL).await
+        }
+        .await;
+        match result {
+            Ok(rx) => {
+                follow_store(&store, rx, mappings);
+                return;
+            }
+            Err(_) => {
+                store.set_reachable(false);
+                crate::ops::metrics::store_error("mappings");
+                wait = (wait * 2).min(STORE_RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// Puts the store's mappings in force and keeps them current from `rx`.
+fn follow_store(
+    store: &Store,
+    mut rx: tokio::sync::watch::Receiver<Arc<Vec<crate::store::model::Mapping>>>,
+    mappings: crate::store::live::LiveMappings,
+) {
     mappings.replace(&rx.borrow_and_update());
     info!(
         store = store.kind(),
@@ -147,7 +204,6 @@ pub(super) async fn start_store(config: &Config, live: &LiveParts) -> anyhow::Re
             info!(mappings = current.len(), "PIN mappings updated");
         }
     });
-    Ok(store)
 }
 
 /// Starts the admin API if `[admin] listen` is set: the PIN routes and the operations API behind

@@ -34,6 +34,33 @@ pub fn server_invite_headers() -> Vec<Header> {
     vec![Header::Allow(ALLOW.into())]
 }
 
+/// Removes `User-Agent` and `Server` from everything dialin sends, for `sip.user_agent = ""`.
+/// rsipstack puts its endpoint's user agent into every request and response it builds (an
+/// empty one as an empty header); its message inspector sees each message last before the
+/// wire, so this is the one place that catches them all.
+pub struct NoUserAgent;
+
+impl rsipstack::transaction::endpoint::MessageInspector for NoUserAgent {
+    fn before_send(
+        &self,
+        mut msg: rsipstack::sip::SipMessage,
+        _dest: Option<&rsipstack::transport::SipAddr>,
+    ) -> rsipstack::sip::SipMessage {
+        use rsipstack::sip::HasHeaders;
+        msg.headers_mut()
+            .retain(|h| !matches!(h, Header::UserAgent(_) | Header::Server(_)));
+        msg
+    }
+
+    fn after_received(
+        &self,
+        msg: rsipstack::sip::SipMessage,
+        _from: Option<&rsipstack::transport::SipAddr>,
+    ) -> rsipstack::sip::SipMessage {
+        msg
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,7 +142,11 @@ impl SipEdge {
         // Before parsing: non-allowed sources are dropped here (or only a few let through to
         // be answered 403), so a flood from them costs no parse.
         transport_layer.set_whitelist(DatagramGate(filter.clone()));
-        let endpoint = EndpointBuilder::new()
+        let mut builder = EndpointBuilder::new();
+        if settings.user_agent.is_empty() {
+            builder.with_inspector(Box::new(crate::sip::capabilities::NoUserAgent));
+        }
+        let endpoint = builder
             .with_user_agent(&settings.user_agent)
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport_layer)

@@ -108,15 +108,23 @@ fn host_port(addr: SocketAddr) -> String {
     }
 }
 
-/// The address a request came from, as the transport recorded it in the top Via (`received`,
-/// or the Via host when it matched). Used to find the trunk of a new call; never logged.
+/// The address a request came from: the top Via's `received`, which the request gate
+/// ([`crate::sip::source_filter`]) sets to the transport's remote address on every request it
+/// lets through. The Via host the peer wrote is never used: `None` without `received`. Used to
+/// find the trunk of a new call and its source network; never logged.
 pub fn source_ip(req: &Request) -> Option<IpAddr> {
-    let via = req.via_header().ok()?;
-    let (_, host) = rsipstack::transport::SipConnection::parse_target_from_via(via).ok()?;
-    match host.host {
-        rsipstack::sip::Host::IpAddr(ip) => Some(ip),
-        rsipstack::sip::Host::Domain(_) => None,
-    }
+    use rsipstack::sip::Param;
+    let via = req.via_header().ok()?.first_value().ok()?.typed().ok()?;
+    via.params.iter().find_map(|p| match p {
+        // Bare, as the gate writes it; bracketed IPv6 as some stacks write it.
+        Param::Received(r) => r
+            .to_string()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok(),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -135,20 +143,22 @@ mod tests {
     }
 
     #[test]
-    fn source_is_the_received_address_else_the_via_host() {
+    fn source_is_the_received_address_never_the_via_host() {
         let cases = [
             (
                 "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=198.51.100.7",
                 Some("198.51.100.7"),
             ),
             (
-                "SIP/2.0/UDP 198.51.100.8:5060;branch=z9hG4bK1",
-                Some("198.51.100.8"),
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=198.51.100.7;rport=5062",
+                Some("198.51.100.7"),
             ),
             (
-                "SIP/2.0/UDP [2001:db8::5]:5060;branch=z9hG4bK1",
-                Some("2001:db8::5"),
+                "SIP/2.0/UDP [2001:db8::5]:5060;branch=z9hG4bK1;received=[2001:db8::6]",
+                Some("2001:db8::6"),
             ),
+            // Not stamped by the gate: a Via host says nothing about the source.
+            ("SIP/2.0/UDP 198.51.100.8:5060;branch=z9hG4bK1", None),
             ("SIP/2.0/UDP sbc.example.net;branch=z9hG4bK1", None),
         ];
         for (via, want) in cases {

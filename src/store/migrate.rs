@@ -108,7 +108,7 @@ fn lock_error(e: sqlx::Error, wait: Duration) -> StoreError {
             waited: wait.as_secs_f64(),
         }
     } else {
-        StoreError::Query(e)
+        e.into()
     }
 }
 

@@ -87,9 +87,14 @@ pub enum StoreError {
     /// The schema could not be brought up to date for another reason.
     #[error("cannot update the PIN store's schema: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    /// The disk under the database is full (SQLite `SQLITE_FULL`, PostgreSQL `53100
+    /// disk_full`, or the OS's "no space left on device"): no write gets through until
+    /// space is freed, so it is named as such, not as a lock or a missing PIN.
+    #[error("the disk that holds the PIN store is full: nothing was changed; free space there (the SQLite file's directory, or the PostgreSQL server's data directory) and try again ({0})")]
+    DiskFull(sqlx::Error),
     /// A query failed.
     #[error("PIN store query failed: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
     /// `insert` of a PIN that is already mapped.
     #[error("the PIN is already mapped; use `set` to change it")]
     Duplicate,
@@ -102,6 +107,44 @@ pub enum StoreError {
     /// Too many mappings in one batch.
     #[error("too many mappings (more than {MAX_MAPPINGS}) in one batch")]
     TooMany,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        if is_disk_full(&e) {
+            StoreError::DiskFull(e)
+        } else {
+            StoreError::Query(e)
+        }
+    }
+}
+
+/// Whether `e` says the disk is full: SQLite's result code 13 (`SQLITE_FULL`; sqlx reports
+/// the extended code), PostgreSQL's SQLSTATE `53100`, or `ENOSPC` from the OS.
+fn is_disk_full(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("53100") => true,
+            // SQLite's extended codes keep the primary code in the low byte.
+            Some(c) => c.parse::<i64>().is_ok_and(|n| n & 0xff == 13),
+            None => false,
+        },
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        _ => false,
+    }
+}
+
+impl StoreError {
+    /// Whether a PostgreSQL store failing with this may answer later (it is down, restarting,
+    /// not reachable yet), so `serve` starts without it rather than not at all. Not for a
+    /// SQLite file (a local setup error) nor for a URL, schema or version problem.
+    pub fn may_come_later(&self) -> bool {
+        match self {
+            StoreError::Open { kind, .. } => *kind == "postgres",
+            StoreError::Query(_) | StoreError::MigrateLock { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 /// An open store. Cheap to clone (a pool and a notifier).
@@ -159,6 +202,60 @@ impl Store {
     /// Opens and migrates the store at `at`; `create` says whether a missing SQLite file may
     /// be created. Safe when several processes open a fresh store at once (see `migrate`).
     pub async fn open_at(at: &Location, create: Create) -> Result<Store, StoreError> {
+        let (options, max) = Store::connect_options(at, create)?;
+        let kind = at.kind();
+        let pool = Store::pool_options(max)
+            .connect_with(options)
+            .await
+            .map_err(|cause| StoreError::Open { kind, cause })?;
+        if kind == "sqlite" {
+            // WAL lets readers (every dialin poll) run beside a writer (the CLI).
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .ok();
+        }
+        migrate::run(&pool, kind).await?;
+        Ok(Store::with_pool(pool, at, true))
+    }
+
+    /// A store whose database did not answer when opened: its connections are made on first
+    /// use, nothing is migrated, and it reads as unreachable until [`Store::migrate`] succeeds.
+    /// For `serve`, which starts without its store rather than not at all.
+    pub fn open_later(at: &Location) -> Result<Store, StoreError> {
+        let (options, max) = Store::connect_options(at, Create::IfMissing)?;
+        let pool = Store::pool_options(max).connect_lazy_with(options);
+        Ok(Store::with_pool(pool, at, false))
+    }
+
+    /// Brings the schema up to date (see `migrate`) and, done, marks the store reachable.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrate::run(&self.pool, self.kind).await?;
+        self.set_reachable(true);
+        Ok(())
+    }
+
+    fn with_pool(pool: AnyPool, at: &Location, reachable: bool) -> Store {
+        Store {
+            pool,
+            changed: Arc::new(Notify::new()),
+            kind: at.kind(),
+            reachable: Arc::new(std::sync::atomic::AtomicBool::new(reachable)),
+            location: Arc::new(at.clone()),
+        }
+    }
+
+    fn pool_options(max: u32) -> AnyPoolOptions {
+        AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+    }
+
+    /// The driver options for `at` and the pool size.
+    fn connect_options(
+        at: &Location,
+        create: Create,
+    ) -> Result<(sqlx::any::AnyConnectOptions, u32), StoreError> {
         sqlx::any::install_default_drivers();
         let kind = at.kind();
         let mut url = at.url().to_string();
@@ -204,27 +301,7 @@ impl Store {
                 tracing::log::LevelFilter::Warn,
                 std::time::Duration::from_secs(2),
             );
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .map_err(|cause| StoreError::Open { kind, cause })?;
-        if kind == "sqlite" {
-            // WAL lets readers (every dialin poll) run beside a writer (the CLI).
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await
-                .ok();
-        }
-        migrate::run(&pool, kind).await?;
-        Ok(Store {
-            pool,
-            changed: Arc::new(Notify::new()),
-            kind,
-            reachable: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            location: Arc::new(at.clone()),
-        })
+        Ok((options, max))
     }
 
     /// Where the store is; its `Display` masks any password, so it may be printed.

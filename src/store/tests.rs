@@ -246,3 +246,93 @@ async fn bad_urls_are_explained() {
         .to_string();
     assert!(e.contains("cannot open the PIN store"), "{e}");
 }
+
+/// A database error with only a code, as a driver reports one (for codes no local database
+/// can be made to return, like PostgreSQL's `53100 disk_full`).
+#[derive(Debug)]
+struct CodedError(&'static str);
+
+impl std::fmt::Display for CodedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error {}", self.0)
+    }
+}
+
+impl std::error::Error for CodedError {}
+
+impl sqlx::error::DatabaseError for CodedError {
+    fn message(&self) -> &str {
+        "coded"
+    }
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.0.into())
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
+}
+
+#[test]
+fn a_full_disk_is_named_as_such_and_nothing_else_is() {
+    let db = |code| sqlx::Error::Database(Box::new(CodedError(code)));
+    let cases = [
+        (db("53100"), true), // PostgreSQL disk_full
+        (db("13"), true),    // SQLITE_FULL
+        (
+            sqlx::Error::Io(std::io::Error::from_raw_os_error(28)), // ENOSPC
+            true,
+        ),
+        (db("5"), false),   // SQLITE_BUSY: "database is locked"
+        (db("517"), false), // SQLITE_BUSY_SNAPSHOT
+        (db("23505"), false),
+        (db("53200"), false), // out_of_memory
+        (sqlx::Error::PoolTimedOut, false),
+        (sqlx::Error::RowNotFound, false),
+    ];
+    for (e, full) in cases {
+        let text = e.to_string();
+        let e = StoreError::from(e);
+        assert_eq!(matches!(e, StoreError::DiskFull(_)), full, "{text}");
+        assert_eq!(e.to_string().contains("disk"), full, "{e}");
+    }
+}
+
+/// A real SQLITE_FULL from the driver, through the store's own write: SQLite refuses to grow a
+/// database past `max_page_count` exactly as past the end of a disk.
+#[tokio::test]
+async fn a_write_to_a_full_sqlite_store_says_the_disk_is_full() {
+    let store = Store::open("sqlite::memory:").await.expect("open store");
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let mut outcome = Ok(());
+    for n in 0..10_000u32 {
+        outcome = store
+            .insert(&conf(&format!("{}", 1_000_000 + n), "71234"))
+            .await;
+        if outcome.is_err() {
+            break;
+        }
+    }
+    let e = outcome.expect_err("the store never filled up");
+    assert!(matches!(e, StoreError::DiskFull(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("disk that holds the PIN store is full"),
+        "{e}"
+    );
+}
