@@ -1,18 +1,16 @@
-//! Self-tests of the integration-test harness in `tests/support/`: every piece is proven against
+//! Self-tests of the integration-test harness in `tests/it/support/`: every piece is proven against
 //! sipp itself (sipp caller ↔ sipp conference stand-in) or against a Rust socket, without dialin.
 //! They stay in the repository so a broken harness is caught before it blames dialin.
 
-mod support;
-
+use crate::support::media::{RtpPeer, SendTo};
+use crate::support::pcap::{pcap_bytes, CallerStream};
+use crate::support::ports::PortBlock;
+use crate::support::rtp::{Event, Rtp};
+use crate::support::sipp::{Scenario, Sipp, SippOutcome};
+use crate::support::{payload, require_sipp};
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
-use support::media::{RtpPeer, SendTo};
-use support::pcap::{pcap_bytes, CallerStream};
-use support::ports::PortBlock;
-use support::rtp::{Event, Rtp};
-use support::sipp::{Scenario, Sipp, SippOutcome};
-use support::{payload, require_sipp};
 
 const DIGITS: &str = "8675309#";
 
@@ -77,7 +75,7 @@ fn caller_stream_is_one_realistic_rtp_stream() {
         );
     }
     assert_eq!(
-        support::rtp::decode_digits(parsed.iter().copied(), 101),
+        crate::support::rtp::decode_digits(parsed.iter().copied(), 101),
         DIGITS
     );
     let events: Vec<(Rtp, Event)> = parsed

@@ -3,14 +3,12 @@
 //! caller, slowed PIN answers), dialin logs at TRACE, and none of those values may appear in
 //! its log in any form: as given, digits only, with separators, or as the last 6 digits.
 
-mod support;
-
+use crate::support::dialin::{Dialin, TestConfig};
+use crate::support::pcap::CallerStream;
+use crate::support::sipp::{Scenario, Sipp, SippOutcome};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::thread;
 use std::time::Duration;
-use support::dialin::{Dialin, TestConfig};
-use support::pcap::CallerStream;
-use support::sipp::{Scenario, Sipp, SippOutcome};
 
 /// The number the callers dial (the trunk's DID); it is not secret.
 const DIALLED: &str = "4930555000";
@@ -109,7 +107,7 @@ fn no_number_pin_or_address_reaches_the_log_at_trace() {
     // The PIN store and the shared abuse counters on PostgreSQL: its statements are logged at
     // TRACE too.
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let db = rt.block_on(support::db::TestDb::postgres());
+    let db = rt.block_on(crate::support::db::TestDb::postgres());
     let server = Sipp::new(Scenario::conference_waits_for_bye()).spawn();
     let mut cfg = TestConfig::new(server.sip_addr());
     cfg.pin_is_conference = false;
@@ -290,7 +288,7 @@ fn the_log_check_finds_every_form() {
 /// conference numbers) is part of what dialin might log.
 #[test]
 fn the_waiting_room_leaks_nothing_at_trace() {
-    use support::esl::{conference_create, EslStandIn, Fault, Snapshot, PASSWORD};
+    use crate::support::esl::{conference_create, EslStandIn, Fault, Snapshot, PASSWORD};
     const WAIT_PIN: &str = "97531865";
     // Same length as the captured conference number the stand-in rewrites.
     const WAIT_CONFERENCE: &str = "71236";
@@ -299,8 +297,11 @@ fn the_waiting_room_leaks_nothing_at_trace() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pw = dir.path().join("esl.pw");
     std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write password");
-    let sip = SocketAddr::from((Ipv4Addr::LOCALHOST, support::ports::PortBlock::take(1).base));
-    let rtp = support::ports::PortBlock::take(16);
+    let sip = SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        crate::support::ports::PortBlock::take(1).base,
+    ));
+    let rtp = crate::support::ports::PortBlock::take(16);
     let toml = format!(
         "[sip]\nlisten = \"{sip}\"\n[media]\nrtp_ports = \"{lo}-{hi}\"\n\
          [trunk]\nallow = [\"127.0.0.0/8\"]\n[ivr]\nmax_wait = \"1m\"\n\

@@ -1,17 +1,15 @@
 //! End-to-end calls through the real `dialin` binary: sipp as the phone caller on the trunk,
 //! sipp plus a Rust RTP peer as the stand-in BBB FreeSWITCH, everything on 127.0.0.1.
 
-mod support;
-
+use crate::support::dialin::TestConfig;
+use crate::support::media::{RtpPeer, SendTo};
+use crate::support::payload::{self, PayloadKind};
+use crate::support::pcap::CallerStream;
+use crate::support::ports::PortBlock;
+use crate::support::siplog::Direction;
+use crate::support::sipp::{Scenario, Sipp, SippOutcome};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use support::dialin::TestConfig;
-use support::media::{RtpPeer, SendTo};
-use support::payload::{self, PayloadKind};
-use support::pcap::CallerStream;
-use support::ports::PortBlock;
-use support::siplog::Direction;
-use support::sipp::{Scenario, Sipp, SippOutcome};
 
 /// The caller's number as sipp presents it (From display and user part).
 const CALLER_NUMBER: &str = "+49301234567";
@@ -565,7 +563,7 @@ fn hold_by_reinvite_is_honoured() {
     let phone = silent_phone();
     let caller = Sipp::new(Scenario::custom(
         "caller_reinvite_hold",
-        include_str!("sipp/caller_reinvite_hold.xml"),
+        include_str!("../sipp/caller_reinvite_hold.xml"),
     ))
     .sdp_media(phone.local_addr())
     .remote(cfg.sip)

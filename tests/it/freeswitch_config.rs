@@ -4,16 +4,17 @@
 
 use roxmltree::{Document, Node};
 
-const BRIDGE: &str = include_str!("../dialplan/freeswitch/dialin_bridge.xml");
-const ACL_SNIPPET: &str = include_str!("../dialplan/freeswitch/acl-snippet.xml");
-const ESL: &str = include_str!("../dialplan/freeswitch/event_socket.conf.xml");
-const BBB_ACL: &str = include_str!("fixtures/freeswitch-bbb/autoload_configs/acl.conf.xml");
+const BRIDGE: &str = include_str!("../../dialplan/freeswitch/dialin_bridge.xml");
+const ACL_SNIPPET: &str = include_str!("../../dialplan/freeswitch/acl-snippet.xml");
+const ESL: &str = include_str!("../../dialplan/freeswitch/event_socket.conf.xml");
+const BBB_ACL: &str = include_str!("../fixtures/freeswitch-bbb/autoload_configs/acl.conf.xml");
 const BBB_ESL: &str =
-    include_str!("fixtures/freeswitch-bbb/autoload_configs/event_socket.conf.xml");
-const BBB_BRIDGE: &str = include_str!("fixtures/freeswitch-bbb/dialplan/public/dialin_bridge.xml");
+    include_str!("../fixtures/freeswitch-bbb/autoload_configs/event_socket.conf.xml");
+const BBB_BRIDGE: &str =
+    include_str!("../fixtures/freeswitch-bbb/dialplan/public/dialin_bridge.xml");
 const BBB_CONFERENCE: &str =
-    include_str!("fixtures/freeswitch-bbb/dialplan/default/bbb_conference.xml");
-const BBB_PUBLIC: &str = include_str!("fixtures/freeswitch-bbb/dialplan/public.xml");
+    include_str!("../fixtures/freeswitch-bbb/dialplan/default/bbb_conference.xml");
+const BBB_PUBLIC: &str = include_str!("../fixtures/freeswitch-bbb/dialplan/public.xml");
 
 fn parse(name: &str, text: &'static str) -> Document<'static> {
     Document::parse(text).unwrap_or_else(|e| panic!("{name} is not well-formed XML: {e}"))

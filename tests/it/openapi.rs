@@ -7,8 +7,8 @@
 //!   `/api/v1` route needs the bearer token, the public ones none);
 //! - the response schemas list exactly the fields the handlers send.
 
-mod support;
-
+use crate::support::dialin::{TestConfig, ADMIN_TOKEN};
+use crate::support::ports::PortBlock;
 use dialin::ops::calls::CallSummary;
 use dialin::ops::health::CheckResult;
 use dialin::ops::status::{ServerSummary, Status};
@@ -19,8 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
-use support::dialin::{TestConfig, ADMIN_TOKEN};
-use support::ports::PortBlock;
 
 /// The methods probed on every path (axum answers HEAD wherever GET is routed).
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];

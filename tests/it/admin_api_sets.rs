@@ -1,12 +1,10 @@
 //! The admin API over real HTTP on SQLite and PostgreSQL: paging through the set, and
 //! `PUT /api/v1/pins` replacing the whole set atomically under concurrent writers and readers.
 
-mod support;
-
+use crate::support::admin::{both, Api};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use support::admin::{both, Api};
 
 use reqwest::Method as M;
 

@@ -2,16 +2,14 @@
 //! the allow list while legitimate calls complete, the call limits (global, per trunk, IVR)
 //! answering 503 with Retry-After, and the per-source request rate.
 
-mod support;
-
+use crate::support::dialin::{calls_refused, http, metric, TestConfig};
+use crate::support::pcap::CallerStream;
+use crate::support::ports::PortBlock;
+use crate::support::sipp::{RunningSipp, Scenario, Sipp};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::dialin::{calls_refused, http, metric, TestConfig};
-use support::pcap::CallerStream;
-use support::ports::PortBlock;
-use support::sipp::{RunningSipp, Scenario, Sipp};
 
 /// The number the callers dial.
 const DIALLED: &str = "4930555000";

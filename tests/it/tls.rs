@@ -3,15 +3,13 @@
 //! TLS client: Debian's sipp is built without OpenSSL (`-t l1` fails with "To use a TLS
 //! transport you must compile SIPp with OpenSSL").
 
-mod support;
-
+use crate::support::dialin::TestConfig;
+use crate::support::ports::PortBlock;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use support::dialin::TestConfig;
-use support::ports::PortBlock;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// Runs openssl with `args`; panics with install advice when it is missing or fails.

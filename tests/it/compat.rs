@@ -2,16 +2,14 @@
 //! textbook INVITE (proxies with Record-Route and rport, compact headers, several Vias), session
 //! timers (RFC 4028) and extensions in `Require` (100rel and unknown ones).
 
-mod support;
-
+use crate::support::dialin::TestConfig;
+use crate::support::pcap::CallerStream;
+use crate::support::ports::PortBlock;
+use crate::support::scenario::{CALLER_NAME, CALLER_USER};
+use crate::support::siplog::Direction;
+use crate::support::sipp::{Scenario, Sipp, SippOutcome};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use support::dialin::TestConfig;
-use support::pcap::CallerStream;
-use support::ports::PortBlock;
-use support::scenario::{CALLER_NAME, CALLER_USER};
-use support::siplog::Direction;
-use support::sipp::{Scenario, Sipp, SippOutcome};
 
 /// The number the callers dial.
 const DIALLED: &str = "4930555000";
@@ -49,7 +47,7 @@ fn silent() -> CallerStream {
 }
 
 /// The response with `code` to the request `method` that sipp received.
-fn response(outcome: &SippOutcome, code: u16, method: &str) -> support::siplog::SipMessage {
+fn response(outcome: &SippOutcome, code: u16, method: &str) -> crate::support::siplog::SipMessage {
     outcome
         .messages()
         .into_iter()
@@ -82,7 +80,7 @@ fn a_call_through_a_provider_proxy_with_compact_headers_and_record_route() {
     let dialin = cfg.start();
     let scenario = caller(
         "caller_provider_compat",
-        include_str!("sipp/caller_provider_compat.xml"),
+        include_str!("../sipp/caller_provider_compat.xml"),
         "0",
     );
     // Three wrong PINs: dialin says goodbye and hangs up, so its BYE must find the proxy.
@@ -139,7 +137,7 @@ fn session_refreshes_by_update_and_reinvite_keep_the_call_up() {
     let dialin = cfg.start();
     let scenario = caller(
         "caller_session_refresh",
-        include_str!("sipp/caller_session_refresh.xml"),
+        include_str!("../sipp/caller_session_refresh.xml"),
         "6",
     );
     let outcome = Sipp::new(scenario)
@@ -208,7 +206,7 @@ fn dialin_refreshes_when_the_caller_cannot() {
     let dialin = cfg.start();
     let scenario = caller(
         "caller_refreshed_by_dialin",
-        include_str!("sipp/caller_refreshed_by_dialin.xml"),
+        include_str!("../sipp/caller_refreshed_by_dialin.xml"),
         "4",
     );
     let outcome = Sipp::new(scenario)

@@ -1,15 +1,13 @@
 //! Privacy end to end, through the real `dialin` binary and sipp peers on 127.0.0.1: what the
 //! BBB server's INVITE shows of a caller under each caller-ID policy and for withheld numbers,
 //! and guessing protection blocking a caller (by pseudonym, withheld numbers as one caller).
-//! The leak test over every call path is in `tests/leaks.rs`.
+//! The leak test over every call path is in `tests/it/leaks.rs`.
 
-mod support;
-
+use crate::support::dialin::{Dialin, TestConfig};
+use crate::support::pcap::CallerStream;
+use crate::support::siplog::{Direction, SipMessage};
+use crate::support::sipp::{Scenario, Sipp, SippOutcome};
 use std::time::Duration;
-use support::dialin::{Dialin, TestConfig};
-use support::pcap::CallerStream;
-use support::siplog::{Direction, SipMessage};
-use support::sipp::{Scenario, Sipp, SippOutcome};
 
 /// The number the callers dial (the trunk's DID).
 const DIALLED: &str = "4930555000";
@@ -137,7 +135,7 @@ fn mask_policy_shows_the_configured_number_of_last_digits() {
         from_parts(&invite),
         ("Phone …567".to_string(), "phone-1".to_string())
     );
-    assert_server_leg_clean(&invite, &[support::scenario::CALLER_USER]);
+    assert_server_leg_clean(&invite, &[crate::support::scenario::CALLER_USER]);
 }
 
 #[test]
@@ -150,7 +148,7 @@ fn sequence_policy_numbers_the_caller_in_its_conference() {
         from_parts(&invite),
         ("Phone 1".to_string(), "phone-1".to_string())
     );
-    assert_server_leg_clean(&invite, &[support::scenario::CALLER_USER]);
+    assert_server_leg_clean(&invite, &[crate::support::scenario::CALLER_USER]);
 }
 
 #[test]
@@ -163,7 +161,7 @@ fn fixed_policy_shows_the_configured_name() {
         from_parts(&invite),
         ("Dial-in guest".to_string(), "phone-1".to_string())
     );
-    assert_server_leg_clean(&invite, &[support::scenario::CALLER_USER]);
+    assert_server_leg_clean(&invite, &[crate::support::scenario::CALLER_USER]);
 }
 
 #[test]
@@ -183,7 +181,10 @@ fn a_number_withheld_by_privacy_id_is_phone_hidden_and_never_forwarded() {
         from_parts(&invite),
         ("Phone (hidden) 1".to_string(), "phone-1".to_string())
     );
-    assert_server_leg_clean(&invite, &["+49307654321", support::scenario::CALLER_USER]);
+    assert_server_leg_clean(
+        &invite,
+        &["+49307654321", crate::support::scenario::CALLER_USER],
+    );
 }
 
 #[test]
@@ -247,8 +248,10 @@ fn silent_call_until_bye(sip: std::net::SocketAddr, scenario: Scenario) -> (Sipp
 
 /// A config whose wrong PINs dial nothing and that blocks after two failed calls.
 fn guarded_config() -> TestConfig {
-    let nowhere =
-        std::net::SocketAddr::from(([127, 0, 0, 1], support::ports::PortBlock::take(1).base));
+    let nowhere = std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        crate::support::ports::PortBlock::take(1).base,
+    ));
     let mut cfg = TestConfig::new(nowhere);
     cfg.pin_is_conference = false;
     cfg.first_digit_timeout = "10s";
@@ -342,7 +345,7 @@ fn incoming_pseudonyms(log: &str) -> Vec<String> {
 #[test]
 fn two_instances_sharing_postgresql_block_a_caller_together() {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let db = rt.block_on(support::db::TestDb::postgres());
+    let db = rt.block_on(crate::support::db::TestDb::postgres());
     let start = || {
         let mut cfg = guarded_config();
         cfg.extra = format!("{}\n[store]\nurl = \"{}\"\n", cfg.extra, db.url());

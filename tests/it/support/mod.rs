@@ -1,6 +1,7 @@
 //! Harness for integration tests that run the real `dialin` binary against real SIP/RTP peers.
 //!
-//! A test file includes it with `mod support;`. The peers are sipp processes (the phone caller
+//! `tests/it/main.rs` declares it as `mod support;`; the test modules use `crate::support`.
+//! The peers are sipp processes (the phone caller
 //! on the trunk side, the stand-in for a BBB server's FreeSWITCH on the other side) and small Rust
 //! RTP sockets that play and record audio, all on 127.0.0.1.
 //!
@@ -56,7 +57,8 @@
 //!
 //! [`sipp::Sipp::spawn`] calls [`require_sipp`]: a missing tool is a failure, never a skip.
 
-// Each test binary uses a different subset of the harness.
+// Some helpers serve only the ignored package test (tests/deb/run) or are kept for tests to
+// come; with one test binary, everything else here is used.
 #![allow(dead_code)]
 
 pub mod admin;

@@ -2,18 +2,16 @@
 //! (sipp caller → dialin → sipp stand-in conference), for a conference number and for a BBB
 //! meeting ID resolved through a local stand-in of the BBB API.
 
-mod support;
-
+use crate::support::dialin::{Dialin, TestConfig, ADMIN_TOKEN};
+use crate::support::media::{RtpPeer, SendTo};
+use crate::support::pcap::CallerStream;
+use crate::support::ports::PortBlock;
+use crate::support::sipp::{Scenario, Sipp};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
-use support::dialin::{Dialin, TestConfig, ADMIN_TOKEN};
-use support::media::{RtpPeer, SendTo};
-use support::pcap::CallerStream;
-use support::ports::PortBlock;
-use support::sipp::{Scenario, Sipp};
 
 /// The number the callers dial; it plays no part in routing.
 const DIALLED: &str = "4930555000";
@@ -382,7 +380,7 @@ fn an_unreachable_bbb_api_gives_unavailable_not_invalid_pin() {
 
 #[test]
 fn a_waiting_meeting_id_caller_joins_within_a_second_of_conference_create() {
-    use support::esl::{conference_create, EslStandIn, Fault, Snapshot, PASSWORD};
+    use crate::support::esl::{conference_create, EslStandIn, Fault, Snapshot, PASSWORD};
     let secret = "fake-bbb-shared-secret-321";
     let bbb = fake_bbb_api(secret);
     let media = conference_media();

@@ -24,19 +24,21 @@ use std::time::{Duration, Instant};
 /// The password of the captures.
 pub const PASSWORD: &str = "fixture-secret";
 
-const A1: &[u8] = include_bytes!("../fixtures/esl/a1-auth-ok.s2c.raw");
-const A2: &[u8] = include_bytes!("../fixtures/esl/a2-auth-wrong-password.s2c.raw");
-const B1: &[u8] = include_bytes!("../fixtures/esl/b1-api-conference-list-empty.s2c.raw");
+const A1: &[u8] = include_bytes!("../../fixtures/esl/a1-auth-ok.s2c.raw");
+const A2: &[u8] = include_bytes!("../../fixtures/esl/a2-auth-wrong-password.s2c.raw");
+const B1: &[u8] = include_bytes!("../../fixtures/esl/b1-api-conference-list-empty.s2c.raw");
 const B2: &[u8] =
-    include_bytes!("../fixtures/esl/b2-api-conference-list-one-conference-2-members.s2c.raw");
-const B3: &[u8] = include_bytes!("../fixtures/esl/b3-api-conference-list-two-conferences.s2c.raw");
-const C3: &[u8] = include_bytes!("../fixtures/esl/c3-bgapi-conference-list-json.s2c.raw");
-const D1: &[u8] = include_bytes!("../fixtures/esl/d1-shutdown-idle-client.s2c.raw");
+    include_bytes!("../../fixtures/esl/b2-api-conference-list-one-conference-2-members.s2c.raw");
+const B3: &[u8] =
+    include_bytes!("../../fixtures/esl/b3-api-conference-list-two-conferences.s2c.raw");
+const C3: &[u8] = include_bytes!("../../fixtures/esl/c3-bgapi-conference-list-json.s2c.raw");
+const D1: &[u8] = include_bytes!("../../fixtures/esl/d1-shutdown-idle-client.s2c.raw");
 /// The json conference life-cycle of 71234 (create, members 1 and 2, mutes, leave, destroy).
-pub const C1: &[u8] = include_bytes!("../fixtures/esl/c1-event-json-conference-lifecycle.s2c.raw");
+pub const C1: &[u8] =
+    include_bytes!("../../fixtures/esl/c1-event-json-conference-lifecycle.s2c.raw");
 /// CHANNEL_ANSWER etc. of the same calls; caller A sent `X-Dialin-Call: abc123`.
 pub const C7: &[u8] =
-    include_bytes!("../fixtures/esl/c7-event-json-channel-answer-dtmf-hangup.s2c.raw");
+    include_bytes!("../../fixtures/esl/c7-event-json-channel-answer-dtmf-hangup.s2c.raw");
 
 /// The frames of a capture, as byte slices.
 pub fn frames(raw: &'static [u8]) -> Vec<&'static [u8]> {

@@ -2,15 +2,15 @@
 //! FreeSWITCH (tests/fixtures/esl), and against servers that misbehave: every failure gives a
 //! reconnect with backoff, never a hang or a busy loop.
 
-mod support;
-
+use crate::support::esl::{
+    conference_create, frame_with, EslStandIn, Fault, Snapshot, C1, C7, PASSWORD,
+};
 use dialin::esl::client::{spawn, ClientSettings, EslHandle};
 use dialin::esl::session::SessionSettings;
 use dialin::routing::directory::{EslState, Presence};
 use dialin::routing::live::LiveDirectory;
 use dialin::secret::Password;
 use std::time::{Duration, Instant};
-use support::esl::{conference_create, frame_with, EslStandIn, Fault, Snapshot, C1, C7, PASSWORD};
 use tokio_util::sync::CancellationToken;
 
 const GRACE: Duration = Duration::from_millis(800);

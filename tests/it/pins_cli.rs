@@ -3,12 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-#[path = "support/db.rs"]
-#[allow(dead_code)] // Only its PostgreSQL databases are used here.
-mod db;
-#[path = "support/ports.rs"]
-#[allow(dead_code)] // Only whole blocks are used here.
-mod ports;
+use crate::support::{db, ports};
 
 struct Env {
     dir: tempfile::TempDir,

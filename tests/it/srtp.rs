@@ -5,17 +5,15 @@
 //! test's PIN) as SRTP, and decrypts everything dialin sends: the prompt and then its own audio
 //! echoed back. The cipher itself is checked against RFC 3711's vectors in the unit tests.
 
-mod support;
-
+use crate::support::dialin::TestConfig;
+use crate::support::payload;
+use crate::support::pcap::CallerStream;
+use crate::support::ports::PortBlock;
+use crate::support::sipp::{Scenario, Sipp};
 use dialin::media::srtp::{SrtpContext, INLINE_KEY_LEN, TAG_LEN};
 use dialin::sip::sdes::parse_offer;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-use support::dialin::TestConfig;
-use support::payload;
-use support::pcap::CallerStream;
-use support::ports::PortBlock;
-use support::sipp::{Scenario, Sipp};
 
 const DIALLED: &str = "4930555000";
 

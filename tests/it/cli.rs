@@ -20,7 +20,7 @@ fn check(text: &str) -> (bool, String, String) {
 
 #[test]
 fn the_example_config_passes() {
-    let example = include_str!("../deploy/dialin.example.toml");
+    let example = include_str!("../../deploy/dialin.example.toml");
     let (ok, stdout, stderr) = check(example);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains(": ok"), "{stdout}");

@@ -4,16 +4,14 @@
 //! store (127.0.0.1:5432), written once with `dialin pins set`; the others use the mapping in
 //! each instance's config file.
 
-mod support;
-
+use crate::support::dialin::TestConfig;
+use crate::support::kamailio::Kamailio;
+use crate::support::media::{RtpPeer, SendTo};
+use crate::support::pcap::CallerStream;
+use crate::support::ports::PortBlock;
+use crate::support::sipp::{RunningSipp, Scenario, Sipp};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use support::dialin::TestConfig;
-use support::kamailio::Kamailio;
-use support::media::{RtpPeer, SendTo};
-use support::pcap::CallerStream;
-use support::ports::PortBlock;
-use support::sipp::{RunningSipp, Scenario, Sipp};
 
 const PIN: &str = "8675309";
 /// The PIN of the mapping in the shared store, and its conference.
@@ -56,10 +54,11 @@ fn call_with(kamailio: &Kamailio, pin: &str, talk: Duration) -> RunningSipp {
 /// The From display names and user parts of the INVITEs `server` received so far.
 fn invites_from(server: &RunningSipp) -> (Vec<String>, Vec<String>) {
     let log = std::fs::read_to_string(server.dir().join("messages.log")).unwrap_or_default();
-    support::siplog::parse_log(&log)
+    crate::support::siplog::parse_log(&log)
         .into_iter()
         .filter(|m| {
-            m.direction == support::siplog::Direction::Received && m.method() == Some("INVITE")
+            m.direction == crate::support::siplog::Direction::Received
+                && m.method() == Some("INVITE")
         })
         .map(|m| {
             let from = m.header("From").expect("From").to_string();
@@ -89,7 +88,7 @@ fn calls_spread_over_both_instances_and_all_succeed_when_one_is_killed() {
     let (server, _media) = server();
     let db = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(support::db::TestDb::postgres());
+        .block_on(crate::support::db::TestDb::postgres());
     // Both instances read the PIN mappings from one PostgreSQL store; PINs are not taken as
     // conference numbers, so a call only gets through by the store's mapping.
     let instance = || {

@@ -55,20 +55,20 @@ impl Scenario {
 
     /// `caller_bye.xml`: answered call, replays `caller.pcap`, hangs up after the pause (`-d`, default 5 s).
     pub fn caller_hangs_up() -> Scenario {
-        let xml = include_str!("../sipp/caller_bye.xml");
+        let xml = include_str!("../../sipp/caller_bye.xml");
         Scenario::caller("caller_bye", xml, Duration::from_secs(5))
     }
 
     /// `caller_late_offer.xml`: INVITE without SDP; checks dialin's offer in the 200 and
     /// answers in the ACK; then like `caller_hangs_up`.
     pub fn caller_late_offer() -> Scenario {
-        let xml = include_str!("../sipp/caller_late_offer.xml");
+        let xml = include_str!("../../sipp/caller_late_offer.xml");
         Scenario::caller("caller_late_offer", xml, Duration::from_secs(5))
     }
 
     /// `caller_wait_bye.xml`: answered call, replays `caller.pcap`, waits for dialin's BYE.
     pub fn caller_waits_for_bye() -> Scenario {
-        let xml = include_str!("../sipp/caller_wait_bye.xml");
+        let xml = include_str!("../../sipp/caller_wait_bye.xml");
         Scenario::caller("caller_wait_bye", xml, Duration::ZERO)
     }
 
@@ -76,7 +76,7 @@ impl Scenario {
     /// CANCEL, 200, 487, ACK. An answer fails the call. (The wait is a receive timeout, because
     /// sipp aborts a call on any message arriving during a `<pause/>`.)
     pub fn caller_cancels(after: Duration) -> Scenario {
-        let xml = include_str!("../sipp/caller_cancel.xml");
+        let xml = include_str!("../../sipp/caller_cancel.xml");
         let mut scenario = Scenario::caller("caller_cancel", xml, Duration::ZERO);
         let timeout = format!("timeout=\"{}\"", after.as_millis());
         scenario.xml = scenario.xml.replace("timeout=\"1000\"", &timeout);
@@ -85,20 +85,20 @@ impl Scenario {
 
     /// `caller_unsupported_codec.xml`: INVITE offering only G.729, expects 488, ACK.
     pub fn caller_unsupported_codec() -> Scenario {
-        let xml = include_str!("../sipp/caller_unsupported_codec.xml");
+        let xml = include_str!("../../sipp/caller_unsupported_codec.xml");
         Scenario::caller("caller_unsupported_codec", xml, Duration::ZERO)
     }
 
     /// `caller_rejected.xml`: INVITE, any common 4xx/5xx/6xx, ACK; see
     /// [`SippOutcome::final_response_code`] for which.
     pub fn caller_rejected() -> Scenario {
-        let xml = include_str!("../sipp/caller_rejected.xml");
+        let xml = include_str!("../../sipp/caller_rejected.xml");
         Scenario::caller("caller_rejected", xml, Duration::ZERO)
     }
 
     /// `caller_unanswered.xml`: INVITE, then silence for the pause (default 3 s) or the call fails.
     pub fn caller_unanswered() -> Scenario {
-        let xml = include_str!("../sipp/caller_unanswered.xml");
+        let xml = include_str!("../../sipp/caller_unanswered.xml");
         Scenario::caller("caller_unanswered", xml, Duration::from_secs(3))
     }
 
@@ -110,33 +110,33 @@ impl Scenario {
 
     /// `conference_wait_bye.xml`: answers (SDP at `sdp_ip`/`sdp_port`), accepts INFO, waits for BYE.
     pub fn conference_waits_for_bye() -> Scenario {
-        let xml = include_str!("../sipp/conference_wait_bye.xml");
+        let xml = include_str!("../../sipp/conference_wait_bye.xml");
         Scenario::conference("conference_wait_bye", xml, Duration::ZERO)
     }
 
     /// `conference_bye.xml`: answers, hangs up after the pause (default 3 s).
     pub fn conference_hangs_up() -> Scenario {
-        let xml = include_str!("../sipp/conference_bye.xml");
+        let xml = include_str!("../../sipp/conference_bye.xml");
         Scenario::conference("conference_bye", xml, Duration::from_secs(3))
     }
 
     /// `conference_freeswitch.xml`: FreeSWITCH 1.10.12's own 100/200 OK (captured), then after
     /// `-d` its shutdown BYE (`Reason: SIP;cause=701`, Via without port, huge CSeq).
     pub fn conference_freeswitch_shutdown() -> Scenario {
-        let xml = include_str!("../sipp/conference_freeswitch.xml");
+        let xml = include_str!("../../sipp/conference_freeswitch.xml");
         Scenario::conference("conference_freeswitch", xml, Duration::from_secs(3))
     }
 
     /// `conference_reinvite.xml`: answers, re-INVITEs with the same media after `-d` (checks
     /// the 200's SDP), then waits for dialin's BYE.
     pub fn conference_reinvites() -> Scenario {
-        let xml = include_str!("../sipp/conference_reinvite.xml");
+        let xml = include_str!("../../sipp/conference_reinvite.xml");
         Scenario::conference("conference_reinvite", xml, Duration::from_secs(1))
     }
 
     /// `conference_reject.xml`: 100, then `code reason` (e.g. 503, 486), then expects ACK.
     pub fn conference_rejects(code: u16, reason: &str) -> Scenario {
-        let xml = include_str!("../sipp/conference_reject.xml");
+        let xml = include_str!("../../sipp/conference_reject.xml");
         let mut scenario = Scenario::conference("conference_reject", xml, Duration::ZERO);
         // sipp parses a sent status code at load time, so it cannot be a `-key`.
         let status = "SIP/2.0 503 Service Unavailable";
@@ -152,7 +152,7 @@ impl Scenario {
 
     /// `conference_no_answer.xml`: 100 and nothing else until CANCEL (then 200, 487, ACK).
     pub fn conference_never_answers() -> Scenario {
-        let xml = include_str!("../sipp/conference_no_answer.xml");
+        let xml = include_str!("../../sipp/conference_no_answer.xml");
         Scenario::conference("conference_no_answer", xml, Duration::ZERO)
     }
 

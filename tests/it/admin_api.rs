@@ -2,12 +2,10 @@
 //! and on the real PostgreSQL server: auth, CRUD and validation. Paging and atomic replace are
 //! in `admin_api_sets.rs`; the OpenAPI document against the served routes in `openapi.rs`.
 
-mod support;
-
+use crate::support::admin::{both, start, Api, TOKEN};
+use crate::support::db::TestDb;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::admin::{both, start, Api, TOKEN};
-use support::db::TestDb;
 
 use reqwest::Method as M;
 

@@ -1,14 +1,12 @@
 //! Outbound registration through the real `dialin` binary against a sipp registrar that is busy
 //! first and then challenges with 401 and 407.
 
-mod support;
-
+use crate::support::dialin::{http, metric, TestConfig};
+use crate::support::ports::PortBlock;
+use crate::support::siplog::Direction;
+use crate::support::sipp::{Scenario, Sipp};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use support::dialin::{http, metric, TestConfig};
-use support::ports::PortBlock;
-use support::siplog::Direction;
-use support::sipp::{Scenario, Sipp};
 
 const USER: &str = "4930555000";
 const PASSWORD: &str = "s3cret-Pa55";
@@ -35,7 +33,7 @@ fn registering(registrar: SocketAddr, password: &str) -> (TestConfig, tempfile::
 fn registration_survives_a_busy_registrar_401_407_and_refreshes_before_expiry() {
     let mut scenario = Scenario::custom(
         "registrar_challenges",
-        include_str!("sipp/registrar_challenges.xml"),
+        include_str!("../sipp/registrar_challenges.xml"),
     );
     scenario.default_keys = vec![
         ("user".into(), USER.into()),

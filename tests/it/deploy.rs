@@ -1,14 +1,12 @@
 //! The deployment files: the systemd unit passes `systemd-analyze verify`, and dialin speaks
 //! systemd's notification protocol (READY, WATCHDOG, RELOADING, STOPPING) as `Type=notify` needs.
 
-mod support;
-
+use crate::support::dialin::{Dialin, TestConfig};
+use crate::support::ports::PortBlock;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::dialin::{Dialin, TestConfig};
-use support::ports::PortBlock;
 
 #[test]
 fn the_systemd_unit_verifies_cleanly() {
@@ -127,9 +125,9 @@ fn dialin_notifies_systemd_of_ready_watchdog_reload_and_stop() {
 #[test]
 #[ignore = "calls the packaged service that tests/deb/run starts under systemd"]
 fn a_call_through_the_packaged_service_reaches_the_conference_both_ways() {
-    use support::media::{RtpPeer, SendTo};
-    use support::pcap::CallerStream;
-    use support::sipp::{Scenario, Sipp};
+    use crate::support::media::{RtpPeer, SendTo};
+    use crate::support::pcap::CallerStream;
+    use crate::support::sipp::{Scenario, Sipp};
     let dialin = std::net::SocketAddr::from(([127, 0, 0, 1], 5060));
     let media = RtpPeer::start(
         std::net::SocketAddr::from(([127, 0, 0, 1], PortBlock::take(2).base)),

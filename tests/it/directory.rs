@@ -1,6 +1,6 @@
 //! End to end with the live conference directory: the real `dialin` binary, sipp callers, two
 //! stand-in BBB servers (sipp UAS for SIP, Rust RTP peers for media) and, for each, a stand-in
-//! Event Socket replaying bytes captured from a real FreeSWITCH (tests/support/esl.rs).
+//! Event Socket replaying bytes captured from a real FreeSWITCH (tests/it/support/esl.rs).
 //!
 //! Conference numbers: server 1's snapshot is the captured b2 (71234 running). Server 2's
 //! snapshot is the captured b1 (nothing running); its conferences come from c1's captured
@@ -8,18 +8,16 @@
 //! because these tests need a second conference. The mute test changes the captured
 //! `X-Dialin-Call` value `abc123` to the token dialin sent (and fixes Content-Length).
 
-mod support;
-
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
-use support::dialin::Dialin;
-use support::esl::{
+use crate::support::dialin::Dialin;
+use crate::support::esl::{
     conference_create, frame_with, substitute, EslStandIn, Fault, Snapshot, C1, C7, PASSWORD,
 };
-use support::media::{RtpPeer, SendTo};
-use support::pcap::CallerStream;
-use support::ports::PortBlock;
-use support::sipp::{RunningSipp, Scenario, Sipp};
+use crate::support::media::{RtpPeer, SendTo};
+use crate::support::pcap::CallerStream;
+use crate::support::ports::PortBlock;
+use crate::support::sipp::{RunningSipp, Scenario, Sipp};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
 
 /// The number callers dial; no part in routing.
 const DIALLED: &str = "4930555000";
@@ -129,7 +127,7 @@ fn calls_land_on_the_server_that_runs_their_conference() {
     let s2 = bbb2.sip.wait();
     s1.assert_success();
     s2.assert_success();
-    let uri = |o: &support::sipp::SippOutcome| {
+    let uri = |o: &crate::support::sipp::SippOutcome| {
         o.first_received("INVITE")
             .request_uri()
             .unwrap()
@@ -138,7 +136,7 @@ fn calls_land_on_the_server_that_runs_their_conference() {
     assert!(uri(&s1).starts_with("sip:71234@"), "{}", uri(&s1));
     assert!(uri(&s2).starts_with("sip:71235@"), "{}", uri(&s2));
     // Each server leg carries a per-call token for the Event Socket to match, and they differ.
-    let token = |o: &support::sipp::SippOutcome| {
+    let token = |o: &crate::support::sipp::SippOutcome| {
         o.first_received("INVITE")
             .header("X-Dialin-Call")
             .unwrap()

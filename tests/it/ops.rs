@@ -1,17 +1,15 @@
 //! Operating a running dialin: graceful drain, configuration reload, metrics, health and status,
 //! all against the real binary with sipp callers and stand-in servers on 127.0.0.1.
 
-mod support;
-
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
-use support::dialin::{
+use crate::support::dialin::{
     calls_refused, http, metric, sip_options, TestConfig, ADMIN_TOKEN, ADMIN_TOKEN_ENV,
 };
-use support::media::{RtpPeer, SendTo};
-use support::pcap::CallerStream;
-use support::ports::PortBlock;
-use support::sipp::{Scenario, Sipp};
+use crate::support::media::{RtpPeer, SendTo};
+use crate::support::pcap::CallerStream;
+use crate::support::ports::PortBlock;
+use crate::support::sipp::{Scenario, Sipp};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 /// The config-file PIN and its conference.
 const PIN: &str = "8675309";
@@ -397,7 +395,8 @@ fn dialin_drain_command_drains_an_idle_instance_which_exits_0() {
 #[test]
 fn json_logs_are_one_object_per_line() {
     let cfg = TestConfig::new(no_server());
-    let dialin = support::dialin::Dialin::start_with_args(&cfg.toml(), &["--log-format", "json"]);
+    let dialin =
+        crate::support::dialin::Dialin::start_with_args(&cfg.toml(), &["--log-format", "json"]);
     let line = dialin.wait_for_line("dialin listening", Duration::from_secs(1));
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
@@ -408,7 +407,7 @@ fn json_logs_are_one_object_per_line() {
 
 #[test]
 fn event_socket_state_shows_in_metrics_readyz_and_status() {
-    use support::esl::{EslStandIn, Fault, Snapshot, PASSWORD};
+    use crate::support::esl::{EslStandIn, Fault, Snapshot, PASSWORD};
     let esl = EslStandIn::start(Snapshot::Only71234, Fault::None);
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("esl.pw");
@@ -422,7 +421,7 @@ fn event_socket_state_shows_in_metrics_readyz_and_status() {
             pw.display()
         ),
     ) + "[esl]\ngrace = \"1s\"\n";
-    let dialin = support::dialin::Dialin::start(&toml);
+    let dialin = crate::support::dialin::Dialin::start(&toml);
     esl.wait_for_snapshots(1, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(300));
 
@@ -470,7 +469,7 @@ fn a_store_that_cannot_be_read_shows_in_readyz_and_metrics() {
         .enable_all()
         .build()
         .unwrap();
-    let db = rt.block_on(support::db::TestDb::postgres());
+    let db = rt.block_on(crate::support::db::TestDb::postgres());
     let mut cfg = TestConfig::new(no_server());
     cfg.extra = format!("[store]\nurl = \"{}\"\n", db.url());
     let dialin = cfg.start();
@@ -483,7 +482,7 @@ fn a_store_that_cannot_be_read_shows_in_readyz_and_metrics() {
     );
 
     // The database goes away under the running instance.
-    let support::db::TestDb::Postgres(name) = &db else {
+    let crate::support::db::TestDb::Postgres(name) = &db else {
         unreachable!("asked for PostgreSQL")
     };
     rt.block_on(async {
