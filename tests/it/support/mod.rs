@@ -1,9 +1,9 @@
 //! Harness for integration tests that run the real `dialin` binary against real SIP/RTP peers.
 //!
 //! `tests/it/main.rs` declares it as `mod support;`; the test modules use `crate::support`.
-//! The peers are sipp processes (the phone caller
-//! on the trunk side, the stand-in for a BBB server's FreeSWITCH on the other side) and small Rust
-//! RTP sockets that play and record audio, all on 127.0.0.1.
+//! The peers are sipp processes (the phone caller on the trunk side, the stand-in for a BBB
+//! server's FreeSWITCH on the other side) and small Rust RTP sockets that play and record audio,
+//! all on 127.0.0.1.
 //!
 //! # Layout
 //! | module | job |
