@@ -255,6 +255,8 @@ fn a_call_refused_with_503_goes_to_the_next_instance() {
     let mut calls = Vec::new();
     for _ in 0..4 {
         calls.push(call(&kamailio, Duration::from_secs(8)));
+        // Pacing: the calls arrive one after another, each after the last one took its
+        // instance's ports, as the round robin's order needs.
         std::thread::sleep(Duration::from_millis(1500));
     }
     for c in calls {

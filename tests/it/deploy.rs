@@ -3,6 +3,7 @@
 
 use crate::support::dialin::{Dialin, TestConfig};
 use crate::support::ports::PortBlock;
+use crate::support::wait::poll;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
@@ -206,25 +207,18 @@ fn the_container_health_check_follows_readiness_without_a_token() {
         String::from_utf8_lossy(&ready.stderr)
     );
     dialin.signal("-TERM");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    let unhealthy = poll(Duration::from_secs(5), || {
         let out = health();
-        if !out.status.success() {
-            // Draining (503) while a call holds it up; with no call it exits at once.
-            let why = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                why.contains("HTTP 503") && why.contains("draining")
-                    || why.contains("cannot reach dialin's admin listener"),
-                "{why}"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still healthy 5 s into a drain"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        (!out.status.success()).then_some(out)
+    })
+    .expect("still healthy 5 s into a drain");
+    // Draining (503) while a call holds it up; with no call it exits at once.
+    let why = String::from_utf8_lossy(&unhealthy.stderr);
+    assert!(
+        why.contains("HTTP 503") && why.contains("draining")
+            || why.contains("cannot reach dialin's admin listener"),
+        "{why}"
+    );
     assert!(dialin.wait_exit(Duration::from_secs(5)).success());
 }
 

@@ -16,6 +16,7 @@ use crate::support::media::{RtpPeer, SendTo};
 use crate::support::pcap::CallerStream;
 use crate::support::ports::PortBlock;
 use crate::support::sipp::{RunningSipp, Scenario, Sipp};
+use crate::support::wait::wait_for;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -108,8 +109,13 @@ fn calls_land_on_the_server_that_runs_their_conference() {
     let bbb2 = Bbb::start(Snapshot::Empty);
     let (dialin, sip, _dir) = start_dialin(&bbb1, &bbb2, "");
     bbb2.esl.push(&conference_create("71235"));
-    // Give the event a moment to reach the directory before the caller finishes the PIN.
-    std::thread::sleep(Duration::from_millis(300));
+    // The event has reached the directory before the caller finishes the PIN.
+    assert!(
+        wait_for(Duration::from_secs(5), || dialin
+            .status_value("conferences_bbb2")
+            == 1),
+        "conference-create did not reach the directory"
+    );
 
     let a = caller(
         sip,
@@ -163,7 +169,10 @@ fn a_conference_live_on_two_servers_is_unavailable_and_counted() {
     let bbb2 = Bbb::start(Snapshot::Empty);
     let (dialin, sip, _dir) = start_dialin(&bbb1, &bbb2, "");
     bbb2.esl.push(&conference_create("71235"));
-    std::thread::sleep(Duration::from_millis(300));
+    dialin.wait_for_line(
+        "the same conference runs on two servers",
+        Duration::from_secs(5),
+    );
     let call = Sipp::new(Scenario::caller_waits_for_bye())
         .pcap(CallerStream::new("71235#").tail(Duration::from_secs(8)))
         .remote(sip)
@@ -194,7 +203,8 @@ fn a_waiting_caller_joins_when_the_conference_is_created() {
         Duration::from_secs(14),
     );
     dialin.wait_for_line("meeting not started: caller waits", Duration::from_secs(10));
-    // Hold for a while: nothing is dialled.
+    // Hold for a while: nothing is dialled. A fixed wait on purpose: that nothing happens
+    // for a time is the behaviour under test.
     std::thread::sleep(Duration::from_secs(3));
     assert!(bbb2.sip.received_so_far("INVITE").is_none());
     let created = Instant::now();
@@ -254,7 +264,13 @@ fn a_server_whose_event_socket_is_lost_becomes_unavailable_after_the_grace_perio
     let (dialin, sip, _dir) = start_dialin(&bbb1, &bbb2, "[esl]\ngrace = \"1s\"\n");
     bbb1.esl.cut_and_refuse();
     dialin.wait_for_line("Event Socket down", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(1500));
+    // Past the grace period, bbb1's conferences are no longer trusted.
+    assert!(
+        wait_for(Duration::from_secs(5), || dialin
+            .status_value("conferences_bbb1")
+            == 0),
+        "bbb1's conferences still trusted"
+    );
     let call = Sipp::new(Scenario::caller_waits_for_bye())
         .pcap(CallerStream::new("71234#").tail(Duration::from_secs(8)))
         .remote(sip)

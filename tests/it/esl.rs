@@ -38,6 +38,7 @@ fn client(server: &EslStandIn, password: &str) -> (LiveDirectory, EslHandle, Can
     (dir, handle, cancel)
 }
 
+/// [`crate::support::wait::wait_for`] for the async tests, which must not block their runtime.
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(5);
     while !cond() {
@@ -80,11 +81,13 @@ async fn snapshot_and_events_keep_the_directory_current() {
     })
     .await;
     // Idle: keepalives flow and the session stays up.
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(server
-        .commands()
-        .iter()
-        .any(|c| c == "api global_getvar hostname"));
+    wait_until("a keepalive", || {
+        server
+            .commands()
+            .iter()
+            .any(|c| c == "api global_getvar hostname")
+    })
+    .await;
     assert_eq!(state(&dir), EslState::Up);
     // A background job and its BACKGROUND_JOB event (c3) leave the session up too.
     assert!(handle.bgapi("conference list".into()));
@@ -95,6 +98,7 @@ async fn snapshot_and_events_keep_the_directory_current() {
             .any(|c| c == "bgapi conference list")
     })
     .await;
+    // The session stays up for a while after the job's event: the time is the behaviour.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(state(&dir), EslState::Up);
     assert_eq!(server.connections(), 1);
@@ -150,7 +154,8 @@ async fn freeswitch_shutdown_is_a_clean_down() {
     wait_until("up", || state(&dir) == EslState::Up).await;
     server.shut_down();
     wait_until("down", || state(&dir) == EslState::DownGrace).await;
-    // Reconnect attempts go on at the backoff pace while the server is gone.
+    // Reconnect attempts go on at the backoff pace while the server is gone: connections
+    // counted over a fixed 2 s measure that pace.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let n = server.connections();
     assert!((2..=6).contains(&n), "{n} connections");
@@ -189,6 +194,7 @@ async fn a_cut_connection_comes_back_with_a_fresh_snapshot() {
 async fn reconnects_without_busy_loop(fault: Fault, password: &str) {
     let server = EslStandIn::start(Snapshot::Only71234, fault);
     let (dir, _handle, cancel) = client(&server, password);
+    // A fixed window: the connections made in it measure the reconnect pace.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let n = server.connections();
     assert!(
@@ -246,6 +252,8 @@ async fn nobody_listening() {
     let mut s = settings(&server, PASSWORD);
     s.addr = port;
     spawn(s, 0, dir.clone(), cancel.clone());
+    // Several refused attempts (backoff from 200 ms) leave it connecting, never up: a fixed
+    // wait, since nothing is to happen.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(state(&dir), EslState::Connecting);
     cancel.cancel();

@@ -322,6 +322,8 @@ fn the_waiting_room_leaks_nothing_at_trace() {
         .remote(sip)
         .spawn();
     dialin.wait_for_line("meeting not started: caller waits", Duration::from_secs(10));
+    // The caller waits a while, so that the waiting room's own TRACE lines are in the log
+    // checked: the time is part of the path under test.
     std::thread::sleep(Duration::from_secs(1));
     esl.push(&conference_create(WAIT_CONFERENCE));
     call.wait().assert_success();

@@ -8,6 +8,7 @@ use crate::support::media::{RtpPeer, SendTo};
 use crate::support::pcap::CallerStream;
 use crate::support::ports::PortBlock;
 use crate::support::sipp::{Scenario, Sipp};
+use crate::support::wait::{poll, wait_for};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -113,7 +114,13 @@ fn drain_deadline_says_goodbye_in_the_menu_and_hangs_up_bridged_calls() {
         .service(DIALLED)
         .spawn();
     dialin.wait_for_nth_line("incoming call", 2, Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(500));
+    // Drain once the second call is answered and in the menu (its ACK sent).
+    assert!(
+        wait_for(Duration::from_secs(5), || in_menu
+            .sent_so_far("ACK")
+            .is_some()),
+        "the second call was not answered"
+    );
     dialin.signal("-TERM");
     let in_menu = in_menu.wait();
     in_menu.assert_success();
@@ -209,10 +216,15 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
         .remote(cfg.sip)
         .service(DIALLED)
         .spawn();
-    std::thread::sleep(Duration::from_secs(4));
     // While they run, the calls list shows them by number and state only.
-    let (code, calls) = http(cfg.admin, "GET", "/api/v1/calls");
-    assert_eq!(code, 200);
+    let mut calls = String::new();
+    let listed = wait_for(Duration::from_secs(5), || {
+        let code;
+        (code, calls) = http(cfg.admin, "GET", "/api/v1/calls");
+        assert_eq!(code, 200);
+        calls.matches("\"caller\":").count() == 3
+    });
+    assert!(listed, "not three calls in {calls}");
     assert!(calls.contains("\"state\""), "{calls}");
     for secret in [PIN, CONFERENCE, "1111111", "1234567", "127.0.0.1"] {
         assert!(
@@ -423,9 +435,12 @@ fn event_socket_state_shows_in_metrics_readyz_and_status() {
     ) + "[esl]\ngrace = \"1s\"\n";
     let dialin = crate::support::dialin::Dialin::start(&toml);
     esl.wait_for_snapshots(1, Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
-
-    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    let mut text = String::new();
+    wait_for(Duration::from_secs(5), || {
+        (_, text) = http(cfg.admin, "GET", "/metrics");
+        metric(&text, "dialin_esl_connected", "server=\"bbb1\"") == 1.0
+            && metric(&text, "dialin_conferences_known", "server=\"bbb1\"") == 1.0
+    });
     assert_eq!(
         metric(&text, "dialin_esl_connected", "server=\"bbb1\""),
         1.0,
@@ -443,16 +458,14 @@ fn event_socket_state_shows_in_metrics_readyz_and_status() {
 
     // FreeSWITCH goes away: not ready (no Event Socket up), but still alive.
     esl.cut_and_refuse();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (code, body) = http(cfg.admin, "GET", "/readyz");
-        if code == 503 {
-            assert!(body.contains("event_socket"), "{body}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "still ready: {body}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut body = String::new();
+    let unready = wait_for(Duration::from_secs(5), || {
+        let code;
+        (code, body) = http(cfg.admin, "GET", "/readyz");
+        code == 503
+    });
+    assert!(unready, "still ready: {body}");
+    assert!(body.contains("event_socket"), "{body}");
     let (_, text) = http(cfg.admin, "GET", "/metrics");
     assert_eq!(
         metric(&text, "dialin_esl_connected", "server=\"bbb1\""),
@@ -495,16 +508,14 @@ fn a_store_that_cannot_be_read_shows_in_readyz_and_metrics() {
             .await
             .unwrap();
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (code, body) = http(cfg.admin, "GET", "/readyz");
-        if code == 503 {
-            assert!(body.contains("store"), "{body}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "still ready: {body}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut body = String::new();
+    let unready = wait_for(Duration::from_secs(5), || {
+        let code;
+        (code, body) = http(cfg.admin, "GET", "/readyz");
+        code == 503
+    });
+    assert!(unready, "still ready: {body}");
+    assert!(body.contains("store"), "{body}");
     let (_, text) = http(cfg.admin, "GET", "/metrics");
     assert!(
         metric(&text, "dialin_store_errors_total", "op=\"mappings\"") >= 1.0,
@@ -535,16 +546,9 @@ fn a_second_instance_on_a_taken_admin_port_refuses_to_start() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().ok();
-            panic!("the second instance kept running on a taken admin port");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = poll(Duration::from_secs(10), || child.try_wait().unwrap()) else {
+        child.kill().ok();
+        panic!("the second instance kept running on a taken admin port");
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();

@@ -77,14 +77,22 @@ const AUDIO_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.
                          m=audio 5000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
 
 /// Sends `per_second` datagrams a second from 127.0.0.2 until stopped: every other one an
-/// INVITE, the rest garbage. Returns the stop flag, the count of datagrams sent and the count
-/// of answers received.
-fn flood(target: SocketAddr, per_second: u64) -> (Arc<AtomicBool>, Arc<AtomicU64>, Arc<AtomicU64>) {
+/// INVITE, the rest garbage. Returns the stop flag, the count of datagrams sent, the count
+/// of answers received and the thread (joined, the counts are final).
+fn flood(
+    target: SocketAddr,
+    per_second: u64,
+) -> (
+    Arc<AtomicBool>,
+    Arc<AtomicU64>,
+    Arc<AtomicU64>,
+    std::thread::JoinHandle<()>,
+) {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let answered = Arc::new(AtomicU64::new(0));
     let (stop2, sent2, answered2) = (stop.clone(), sent.clone(), answered.clone());
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let sock = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
         sock.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 2048];
@@ -109,10 +117,11 @@ fn flood(target: SocketAddr, per_second: u64) -> (Arc<AtomicBool>, Arc<AtomicU64
             while sock.recv_from(&mut buf).is_ok() {
                 answered2.fetch_add(1, Ordering::Relaxed);
             }
+            // Pacing of the flood, in 10 ms steps.
             std::thread::sleep(Duration::from_millis(10));
         }
     });
-    (stop, sent, answered)
+    (stop, sent, answered, thread)
 }
 
 #[test]
@@ -123,7 +132,8 @@ fn a_flood_from_outside_the_allow_list_leaves_legitimate_calls_working() {
     cfg.reject = "403";
     let dialin = cfg.start();
     let started = Instant::now();
-    let (stop, sent, answered) = flood(cfg.sip, 5_000);
+    let (stop, sent, answered, flooder) = flood(cfg.sip, 5_000);
+    // The legitimate calls come into a flood that has been going for a second.
     std::thread::sleep(Duration::from_secs(1));
     // Four legitimate calls, two at a time, each reaching the echo test and hanging up.
     let mut done = 0;
@@ -136,7 +146,7 @@ fn a_flood_from_outside_the_allow_list_leaves_legitimate_calls_working() {
     }
     stop.store(true, Ordering::Relaxed);
     let secs = started.elapsed().as_secs() + 1;
-    std::thread::sleep(Duration::from_millis(50));
+    flooder.join().expect("the flood thread");
     let sent = sent.load(Ordering::Relaxed);
     let answered = answered.load(Ordering::Relaxed);
     // Only a few outsider datagrams a second are parsed and answered 403; the rest cost nothing.
@@ -290,7 +300,7 @@ fn an_allowed_source_over_its_request_rate_gets_503_for_new_invites() {
         3.0,
         "{text}"
     );
-    // After a quiet spell the source is welcome again.
+    // After a quiet spell the source is welcome again: the quiet is the behaviour.
     std::thread::sleep(Duration::from_secs(2));
     let caller = Sipp::new(Scenario::caller_unsupported_codec())
         .remote(cfg.sip)

@@ -360,12 +360,15 @@ fn two_instances_sharing_postgresql_block_a_caller_together() {
     let (cfg_b, b) = start();
     // One failed call on each instance (failed_calls = 2): blocked on both.
     wrong_pin_call(cfg_a.sip, Scenario::caller_hangs_up()).assert_success();
+    // The instances exchange failed calls in a sync pass every second (privacy/shared.rs),
+    // which leaves no sign outside: one and a half periods for A's failure to reach B.
     std::thread::sleep(Duration::from_millis(1500));
     wrong_pin_call(cfg_b.sip, Scenario::caller_hangs_up()).assert_success();
     b.wait_for_line(
         "caller blocked: too many failed calls",
         Duration::from_secs(3),
     );
+    // As above: sync passes for B's failure to reach A.
     std::thread::sleep(Duration::from_millis(2500));
     let (_, bye_after_ms) = silent_call_until_bye(cfg_a.sip, Scenario::caller_waits_for_bye());
     assert!(bye_after_ms < 5_000, "BYE {bye_after_ms} ms after the ACK");

@@ -232,6 +232,7 @@ async fn tls_call(dialin: SocketAddr, ca: &Path, ending: Ending) -> (Vec<String>
         .unwrap();
     match ending {
         Ending::CallerHangsUp => {
+            // The call lasts a second before the caller hangs up: part of the call, not a wait.
             tokio::time::sleep(Duration::from_secs(1)).await;
             tls.write_all(request("BYE", 2, &to_tag, "").as_bytes())
                 .await

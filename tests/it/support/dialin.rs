@@ -1,11 +1,12 @@
 //! Runs the real `dialin` binary for a test: writes its config, starts it, waits until it
 //! listens, and reads its log (stderr) so tests can ask for status and check what was logged.
 
+use super::wait::{poll, wait_for};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The admin API token every test instance gets (through [`ADMIN_TOKEN_ENV`]).
 pub const ADMIN_TOKEN: &str = "dialin-test-admin-token-0123456789";
@@ -105,22 +106,20 @@ impl Dialin {
 
     /// Waits until `n` log lines contain `needle`; returns the n-th.
     pub fn wait_for_nth_line(&self, needle: &str, n: usize, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            {
-                let lines = self.lines.lock().unwrap();
-                if let Some(l) = lines.iter().filter(|l| l.contains(needle)).nth(n - 1) {
-                    return l.clone();
-                }
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "dialin did not log {needle:?} (x{n}) within {timeout:?}; its log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let nth = || {
+            let lines = self.lines.lock().unwrap();
+            lines
+                .iter()
+                .filter(|l| l.contains(needle))
+                .nth(n - 1)
+                .cloned()
+        };
+        poll(timeout, nth).unwrap_or_else(|| {
+            panic!(
+                "dialin did not log {needle:?} (x{n}) within {timeout:?}; its log:\n{}",
+                self.log()
+            )
+        })
     }
 
     /// Asks for a status line (SIGUSR1) and returns the value of `key` in it.
@@ -143,22 +142,21 @@ impl Dialin {
     /// Waits until dialin reports no active call, no RTP port in use and no SIP dialog (calls
     /// end a little after their last SIP message); panics if that does not happen in `timeout`.
     pub fn assert_idle(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let calls = self.status_value("active_calls");
-            let ports = self.status_value("rtp_port_pairs_in_use");
-            let dialogs = self.status_value("sip_dialogs");
-            if calls == 0 && ports == 0 && dialogs == 0 {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "dialin still has {calls} active calls, {ports} RTP ports in use and {dialogs} SIP dialogs; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let mut counts = (0, 0, 0);
+        let idle = wait_for(timeout, || {
+            counts = (
+                self.status_value("active_calls"),
+                self.status_value("rtp_port_pairs_in_use"),
+                self.status_value("sip_dialogs"),
+            );
+            counts == (0, 0, 0)
+        });
+        let (calls, ports, dialogs) = counts;
+        assert!(
+            idle,
+            "dialin still has {calls} active calls, {ports} RTP ports in use and {dialogs} SIP dialogs; log:\n{}",
+            self.log()
+        );
     }
 
     fn count_lines(&self, needle: &str) -> usize {
@@ -203,19 +201,13 @@ impl Dialin {
 
     /// Waits up to `timeout` for the process to exit; panics with the log if it does not.
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "dialin did not exit within {timeout:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = &mut self.child;
+        poll(timeout, || child.try_wait().expect("try_wait")).unwrap_or_else(|| {
+            panic!(
+                "dialin did not exit within {timeout:?}; log:\n{}",
+                self.log()
+            )
+        })
     }
 }
 

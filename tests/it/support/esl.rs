@@ -15,11 +15,12 @@
 //!
 //! [`Fault`] makes it misbehave: silence, a cut after auth, a truncated or oversized frame.
 
+use super::wait::{poll, wait_for};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The password of the captures.
 pub const PASSWORD: &str = "fixture-secret";
@@ -217,33 +218,23 @@ impl EslStandIn {
 
     /// Waits until a command satisfying `pred` arrives; panics after `timeout`.
     pub fn wait_for_command(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> String {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(c) = self.commands().into_iter().find(|c| pred(c)) {
-                return c;
-            }
-            assert!(
-                Instant::now() < end,
-                "no such command; got {:?}",
-                self.commands()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll(timeout, || self.commands().into_iter().find(|c| pred(c)))
+            .unwrap_or_else(|| panic!("no such command; got {:?}", self.commands()))
     }
 
     /// Waits until at least `n` snapshots were asked for (i.e. sessions got that far).
     pub fn wait_for_snapshots(&self, n: usize, timeout: Duration) {
-        let end = Instant::now() + timeout;
-        while self
-            .commands()
-            .iter()
-            .filter(|c| *c == "api conference list")
-            .count()
-            < n
-        {
-            assert!(Instant::now() < end, "only {:?}", self.commands());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let snapshots = || {
+            self.commands()
+                .iter()
+                .filter(|c| *c == "api conference list")
+                .count()
+        };
+        assert!(
+            wait_for(timeout, || snapshots() >= n),
+            "only {:?}",
+            self.commands()
+        );
     }
 }
 

@@ -2,11 +2,12 @@
 //! the foreground (`-DD -E`), with its own run directory (`-Y`), pid file (`-P`), dispatcher
 //! list and listen port, logging to a buffer the test can wait on.
 
+use super::wait::wait_for;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running Kamailio; stopped (SIGTERM, then SIGKILL) on drop.
 pub struct Kamailio {
@@ -91,16 +92,11 @@ impl Kamailio {
 
     /// Waits until `n` log lines contain `needle`; panics with the log on timeout.
     pub fn wait_for_count(&self, needle: &str, n: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.count(needle) < n {
-            if Instant::now() > deadline {
-                panic!(
-                    "kamailio did not log {needle:?} (x{n}) within {timeout:?}; its log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            wait_for(timeout, || self.count(needle) >= n),
+            "kamailio did not log {needle:?} (x{n}) within {timeout:?}; its log:\n{}",
+            self.log()
+        );
     }
 }
 
@@ -110,12 +106,11 @@ impl Drop for Kamailio {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let child = &mut self.child;
+        if wait_for(Duration::from_secs(5), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        }) {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -12,6 +12,7 @@
 
 use super::payload::{self, PayloadKind};
 use super::rtp::{decode_digits, Rtp};
+use super::wait::wait_for;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -167,24 +168,19 @@ impl RtpPeer {
             .clone()
     }
 
-    /// Polls the recording every 20 ms until `done` holds or `timeout` passes; returns the last
-    /// recording and whether `done` held.
+    /// Polls the recording until `done` holds or `timeout` passes; returns the last recording
+    /// and whether `done` held.
     pub fn wait_until(
         &self,
         timeout: Duration,
         done: impl Fn(&Recording) -> bool,
     ) -> (Recording, bool) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let recording = self.recording();
-            if done(&recording) {
-                return (recording, true);
-            }
-            if Instant::now() >= deadline {
-                return (recording, false);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut recording = Recording::default();
+        let held = wait_for(timeout, || {
+            recording = self.recording();
+            done(&recording)
+        });
+        (recording, held)
     }
 
     /// Stops the peer and returns everything it recorded.

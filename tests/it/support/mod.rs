@@ -20,6 +20,7 @@
 //! | [`siplog`] | parsing sipp's message log into SIP messages (Request-URI, headers) |
 //! | [`media`] | [`media::RtpPeer`]: a Rust RTP endpoint that sends its own frames and records what arrives |
 //! | [`esl`] | a stand-in FreeSWITCH Event Socket replaying captured frames, with faults on request |
+//! | [`wait`] | polling a condition with a deadline, in place of fixed sleeps |
 //!
 //! # Verifying both audio directions
 //! sipp cannot record RTP. Caller → conference: the caller's pcap carries [`payload::caller_frame`]s;
@@ -74,6 +75,7 @@ pub mod rtp;
 pub mod scenario;
 pub mod siplog;
 pub mod sipp;
+pub mod wait;
 
 use std::path::PathBuf;
 

@@ -24,6 +24,7 @@ use super::pcap::CallerStream;
 use super::ports::PortBlock;
 pub use super::scenario::Scenario;
 pub use super::siplog::{Direction, SipMessage};
+use super::wait::poll;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -279,20 +280,18 @@ impl RunningSipp {
         })
     }
 
+    /// The first `method` request this sipp sent so far, read from the live message log.
+    pub fn sent_so_far(&self, method: &str) -> Option<super::siplog::SipMessage> {
+        let log = std::fs::read_to_string(self.dir().join("messages.log")).unwrap_or_default();
+        super::siplog::parse_log(&log)
+            .into_iter()
+            .find(|m| m.direction == super::siplog::Direction::Sent && m.method() == Some(method))
+    }
+
     /// Waits up to `timeout` for the first `method` request; panics if none comes.
     pub fn wait_received(&self, method: &str, timeout: Duration) -> super::siplog::SipMessage {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(m) = self.received_so_far(method) {
-                return m;
-            }
-            assert!(
-                Instant::now() < end,
-                "no {method} reached {} within {timeout:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll(timeout, || self.received_so_far(method))
+            .unwrap_or_else(|| panic!("no {method} reached {} within {timeout:?}", self.name))
     }
 
     /// Waits (up to 5 s) until sipp's SIP socket shows in `/proc/net/udp`, so a peer can send to it.
