@@ -5,14 +5,13 @@
 //! goes through an `RtpPeer`: it sends 20 ms PCMU frames with its own signature
 //! ([`payload::conference_frame`] by default), and records every datagram that arrives, with its
 //! source and arrival time. A std thread with a 5 ms receive timeout drives it; tests inspect it
-//! with [`RtpPeer::recording`] or [`RtpPeer::wait_until`] while it runs.
+//! with [`RtpPeer::recording`] while it runs (polled with [`super::wait::wait_for`]).
 //!
-//! Where it sends ([`SendTo`]): nowhere, a fixed address, or — like FreeSWITCH and most SBCs —
-//! back to the source of the first packet it receives (symmetric RTP).
+//! Where it sends ([`SendTo`]): nowhere, or — like FreeSWITCH and most SBCs — back to the
+//! source of the first packet it receives (symmetric RTP).
 
 use super::payload::{self, PayloadKind};
 use super::rtp::{decode_digits, Rtp};
-use super::wait::wait_for;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,8 +25,6 @@ pub enum SendTo {
     Nothing,
     /// Start sending to the source of the first received packet (symmetric RTP).
     FirstSource,
-    /// Send to this address from the start.
-    Fixed(SocketAddr),
 }
 
 /// One received datagram.
@@ -168,21 +165,6 @@ impl RtpPeer {
             .clone()
     }
 
-    /// Polls the recording until `done` holds or `timeout` passes; returns the last recording
-    /// and whether `done` held.
-    pub fn wait_until(
-        &self,
-        timeout: Duration,
-        done: impl Fn(&Recording) -> bool,
-    ) -> (Recording, bool) {
-        let mut recording = Recording::default();
-        let held = wait_for(timeout, || {
-            recording = self.recording();
-            done(&recording)
-        });
-        (recording, held)
-    }
-
     /// Stops the peer and returns everything it recorded.
     pub fn stop(mut self) -> Recording {
         self.shut_down();
@@ -212,10 +194,7 @@ fn run(
     recording: &Mutex<Recording>,
 ) {
     let start = Instant::now();
-    let mut target = match send_to {
-        SendTo::Fixed(addr) => Some(addr),
-        SendTo::Nothing | SendTo::FirstSource => None,
-    };
+    let mut target: Option<SocketAddr> = None;
     let ssrc: u32 = rand::random();
     let mut seq: u16 = rand::random();
     let mut counter = 0u32;

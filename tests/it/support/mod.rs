@@ -58,10 +58,6 @@
 //!
 //! [`sipp::Sipp::spawn`] calls [`require_sipp`]: a missing tool is a failure, never a skip.
 
-// Some helpers serve only the ignored package test (tests/deb/run) or are kept for tests to
-// come; with one test binary, everything else here is used.
-#![allow(dead_code)]
-
 pub mod admin;
 pub mod db;
 pub mod dialin;

@@ -46,11 +46,6 @@ pub fn is_caller_audio(payload: &[u8]) -> bool {
     frame_counter(payload, CALLER_SIGNATURE).is_some()
 }
 
-/// Whether an RTP payload is one of the conference side's frames.
-pub fn is_conference_audio(payload: &[u8]) -> bool {
-    frame_counter(payload, CONFERENCE_SIGNATURE).is_some()
-}
-
 /// The counter of a frame carrying `signature`, `None` for any other payload.
 pub fn frame_counter(payload: &[u8], signature: [u8; 8]) -> Option<u32> {
     if payload.len() != FRAME_LEN || payload[..8] != signature {

@@ -96,27 +96,9 @@ impl CallerStream {
         self
     }
 
-    /// Sets the media time of one key press (e.g. 100–140 ms).
-    pub fn event(mut self, event: Duration) -> Self {
-        self.event = event;
-        self
-    }
-
     /// Sets the audio between two key presses.
     pub fn gap(mut self, gap: Duration) -> Self {
         self.gap = gap;
-        self
-    }
-
-    /// Sets the generator of the audio frames (default [`payload::caller_frame`]).
-    pub fn audio(mut self, frame: fn(u32) -> [u8; payload::FRAME_LEN]) -> Self {
-        self.audio = frame;
-        self
-    }
-
-    /// Sets the payload type of the events.
-    pub fn event_pt(mut self, pt: u8) -> Self {
-        self.event_pt = pt;
         self
     }
 

@@ -26,7 +26,7 @@ pub use super::scenario::Scenario;
 pub use super::siplog::{Direction, SipMessage};
 use super::wait::poll;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -238,7 +238,6 @@ impl Sipp {
             args,
             dir: Some(dir),
             sip_addr: self.sip_addr(),
-            media_addr: self.media_addr(),
             deadline: self.deadline,
         }
     }
@@ -252,7 +251,6 @@ pub struct RunningSipp {
     /// The run directory; moved into the [`SippOutcome`].
     dir: Option<tempfile::TempDir>,
     sip_addr: SocketAddr,
-    media_addr: SocketAddr,
     deadline: Duration,
 }
 
@@ -260,11 +258,6 @@ impl RunningSipp {
     /// Where sipp receives SIP.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip_addr
-    }
-
-    /// sipp's media port.
-    pub fn media_addr(&self) -> SocketAddr {
-        self.media_addr
     }
 
     /// The run directory (logs, scenario, pcap).
@@ -349,7 +342,7 @@ impl RunningSipp {
             errors: read("errors.log"),
             stdout: read("stdout.log"),
             stderr: read("stderr.log"),
-            dir,
+            _dir: dir,
         }
     }
 }
@@ -394,7 +387,7 @@ pub struct SippOutcome {
     pub stdout: String,
     pub stderr: String,
     /// The run directory, kept until the outcome is dropped.
-    pub dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 impl SippOutcome {
@@ -470,11 +463,6 @@ impl SippOutcome {
             self.stderr,
             tail(&self.stdout, 3000),
         )
-    }
-
-    /// Path of a file in the run directory.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
     }
 }
 
