@@ -1,5 +1,5 @@
 //! The OpenAPI document of the admin listener (PIN routes, operations routes, the public health
-//! and metrics routes), written by hand in `openapi.json` and served as is. `tests/openapi.rs`
+//! and metrics routes), written by hand in `openapi.json` and served as is. `tests/it/openapi.rs`
 //! keeps it in sync with what `dialin serve` really serves: every documented operation is
 //! routed with its documented security, every `.route(` path in `src/` that the binary answers
 //! is documented, and the schemas list exactly the fields the handlers send.

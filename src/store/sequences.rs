@@ -57,7 +57,7 @@ impl SequenceStore for Store {
 mod tests {
     use super::*;
 
-    /// On SQLite (the same SQL runs on PostgreSQL in `tests/cluster.rs`): counters per
+    /// On SQLite (the same SQL runs on PostgreSQL in `tests/it/cluster.rs`): counters per
     /// conference, shared by every handle on the store, restarting after `idle`.
     #[tokio::test]
     async fn counts_per_conference_and_forgets_idle_ones() {

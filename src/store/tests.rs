@@ -8,7 +8,7 @@ use crate::routing::ConferenceId;
 use std::future::Future;
 use std::time::Duration;
 
-#[path = "../../tests/support/db.rs"]
+#[path = "../../tests/it/support/db.rs"]
 pub(crate) mod db;
 use db::TestDb;
 
