@@ -374,9 +374,9 @@ fn early_media_calls_that_fail_in_the_menu_are_never_answered() {
 #[test]
 fn an_empty_user_agent_sends_no_user_agent_or_server_header() {
     let media_port = PortBlock::take(2).base;
-    let media = support::media::RtpPeer::start(
+    let media = crate::support::media::RtpPeer::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, media_port)),
-        support::media::SendTo::FirstSource,
+        crate::support::media::SendTo::FirstSource,
     );
     let server = Sipp::new(Scenario::conference_hangs_up())
         .sdp_media(media.local_addr())

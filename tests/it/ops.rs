@@ -584,8 +584,8 @@ fn a_store_unreachable_at_start_still_serves_config_pins_until_it_answers() {
         .enable_all()
         .build()
         .unwrap();
-    let db = rt.block_on(support::db::TestDb::postgres());
-    let support::db::TestDb::Postgres(name) = &db else {
+    let db = rt.block_on(crate::support::db::TestDb::postgres());
+    let crate::support::db::TestDb::Postgres(name) = &db else {
         unreachable!("asked for PostgreSQL")
     };
     // Nothing listens here yet.
