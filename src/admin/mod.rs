@@ -32,10 +32,12 @@ pub fn build(token: Option<Token>, protected: Vec<Router>, public: Vec<Router>) 
 }
 
 /// Binds `addr` and serves `app` until `cancel` fires. Returns the bound address (port 0 picks
-/// a free port; tests read it from the log line "admin API listening").
+/// a free port; tests read it from the log line "admin API listening"). Connections are
+/// capped and closed when idle (`limits.tcp_*`, see [`crate::sip::conn_limits`]).
 pub async fn serve(
     addr: SocketAddr,
     app: Router,
+    limits: crate::sip::conn_limits::ConnLimitSettings,
     cancel: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -44,6 +46,10 @@ pub async fn serve(
     let local = listener.local_addr()?;
     info!(addr = %local, "admin API listening");
     tokio::spawn(async move {
+        let listener = crate::sip::conn_limits::AdminListener {
+            listener,
+            limits: crate::sip::conn_limits::ConnectionLimits::new(limits),
+        };
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { cancel.cancelled().await })
             .await;

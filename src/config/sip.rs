@@ -172,6 +172,15 @@ pub struct LimitsConfig {
     pub sip_rate: u32,
     /// How many requests an allowed source may send at once above its rate (default 400).
     pub sip_burst: u32,
+    /// Most SIP TCP/TLS connections (and, separately, admin connections) at once from one
+    /// source address (default 64).
+    pub tcp_per_source: u32,
+    /// Most SIP TCP/TLS connections (and, separately, admin connections) at once in all
+    /// (default 4,096: far below the service's 65,536 open files).
+    pub tcp_total: u32,
+    /// How long a SIP TCP/TLS connection may stay silent before its first byte (TLS: before
+    /// its handshake ends), and an admin connection between requests (default 30 s).
+    pub tcp_idle: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -182,6 +191,9 @@ impl Default for LimitsConfig {
             retry_after: Duration::from_secs(10),
             sip_rate: 200,
             sip_burst: 400,
+            tcp_per_source: 64,
+            tcp_total: 4096,
+            tcp_idle: Duration::from_secs(30),
         }
     }
 }

@@ -198,6 +198,9 @@ pub(super) fn limits(root: &Section<'_>, p: &mut Problems<'_>) -> LimitsConfig {
             "retry_after",
             "sip_rate",
             "sip_burst",
+            "tcp_per_source",
+            "tcp_total",
+            "tcp_idle",
         ],
     );
     let mut c = LimitsConfig::default();
@@ -221,6 +224,21 @@ pub(super) fn limits(root: &Section<'_>, p: &mut Problems<'_>) -> LimitsConfig {
     }
     if let Some(v) = s.integer(p, "sip_burst", 1..=1_000_000) {
         c.sip_burst = v.value as u32;
+    }
+    if let Some(v) = s.integer(p, "tcp_per_source", 1..=65_536) {
+        c.tcp_per_source = v.value as u32;
+    }
+    if let Some(v) = s.integer(p, "tcp_total", 1..=65_536) {
+        c.tcp_total = v.value as u32;
+    }
+    if let Some(v) = s.parsed(p, "tcp_idle", |t| {
+        let d = parse_duration(t)?;
+        if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+            return Err("must be from 100ms to 1h, like \"30s\"".into());
+        }
+        Ok(d)
+    }) {
+        c.tcp_idle = v.value;
     }
     c
 }
@@ -247,6 +265,20 @@ mod tests {
         assert_eq!(c.limits.max_ivr_calls, 4);
         assert_eq!(c.limits.retry_after, Duration::from_secs(30));
         assert_eq!((c.limits.sip_rate, c.limits.sip_burst), (50, 60));
+        assert_eq!(c.limits.tcp_per_source, 64, "the default");
+        assert_eq!(c.limits.tcp_idle, Duration::from_secs(30), "the default");
+    }
+
+    #[test]
+    fn reads_connection_limits_and_refuses_an_idle_time_out_of_range() {
+        let text = "[limits]\ntcp_per_source = 5\ntcp_total = 50\ntcp_idle = \"1500ms\"\n";
+        let c = Config::from_toml(text, "t").unwrap();
+        assert_eq!((c.limits.tcp_per_source, c.limits.tcp_total), (5, 50));
+        assert_eq!(c.limits.tcp_idle, Duration::from_millis(1500));
+        let err = Config::from_toml("[limits]\ntcp_idle = \"0s\"\n", "t").unwrap_err();
+        assert!(err.to_string().contains("tcp_idle"), "{err}");
+        let err = Config::from_toml("[limits]\ntcp_total = 0\n", "t").unwrap_err();
+        assert!(err.to_string().contains("tcp_total"), "{err}");
     }
 
     #[test]

@@ -97,6 +97,13 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "1 while a trunk's provider registration is valid, by trunk"
     );
     metrics::describe_gauge!(RTP_PORT_PAIRS_IN_USE, "RTP/RTCP port pairs in use");
+    metrics::describe_counter!(
+        crate::sip::conn_limits::CONNECTIONS_REFUSED,
+        "TCP/TLS connections closed at once because limits.tcp_per_source or limits.tcp_total was reached, by listener"
+    );
+    for listener in crate::sip::conn_limits::LISTENERS {
+        counter!(crate::sip::conn_limits::CONNECTIONS_REFUSED, "listener" => listener).absolute(0);
+    }
     for op in ["mappings", "abuse", "sequence"] {
         counter!(STORE_ERRORS, "op" => op).absolute(0);
     }

@@ -45,6 +45,16 @@ pub(super) fn edge_settings(config: &Config) -> EdgeSettings {
         },
         servers: config.servers.iter().map(|s| s.sip.ip()).collect(),
         tls: config.sip.tls.clone(),
+        connections: conn_limit_settings(config),
+    }
+}
+
+/// The connection caps and idle timeout of `[limits]`, for SIP and (separately counted) admin.
+pub(super) fn conn_limit_settings(config: &Config) -> crate::sip::conn_limits::ConnLimitSettings {
+    crate::sip::conn_limits::ConnLimitSettings {
+        per_source: config.limits.tcp_per_source,
+        total: config.limits.tcp_total,
+        idle: config.limits.tcp_idle,
     }
 }
 
@@ -231,7 +241,7 @@ pub(super) async fn start_admin(
         vec![pins, http::api_routes(ops.clone())],
         vec![http::public_routes(ops.clone())],
     );
-    crate::admin::serve(addr, app, cancel).await?;
+    crate::admin::serve(addr, app, conn_limit_settings(config), cancel).await?;
     Ok(())
 }
 

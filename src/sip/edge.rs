@@ -57,6 +57,8 @@ pub struct EdgeSettings {
     pub servers: Vec<IpAddr>,
     /// SIP over TLS, if configured.
     pub tls: Option<TlsSettings>,
+    /// `limits.tcp_per_source`, `limits.tcp_total`, `limits.tcp_idle` for TCP and TLS.
+    pub connections: crate::sip::conn_limits::ConnLimitSettings,
 }
 
 /// A running SIP endpoint with its dialog layer.
@@ -142,6 +144,11 @@ impl SipEdge {
         // Before parsing: non-allowed sources are dropped here (or only a few let through to
         // be answered 403), so a flood from them costs no parse.
         transport_layer.set_whitelist(DatagramGate(filter.clone()));
+        // Bounded TCP/TLS: caps per source and in total, and silent sockets closed after
+        // limits.tcp_idle before they cost a connection's buffers.
+        transport_layer.set_stream_admission(Arc::new(crate::sip::conn_limits::SipAdmission(
+            crate::sip::conn_limits::ConnectionLimits::new(settings.connections),
+        )));
         let mut builder = EndpointBuilder::new();
         if settings.user_agent.is_empty() {
             builder.with_inspector(Box::new(crate::sip::capabilities::NoUserAgent));

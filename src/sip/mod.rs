@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod capabilities;
+pub mod conn_limits;
 pub mod dialog_events;
 pub mod dtmf_info;
 pub mod edge;

@@ -394,3 +394,105 @@ fn a_call_whose_ack_never_comes_frees_its_ports_long_before_32_s() {
     );
     assert_eq!(dialin.status_value("calls_in_ivr"), 0);
 }
+
+/// Opens `n` TCP connections from 127.0.0.2 to `target` and sends nothing on them.
+fn idle_connections(
+    rt: &tokio::runtime::Runtime,
+    target: SocketAddr,
+    n: usize,
+) -> Vec<std::net::TcpStream> {
+    rt.block_on(async move {
+        let mut streams = Vec::with_capacity(n);
+        for _ in 0..n {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            let stream = socket
+                .connect(target)
+                .await
+                .expect("the kernel accepts the connection");
+            // Non-blocking already (tokio's): a read tells open (WouldBlock) from closed.
+            streams.push(stream.into_std().unwrap());
+        }
+        streams
+    })
+}
+
+/// How many of `streams` dialin has closed (EOF or reset) by now.
+fn closed(streams: &[std::net::TcpStream]) -> usize {
+    streams.iter().filter(|s| !is_open(s)).count()
+}
+
+#[test]
+fn idle_tcp_connections_are_capped_per_source_and_closed_when_idle() {
+    let mut cfg = TestConfig::new(no_server());
+    cfg.extra = "[limits]\ntcp_per_source = 20\ntcp_total = 1000\ntcp_idle = \"1500ms\"\n".into();
+    let dialin = cfg.start();
+    // A real call over UDP goes on while one source holds all its TCP connections.
+    let call = echo_caller(&cfg, Ipv4Addr::LOCALHOST, Duration::from_secs(3));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opened = Instant::now();
+    let sip = idle_connections(&rt, cfg.sip, 300);
+    let admin = idle_connections(&rt, cfg.admin, 300);
+    // Beyond the cap the socket is closed at once; within it, nothing closes before tcp_idle.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while (closed(&sip) < 280 || closed(&admin) < 280) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        opened.elapsed() < Duration::from_millis(1400),
+        "too slow to tell the cap from the idle timeout"
+    );
+    let (sip_closed, admin_closed) = (closed(&sip), closed(&admin));
+    let sip_open = sip.iter().filter(|s| is_open(s)).count();
+    let admin_open = admin.iter().filter(|s| is_open(s)).count();
+    assert_eq!(
+        sip_open, 20,
+        "SIP: the per-source cap ({sip_closed} closed)"
+    );
+    assert_eq!(
+        admin_open, 20,
+        "admin: the per-source cap ({admin_closed} closed)"
+    );
+    // The admitted ones are closed once idle for tcp_idle.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (sip.iter().any(is_open) || admin.iter().any(is_open)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        opened.elapsed() >= Duration::from_millis(1500),
+        "closed before tcp_idle"
+    );
+    assert!(!sip.iter().any(is_open), "idle SIP connections stay open");
+    assert!(
+        !admin.iter().any(is_open),
+        "idle admin connections stay open"
+    );
+    call.wait().assert_success();
+    assert_eq!(dialin.status_value("echo_tests"), 1);
+    let (_, text) = http(cfg.admin, "GET", "/metrics");
+    let refused = |listener: &str| {
+        metric(
+            &text,
+            "dialin_connections_refused_total",
+            &format!("listener=\"{listener}\""),
+        )
+    };
+    assert_eq!(refused("sip_tcp"), 280.0, "{text}");
+    assert_eq!(refused("admin"), 280.0, "{text}");
+    assert_eq!(refused("sip_tls"), 0.0, "{text}");
+    // The slots are free again: a new connection is admitted and held until idle.
+    let again = idle_connections(&rt, cfg.sip, 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        closed(&again),
+        0,
+        "a connection after the idle ones were closed"
+    );
+    dialin.assert_log_free_of(&["127.0.0.2"]);
+}
+
+/// Whether dialin still holds `stream` open (a peek neither sees EOF nor an error).
+fn is_open(stream: &std::net::TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}

@@ -45,10 +45,18 @@ pub async fn start(url: &str, token: Option<&str>) -> Api {
     let public = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
     let app = dialin::admin::build(token.map(Token::new), vec![pins], vec![public]);
     let cancel = CancellationToken::new();
-    let addr: SocketAddr =
-        dialin::admin::serve("127.0.0.1:0".parse().unwrap(), app, cancel.clone())
-            .await
-            .unwrap();
+    let addr: SocketAddr = dialin::admin::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        app,
+        dialin::sip::conn_limits::ConnLimitSettings {
+            per_source: 64,
+            total: 4096,
+            idle: std::time::Duration::from_secs(30),
+        },
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
     Api {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),

@@ -23,7 +23,7 @@ pub use tcp_listener::TcpListenerConnection;
 pub use tls::{TlsConfig, TlsListenerConnection};
 pub use tls_platform::PlatformTlsConnection;
 pub use transport_layer::TransportLayer;
-pub use transport_layer::TransportWhitelist;
+pub use transport_layer::{StreamAdmission, TransportWhitelist};
 #[cfg(all(feature = "platform-tokio", feature = "websocket"))]
 pub use websocket::WebSocketListenerConnection;
 

@@ -206,9 +206,12 @@ where
         let remote_addr = self.remote_addr.clone();
 
         let mut codec = SipCodec::new();
-        let mut buffer = BytesMut::with_capacity(MAX_SIP_MESSAGE_SIZE);
-        let mut read_buf = BytesMut::with_capacity(MAX_SIP_MESSAGE_SIZE);
-        read_buf.resize(MAX_SIP_MESSAGE_SIZE, 0);
+        // dialin patch `stream-admission`: read in 4 KB chunks and let `buffer` grow to the
+        // message's size, instead of touching 64 KB (+64 KB reserved) per idle connection.
+        const READ_CHUNK: usize = 4096;
+        let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+        let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
+        read_buf.resize(READ_CHUNK, 0);
         loop {
             match read_stream_chunk(&mut read_half, &mut read_buf, idle_timeout).await {
                 StreamRead::Idle => {

@@ -74,25 +74,46 @@ impl TcpListenerConnection {
                     debug!(remote = %remote_addr, "tcp connection rejected by whitelist");
                     continue;
                 }
-                let local_addr = listener_local_addr.clone();
-                let tcp_connection = match TcpConnection::from_stream(
-                    stream,
-                    local_addr.clone(),
-                    Some(transport_layer_inner.cancel_token.child_token()),
-                ) {
-                    Ok(tcp_connection) => tcp_connection,
-                    Err(e) => {
-                        warn!(error = ?e, %local_addr, "Failed to create TCP connection");
-                        continue;
-                    }
+                let Some((permit, first_byte)) = transport_layer_inner
+                    .admit_stream(crate::sip::transport::Transport::Tcp, remote_addr)
+                else {
+                    continue; // dropping the stream closes it at once
                 };
-                let sip_connection = SipConnection::Tcp(tcp_connection.clone());
-                transport_layer_inner.add_connection(sip_connection.clone());
-                debug!(?local_addr, "new tcp connection");
+                let local_addr = listener_local_addr.clone();
+                let inner = transport_layer_inner.clone();
+                crate::platform::spawn(async move {
+                    if !wait_first_byte(&stream, first_byte).await {
+                        return;
+                    }
+                    let token = inner.cancel_token.child_token();
+                    let tcp_connection =
+                        match TcpConnection::from_stream(stream, local_addr.clone(), Some(token.clone())) {
+                            Ok(tcp_connection) => tcp_connection,
+                            Err(e) => {
+                                warn!(error = ?e, %local_addr, "Failed to create TCP connection");
+                                return;
+                            }
+                        };
+                    inner.add_connection(SipConnection::Tcp(tcp_connection));
+                    debug!(?local_addr, "new tcp connection");
+                    // Retiring the connection cancels its token: the slot is free again.
+                    token.cancelled().await;
+                    drop(permit);
+                });
             }
         });
         Ok(())
     }
+}
+
+/// Waits until the peer has sent a byte (or closed), at most `limit` (zero: no limit).
+/// `false` when it stayed silent: the caller drops the socket.
+pub(crate) async fn wait_first_byte(stream: &TcpStream, limit: core::time::Duration) -> bool {
+    if limit.is_zero() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    matches!(tokio::time::timeout(limit, stream.peek(&mut byte)).await, Ok(Ok(n)) if n > 0)
 }
 
 /// Accepts the next connection, or returns `None` once `cancel_token` fires.

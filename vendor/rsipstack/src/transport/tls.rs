@@ -351,14 +351,31 @@ impl TlsListenerConnection {
                     debug!(remote = %remote_addr, "tls connection rejected by whitelist");
                     continue;
                 }
+                let Some((permit, first_byte)) = transport_layer_inner
+                    .admit_stream(crate::sip::transport::Transport::Tls, remote_addr)
+                else {
+                    continue; // dropping the stream closes it at once
+                };
 
                 let acceptor_clone = acceptor.clone();
                 let transport_layer_inner_ref = transport_layer_inner.clone();
                 let local_addr = listener_local_addr.clone();
 
                 crate::platform::spawn(async move {
-                    // Perform TLS handshake
-                    let tls_stream = match acceptor_clone.accept(stream).await {
+                    if !crate::transport::tcp_listener::wait_first_byte(&stream, first_byte).await {
+                        return;
+                    }
+                    // Perform TLS handshake, bounded like the first byte.
+                    let handshake = acceptor_clone.accept(stream);
+                    let handshake = if first_byte.is_zero() {
+                        handshake.await
+                    } else {
+                        match tokio::time::timeout(first_byte, handshake).await {
+                            Ok(r) => r,
+                            Err(_) => return,
+                        }
+                    };
+                    let tls_stream = match handshake {
                         Ok(stream) => stream,
                         Err(e) => {
                             warn!(error = %e, "TLS handshake failed");
@@ -372,11 +389,12 @@ impl TlsListenerConnection {
                         addr: remote_addr.into(),
                     };
                     // Create TLS connection
+                    let token = transport_layer_inner_ref.cancel_token.child_token();
                     let tls_connection = match TlsConnection::from_server_stream(
                         tls_stream,
                         local_addr,
                         remote_sip_addr.clone(),
-                        Some(transport_layer_inner_ref.cancel_token.child_token()),
+                        Some(token.clone()),
                     )
                     .await
                     {
@@ -390,6 +408,9 @@ impl TlsListenerConnection {
                     let sip_connection = SipConnection::Tls(tls_connection.clone());
                     transport_layer_inner_ref.add_connection(sip_connection.clone());
                     debug!(?remote_sip_addr, "new tls connection");
+                    // Retiring the connection cancels its token: the slot is free again.
+                    token.cancelled().await;
+                    drop(permit);
                 });
             }
         });

@@ -55,6 +55,19 @@ where
 
 pub(crate) type TransportWhitelistRef = Arc<dyn TransportWhitelist>;
 
+/// Admission of accepted TCP/TLS connections (dialin patch `stream-admission`).
+///
+/// Called by the TCP and TLS accept loops after the whitelist. `admit` returns a permit kept
+/// for as long as the connection lives (its `Drop` releases the slot) or `None` to close the
+/// socket at once. `first_byte_timeout` bounds how long an accepted socket may stay silent
+/// (and, for TLS, how long the handshake may take) before it enters the connection table;
+/// `Duration::ZERO` disables that bound.
+pub trait StreamAdmission: Send + Sync {
+    fn admit(&self, transport: Transport, remote: core::net::SocketAddr)
+        -> Option<Box<dyn Send + Sync>>;
+    fn first_byte_timeout(&self) -> Duration;
+}
+
 /// No-backend placeholder: domain resolution requires a real backend
 /// (tokio today, embassy + embassy-net DNS in WP3).
 #[cfg(not(feature = "platform-tokio"))]
@@ -153,6 +166,7 @@ pub struct TransportLayerInner {
     pub(crate) transport_rx: Mutex<Option<TransportReceiver>>,
     pub domain_resolver: Box<dyn DomainResolver>,
     whitelist: RwLock<Option<TransportWhitelistRef>>,
+    pub(crate) admission: RwLock<Option<Arc<dyn StreamAdmission>>>,
     #[cfg(all(feature = "platform-tokio", feature = "rustls"))]
     tls_config: RwLock<Option<TlsConfig>>,
     #[cfg(all(feature = "platform-tokio", feature = "websocket"))]
@@ -192,6 +206,7 @@ impl TransportLayer {
             transport_rx: Mutex::new(Some(transport_rx)),
             domain_resolver,
             whitelist: RwLock::new(None),
+            admission: RwLock::new(None),
             #[cfg(all(feature = "platform-tokio", feature = "rustls"))]
             tls_config: RwLock::new(None),
             #[cfg(all(feature = "platform-tokio", feature = "websocket"))]
@@ -377,9 +392,29 @@ impl TransportLayer {
     pub fn stream_idle_timeout(&self) -> Duration {
         self.inner.stream_idle_timeout()
     }
+
+    /// Set the admission hook for accepted TCP/TLS connections (see [`StreamAdmission`]).
+    pub fn set_stream_admission(&self, admission: Arc<dyn StreamAdmission>) {
+        *self.inner.admission.write() = Some(admission);
+    }
 }
 
 impl TransportLayerInner {
+    /// Asks the admission hook about a new stream connection: `Some(permit)` to go on,
+    /// `None` to close it. Without a hook every connection is admitted.
+    pub(crate) fn admit_stream(
+        &self,
+        transport: Transport,
+        remote: core::net::SocketAddr,
+    ) -> Option<(Box<dyn Send + Sync>, Duration)> {
+        match self.admission.read().clone() {
+            Some(a) => a
+                .admit(transport, remote)
+                .map(|permit| (permit, a.first_byte_timeout())),
+            None => Some((Box::new(()), Duration::ZERO)),
+        }
+    }
+
     pub(super) fn set_whitelist(&self, whitelist: Option<TransportWhitelistRef>) {
         *self.whitelist.write() = whitelist;
     }
