@@ -11,7 +11,7 @@
 //! | [`secret`] | [`secret::Pin`] and [`secret::CallerNumber`], whose `Debug`/`Display` never leak |
 //! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool, SRTP |
 //! | [`call`] | PIN collector and call flow (pure), the call's media state (pure: relay, echo, prompts), call admission (limits), when a waiting caller's meeting ID is asked about again (`meeting_poll`, pure), and the driver task per call |
-//! | [`sip`] | rsipstack endpoint and dispatch, source filter, ACL, trunks and per-source rate limits, SDP offer/answer and SDES, INFO digits, leg details, session timers and `Require`, outbound registration, TLS |
+//! | [`sip`] | rsipstack endpoint and dispatch, source filter, ACL, trunks and per-source rate limits, TCP/TLS and admin connection caps and idle timeout (`conn_limits`), SDP offer/answer and SDES, INFO digits, leg details, session timers and `Require`, outbound registration, TLS |
 //! | [`esl`] | FreeSWITCH Event Socket: frame codec and typed messages (pure), session state machine (sans-IO), the reconnecting task per server |
 //! | [`routing`] | PIN → target (conference on a server, the echo test, wait, unavailable); the live conference directory (pure) and its shared handle |
 //! | [`store`] | PIN mappings in SQLite or PostgreSQL (sqlx, embedded migrations), validation, change watch, CSV/JSON |
