@@ -396,7 +396,7 @@ fn a_call_whose_ack_never_comes_frees_its_ports_long_before_32_s() {
 }
 
 /// Opens `n` TCP connections from 127.0.0.2 to `target` and sends nothing on them.
-fn idle_connections(
+pub(crate) fn idle_connections(
     rt: &tokio::runtime::Runtime,
     target: SocketAddr,
     n: usize,
@@ -492,7 +492,7 @@ fn idle_tcp_connections_are_capped_per_source_and_closed_when_idle() {
 }
 
 /// Whether dialin still holds `stream` open (a peek neither sees EOF nor an error).
-fn is_open(stream: &std::net::TcpStream) -> bool {
+pub(crate) fn is_open(stream: &std::net::TcpStream) -> bool {
     let mut byte = [0u8; 1];
     matches!(stream.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }

@@ -337,3 +337,51 @@ fn sighup_reloads_the_certificate_and_a_broken_one_is_refused() {
     hup(1, "TLS certificate not reloaded");
     assert!(served_subject(tls).contains("second.dialin.test"));
 }
+
+#[test]
+fn silent_tls_connections_are_capped_and_dropped_before_the_handshake_ends() {
+    use crate::overload::{idle_connections, is_open};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca(dir.path());
+    let (cert, key) = certificate(dir.path(), &ca, "dialin.test");
+    let (mut cfg, tls) = tls_config(&cert, &key);
+    cfg.extra = "[limits]\ntcp_per_source = 5\ntcp_idle = \"1500ms\"\n".into();
+    let dialin = cfg.start();
+    dialin.wait_for_line("SIP over TLS listening", Duration::from_secs(5));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opened = std::time::Instant::now();
+    let silent = idle_connections(&rt, tls, 20);
+    // Beyond the cap: closed at once; within it: held until tcp_idle without a handshake.
+    let deadline = opened + Duration::from_secs(1);
+    while silent.iter().filter(|s| is_open(s)).count() > 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        silent.iter().filter(|s| is_open(s)).count(),
+        5,
+        "the per-source cap"
+    );
+    assert!(opened.elapsed() < Duration::from_millis(1400));
+    // A caller from another address completes a call over TLS meanwhile.
+    let (lines, _) = rt.block_on(tls_call(tls, &ca.0, Ending::CallerHangsUp));
+    assert!(lines.last().unwrap().contains(" 200 "), "{lines:?}");
+    let deadline = opened + Duration::from_secs(5);
+    while silent.iter().any(is_open) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        opened.elapsed() >= Duration::from_millis(1500),
+        "closed before tcp_idle"
+    );
+    assert!(
+        !silent.iter().any(is_open),
+        "silent TLS connections stay open"
+    );
+    let (_, text) = crate::support::dialin::http(cfg.admin, "GET", "/metrics");
+    let refused = crate::support::dialin::metric(
+        &text,
+        "dialin_connections_refused_total",
+        "listener=\"sip_tls\"",
+    );
+    assert_eq!(refused, 15.0, "{text}");
+}
