@@ -146,6 +146,10 @@ impl SipEdge {
         transport_layer.set_whitelist(DatagramGate(filter.clone()));
         // Bounded TCP/TLS: caps per source and in total, and silent sockets closed after
         // limits.tcp_idle before they cost a connection's buffers.
+        // A connection that has carried SIP may carry a dialog, whose requests can be minutes
+        // apart: it is closed only after 300 s without a byte (rsipstack's default, set here
+        // so a new rsipstack cannot change it unnoticed).
+        transport_layer.set_stream_idle_timeout(std::time::Duration::from_secs(300));
         transport_layer.set_stream_admission(Arc::new(crate::sip::conn_limits::SipAdmission(
             crate::sip::conn_limits::ConnectionLimits::new(settings.connections),
         )));
