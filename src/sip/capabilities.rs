@@ -27,11 +27,15 @@ pub fn answer_headers(timer: Option<&SessionTimer>) -> Vec<Header> {
     headers
 }
 
-/// The headers of dialin's INVITE to a BBB server: `Allow` only. No `Supported: timer`, because
-/// dialin does not refresh the server leg's session; without it FreeSWITCH either runs no
-/// session timer or refreshes it itself (RFC 4028 §7.1), which dialin answers.
+/// The headers of dialin's INVITE to a BBB server: `Allow`, and an empty `Supported` (RFC 3261
+/// allows no option tag): no `timer`, because dialin does not refresh the server leg's session;
+/// without it FreeSWITCH either runs no session timer or refreshes it itself (RFC 4028 §7.1),
+/// which dialin answers.
 pub fn server_invite_headers() -> Vec<Header> {
-    vec![Header::Allow(ALLOW.into())]
+    vec![
+        Header::Allow(ALLOW.into()),
+        Header::Supported(String::new().into()),
+    ]
 }
 
 /// Removes `User-Agent` and `Server` from everything dialin sends, for `sip.user_agent = ""`.
