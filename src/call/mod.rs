@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod context;
+pub mod core;
 pub mod driver;
 pub mod flow;
 pub mod media;

@@ -163,6 +163,7 @@ pub fn outcome_label(outcome: Outcome) -> &'static str {
         Outcome::MediaTimeout => "timeout",
         Outcome::Shutdown => "shutdown",
         Outcome::Blocked => "blocked",
+        Outcome::RejectedCodec => "rejected_codec",
     }
 }
 

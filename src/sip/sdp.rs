@@ -16,6 +16,9 @@ pub use build::{build_answer, build_offer, build_offer_of};
 /// The telephone-event payload type dialin offers on the server leg (FreeSWITCH's default).
 pub const DEFAULT_TELEPHONE_EVENT_PT: u8 = 101;
 
+/// The laws dialin speaks, in the order it prefers them when it makes the offer.
+pub const SUPPORTED_LAWS: [Law; 2] = [Law::Ulaw, Law::Alaw];
+
 /// Why an SDP body cannot be used; the SIP layer maps these to 488 Not Acceptable Here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

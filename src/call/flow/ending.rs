@@ -26,6 +26,9 @@ pub enum Outcome {
     Blocked,
     /// Ended by dialin at the end of a drain (shutdown or restart).
     Shutdown,
+    /// The caller's answer to our offer (in the ACK of an INVITE without SDP) had no codec
+    /// dialin speaks. Ended by the call core, never by the flow.
+    RejectedCodec,
 }
 
 impl CallFlow {
