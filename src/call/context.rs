@@ -9,11 +9,9 @@ use crate::media::prompt::EncodedPrompt;
 use crate::ops::calls::CallRegistry;
 use crate::ops::drain::Lifecycle;
 use crate::routing::Router;
-use crate::sip::legs::source_ip;
 use crate::sip::sdes::SrtpPolicy;
 use crate::sip::trunks::TrunkTable;
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::sip::Request;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -156,9 +154,9 @@ impl CallContext {
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
     }
 
-    /// Admits the call `invite` starts, or says which limit is full.
-    pub fn admit(&self, invite: &Request) -> Result<CallSlot, Refusal> {
-        let trunk = source_ip(invite).and_then(|ip| self.trunks.classify(ip));
+    /// Admits a call from `source` (its trunk's limit applies), or says which limit is full.
+    pub fn admit(&self, source: Option<IpAddr>) -> Result<CallSlot, Refusal> {
+        let trunk = source.and_then(|ip| self.trunks.classify(ip));
         self.admission.admit(trunk)
     }
 

@@ -1,5 +1,7 @@
-//! One call: the PIN collector and the call-flow state machine (pure), and the task that drives
-//! a call's legs and media.
+//! One call: its core ([`core::Call`], pure: every decision and timer of the call, built on
+//! the call flow and the PIN collector), and the driver task that carries out the core's
+//! actions on the call's SIP legs and media path and feeds it what happens ([`driver`]).
+//! Start reading at `core/mod.rs`: its doc holds the run loop contract.
 
 pub mod admission;
 pub mod context;

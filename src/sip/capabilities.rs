@@ -3,9 +3,8 @@
 //! Providers and FreeSWITCH decide from these whether to send UPDATE or INFO, and whether to
 //! run session timers (RFC 4028) with dialin; a header that claims more than dialin does breaks
 //! calls later (a session timer nobody refreshes ends the call), so each claim here is backed by
-//! code: re-INVITE and UPDATE on both legs (`call::driver::events`), INFO digits, in-dialog
-//! OPTIONS, and session timers answered and refreshed on the caller leg only
-//! (`call::driver::session`).
+//! code: re-INVITE and UPDATE on both legs (`call::core::legs`), INFO digits, in-dialog
+//! OPTIONS, and session timers answered and refreshed on the caller leg only (`call::core`).
 
 use crate::sip::session_timer::SessionTimer;
 use rsipstack::sip::Header;

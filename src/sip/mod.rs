@@ -2,11 +2,13 @@
 //! and the source ACL for the trunk.
 
 pub mod acl;
+pub mod answer;
 pub mod capabilities;
 pub mod conn_limits;
 pub mod dialog_events;
 pub mod dtmf_info;
 pub mod edge;
+pub mod incoming;
 pub mod invite_check;
 pub mod legs;
 pub mod limits;

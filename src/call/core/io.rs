@@ -6,13 +6,13 @@
 //! the request its answer is for without holding the transaction.
 
 use crate::call::flow::Outcome;
+use crate::call::media::Leg;
 use crate::call::PromptId;
 use crate::digit::Digit;
-use crate::call::media::Leg;
 use crate::media::g711::Law;
+use crate::media::srtp::INLINE_KEY_LEN;
 use crate::routing::{ConferenceTarget, RouteDecision, WaitingFor};
 use crate::secret::Pin;
-use crate::media::srtp::INLINE_KEY_LEN;
 use crate::sip::session_timer::SessionTimer;
 use crate::store::live::MeetingLookup;
 use std::net::SocketAddr;

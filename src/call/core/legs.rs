@@ -228,14 +228,18 @@ impl Call {
     /// An in-dialog request of either leg.
     pub(super) fn on_request(&mut self, now: Instant, side: Side, id: RequestId, req: InDialog) {
         let status = match (side, req) {
-            (_, InDialog::Offer { update, body }) => return self.on_offer(now, side, id, update, &body),
+            (_, InDialog::Offer { update, body }) => {
+                return self.on_offer(now, side, id, update, &body)
+            }
             (Side::Caller, InDialog::Info { digit: Some(d), .. }) => {
                 self.reply(id, ReplyStatus::Ok, None, None);
                 self.flow
                     .handle_input(now, FlowInput::Digit(d, DigitSource::Info));
                 return;
             }
-            (Side::Caller, InDialog::Info { empty: false, .. }) => ReplyStatus::UnsupportedMediaType,
+            (Side::Caller, InDialog::Info { empty: false, .. }) => {
+                ReplyStatus::UnsupportedMediaType
+            }
             (_, InDialog::Info { .. } | InDialog::Options) => ReplyStatus::Ok,
             (_, InDialog::Unsupported) => ReplyStatus::MethodNotAllowed,
         };
@@ -274,7 +278,10 @@ impl Call {
             let (session, sdp) = match side {
                 Side::Caller => {
                     self.caller_refreshed(now);
-                    (self.session, (!update).then(|| self.legs.caller_body(false)).flatten())
+                    (
+                        self.session,
+                        (!update).then(|| self.legs.caller_body(false)).flatten(),
+                    )
                 }
                 Side::Server => (None, (!update).then(|| self.legs.server_body()).flatten()),
             };
@@ -285,7 +292,9 @@ impl Call {
             Side::Caller => (self.legs.caller.as_ref(), Some(self.legs.local.caller_port)),
             Side::Server => (self.legs.server.sdp.as_ref(), self.legs.server.port),
         };
-        let renegotiated = current.zip(port).map(|(c, p)| (sdp::renegotiate(c, body), p));
+        let renegotiated = current
+            .zip(port)
+            .map(|(c, p)| (sdp::renegotiate(c, body), p));
         let Some((Ok(new), port)) = renegotiated else {
             self.reply(id, ReplyStatus::NotAcceptableHere, None, None);
             return;

@@ -42,8 +42,8 @@ mod sim;
 mod tests;
 
 pub use io::{
-    CallAction, CallerEvent, InDialog, MediaEvent, MeetingAnswer, Record,
-    ReplyStatus, RequestId, ServerEvent, Side,
+    CallAction, CallerEvent, InDialog, MediaEvent, MeetingAnswer, Record, ReplyStatus, RequestId,
+    ServerEvent, Side,
 };
 pub use timers::{Timer, TimerTable};
 
@@ -247,7 +247,10 @@ impl Call {
                 .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
             MediaEvent::PromptFinished => self.flow.handle_input(now, FlowInput::PromptFinished),
             MediaEvent::Failed => {
-                info!(call = self.call_no, "the call's media relay failed: ending call");
+                info!(
+                    call = self.call_no,
+                    "the call's media relay failed: ending call"
+                );
                 self.flow.handle_input(now, FlowInput::MediaTimeout);
             }
         }
@@ -338,8 +341,10 @@ impl Call {
         let s = session.as_ref();
         self.timers
             .set(Timer::SessionExpiry, s.map(SessionTimer::poll_expiry));
-        self.timers
-            .set(Timer::SessionRefresh, s.and_then(SessionTimer::poll_refresh));
+        self.timers.set(
+            Timer::SessionRefresh,
+            s.and_then(SessionTimer::poll_refresh),
+        );
     }
 
     /// Our refresh is due: a re-INVITE with our SDP. Counted as refreshed when sent; a

@@ -4,7 +4,9 @@
 //! wire-level smoke tests with real peers.
 
 use super::sim::{caller_sdp, flow_settings, Ev, Msg, ServerPlan, Sim};
-use super::{Answered, CallAction as A, CallerEvent, InDialog, ReplyStatus, RequestId, ServerEvent, Side};
+use super::{
+    Answered, CallAction as A, CallerEvent, InDialog, ReplyStatus, RequestId, ServerEvent, Side,
+};
 use crate::call::flow::{FlowState, Outcome};
 use crate::call::PromptId;
 use crate::routing::{Lookup, RouteDecision};
@@ -54,7 +56,9 @@ fn a_pin_bridges_the_call_and_the_caller_hanging_up_ends_both_legs() {
         .run_until(120_000);
     // Barge-in: the welcome stops at the first key; the PIN ends with '#'.
     assert_eq!(sim.prompts(), [PromptId::Welcome, PromptId::Connecting]);
-    let dialled = sim.when(|a| matches!(a, A::DialServer { .. })).expect("dialled");
+    let dialled = sim
+        .when(|a| matches!(a, A::DialServer { .. }))
+        .expect("dialled");
     assert_eq!(dialled, 1_800);
     // The server's 200 takes 300 ms plus the network's 20 ms.
     assert_eq!(sim.when(bridged), Some(2_120));
@@ -132,7 +136,11 @@ fn hold_and_resume_by_re_invite_stop_and_restart_sending_to_the_caller() {
         .at(10_000, offer(caller_sdp(4002, "sendonly")))
         .run_until(11_000);
     let held = sim.actions.iter().find_map(|(_, a)| match a {
-        A::UpdateLeg { side, remote, sending } => Some((*side, *remote, *sending)),
+        A::UpdateLeg {
+            side,
+            remote,
+            sending,
+        } => Some((*side, *remote, *sending)),
         _ => None,
     });
     assert_eq!(
@@ -141,7 +149,10 @@ fn hold_and_resume_by_re_invite_stop_and_restart_sending_to_the_caller() {
     );
     let answer = reply_sdp(&sim, ReplyStatus::Ok).expect("a 200 with SDP");
     assert!(answer.contains("a=recvonly"), "{answer}");
-    assert!(answer.contains("o=dialin 7 2 IN IP4"), "a new version: {answer}");
+    assert!(
+        answer.contains("o=dialin 7 2 IN IP4"),
+        "a new version: {answer}"
+    );
     sim.at(20_000, offer(caller_sdp(4002, "sendrecv")))
         .run_until(21_000);
     let (_, last) = sim
@@ -161,7 +172,8 @@ fn a_re_offer_without_our_codec_gets_488_and_changes_nothing() {
         .expect("text")
         .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
         .replace("rtpmap:0 PCMU", "rtpmap:8 PCMA");
-    sim.at(5_000, offer(pcma_only.into_bytes())).run_until(6_000);
+    sim.at(5_000, offer(pcma_only.into_bytes()))
+        .run_until(6_000);
     assert!(reply_sdp(&sim, ReplyStatus::NotAcceptableHere).is_some());
     assert_eq!(sim.count(|a| matches!(a, A::UpdateLeg { .. })), 0);
 }
@@ -242,7 +254,10 @@ fn a_wrong_pin_then_a_right_one_is_no_failed_call() {
         .at(30_000, Ev::Caller(CallerEvent::HungUp))
         .run_until(60_000);
     assert!(sim.when(bridged).is_some());
-    assert_eq!(sim.finished().map(|f| (f.0, f.1)), Some((Outcome::Bridged, false)));
+    assert_eq!(
+        sim.finished().map(|f| (f.0, f.1)),
+        Some((Outcome::Bridged, false))
+    );
 }
 
 #[test]
@@ -253,9 +268,15 @@ fn the_waiting_room_holds_the_caller_until_the_conference_starts() {
         .at(20_000, Ev::ConferenceStarts)
         .run_until(30_000);
     let prompts = sim.prompts();
-    assert_eq!(prompts[..3], [PromptId::Welcome, PromptId::NotStarted, PromptId::Hold]);
+    assert_eq!(
+        prompts[..3],
+        [PromptId::Welcome, PromptId::NotStarted, PromptId::Hold]
+    );
     assert!(sim.when(|a| matches!(a, A::WatchDirectory)).is_some());
-    assert_eq!(sim.when(|a| matches!(a, A::DialServer { .. })), Some(20_000));
+    assert_eq!(
+        sim.when(|a| matches!(a, A::DialServer { .. })),
+        Some(20_000)
+    );
     assert_eq!(sim.when(|a| matches!(a, A::UnwatchDirectory)), Some(20_000));
     assert_eq!(sim.when(bridged), Some(20_320));
 }
@@ -270,7 +291,10 @@ fn the_waiting_room_ends_at_max_wait() {
         sim.when(|a| matches!(a, A::Play(PromptId::Unavailable))),
         Some(typed + 60_000)
     );
-    assert_eq!(sim.finished(), Some((Outcome::NoConference, false, typed + 62_000)));
+    assert_eq!(
+        sim.finished(),
+        Some((Outcome::NoConference, false, typed + 62_000))
+    );
     assert_eq!(sim.count(|a| matches!(a, A::DialServer { .. })), 0);
 }
 
@@ -293,8 +317,14 @@ fn a_meeting_id_is_polled_until_it_runs_and_promptly_when_the_directory_changes(
         .collect();
     // At the PIN, then every 5 s after each answer, then at once when the directory moved.
     assert_eq!(lookups, [1_800, 6_850, 11_900, 14_000]);
-    assert_eq!(sim.when(|a| matches!(a, A::Play(PromptId::NotStarted))), Some(1_850));
-    assert_eq!(sim.when(|a| matches!(a, A::DialServer { .. })), Some(14_050));
+    assert_eq!(
+        sim.when(|a| matches!(a, A::Play(PromptId::NotStarted))),
+        Some(1_850)
+    );
+    assert_eq!(
+        sim.when(|a| matches!(a, A::DialServer { .. })),
+        Some(14_050)
+    );
 }
 
 #[test]
@@ -309,9 +339,18 @@ fn the_drain_says_unavailable_in_the_menu_and_hangs_up_bridged_calls_at_once() {
         .keys(1_000, "1234#")
         .at(10_000, Ev::Shutdown)
         .run_until(20_000);
-    assert_eq!(bridged_call.when(|a| matches!(a, A::HangUpCaller)), Some(10_000));
-    assert_eq!(bridged_call.when(|a| matches!(a, A::HangUpServer)), Some(10_000));
-    assert_eq!(bridged_call.finished().map(|f| f.0), Some(Outcome::Shutdown));
+    assert_eq!(
+        bridged_call.when(|a| matches!(a, A::HangUpCaller)),
+        Some(10_000)
+    );
+    assert_eq!(
+        bridged_call.when(|a| matches!(a, A::HangUpServer)),
+        Some(10_000)
+    );
+    assert_eq!(
+        bridged_call.finished().map(|f| f.0),
+        Some(Outcome::Shutdown)
+    );
 }
 
 #[test]
@@ -322,7 +361,11 @@ fn a_server_that_never_answers_is_cancelled_and_the_caller_hears_unavailable() {
     assert_eq!(sim.when(|a| matches!(a, A::CancelServer)), Some(11_800));
     assert_eq!(
         sim.prompts(),
-        [PromptId::Welcome, PromptId::Connecting, PromptId::Unavailable]
+        [
+            PromptId::Welcome,
+            PromptId::Connecting,
+            PromptId::Unavailable
+        ]
     );
     assert_eq!(sim.finished(), Some((Outcome::NoConference, false, 13_800)));
 }
@@ -346,7 +389,10 @@ fn a_refused_server_leg_plays_unavailable() {
     sim.server_plan = ServerPlan::Refuse(Duration::from_millis(100));
     sim.keys(1_000, "1234#").run_until(30_000);
     assert_eq!(sim.finished().map(|f| f.0), Some(Outcome::NoConference));
-    assert_eq!(sim.count(|a| matches!(a, A::CancelServer | A::HangUpServer)), 0);
+    assert_eq!(
+        sim.count(|a| matches!(a, A::CancelServer | A::HangUpServer)),
+        0
+    );
 }
 
 #[test]
@@ -404,7 +450,10 @@ fn early_media_answers_only_once_bridged_and_rejects_a_failed_caller() {
         .keys(11_000, "9999#")
         .run_until(30_000);
     assert!(failed.when(|a| matches!(a, A::RejectCaller)).is_some());
-    assert_eq!(failed.count(|a| matches!(a, A::HangUpCaller | A::AnswerCaller { .. })), 0);
+    assert_eq!(
+        failed.count(|a| matches!(a, A::HangUpCaller | A::AnswerCaller { .. })),
+        0
+    );
 }
 
 #[test]
@@ -412,15 +461,24 @@ fn info_digits_count_and_other_in_dialog_requests_get_their_answers() {
     let mut sim = Sim::answered();
     for (i, c) in "1234#".chars().enumerate() {
         let digit = crate::digit::Digit::from_char(c);
-        let info = InDialog::Info { digit, empty: false };
-        sim.at(1_000 + 200 * i as u64, Ev::Caller(CallerEvent::Request(RequestId(i as u64), info)));
+        let info = InDialog::Info {
+            digit,
+            empty: false,
+        };
+        sim.at(
+            1_000 + 200 * i as u64,
+            Ev::Caller(CallerEvent::Request(RequestId(i as u64), info)),
+        );
     }
     let junk = InDialog::Info {
         digit: None,
         empty: false,
     };
     sim.at(5_000, Ev::Caller(CallerEvent::Request(RequestId(9), junk)))
-        .at(5_100, Ev::Caller(CallerEvent::Request(RequestId(10), InDialog::Unsupported)))
+        .at(
+            5_100,
+            Ev::Caller(CallerEvent::Request(RequestId(10), InDialog::Unsupported)),
+        )
         .run_until(6_000);
     assert!(sim.when(bridged).is_some());
     let statuses: Vec<ReplyStatus> = sim
@@ -432,7 +490,10 @@ fn info_digits_count_and_other_in_dialog_requests_get_their_answers() {
         })
         .collect();
     use ReplyStatus::*;
-    assert_eq!(statuses, [Ok, Ok, Ok, Ok, Ok, UnsupportedMediaType, MethodNotAllowed]);
+    assert_eq!(
+        statuses,
+        [Ok, Ok, Ok, Ok, Ok, UnsupportedMediaType, MethodNotAllowed]
+    );
 }
 
 #[test]
@@ -463,8 +524,14 @@ fn a_bodiless_re_invite_from_the_server_gets_our_sdp() {
         body: Vec::new(),
     };
     sim.keys(1_000, "1234#")
-        .at(10_000, Ev::Server(ServerEvent::Request(RequestId(3), refresh)))
+        .at(
+            10_000,
+            Ev::Server(ServerEvent::Request(RequestId(3), refresh)),
+        )
         .run_until(11_000);
     let body = reply_sdp(&sim, ReplyStatus::Ok).expect("a 200 with SDP");
-    assert!(body.contains("m=audio 40000"), "the server leg's port: {body}");
+    assert!(
+        body.contains("m=audio 40000"),
+        "the server leg's port: {body}"
+    );
 }

@@ -1,52 +1,137 @@
-//! Carrying out the flow's actions: prompts, routing a PIN, waiting for a meeting, dialling
-//! and cancelling the server leg, bridging, the echo test, digits, mute and hang-ups.
+//! Carrying out the core's actions: media (prompts, bridging, echo, digits, leg updates),
+//! SIP (answers, hang-ups, replies, refreshes, the server INVITE), routing's and guessing
+//! protection's answers, and metrics. SIP sends that wait for the network run in small tasks,
+//! so the call's loop never waits on them.
 
-use super::{live, CallDriver, ServerLeg};
-use crate::call::flow::{FlowAction, FlowInput};
+use super::path::MediaPath;
+use super::path_table::PathHandle;
+use super::srtp::SrtpLeg;
+use super::{CallDriver, ServerLeg};
+use crate::call::core::{CallAction, Record, ReplyStatus, ServerEvent, Side};
+use crate::call::media::{CallMedia, Leg};
+use crate::media::g711::Law;
 use crate::ops::metrics;
+use crate::ops::rtp_quality::RtpQuality;
 use crate::routing::ConferenceTarget;
-use crate::secret::Pin;
-use crate::sip::legs::server_invite;
+use crate::sip::capabilities::answer_headers;
+use crate::sip::legs::{sdp_content_type, server_invite};
 use crate::sip::sdp;
+use crate::sip::session_timer::SessionTimer;
+use rsipstack::sip::{Header, StatusCode};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
-use tracing::{info, warn};
+use std::time::{Instant, SystemTime};
+use tracing::{debug, info, warn};
 
 impl CallDriver {
-    /// Carries out the flow's actions; returns true when the call is over.
-    pub(super) fn apply_actions(&mut self) -> bool {
-        // The clock is read only when there is something to do: this runs at every wake-up,
-        // relayed packets included.
-        while let Some(action) = self.flow.poll_action() {
-            let now = Instant::now();
+    /// Carries out the core's actions (and those its answers lead to); true when the call is
+    /// over.
+    // Over 80 lines: one arm per action, each a line or two; the table reads best whole.
+    pub(super) fn carry_out(&mut self, now: Instant) -> bool {
+        while let Some(action) = self.core.poll_action() {
             match action {
-                FlowAction::Play(id) => {
+                CallAction::StartMedia(leg) => {
+                    if !self.start_media(now, leg) {
+                        return true;
+                    }
+                }
+                CallAction::Play(id) => {
                     let prompt = self.settings.prompts.get(id);
-                    self.path.with(|p| p.media.play(prompt, now))
+                    self.with_media(|m| m.play(prompt, now));
                 }
-                FlowAction::StopPrompt => self.path.with(|p| p.media.stop_prompt()),
-                FlowAction::Resolve(pin) => self.resolve(now, &pin),
-                FlowAction::AwaitConference => self.await_conference(now),
-                FlowAction::DialServer(target) => self.dial_server(now, target),
-                FlowAction::CancelServer => self.cancel_server(),
-                FlowAction::Bridge => self.bridge(now),
-                FlowAction::StartEcho => self.start_echo(now),
-                FlowAction::SendDigit(d) => self.path.with(|p| p.media.send_digit(d)),
-                FlowAction::HangUpCaller if self.early.is_some() => self.reject_early(),
-                FlowAction::ToggleMute(d) => self.toggle_mute(d),
-                FlowAction::HangUpCaller => {
-                    let dialog = self.trunk.clone();
-                    tokio::spawn(async move { dialog.bye().await.ok() });
+                CallAction::StopPrompt => self.with_media(|m| m.stop_prompt()),
+                CallAction::Resolve(pin) => {
+                    let unix = crate::store::model::unix_now();
+                    let lookup = self.settings.router.lookup_at(&pin, now, unix);
+                    let delay = self
+                        .ctx
+                        .ledger
+                        .answer_delay(SystemTime::now(), &self.source_net);
+                    self.core.handle_lookup(now, lookup, delay);
                 }
-                FlowAction::HangUpServer => {
-                    if let Some(s) = self.server.as_ref() {
+                CallAction::LookupMeeting(lookup) => self.look_up_meeting(lookup),
+                CallAction::WatchDirectory => self.watch_directory(),
+                CallAction::UnwatchDirectory => self.directory = None,
+                CallAction::Recheck(waiting_for) => {
+                    let decision = self.settings.router.recheck(&waiting_for, now);
+                    self.core.handle_recheck(now, decision);
+                }
+                CallAction::NumberCaller(target) => self.number_caller(now, target),
+                CallAction::DialServer {
+                    target,
+                    seq,
+                    law,
+                    telephone_event_pt,
+                } => self.dial(now, target, seq, law, telephone_event_pt),
+                CallAction::CancelServer => self.cancel_server(),
+                CallAction::HangUpServer => {
+                    if let Some(s) = &self.server {
                         let dialog = s.dialog.clone();
                         tokio::spawn(async move { dialog.bye().await.ok() });
                     }
                 }
-                FlowAction::Finished(outcome) => {
-                    info!(call = self.call_no, caller = %self.caller_key, ?outcome, "call ended");
-                    self.record_call(outcome);
+                CallAction::Bridge { leg, mute_key } => self.with_media(|m| {
+                    m.bridge(leg);
+                    m.intercept(mute_key);
+                }),
+                CallAction::StartEcho => self.with_media(|m| m.start_echo()),
+                CallAction::LeaveIvr => self.slot.leave_ivr(),
+                CallAction::SendDigit(d) => self.send_digit(d),
+                CallAction::ToggleMute(d) => self.toggle_mute(d),
+                CallAction::AnswerCaller { body, session } => {
+                    let mut headers = vec![sdp_content_type()];
+                    headers.extend(answer_headers(session.as_ref()));
+                    if self.trunk.accept(Some(headers), Some(body)).is_err() {
+                        info!(call = self.call_no, "the caller left before the answer");
+                    }
+                }
+                CallAction::RejectCaller => {
+                    self.trunk
+                        .reject(Some(StatusCode::TemporarilyUnavailable), None)
+                        .ok();
+                }
+                CallAction::HangUpCaller => {
+                    let dialog = self.trunk.clone();
+                    tokio::spawn(async move { dialog.bye().await.ok() });
+                }
+                CallAction::Reply {
+                    request,
+                    status,
+                    session,
+                    sdp,
+                } => self.reply(request, status, session, sdp),
+                CallAction::UpdateLeg {
+                    side,
+                    remote,
+                    sending,
+                } => self.with_media(|m| {
+                    let leg = match side {
+                        Side::Caller => Some(&mut m.caller),
+                        Side::Server => m.server.as_mut(),
+                    };
+                    if let Some(leg) = leg {
+                        leg.update(remote, sending);
+                    }
+                }),
+                CallAction::Rekey(key) => {
+                    if let Some(path) = &self.path {
+                        path.with(|p| p.srtp.as_mut().map(|s| s.rekey(key)));
+                    }
+                }
+                CallAction::RefreshSession { session, sdp } => self.refresh(session, sdp),
+                CallAction::RecordFailedPin => self
+                    .ctx
+                    .ledger
+                    .record_failed_pin(SystemTime::now(), &self.source_net),
+                CallAction::Record(r) => self.record(r),
+                CallAction::Finished { outcome, failed } => {
+                    let now = SystemTime::now();
+                    if self.ctx.ledger.record_call(now, &self.caller_key, failed) {
+                        info!(
+                            call = self.call_no,
+                            caller = %self.caller_key,
+                            "caller blocked: too many failed calls"
+                        );
+                    }
                     metrics::call_ended(metrics::outcome_label(outcome));
                     return true;
                 }
@@ -55,137 +140,82 @@ impl CallDriver {
         false
     }
 
-    /// Asks routing where the PIN leads: an answer now, or a meeting ID to look up.
-    fn resolve(&mut self, now: Instant, pin: &Pin) {
-        self.resolved_at = Some(now);
-        let unix = crate::store::model::unix_now();
-        match self.settings.router.lookup_at(pin, now, unix) {
-            crate::routing::Lookup::Ready(decision) => self.answer_route(now, decision),
-            crate::routing::Lookup::Meeting(m) => self.begin_meeting(now, m),
+    /// Runs `f` on the call's media state, once the media path exists.
+    fn with_media(&self, f: impl FnOnce(&mut CallMedia)) {
+        if let Some(path) = &self.path {
+            path.with(|p| f(&mut p.media));
         }
     }
 
-    /// The meeting has not started: watch the directory for it.
-    fn await_conference(&mut self, now: Instant) {
-        info!(call = self.call_no, "meeting not started: caller waits");
-        if self.waiting.is_none() {
-            let directory = self.settings.router.directory();
-            self.waiting = directory.map(|d| live::DirectoryWait::new(d.subscribe()));
-        }
-        // A conference created between the resolve and the subscription counts
-        // (a meeting ID's lookups watched the directory all along).
-        if !self.meeting_active() {
-            self.recheck_waiting(now);
-        }
-    }
-
-    /// Dials the server; a leg that cannot even be started fails at once.
-    fn dial_server(&mut self, now: Instant, target: ConferenceTarget) {
-        self.server_name = Some(target.server.clone());
-        if let Some(store) = self.ctx.privacy.shared_sequences() {
-            // The cluster numbers the caller first (bounded by SHARED_WAIT); the INVITE
-            // follows in `on_numbered`.
-            let conference = self.ctx.privacy.conference(now, &target.conference);
-            let task = crate::privacy::cluster_sequence::reserve(store, conference);
-            if let Some((_, old)) = self.numbering.replace((target, tokio::spawn(task))) {
-                old.abort();
+    /// Starts the call's media path with the caller's leg; false when it cannot be watched
+    /// (then the caller hears the end of the call rather than silence, and the call ends).
+    fn start_media(&mut self, now: Instant, leg: Leg) -> bool {
+        let Some(pending) = self.pending_media.take() else {
+            return true;
+        };
+        let path = MediaPath::new(
+            CallMedia::new(leg, now),
+            pending.socket,
+            // Boxed: most calls have none, and the context is larger than the rest of the path.
+            pending
+                .sdes
+                .map(|a| Box::new(SrtpLeg::new(a, super::MAX_PACKET))),
+            [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
+        );
+        match PathHandle::insert(path) {
+            Ok(path) => {
+                self.path = Some(path);
+                true
             }
-            return;
-        }
-        let seq = self.ctx.privacy.next_local(now, &target.conference);
-        self.dial_numbered(now, target, seq);
-    }
-
-    /// The cluster's numbering answered: dials the server if the call still wants it.
-    pub(super) fn on_numbered(
-        &mut self,
-        now: Instant,
-        target: ConferenceTarget,
-        shared: Option<u64>,
-    ) {
-        if self.flow.state() != crate::call::flow::FlowState::ConnectingServer {
-            return;
-        }
-        let seq = shared.unwrap_or_else(|| self.ctx.privacy.next_local(now, &target.conference));
-        self.dial_numbered(now, target, seq);
-    }
-
-    /// Dials `target` with the caller numbered `seq` in its conference.
-    fn dial_numbered(&mut self, now: Instant, target: ConferenceTarget, seq: u64) {
-        if let Err(reason) = self.dial(&target, seq) {
-            warn!(call = self.call_no, server = %target.server, %reason, "cannot dial server");
-            self.flow.handle_input(now, FlowInput::ServerFailed);
-        } else {
-            let conf = self.ctx.privacy.conference(now, &target.conference);
-            info!(call = self.call_no, server = %target.server, %conf, "dialling server");
-        }
-    }
-
-    /// CANCELs the ringing server leg, then ends its INVITE transaction.
-    fn cancel_server(&mut self) {
-        if let Some((_, h)) = self.numbering.take() {
-            h.abort();
-        }
-        if let Some(s) = self.server.as_mut() {
-            let dialog = s.dialog.clone();
-            let invite = s.invite.take();
-            tokio::spawn(async move {
-                dialog.cancel().await.ok();
-                if let Some(h) = invite {
-                    // Give the CANCEL a moment to end the INVITE transaction.
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                    h.abort();
+            Err(e) => {
+                warn!(call = self.call_no, error = %e, "ending call: its RTP socket cannot be watched");
+                // An early-media call is still unanswered: a final error instead of a BYE.
+                if pending.early {
+                    let busy = Some(StatusCode::ServiceUnavailable);
+                    self.trunk.reject(busy, None).ok();
+                } else {
+                    let bye = self.trunk.clone();
+                    tokio::spawn(async move { bye.bye().await.ok() });
                 }
-            });
-        }
-    }
-
-    /// Relays media between the caller and the answered server leg from now on.
-    fn bridge(&mut self, now: Instant) {
-        if let Some(leg) = self.pending_server_leg.take() {
-            self.path.with(|p| p.media.bridge(leg));
-            self.slot.leave_ivr();
-            self.answer_if_early(now);
-            // The mute key is kept from the server only where the Event Socket
-            // can mute; elsewhere it is relayed like any key.
-            let esl = self
-                .server_name
-                .as_ref()
-                .is_some_and(|n| self.ctx.esl.contains_key(n));
-            let key = self.settings.flow.mute_key.filter(|_| esl);
-            self.path.with(|p| p.media.intercept(key));
-            self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
-            if let Some(at) = self.resolved_at {
-                metrics::setup_latency("server_answer", now - at);
+                metrics::call_ended("unavailable");
+                false
             }
-            info!(call = self.call_no, "bridged");
         }
     }
 
-    /// Connects the caller to the built-in echo.
-    fn start_echo(&mut self, now: Instant) {
-        self.path.with(|p| p.media.start_echo());
-        self.slot.leave_ivr();
-        self.answer_if_early(now);
-        self.ctx.stats.echo_tests.fetch_add(1, Ordering::Relaxed);
-        info!(call = self.call_no, "echo test");
+    /// Starts the server leg: binds its RTP port and sends the INVITE; the core hears that
+    /// it went out, or that it failed.
+    fn dial(&mut self, now: Instant, target: ConferenceTarget, seq: u64, law: Law, te: u8) {
+        self.server_name = Some(target.server.clone());
+        let event = match self.send_invite(&target, seq, law, te) {
+            Ok(port) => {
+                self.log_dial(now, &target);
+                ServerEvent::Dialled { port }
+            }
+            Err(reason) => {
+                warn!(call = self.call_no, server = %target.server, %reason, "cannot dial server");
+                ServerEvent::Failed
+            }
+        };
+        self.core.handle_server(now, event);
     }
 
-    /// Starts the server leg: binds its RTP port and sends the INVITE.
-    fn dial(&mut self, target: &ConferenceTarget, seq: u64) -> Result<(), String> {
+    /// Binds the server leg's RTP port and sends its INVITE; the port on success.
+    fn send_invite(
+        &mut self,
+        target: &ConferenceTarget,
+        seq: u64,
+        law: Law,
+        te: u8,
+    ) -> Result<u16, String> {
+        let path = self.path.as_ref().ok_or("the call has no media path")?;
         let (lease, socket) = self.ctx.bind_rtp()?;
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
-        self.path
-            .add_server_socket(socket)
-            .map_err(|e| e.to_string())?;
-        let codec = self.path.with(|p| p.media.caller.codec());
-        let te = codec
-            .telephone_event_pt
-            .unwrap_or(sdp::DEFAULT_TELEPHONE_EVENT_PT);
+        path.add_server_socket(socket).map_err(|e| e.to_string())?;
         let offer = sdp::build_offer(
             self.ctx.advertise,
             lease.port(),
-            codec.law,
+            law,
             te,
             rand::random::<u32>() as u64,
             1,
@@ -213,15 +243,93 @@ impl CallDriver {
             .dialog_layer
             .do_invite_async(opt, self.ctx.dialog_events.sender())
             .map_err(|_| "the INVITE could not be built".to_string())?;
+        let port = lease.port();
         self.server = Some(ServerLeg {
             dialog,
             events,
-            port: lease,
+            _port: lease,
             invite: Some(invite),
-            offered_te: te,
-            answered: false,
-            sdp: None,
         });
-        Ok(())
+        Ok(port)
+    }
+
+    /// CANCELs the ringing server leg (or the numbering before it), then ends its INVITE
+    /// transaction.
+    fn cancel_server(&mut self) {
+        if let Some((_, h)) = self.numbering.take() {
+            h.abort();
+        }
+        if let Some(s) = self.server.as_mut() {
+            let dialog = s.dialog.clone();
+            let invite = s.invite.take();
+            tokio::spawn(async move {
+                dialog.cancel().await.ok();
+                if let Some(h) = invite {
+                    // Give the CANCEL a moment to end the INVITE transaction.
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    h.abort();
+                }
+            });
+        }
+    }
+
+    /// Answers a held in-dialog request.
+    fn reply(
+        &mut self,
+        request: crate::call::core::RequestId,
+        status: ReplyStatus,
+        session: Option<SessionTimer>,
+        sdp: Option<Vec<u8>>,
+    ) {
+        let Some(i) = self.requests.iter().position(|(id, _)| *id == request) else {
+            return;
+        };
+        let (_, handle) = self.requests.swap_remove(i);
+        let status = match status {
+            ReplyStatus::Ok => StatusCode::OK,
+            ReplyStatus::NotAcceptableHere => StatusCode::NotAcceptableHere,
+            ReplyStatus::UnsupportedMediaType => StatusCode::UnsupportedMediaType,
+            ReplyStatus::MethodNotAllowed => StatusCode::MethodNotAllowed,
+        };
+        let mut headers = Vec::new();
+        if sdp.is_some() {
+            headers.push(sdp_content_type());
+        }
+        if session.is_some() {
+            headers.extend(answer_headers(session.as_ref()));
+        }
+        tokio::spawn(async move { handle.respond(status, Some(headers), sdp).await.ok() });
+    }
+
+    /// Refreshes the caller's session with a re-INVITE carrying our SDP.
+    fn refresh(&self, session: SessionTimer, sdp: Vec<u8>) {
+        let headers = vec![
+            sdp_content_type(),
+            Header::SessionExpires(session.session_expires().into()),
+            Header::Supported("timer".into()),
+        ];
+        let dialog = self.trunk.clone();
+        let call_no = self.call_no;
+        tokio::spawn(async move {
+            let ok = matches!(
+                dialog.reinvite(Some(headers), Some(sdp)).await,
+                Ok(Some(r)) if r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful
+            );
+            debug!(call = call_no, ok, "session refreshed by re-INVITE");
+        });
+    }
+
+    /// Records a measurement.
+    fn record(&self, record: Record) {
+        match record {
+            Record::SetupLatency(phase, took) => metrics::setup_latency(phase, took),
+            Record::PinAttempt(label) => metrics::pin_attempt(label),
+            Record::Bridged => {
+                self.ctx.stats.bridged.fetch_add(1, Ordering::Relaxed);
+            }
+            Record::EchoTest => {
+                self.ctx.stats.echo_tests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }

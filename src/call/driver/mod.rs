@@ -1,153 +1,124 @@
-//! The task that drives one call: it owns the call's flow state machine and its SIP legs, and
-//! turns SIP dialog events, digits and deadlines into inputs.
+//! The task that drives one call: it carries out its core's actions ([`crate::call::core`])
+//! and turns what happens to the call into the core's inputs. It decides nothing.
 //!
-//! The call's media (media state, RTP sockets, SRTP) is its `MediaPath`, kept in the table
-//! of the shard the call runs on (`path_table`): the shard's relay loop (`relay_loop`) relays
-//! the packets from there without waking this task, which hears only of what they mean to
-//! it (`PathEvent`: a digit, or an echo frame its timer must play). Other parts talk to the task only through the dialog events each leg subscribes to
-//! (`sip::dialog_events`). On every exit path the RTP ports are released (the path leaves the
-//! table and the leases drop) and the dialogs are removed from the dialog layer.
+//! It owns what the core must not: the SIP dialogs of both legs (and the in-dialog requests
+//! waiting for the core's answer), the call's media path in the shard's table (`path_table`;
+//! the shard's relay loop relays its packets without waking this task and tells it only what
+//! they mean: a digit, a moved deadline), the tasks that answer the core's questions (meeting
+//! lookups, the cluster's numbering) and the live directory's change notifications. It reads
+//! the clock once per wake-up and hands `now` to the core.
 //!
-//! This file holds the call's state and its wait loop; `relay` is the packet hot path,
-//! `actions` carries out the flow's actions, `events` answers SIP events, and the other
-//! parts (answering, early media, session timers, meeting lookups, SRTP) have a file each.
+//! Files: `start` (answering a new INVITE and building the core), `wake` (what woke the task
+//! and how it becomes an input), `actions` (carrying out the core's actions), `lookups`
+//! (meeting lookups and the directory wait), `mute` (the mute key over the Event Socket). The
+//! relay (hot path) is `relay_loop`, `relay`, `path`, `path_table`, `recv_batch`,
+//! `pass_budget`, `shards`, `srtp`, `connected`.
 
 mod actions;
-mod answer;
 mod connected;
-mod early;
-mod events;
-mod guarded;
-mod live;
-mod meeting;
-mod negotiate;
+mod lookups;
+mod mute;
 mod pass_budget;
 mod path;
 mod path_table;
 mod recv_batch;
 mod relay;
 mod relay_loop;
-mod session;
 mod shards;
 mod srtp;
+mod start;
+mod wake;
 
-pub use answer::spawn_call;
+pub use start::spawn_call;
 
 use crate::call::admission::CallSlot;
 use crate::call::context::{CallContext, CallSettings};
-use crate::call::flow::{CallFlow, DigitSource, FlowInput};
-use crate::call::media::Leg;
+use crate::call::core::{Call, RequestId};
 use crate::media::ports::PortLease;
 use crate::ops::calls::TrackedCall;
-use crate::ops::end_signal::CallsEnding;
 use crate::ops::metrics;
 use crate::privacy::guard::SourceNet;
 use crate::privacy::CallerKey;
-use crate::routing::RouteDecision;
+use crate::routing::ConferenceTarget;
 use crate::secret::CallerNumber;
 use crate::sip::dialog_events::DialogEventReceiver;
-use crate::sip::sdp::Negotiated;
-use crate::sip::session_timer::SessionTimer;
-use path::PathEvent;
+use crate::sip::sdes::SdesAnswer;
 use path_table::PathHandle;
-use rsipstack::dialog::dialog::DialogState;
+use rsipstack::dialog::dialog::TransactionHandle;
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use std::future::Future;
-use std::pin::Pin;
+use std::net::UdpSocket;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
-use tracing::{debug, info};
+use tracing::debug;
 
 use recv_batch::MAX_PACKET;
-
-/// How long the caller's ACK to our 200 may take. ACKs come within milliseconds; this covers
-/// several lost 200s (retransmitted at 0.5, 1, 2, 4 s ...).
-const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The server leg while it is being dialled and once it is up.
 struct ServerLeg {
     dialog: InviteDialog,
     events: DialogEventReceiver,
-    /// The leg's RTP port (its socket is in the call's media path).
-    port: PortLease,
+    /// The leg's RTP port, held until the call ends (its socket is in the media path).
+    _port: PortLease,
     /// Resolves when the INVITE gets its final response; `None` once taken.
     invite: Option<JoinHandle<InviteAsyncResult>>,
-    /// The telephone-event PT we offered (used if the answer lacks one).
-    offered_te: u8,
-    /// Whether the server answered 2xx (its BYE then ends the call).
-    answered: bool,
-    /// The server leg's SDP state once answered, for answering its re-INVITEs.
-    sdp: Option<Negotiated>,
 }
 
+/// The caller leg's media before the core starts it (a late offer waits for the ACK).
+struct PendingMedia {
+    /// The caller leg's RTP socket (non-blocking).
+    socket: UdpSocket,
+    /// SRTP, when the offer and the trunk's setting asked for it.
+    sdes: Option<SdesAnswer>,
+    /// Whether the call was answered with early media (183; the 200 is still owed).
+    early: bool,
+}
+
+/// One call's I/O; see the module doc.
 struct CallDriver {
     ctx: Arc<CallContext>,
+    /// The settings in force when the call started (a reload does not change a running call).
+    settings: Arc<CallSettings>,
     call_no: u64,
+    /// The caller's number, for the masked caller ID the server leg presents.
     caller: CallerNumber,
     /// The caller's pseudonym: names the caller in logs and abuse counters.
     caller_key: CallerKey,
     /// The network the call came from, for failed-PIN rates (never logged).
     source_net: SourceNet,
-    /// Wrong PINs typed in this call; any, without reaching a meeting, make a failed call.
-    wrong_pins: u32,
-    /// A routing answer held back by guessing protection, and when to give it.
-    held_route: Option<(Instant, RouteDecision)>,
-    flow: CallFlow,
-    /// The call's media, in the shard's table.
-    path: PathHandle,
+    /// The call's decisions.
+    core: Call,
     trunk: InviteDialog,
     trunk_events: DialogEventReceiver,
-    /// The caller leg's RTP port (its socket is in the call's media path).
-    caller_port: PortLease,
+    /// The caller leg's RTP port, held until the call ends (its socket is in the media path).
+    _caller_port: PortLease,
+    /// The caller's socket until the media path starts.
+    pending_media: Option<PendingMedia>,
+    /// The call's media, in the shard's table, once started.
+    path: Option<PathHandle>,
+    server: Option<ServerLeg>,
     /// The call's admission slots; the IVR slot is given up once bridged.
     slot: CallSlot,
-    /// The trunk leg's session timer (RFC 4028), if the INVITE asked for one.
-    session: Option<SessionTimer>,
-    /// While the voice menu runs as early media (183): the 200 still to be sent.
-    early: Option<early::EarlyAnswer>,
-    server: Option<ServerLeg>,
-    /// The answered server leg's media, handed to the media state on `Bridge`.
-    pending_server_leg: Option<Leg>,
-    /// The caller leg's SDP state, for answering re-INVITEs.
-    caller_sdp: Negotiated,
-    /// When to look at the media timeout next.
-    media_check_at: Instant,
-    /// Whether the caller's ACK has arrived (the flow hears `CallerAnswered` once).
-    caller_confirmed: bool,
-    /// Until when the caller's ACK to our 200 may take; `None` once it came (or when the
-    /// answer needs none yet). A half-open call must not hold its ports and slots for the
-    /// 32 s the INVITE transaction would wait.
-    ack_due: Option<Instant>,
-    sdp_version: u64,
-    session_id: u64,
-    /// The settings in force when the call started (a reload does not change a running call).
-    settings: Arc<CallSettings>,
+    /// In-dialog requests waiting for the core's answer (answered in the same wake-up, so
+    /// at most one or two).
+    requests: Vec<(RequestId, TransactionHandle)>,
+    /// The next request's id.
+    next_request: u64,
     /// The call's entry in the admin API's list and the per-state gauges.
     tracked: TrackedCall,
-    /// When the INVITE arrived (set-up latency).
-    invite_at: Instant,
-    /// When the PIN was complete (set-up latency to the server's answer).
-    resolved_at: Option<Instant>,
-    /// Whether the drain deadline was passed to the flow already.
+    /// Whether the drain deadline was passed to the core already.
     shutdown_seen: bool,
-    /// The meeting a waiting caller waits for, re-checked whenever the directory changes.
-    waiting_for: Option<crate::routing::WaitingFor>,
-    /// While waiting: changes whenever a conference may have started.
-    waiting: Option<live::DirectoryWait>,
+    /// While the core watches the live directory: its change notifications.
+    directory: Option<lookups::DirectoryWait>,
     /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
     dialin_call: String,
     /// The name of the server dialled (for the mute key's Event Socket).
     server_name: Option<String>,
-    /// A meeting-ID lookup in flight (store mapping to a BBB meeting); at most one per call.
-    lookup: Option<JoinHandle<meeting::MeetingAnswer>>,
-    /// The server to dial once the cluster's shared numbering has given the caller its number
-    /// (`None` from the task: the local counter numbers the caller).
-    numbering: Option<(crate::routing::ConferenceTarget, JoinHandle<Option<u64>>)>,
-    /// The meeting ID being resolved or waited for, and when to ask the BBB API again.
-    meeting: Option<meeting::MeetingWait>,
+    /// A meeting-ID lookup in flight; at most one per call.
+    lookup: Option<JoinHandle<lookups::Found>>,
+    /// The cluster's shared numbering in flight, and the server it numbers for.
+    numbering: Option<(ConferenceTarget, JoinHandle<Option<u64>>)>,
 }
 
 thread_local! {
@@ -158,191 +129,94 @@ thread_local! {
         const { std::cell::RefCell::new([0; MAX_PACKET]) };
 }
 
-/// What woke the driver up.
-enum Wake {
-    /// The call's packets carried a digit, or moved the media's deadline.
-    Path(PathEvent),
-    Trunk(Option<DialogState>),
-    ServerEvent(Option<DialogState>),
-    Invite(Result<InviteAsyncResult, tokio::task::JoinError>),
-    /// The directory changed while waiting (`false`: it is gone).
-    Directory(bool),
-    Lookup(Result<meeting::MeetingAnswer, tokio::task::JoinError>),
-    /// The shared numbering answered (a number, or `None`/an error: number locally).
-    Numbered(
-        crate::routing::ConferenceTarget,
-        Result<Option<u64>, tokio::task::JoinError>,
-    ),
-    Timer,
-    Shutdown,
-}
+/// How long the driver sleeps when nothing at all is timed (never, in practice: the core
+/// always has its media check armed while the call lives).
+const IDLE: Duration = Duration::from_secs(3600);
 
 impl CallDriver {
+    /// Runs the call until the core says it is finished.
     async fn run(&mut self) {
+        let now = Instant::now();
         // One timer for the whole call, moved only when the deadline changes.
-        let mut armed = self.next_deadline();
+        let mut armed = self.next_deadline(now);
         let timer = tokio::time::sleep_until(armed.into());
         tokio::pin!(timer);
         // Watched for the whole call, not re-created per wake-up.
         let mut calls_ending = self.ctx.lifecycle.calls_ending();
+        let mut now = now;
         loop {
-            if self.apply_actions() {
+            if self.carry_out(now) {
                 return;
             }
             self.tracked
-                .set_state(metrics::state_label(self.flow.state()));
-            let deadline = self.next_deadline();
+                .set_state(metrics::state_label(self.core.state()));
+            let deadline = self.next_deadline(now);
             if deadline != armed {
                 armed = deadline;
                 timer.as_mut().reset(armed.into());
             }
-            let wake = std::future::poll_fn(|cx| {
-                if let Poll::Ready(e) = self.path.poll_event(cx) {
-                    return Poll::Ready(Wake::Path(e));
-                }
-                match self.poll_sources(cx, timer.as_mut(), &mut calls_ending) {
-                    Some(wake) => Poll::Ready(wake),
-                    None => Poll::Pending,
-                }
-            })
-            .await;
-            let now = Instant::now();
-            match wake {
-                Wake::Path(PathEvent::Digit(d)) => self
-                    .flow
-                    .handle_input(now, FlowInput::Digit(d, DigitSource::Rtp)),
-                // The timer is re-armed at the top of the loop.
-                Wake::Path(PathEvent::DeadlineMoved) => {}
-                Wake::Path(PathEvent::Failed) => {
-                    info!(
-                        call = self.call_no,
-                        "the call's media relay failed: ending call"
-                    );
-                    self.flow.handle_input(now, FlowInput::MediaTimeout);
-                }
-                Wake::Trunk(Some(ev)) => self.on_trunk_event(now, ev).await,
-                Wake::Trunk(None) => self.flow.handle_input(now, FlowInput::CallerHungUp),
-                Wake::ServerEvent(Some(ev)) => self.on_server_event(now, ev).await,
-                Wake::ServerEvent(None) => {}
-                Wake::Invite(r) => self.on_invite_result(now, r),
-                Wake::Directory(true) => self.recheck_waiting(now),
-                Wake::Directory(false) => self.waiting = None,
-                Wake::Lookup(r) => {
-                    let answer = r.unwrap_or_else(|_| {
-                        meeting::MeetingAnswer::Failed("the lookup task failed".into())
-                    });
-                    self.on_meeting_answer(now, answer);
-                }
-                Wake::Numbered(target, r) => self.on_numbered(now, target, r.ok().flatten()),
-                Wake::Timer => self.on_timer(now),
-                Wake::Shutdown => {
-                    self.shutdown_seen = true;
-                    info!(call = self.call_no, "drain deadline: ending call");
-                    self.flow.handle_input(now, FlowInput::Shutdown);
-                }
-            }
+            let wake = self.wait(timer.as_mut(), &mut calls_ending).await;
+            now = Instant::now();
+            self.on_wake(now, wake);
         }
     }
 
-    /// Polls every wake-up source but the media path; the first that is ready, if any.
-    fn poll_sources(
-        &mut self,
-        cx: &mut Context<'_>,
-        timer: Pin<&mut tokio::time::Sleep>,
-        calls_ending: &mut CallsEnding,
-    ) -> Option<Wake> {
-        if let Poll::Ready(ev) = self.trunk_events.poll_recv(cx) {
-            return Some(Wake::Trunk(ev));
-        }
-        if let Some(s) = self.server.as_mut() {
-            if let Poll::Ready(ev) = s.events.poll_recv(cx) {
-                return Some(Wake::ServerEvent(ev));
-            }
-            if let Some(Poll::Ready(r)) = s.invite.as_mut().map(|h| Pin::new(h).poll(cx)) {
-                s.invite = None;
-                return Some(Wake::Invite(r));
-            }
-        }
-        if let Some(Poll::Ready(open)) = self.waiting.as_mut().map(|w| w.poll_changed(cx)) {
-            return Some(Wake::Directory(open));
-        }
-        if let Some(Poll::Ready(r)) = self.lookup.as_mut().map(|h| Pin::new(h).poll(cx)) {
-            self.lookup = None;
-            return Some(Wake::Lookup(r));
-        }
-        if let Some(Poll::Ready(r)) = self.numbering.as_mut().map(|(_, h)| Pin::new(h).poll(cx)) {
-            let (target, _) = self.numbering.take().expect("polled just now");
-            return Some(Wake::Numbered(target, r));
-        }
-        if timer.poll(cx).is_ready() {
-            return Some(Wake::Timer);
-        }
-        if !self.shutdown_seen && Pin::new(calls_ending).poll(cx).is_ready() {
-            return Some(Wake::Shutdown);
-        }
-        None
+    /// The earliest of the core's deadlines and the media path's packet clock.
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let media = self
+            .path
+            .as_ref()
+            .and_then(|p| p.with(|p| p.media.next_deadline()));
+        [self.core.poll_timeout(), media]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + IDLE)
     }
 
-    /// The earliest of the flow's and the media's deadlines and the next media-timeout check.
-    fn next_deadline(&self) -> Instant {
-        let session = self.session.as_ref();
-        [
-            self.flow.poll_timeout(),
-            self.path.with(|p| p.media.next_deadline()),
-            session.map(SessionTimer::poll_expiry),
-            self.ack_due,
-            session.and_then(SessionTimer::poll_refresh),
-            self.meeting_deadline(),
-            self.held_route.as_ref().map(|(due, _)| *due),
-        ]
-        .into_iter()
-        .flatten()
-        .fold(self.media_check_at, Instant::min)
-    }
-
+    /// The deadline came: the core's timers, then the media's packets (prompts, silence,
+    /// echo, injected digits), whose digits and prompt ends go to the core.
     fn on_timer(&mut self, now: Instant) {
-        if self.on_session_timer(now) || self.on_ack_timeout(now) {
+        let last_rx = self.path.as_ref().map(|p| p.with(|p| p.media.last_rx()));
+        if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.core.handle_timeout(now, last_rx);
+        }
+        let Some(path) = self.path.as_ref() else {
             return;
-        }
-        if now >= self.media_check_at {
-            // Checked lazily rather than re-armed per packet: at the check, the timeout runs
-            // from the last packet seen.
-            let due = self.path.with(|p| p.media.last_rx()) + self.settings.media_timeout;
-            if now >= due {
-                info!(call = self.call_no, "no RTP for media.timeout: ending call");
-                self.flow.handle_input(now, FlowInput::MediaTimeout);
-                return;
-            }
-            self.media_check_at = due;
-        }
-        if self.flow.poll_timeout().is_some_and(|t| t <= now) {
-            let waited = self.flow.state() == crate::call::flow::FlowState::Waiting;
-            self.flow.handle_timeout(now);
-            if waited && self.flow.state() != crate::call::flow::FlowState::Waiting {
-                info!(call = self.call_no, "ivr.max_wait is over: goodbye");
-            }
-        }
-        self.start_meeting_lookup(now);
-        if let Some((_, decision)) = self.held_route.take_if(|(due, _)| *due <= now) {
-            self.routed(now, decision);
-        }
-        let flow = &mut self.flow;
-        let finished = self.path.with(|p| {
+        };
+        let mut digits = [None; 4];
+        let finished = path.with(|p| {
             ORIGINATED.with_borrow_mut(|buf| {
                 while let Some(r) = p.media.poll_transmit(now, buf) {
                     if let Some(d) = p.deliver(r, buf) {
-                        flow.handle_input(now, FlowInput::Digit(d, DigitSource::Rtp));
+                        if let Some(slot) = digits.iter_mut().find(|s| s.is_none()) {
+                            *slot = Some(d);
+                        }
                     }
                 }
             });
             p.media.poll_prompt_finished()
         });
+        for d in digits.into_iter().flatten() {
+            self.core
+                .handle_media(now, crate::call::core::MediaEvent::Digit(d));
+        }
         if finished {
-            self.flow.handle_input(now, FlowInput::PromptFinished);
+            self.core
+                .handle_media(now, crate::call::core::MediaEvent::PromptFinished);
         }
     }
 
-    /// Removes both dialogs from the dialog layer; sockets and ports go with `self`.
+    /// Keeps an in-dialog request's transaction until the core answers it.
+    fn hold_request(&mut self, handle: TransactionHandle) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        self.requests.push((id, handle));
+        id
+    }
+
+    /// Removes both dialogs from the dialog layer and stops the call's tasks; sockets and
+    /// ports go with `self`.
     fn cleanup(&mut self) {
         if let Some(h) = self.lookup.take() {
             h.abort();
@@ -357,10 +231,12 @@ impl CallDriver {
             }
             self.ctx.dialog_layer.remove_dialog(&s.dialog.id());
         }
-        self.path.with(|p| {
-            p.quality[0].record("caller");
-            p.quality[1].record("server");
-        });
+        if let Some(path) = &self.path {
+            path.with(|p| {
+                p.quality[0].record("caller");
+                p.quality[1].record("server");
+            });
+        }
         debug!(call = self.call_no, "call cleaned up");
     }
 }

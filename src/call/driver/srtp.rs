@@ -3,8 +3,8 @@
 //! allocation (one scratch buffer per call) and no log line; packets that fail authentication
 //! (including plain RTP) are dropped.
 
-use crate::media::srtp::{SrtpContext, TAG_LEN};
-use crate::sip::sdes::{parse_offer, SdesAnswer};
+use crate::media::srtp::{SrtpContext, INLINE_KEY_LEN, TAG_LEN};
+use crate::sip::sdes::SdesAnswer;
 
 /// The SRTP state of a call's trunk leg.
 pub(super) struct SrtpLeg {
@@ -45,18 +45,9 @@ impl SrtpLeg {
         Some(&self.scratch[..len])
     }
 
-    /// A re-INVITE's offer: takes the caller's new key if it changed one.
-    pub fn handle_offer(&mut self, body: &[u8]) {
-        if let Some((_, key)) = parse_offer(body).crypto {
-            if key != self.answer.remote_key {
-                self.answer.remote_key = key;
-                self.inbound = SrtpContext::new(&key);
-            }
-        }
-    }
-
-    /// Our SDP `sdp` with the SRTP profile and our crypto line.
-    pub fn secure(&self, sdp: &str) -> String {
-        self.answer.secure(sdp)
+    /// The caller's re-INVITE brought a new key (the core noticed): decrypt with it.
+    pub fn rekey(&mut self, key: [u8; INLINE_KEY_LEN]) {
+        self.answer.remote_key = key;
+        self.inbound = SrtpContext::new(&key);
     }
 }

@@ -1,46 +1,37 @@
-//! Answering a new call: 100 Trying, optional ringing, SDP negotiation, the caller leg's RTP
-//! port, 200 OK; then the call's driver runs until the call ends. The SDP side of the answer
-//! (ringing, offer/answer, late offer, SRTP choice) is in `negotiate`.
+//! Starting a call: the INVITE parsed once at the edge ([`IncomingCall`]), admission, the
+//! caller leg's RTP port, its dialog, guessing protection's verdict, ringing, and the answer
+//! (`sip::answer`); then the call's core is built and its driver runs until the call ends.
 
-use super::early::EarlyAnswer;
-use super::negotiate::{answer_caller, late_answer, media_security, ring, Answer};
-use super::path::MediaPath;
-use super::path_table::PathHandle;
-use super::srtp::SrtpLeg;
-use super::CallDriver;
+use super::{CallDriver, PendingMedia};
 use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
-use crate::call::flow::{CallFlow, FlowInput};
-use crate::call::media::{CallMedia, Leg, LegCodec};
+use crate::call::core::{Answered, Call, CallSetup, LocalSdp};
 use crate::ops::metrics;
-use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::guard::{SourceNet, Standing};
+use crate::sip::answer::{answer_caller, media_security, ring, Answer, LocalMedia};
 use crate::sip::capabilities::answer_headers;
-use crate::sip::invite_check::{check_invite, InviteExtensions};
-use crate::sip::legs::{caller_number, source_ip};
-use rsipstack::dialog::DialogId;
+use crate::sip::incoming::{IncomingCall, Offer};
 use rsipstack::sip::{Header, StatusCode};
-use rsipstack::transaction::key::TransactionRole;
 use rsipstack::transaction::Transaction;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
 
-/// Starts a call for a new INVITE transaction, or refuses it with 503 and `Retry-After` when a
-/// call limit is full (before anything is allocated for it). An admitted call gets 100 Trying at
-/// once from the SIP runtime, then moves to one of the call shards (`shards.rs`), where its
-/// sockets will live.
+/// Starts a call for a new INVITE transaction, or refuses it: with the status that names an
+/// extension dialin cannot honour, or with 503 and `Retry-After` when a call limit is full
+/// (before anything is allocated for it). An admitted call gets 100 Trying at once, then
+/// moves to one of the call shards (`shards.rs`), where its sockets will live.
 pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
-    // Extensions first: a request dialin cannot honour is refused before it costs a slot.
-    let extensions = match check_invite(&tx.original, ctx.session_min_se, Instant::now()) {
-        Ok(ext) => ext,
+    // Parsed once, here; a request dialin cannot honour is refused before it costs a slot.
+    let incoming = match IncomingCall::parse(&tx.original, ctx.session_min_se, Instant::now()) {
+        Ok(call) => call,
         Err((status, headers)) => {
             info!(status = %status, "refusing call: unsupported SIP extension or session interval");
             tokio::spawn(async move { tx.reply_with(status, headers, None).await.ok() });
             return;
         }
     };
-    let slot = match ctx.admit(&tx.original) {
+    let slot = match ctx.admit(incoming.source) {
         Ok(slot) => slot,
         Err(limit) => {
             info!(limit = limit.as_str(), "refusing call: limit reached");
@@ -62,9 +53,10 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
         // only the driver's wake-up loop inline, not the answer's state (the INVITE
         // transaction, replies in flight) for as long as the call lasts.
         let tx = Box::new(tx);
+        let incoming = Box::new(incoming);
         super::shards::spawn_call_task(async move {
             let _guard = guard;
-            let answered = Box::pin(answer_call(ctx, tx, call_no, slot, extensions)).await;
+            let answered = Box::pin(answer_call(ctx, tx, call_no, slot, incoming)).await;
             if let Some(mut driver) = answered {
                 driver.run().await;
                 driver.cleanup();
@@ -79,14 +71,14 @@ fn retry_after(ctx: &CallContext) -> Header {
 }
 
 /// Answers the INVITE, or refuses it (`None`); the answered call's driver is returned to run.
-// Over 80 lines: the answer steps in order (port, dialog, guard check, ring, SRTP, SDP, late
-// offer), each able to refuse the call and undo what the steps before it made.
+// Over 80 lines: the answer steps in order (port, dialog, guard check, ring, SRTP, SDP), each
+// able to refuse the call and undo what the steps before it made.
 async fn answer_call(
     ctx: Arc<CallContext>,
     tx: Box<Transaction>,
     call_no: u64,
     slot: CallSlot,
-    extensions: InviteExtensions,
+    incoming: Box<IncomingCall>,
 ) -> Option<Box<CallDriver>> {
     let mut tx = *tx;
     let invite_at = Instant::now();
@@ -118,14 +110,7 @@ async fn answer_call(
         }
     };
     // Subscribed before the dialog exists, so none of its events can come first.
-    let id = match DialogId::try_from((&tx.original, TransactionRole::Server)) {
-        Ok(id) => id,
-        Err(_) => {
-            tx.reply(StatusCode::BadRequest).await.ok();
-            metrics::call_ended("unavailable");
-            return None;
-        }
-    };
+    let id = &incoming.dialog_id;
     let mut trunk_events = ctx
         .dialog_events
         .subscribe(&id.call_id, Some(&id.remote_tag));
@@ -147,13 +132,11 @@ async fn answer_call(
             return None;
         }
     };
-    let caller = caller_number(&tx.original);
-    let caller_key = ctx.privacy.caller_key(Instant::now(), &caller);
-    let source_net = SourceNet::of(source_ip(&tx.original), &ctx.ledger.limits());
+    let caller_key = ctx.privacy.caller_key(Instant::now(), &incoming.caller);
+    let source_net = SourceNet::of(incoming.source, &ctx.ledger.limits());
     let standing = ctx
         .ledger
         .check_caller(std::time::SystemTime::now(), &caller_key);
-    let offer_body = tx.original.body.clone();
     // The dialog drives the INVITE transaction: 100 Trying at once, then ACK or CANCEL.
     let mut inv_dialog = dialog.clone();
     tokio::spawn(async move {
@@ -168,9 +151,15 @@ async fn answer_call(
             "caller blocked after repeated failed PINs: goodbye at once"
         );
     }
-    let ringing = !extensions.no_provisionals;
+    let no_provisionals = incoming.extensions.no_provisionals;
     if !settings.answer_delay.is_zero()
-        && !ring(settings.answer_delay, &dialog, &mut trunk_events, ringing).await
+        && !ring(
+            settings.answer_delay,
+            &dialog,
+            &mut trunk_events,
+            !no_provisionals,
+        )
+        .await
     {
         info!(call = call_no, "caller gave up before the answer");
         ctx.dialog_layer.remove_dialog(&dialog.id());
@@ -180,7 +169,7 @@ async fn answer_call(
 
     let session_id = rand::random::<u32>() as u64;
     // SRTP by the trunk's setting and the offer's crypto lines.
-    let sdes = match media_security(&ctx, &offer_body, slot.trunk()) {
+    let sdes = match media_security(&incoming.offer, ctx.srtp_policy(slot.trunk())) {
         Ok(sdes) => sdes,
         Err(e) => {
             info!(call = call_no, reason = %e, "refusing call: media security");
@@ -192,130 +181,77 @@ async fn answer_call(
         }
     };
     // Early media needs the caller's offer and unreliable provisionals.
-    let early = ctx.early_media && !extensions.no_provisionals && !offer_body.is_empty();
-    // The session timer runs from the 200.
-    let mut session = extensions.timer;
-    if let Some(t) = session.as_mut() {
-        t.handle_refresh(Instant::now());
-    }
+    let has_offer = !matches!(incoming.offer, Offer::None);
+    let early = ctx.early_media && !no_provisionals && has_offer;
+    let session = incoming.extensions.timer;
     let how = if early {
         Answer::Early
     } else {
         Answer::Now(answer_headers(session.as_ref()))
     };
-    let Some((offer, early_body)) = answer_caller(
-        &ctx,
-        &dialog,
-        &offer_body,
-        (lease.port(), call_no, session_id),
-        how,
-        sdes.as_ref(),
-    ) else {
-        ctx.dialog_layer.remove_dialog(&dialog.id());
-        metrics::call_ended("rejected_codec");
-        return None;
+    let local = LocalMedia {
+        advertise: ctx.advertise,
+        rtp_port: lease.port(),
+        session_id,
     };
-    let early = early_body.map(|body| EarlyAnswer {
-        body,
-        timer: session.take(),
-    });
-    let early_media = early.is_some();
-    // Late offer: the caller's answer comes in its ACK.
-    let late_offer = offer.is_none();
-    let negotiated = match offer {
-        Some(n) => n,
-        None => match late_answer(&dialog, &mut trunk_events).await {
-            Some(n) => n,
-            None => {
-                info!(
-                    call = call_no,
-                    "ending call: no usable answer to our offer in the ACK"
-                );
-                let bye = dialog.clone();
-                tokio::spawn(async move { bye.bye().await.ok() });
-                ctx.dialog_layer.remove_dialog(&dialog.id());
-                metrics::call_ended("rejected_codec");
-                return None;
-            }
-        },
-    };
-    let codec = LegCodec {
-        law: negotiated.law,
-        pt: negotiated.pt,
-        telephone_event_pt: negotiated.telephone_event_pt,
-    };
-    let now = Instant::now();
-    let path = MediaPath::new(
-        CallMedia::new(Leg::new(negotiated.remote, codec, true), now),
-        socket,
-        // Boxed: most calls have none, and the context is larger than the rest of the path.
-        sdes.map(|a| Box::new(SrtpLeg::new(a, super::MAX_PACKET))),
-        [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
-    );
-    let path = match PathHandle::insert(path) {
-        Ok(path) => path,
+    let sent = match answer_caller(&dialog, &incoming.offer, local, how, sdes.as_ref()) {
+        Ok(sent) => sent,
         Err(e) => {
-            // Answered (or ringing with early media) already: the caller hears the end of
-            // the call rather than silence.
-            warn!(call = call_no, error = %e, "ending call: its RTP socket cannot be watched");
-            if early.is_some() {
-                dialog
-                    .reject(Some(StatusCode::ServiceUnavailable), None)
-                    .ok();
-            } else {
-                let bye = dialog.clone();
-                tokio::spawn(async move { bye.bye().await.ok() });
-            }
+            info!(call = call_no, reason = %e, "refusing call: no usable audio offer");
             ctx.dialog_layer.remove_dialog(&dialog.id());
-            metrics::call_ended("unavailable");
+            metrics::call_ended("rejected_codec");
             return None;
         }
     };
-    let mut driver = Box::new(CallDriver {
-        ctx: ctx.clone(),
+    let answered = match (sent.negotiated, sent.early_body) {
+        (Some(negotiated), Some(body)) => Answered::Early { negotiated, body },
+        (Some(negotiated), None) => Answered::Offer(negotiated),
+        (None, _) => Answered::LateOffer,
+    };
+    let setup = CallSetup {
         call_no,
-        caller,
+        caller_key,
+        flow: settings.flow,
+        media_timeout: settings.media_timeout,
+        local: LocalSdp {
+            advertise: ctx.advertise,
+            caller_port: lease.port(),
+            session_id,
+        },
+        answered,
+        srtp: sdes.clone(),
+        session,
+        blocked: standing != Standing::Allowed,
+        invite_at,
+    };
+    let core = Call::new(Instant::now(), setup);
+    Some(Box::new(CallDriver {
+        ctx: ctx.clone(),
+        settings,
+        call_no,
+        caller: incoming.caller,
         caller_key,
         source_net,
-        wrong_pins: 0,
-        held_route: None,
-        flow: CallFlow::new(settings.flow),
-        path,
-        caller_sdp: negotiated,
+        core,
         trunk: dialog,
         trunk_events,
-        caller_port: lease,
-        slot,
-        session,
-        early,
+        _caller_port: lease,
+        pending_media: Some(PendingMedia {
+            socket,
+            sdes,
+            early,
+        }),
+        path: None,
         server: None,
-        pending_server_leg: None,
-        caller_confirmed: late_offer || early_media,
-        ack_due: (!late_offer && !early_media).then(|| now + super::ACK_WAIT),
-        media_check_at: now + settings.media_timeout,
-        sdp_version: 1,
-        session_id,
-        settings,
+        slot,
+        requests: Vec::with_capacity(2),
+        next_request: 0,
         tracked,
-        invite_at,
-        resolved_at: None,
         shutdown_seen: false,
-        waiting: None,
-        waiting_for: None,
+        directory: None,
         dialin_call: format!("{:016x}", rand::random::<u64>()),
         server_name: None,
         lookup: None,
         numbering: None,
-        meeting: None,
-    });
-    if standing != Standing::Allowed {
-        driver.flow.handle_input(now, FlowInput::Blocked);
-    }
-    if late_offer || early_media {
-        // Late offer: the ACK that carried the answer was the dialog's confirmation. Early
-        // media: the voice menu starts with the 183.
-        metrics::setup_latency("caller_answer", now - invite_at);
-        driver.flow.handle_input(now, FlowInput::CallerAnswered);
-    }
-    Some(driver)
+    }))
 }
