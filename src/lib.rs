@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`config`] | TOML schema, defaults, validation with messages that name the key and line |
 //! | [`digit`] | the DTMF [`digit::Digit`] shared by every source of digits |
+//! | [`ids`] | ids shared by several modules ([`ids::ConferenceId`]), so `config`, `routing`, `esl`, `privacy` and `store` need not import each other |
 //! | [`secret`] | [`secret::Pin`] and [`secret::CallerNumber`], whose `Debug`/`Display` never leak |
 //! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool, SRTP |
 //! | [`call`] | PIN collector and call flow (pure), the call's media state (pure: relay, echo, prompts), call admission (limits), when a waiting caller's meeting ID is asked about again (`meeting_poll`, pure), and the driver task per call |
@@ -40,6 +41,7 @@ pub mod call;
 pub mod config;
 pub mod digit;
 pub mod esl;
+pub mod ids;
 pub mod logging;
 pub mod media;
 pub mod ops;

@@ -6,7 +6,7 @@ use super::xml::{parse, Answer};
 use super::{FoundMeeting, LookupError, MeetingDirectory};
 use crate::config::BbbApiConfig;
 use crate::routing::ConferenceId;
-use crate::store::live::MeetingLookup;
+use crate::store::shared_mappings::MeetingLookup;
 
 /// The largest API answer read (a getMeetingInfo of a big meeting lists every attendee).
 const MAX_ANSWER: usize = 4 * 1024 * 1024;

@@ -12,6 +12,7 @@
 
 mod admin;
 mod build;
+mod domain;
 mod error;
 mod esl;
 mod ivr;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::EslServer;
-use crate::routing::ConferenceId;
+use crate::ids::ConferenceId;
 use crate::secret::Pin;
 
 use std::collections::HashSet;

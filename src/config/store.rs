@@ -9,7 +9,7 @@ use super::reader::Section;
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// `sqlite://<path>` or `postgres://...`, from `url`, `url_file` or `url_env`; `None` uses
-    /// the default of [`crate::store::location::Location::from_config`] (a SQLite file in
+    /// the default of [`StoreConfig::location`] (a SQLite file in
     /// `$STATE_DIRECTORY` or the working directory). May hold a password: print it only through
     /// [`crate::store::location::Location`], which masks it.
     pub url: Option<String>,

@@ -15,7 +15,7 @@ use crate::privacy::ledger::MemoryLedger;
 use crate::privacy::shared::SharedLedger;
 use crate::privacy::Privacy;
 use crate::routing::directory::EslState;
-use crate::routing::live::LiveDirectory;
+use crate::routing::shared_directory::SharedDirectory;
 use crate::sip::edge::{EdgeSettings, SipEdge};
 use crate::sip::limits::Rate;
 use crate::sip::source_filter::RejectMode;
@@ -141,10 +141,10 @@ pub(super) fn start_ledger(
 /// ([`STORE_RETRY_MAX`] apart at most). A SQLite store is a local file: failing to open it is
 /// a setup error to fix now, so serve stops and says why.
 pub(super) async fn start_store(config: &Config, live: &LiveParts) -> anyhow::Result<Store> {
-    let store = match Store::open_configured(&config.store).await {
+    let at = config.store.location()?;
+    let store = match Store::open_configured(&at).await {
         Ok(store) => store,
         Err(e) if e.may_come_later() => {
-            let at = crate::store::location::Location::from_config(&config.store)?;
             warn!(
                 store = at.kind(),
                 location = %at,
@@ -171,7 +171,10 @@ const STORE_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Tries to reach `store` until it answers (migrating it, reading its mappings), then follows
 /// it as if it had answered at start.
-async fn follow_store_when_it_answers(store: Store, mappings: crate::store::live::LiveMappings) {
+async fn follow_store_when_it_answers(
+    store: Store,
+    mappings: crate::store::shared_mappings::SharedMappings,
+) {
     let mut wait = Duration::from_millis(500);
     loop {
         tokio::time::sleep(wait).await;
@@ -198,7 +201,7 @@ async fn follow_store_when_it_answers(store: Store, mappings: crate::store::live
 fn follow_store(
     store: &Store,
     mut rx: tokio::sync::watch::Receiver<Arc<Vec<crate::store::model::Mapping>>>,
-    mappings: crate::store::live::LiveMappings,
+    mappings: crate::store::shared_mappings::SharedMappings,
 ) {
     mappings.replace(&rx.borrow_and_update());
     info!(
@@ -233,7 +236,7 @@ pub(super) async fn start_admin(
     }
     let pins = crate::admin::pins::routes(crate::admin::pins::PinsState {
         store: store.clone(),
-        rules: Arc::new(crate::store::model::Rules::from_config(config)),
+        rules: Arc::new(config.store_rules()),
         config_pins: Arc::new(config.pins.clone()),
     });
     let app = crate::admin::build(
@@ -260,7 +263,7 @@ pub(super) fn limits(config: &Config) -> Limits {
 pub(super) fn watch_servers(
     config: &Config,
     cancel: &tokio_util::sync::CancellationToken,
-) -> (Option<LiveDirectory>, HashMap<String, EslHandle>) {
+) -> (Option<SharedDirectory>, HashMap<String, EslHandle>) {
     let watched: Vec<_> = config
         .servers
         .iter()
@@ -270,7 +273,7 @@ pub(super) fn watch_servers(
         return (None, HashMap::new());
     }
     let names: Vec<String> = watched.iter().map(|(n, _)| n.clone()).collect();
-    let directory = LiveDirectory::new(&names, config.esl.grace);
+    let directory = SharedDirectory::new(&names, config.esl.grace);
     let mut handles = HashMap::new();
     for (idx, (name, esl)) in watched.into_iter().enumerate() {
         let settings = ClientSettings {
