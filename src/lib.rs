@@ -53,3 +53,6 @@ pub mod serve;
 pub mod sip;
 pub mod sounds;
 pub mod store;
+
+#[cfg(test)]
+mod module_graph_tests;
