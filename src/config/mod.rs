@@ -40,7 +40,7 @@ pub use sip::{
     TrunkReject,
 };
 pub use store::StoreConfig;
-pub use values::parse_duration;
+pub use values::{parse_duration, DurationError};
 
 use crate::sip::acl::IpNet;
 

@@ -9,6 +9,7 @@ use crate::sip::acl::{IpNet, SourceAcl};
 
 use super::error::Problems;
 use super::reader::Section;
+use super::values::DurationError;
 use super::values::{parse_duration, parse_port_range};
 
 /// `[sip]`: where dialin's SIP endpoint listens and what address it puts in messages.
@@ -227,15 +228,15 @@ pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     let mut c = SipConfig::default();
     if let Some(v) = s.parsed(p, "listen", |t| {
         t.trim().parse::<SocketAddr>().map_err(|_| {
-            "not an address with port; write it like \"127.0.0.1:5060\", \"0.0.0.0:5060\" or \"[::]:5060\"".into()
+            "not an address with port; write it like \"127.0.0.1:5060\", \"0.0.0.0:5060\" or \"[::]:5060\""
         })
     }) {
         c.listen = v.value;
     }
     let advertise = s.parsed(p, "advertise", |t| match t.trim().parse::<IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => Err("must be the address providers and servers reach dialin at, not an unspecified address like 0.0.0.0".into()),
+        Ok(ip) if ip.is_unspecified() => Err("must be the address providers and servers reach dialin at, not an unspecified address like 0.0.0.0"),
         Ok(ip) => Ok(ip),
-        Err(_) => Err("not an IP address; write the address providers and servers reach dialin at, like \"203.0.113.5\"".into()),
+        Err(_) => Err("not an IP address; write the address providers and servers reach dialin at, like \"203.0.113.5\""),
     });
     match advertise {
         Some(v) => c.advertise = v.value,
@@ -249,9 +250,7 @@ pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     }
     if let Some(v) = s.parsed(p, "user_agent", |t| {
         let ok = t.len() <= 64 && t.bytes().all(|b| (0x20..0x7f).contains(&b));
-        ok.then(|| t.to_string()).ok_or_else(|| {
-            "must be up to 64 printable ASCII characters, like \"dialin\", or \"\" for no User-Agent header".into()
-        })
+        ok.then(|| t.to_string()).ok_or("must be up to 64 printable ASCII characters, like \"dialin\", or \"\" for no User-Agent header")
     }) {
         c.user_agent = v.value;
     }
@@ -264,7 +263,9 @@ pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     if let Some(v) = s.parsed(p, "session_min_se", |t| {
         let d = parse_duration(t)?;
         if d.subsec_millis() != 0 {
-            return Err("must be whole seconds, like \"90s\"".into());
+            return Err(DurationError::OutOfRange(
+                "must be whole seconds, like \"90s\"",
+            ));
         }
         Ok(d)
     }) {
@@ -310,9 +311,7 @@ pub(super) fn trunk(root: &Section<'_>, p: &mut Problems<'_>) -> TrunkConfig {
     if let Some(v) = s.parsed(p, "reject", |t| match t {
         "403" => Ok(TrunkReject::Forbidden),
         "silence" => Ok(TrunkReject::Silence),
-        _ => Err(
-            "must be \"403\" (answer 403 Forbidden) or \"silence\" (drop without answer)".into(),
-        ),
+        _ => Err("must be \"403\" (answer 403 Forbidden) or \"silence\" (drop without answer)"),
     }) {
         c.reject = v.value;
     }
