@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::esl::client::{ClientSettings, EslHandle};
 use crate::esl::session::SessionSettings;
 use crate::ops::drain::Lifecycle;
-use crate::ops::health::{FnCheck, ReadinessCheck};
+use crate::ops::health::{FnCheck, NotReady, ReadinessCheck};
 use crate::ops::http;
 use crate::ops::reload::LiveParts;
 use crate::ops::status::OpsState;
@@ -74,7 +74,7 @@ pub(super) fn readiness_checks(
         // Bound before this point (or serve would have failed), until the edge stops.
         FnCheck::shared("sip_listener", move || {
             if sip_stopped.is_cancelled() {
-                Err("the SIP listener has stopped".into())
+                Err(NotReady::SipListenerStopped)
             } else {
                 Ok(())
             }
@@ -83,7 +83,7 @@ pub(super) fn readiness_checks(
             if store.is_reachable() {
                 Ok(())
             } else {
-                Err("the PIN store cannot be read".into())
+                Err(NotReady::StoreUnreachable)
             }
         }),
         FnCheck::shared("event_socket", move || match &esl_view {
@@ -94,13 +94,13 @@ pub(super) fn readiness_checks(
                 if servers.iter().any(|s| s.state == EslState::Up) {
                     Ok(())
                 } else {
-                    Err("no server's Event Socket is connected".into())
+                    Err(NotReady::NoEventSocket)
                 }
             }
         }),
         FnCheck::shared("not_draining", move || {
             if drain_check.is_draining() {
-                Err("draining: new calls go elsewhere".into())
+                Err(NotReady::Draining)
             } else {
                 Ok(())
             }
