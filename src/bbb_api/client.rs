@@ -70,7 +70,7 @@ impl BbbApis {
             url: api.url.clone(),
             reason,
         };
-        match parse(&text).map_err(bad)? {
+        match parse(&text).map_err(|e| bad(e.to_string()))? {
             Answer::Failed(key) if key == "notFound" => Ok(None),
             Answer::Failed(key) if key == "checksumError" => Err(bad(
                 "checksumError: check the secret and the checksum algorithm of this [[bbb_api]]"
