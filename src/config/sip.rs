@@ -136,28 +136,8 @@ pub struct RegisterConfig {
     pub expires: Duration,
 }
 
-/// A password read from a file or the environment. `Debug` hides it, so it never reaches a
-/// log or `dialin check`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password (trailing newline of a file already trimmed).
-    pub fn new(p: impl Into<String>) -> Password {
-        Password(p.into())
-    }
-
-    /// The password, for the digest computation only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<hidden>)")
-    }
-}
+/// The one password type, kept reachable as `config::Password` (the trunk's digest password).
+pub use crate::secret::Password;
 
 /// `[limits]`: what protects dialin from floods and overload.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -126,7 +126,7 @@ fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig>
     let auth_username = s.parsed(p, "auth_username", name_rule).map(|v| v.value);
     let password = match (s.string(p, "password_file"), s.string(p, "password_env")) {
         (Some(file), None) => match std::fs::read_to_string(file.value) {
-            Ok(text) => Some(Password::new(text.trim_end_matches(['\r', '\n']))),
+            Ok(text) => Some(Password::new(&text)),
             Err(e) => {
                 let message = format!(
                     "cannot read the password file ({}); check the path and its permissions",
@@ -137,7 +137,7 @@ fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig>
             }
         },
         (None, Some(var)) => match std::env::var(var.value) {
-            Ok(v) if !v.is_empty() => Some(Password::new(v)),
+            Ok(v) if !v.trim().is_empty() => Some(Password::new(&v)),
             _ => {
                 let message = "the environment variable is not set (or empty); export it before starting dialin";
                 p.push(var.line, var.path, message);
