@@ -1,11 +1,13 @@
 //! What the configuration hands each domain module, in that module's own settings types.
 //!
 //! The import direction is one way: `config` turns the file into the domain's types, and the
-//! domain modules (`routing`, `store`, `esl`, `privacy`) never import `config`. That keeps the
+//! domain modules (`routing`, `store`, `esl`, `privacy`, `sip`) never import `config`. That keeps the
 //! module graph acyclic (issue 21; `module_graph_tests` in the crate root checks it).
 
 use super::{Config, StoreConfig};
 use crate::routing::RoutingSettings;
+use crate::sip::acl::{IpNet, SourceAcl};
+use crate::sip::trunks::TrunkTable;
 use crate::store::location::Location;
 use crate::store::model::Rules;
 use crate::store::StoreError;
@@ -29,6 +31,25 @@ impl Config {
                 .map(|s| (s.name.clone(), s.sip))
                 .collect(),
         }
+    }
+
+    /// The trunks' source ACLs: each `[[trunks]]` entry's `allow`, plus its registrar's address
+    /// when it registers (calls for the registration come from there), then `[trunk] allow`.
+    pub fn trunk_table(&self) -> TrunkTable {
+        let named = self
+            .trunks
+            .iter()
+            .map(|t| {
+                let mut nets = t.allow.clone();
+                if let Some(r) = &t.register {
+                    let ip = r.registrar_addr.ip();
+                    let bits = if ip.is_ipv4() { 32 } else { 128 };
+                    nets.extend(IpNet::new(ip, bits));
+                }
+                (t.name.clone(), SourceAcl::new(nets))
+            })
+            .collect();
+        TrunkTable::new(named, self.trunk.acl())
     }
 
     /// What a valid PIN-store mapping must respect: the PIN length, the echo PIN and the

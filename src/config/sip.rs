@@ -116,25 +116,9 @@ pub struct NamedTrunk {
     pub srtp: crate::sip::sdes::SrtpPolicy,
 }
 
-/// `[trunks.register]`: dialin registers with the provider's registrar so that calls for the
-/// number are sent to it (providers without fixed-address trunks require this).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegisterConfig {
-    /// The registrar's URI as written (`sip:sip.provider.example[:port]`), for the
-    /// Request-URI and the address of record's domain.
-    pub registrar: String,
-    /// The registrar's resolved address (resolved once at load time); its IP is allowed to
-    /// send calls for this trunk.
-    pub registrar_addr: SocketAddr,
-    /// The account (user part of the address of record).
-    pub username: String,
-    /// The digest user name when it differs from `username`.
-    pub auth_username: Option<String>,
-    /// The digest password, from `password_file` or `password_env`; never printed.
-    pub password: Password,
-    /// The registration lifetime dialin asks for (default 1 h); refreshed at three quarters.
-    pub expires: Duration,
-}
+/// `[trunks.register]`'s settings belong to the registration code that uses them;
+/// re-exported so `config::RegisterConfig` keeps working.
+pub use crate::sip::register::RegisterConfig;
 
 /// The one password type, kept reachable as `config::Password` (the trunk's digest password).
 pub use crate::secret::Password;

@@ -19,7 +19,6 @@ use crate::routing::shared_directory::SharedDirectory;
 use crate::sip::edge::{EdgeSettings, SipEdge};
 use crate::sip::limits::Rate;
 use crate::sip::source_filter::RejectMode;
-use crate::sip::trunks::TrunkTable;
 use crate::store::Store;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -33,7 +32,7 @@ pub(super) fn edge_settings(config: &Config) -> EdgeSettings {
         listen: config.sip.listen,
         advertise: config.sip.advertise,
         user_agent: config.sip.user_agent.clone(),
-        trunks: TrunkTable::from_config(config),
+        trunks: config.trunk_table(),
         rate: Rate {
             per_second: config.limits.sip_rate,
             burst: config.limits.sip_burst,
@@ -248,7 +247,7 @@ pub(super) async fn start_admin(
     Ok(())
 }
 
-/// The call limits of `config`, per trunk in [`TrunkTable`] order (named trunks, then default).
+/// The call limits of `config`, per trunk in [`crate::sip::trunks::TrunkTable`] order (named trunks, then default).
 pub(super) fn limits(config: &Config) -> Limits {
     let mut per_trunk: Vec<Option<usize>> = config.trunks.iter().map(|t| t.max_calls).collect();
     per_trunk.push(config.trunk.max_calls);
