@@ -11,6 +11,10 @@
 //! - an identity PIN (voiceBridge) that is not running: [`RouteDecision::Invalid`], as it
 //!   cannot be told apart from a typo; the default server takes it only if that server has no
 //!   Event Socket (the old, directory-less behaviour).
+//!
+//! The rules are pure ([`routes::Routes`]: the store snapshot, the directory and the time are
+//! arguments); [`Router`] is the thin wrapper that holds the shared handles (directory, store
+//! snapshot) and passes them in.
 
 pub mod directory;
 pub mod routes;
