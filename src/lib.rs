@@ -6,14 +6,15 @@
 //! # Layout
 //! | module | job |
 //! |---|---|
-//! | [`config`] | TOML schema, defaults, validation with messages that name the key and line |
+//! | [`config`] | TOML schema, defaults, validation with messages that name the key and line; turns the file into each module's own settings (`Config::routing_settings`, `store_rules`, `trunk_table`), so no domain module imports `config` |
 //! | [`digit`] | the DTMF [`digit::Digit`] shared by every source of digits |
+//! | [`ids`] | ids shared by several modules ([`ids::ConferenceId`]), so `config`, `routing`, `esl`, `privacy` and `store` need not import each other |
 //! | [`secret`] | [`secret::Pin`] and [`secret::CallerNumber`], whose `Debug`/`Display` never leak |
 //! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool, SRTP |
 //! | [`call`] | PIN collector and call flow (pure), the call's media state (pure: relay, echo, prompts), call admission (limits), when a waiting caller's meeting ID is asked about again (`meeting_poll`, pure), and the driver task per call |
 //! | [`sip`] | rsipstack endpoint and dispatch, source filter, ACL, trunks and per-source rate limits, TCP/TLS and admin connection caps and idle timeout (`conn_limits`), SDP offer/answer and SDES, INFO digits, leg details, session timers and `Require`, outbound registration, TLS |
 //! | [`esl`] | FreeSWITCH Event Socket: frame codec and typed messages (pure), session state machine (sans-IO), the reconnecting task per server |
-//! | [`routing`] | PIN → target (conference on a server, the echo test, wait, unavailable); the live conference directory (pure) and its shared handle |
+//! | [`routing`] | PIN → target (conference on a server, the echo test, wait, unavailable): the rules (`routes`, pure: store snapshot, directory and time are inputs) and [`routing::Router`], the thin wrapper over the shared handles; the live conference directory (pure) and its shared handle (`shared_directory`) |
 //! | [`store`] | PIN mappings in SQLite or PostgreSQL (sqlx, embedded migrations), validation, change watch, CSV/JSON |
 //! | [`pins_cmd`] | `dialin pins ...`: the store from the shell |
 //! | [`admin`] | HTTP admin API (axum): bearer token, `/api/v1/pins`, OpenAPI; routers merged from parts |
@@ -40,6 +41,7 @@ pub mod call;
 pub mod config;
 pub mod digit;
 pub mod esl;
+pub mod ids;
 pub mod logging;
 pub mod media;
 pub mod ops;
@@ -51,3 +53,6 @@ pub mod serve;
 pub mod sip;
 pub mod sounds;
 pub mod store;
+
+#[cfg(test)]
+mod module_graph_tests;

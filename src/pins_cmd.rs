@@ -105,8 +105,8 @@ pub async fn run(args: PinsArgs) -> anyhow::Result<()> {
         Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?,
         None => Config::embedded_default(),
     };
-    let rules = Rules::from_config(&config);
-    let at = Location::from_config(&config.store)?;
+    let rules = config.store_rules();
+    let at = config.store.location()?;
     // One line, so the admin sees at once whether this is the store the service reads.
     eprintln!("dialin pins: store {at}");
     // Read while still the invoking user: root's file may not be readable by the store's owner.

@@ -119,6 +119,16 @@ mod tests {
     }
 
     #[test]
+    fn a_password_loses_surrounding_whitespace_and_never_prints() {
+        for text in ["hunter2", "hunter2\n", "hunter2\r\n", "  hunter2\t\n"] {
+            assert_eq!(Password::new(text).expose(), "hunter2", "{text:?}");
+        }
+        assert_eq!(Password::new("hunt er2").expose(), "hunt er2");
+        let p = Password::new("hunter2");
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+
+    #[test]
     fn caller_number_never_prints() {
         let n = CallerNumber::new("+4930123456");
         assert!(!format!("{n:?} {n}").contains("123456"));
@@ -127,13 +137,19 @@ mod tests {
     }
 }
 
-/// A password (the Event Socket's). `Debug` and `Display` never show it, so it cannot reach a
-/// log line or `dialin check` output by accident.
+/// A password dialin presents: the Event Socket's `auth`, a trunk registration's digest.
+/// `Debug` never shows it and it has no `Display`, so it cannot reach a log line or
+/// `dialin check` output by accident.
+///
+/// One rule for every password, whether read from a file or an environment variable:
+/// surrounding whitespace (spaces, tabs, the file's line end) is not part of it, as for the
+/// admin token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
 
 impl Password {
-    /// Wraps a password read from a file or the environment (surrounding whitespace removed).
+    /// Wraps a password read from a file or the environment, with surrounding whitespace
+    /// removed (see the type's rule).
     pub fn new(text: &str) -> Password {
         Password(text.trim().to_string())
     }

@@ -23,7 +23,6 @@ use crate::ops::status::OpsState;
 use crate::privacy::Privacy;
 use crate::sip::edge::{dispatch, reply_unavailable, CallAcceptor, SipEdge};
 use crate::sip::register::spawn_registrations;
-use crate::sip::trunks::TrunkTable;
 use anyhow::Context;
 use rsipstack::transaction::Transaction;
 use std::path::PathBuf;
@@ -102,7 +101,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         calls: CallRegistry::default(),
         esl,
         admission: Admission::new(&limits(&config)),
-        trunks: TrunkTable::from_config(&config),
+        trunks: config.trunk_table(),
         retry_after: config.limits.retry_after,
         srtp: config
             .trunks

@@ -6,7 +6,7 @@ use super::xml::{parse, Answer};
 use super::{FoundMeeting, LookupError, MeetingDirectory};
 use crate::config::BbbApiConfig;
 use crate::routing::ConferenceId;
-use crate::store::live::MeetingLookup;
+use crate::store::shared_mappings::MeetingLookup;
 
 /// The largest API answer read (a getMeetingInfo of a big meeting lists every attendee).
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -70,7 +70,7 @@ impl BbbApis {
             url: api.url.clone(),
             reason,
         };
-        match parse(&text).map_err(bad)? {
+        match parse(&text).map_err(|e| bad(e.to_string()))? {
             Answer::Failed(key) if key == "notFound" => Ok(None),
             Answer::Failed(key) if key == "checksumError" => Err(bad(
                 "checksumError: check the secret and the checksum algorithm of this [[bbb_api]]"

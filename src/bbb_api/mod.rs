@@ -9,7 +9,7 @@ pub mod client;
 pub mod xml;
 
 use crate::routing::ConferenceId;
-use crate::store::live::MeetingLookup;
+use crate::store::shared_mappings::MeetingLookup;
 
 pub use client::BbbApis;
 

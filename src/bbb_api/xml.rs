@@ -25,8 +25,27 @@ pub enum Answer {
     Failed(String),
 }
 
+/// Why an API answer could not be read. An answer that is not BBB's XML usually means the
+/// `[[bbb_api]]` URL reaches something else (a proxy's error page, a login page).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum XmlError {
+    /// Not well-formed XML.
+    #[error("not XML ({0}); check that the [[bbb_api]] url is BBB's API, like \"https://bbb1.example.org/bigbluebutton/api\"")]
+    NotXml(#[source] quick_xml::Error),
+    /// Text that does not unescape (a bad entity).
+    #[error("bad XML text ({0})")]
+    BadText(#[source] quick_xml::Error),
+    /// More than 64 nested elements: not a BBB answer.
+    #[error("nested too deep")]
+    TooDeep,
+    /// XML, but without BBB's `<response><returncode>`.
+    #[error("no <returncode> in <response>; check that the [[bbb_api]] url is BBB's API, like \"https://bbb1.example.org/bigbluebutton/api\"")]
+    NoReturnCode,
+}
+
 /// Parses a `getMeetingInfo` or `getMeetings` answer.
-pub fn parse(xml: &str) -> Result<Answer, String> {
+pub fn parse(xml: &str) -> Result<Answer, XmlError> {
     let mut reader = Reader::from_str(xml);
     reader.config_mut().trim_text(true);
     let mut path: Vec<String> = Vec::new();
@@ -40,7 +59,7 @@ pub fn parse(xml: &str) -> Result<Answer, String> {
     let mut listed = false;
     loop {
         match reader.read_event() {
-            Err(e) => return Err(format!("not XML ({e})")),
+            Err(e) => return Err(XmlError::NotXml(e)),
             Ok(Event::Eof) => break,
             Ok(Event::Empty(e)) => {
                 listed |= path.len() == 1 && e.local_name().as_ref() == b"meetings";
@@ -53,7 +72,7 @@ pub fn parse(xml: &str) -> Result<Answer, String> {
                 }
                 path.push(name);
                 if path.len() > 64 {
-                    return Err("nested too deep".into());
+                    return Err(XmlError::TooDeep);
                 }
             }
             Ok(Event::End(_)) => {
@@ -65,7 +84,7 @@ pub fn parse(xml: &str) -> Result<Answer, String> {
                 path.pop();
             }
             Ok(Event::Text(t)) => {
-                let text = t.unescape().map_err(|e| format!("bad XML text ({e})"))?;
+                let text = t.unescape().map_err(XmlError::BadText)?;
                 let text = text.trim();
                 let fields = match path.as_slice() {
                     [r, f] if r == "response" => {
@@ -101,7 +120,7 @@ pub fn parse(xml: &str) -> Result<Answer, String> {
         }
         Some("SUCCESS") => Ok(Answer::Meetings(Vec::new())),
         Some("FAILED") => Ok(Answer::Failed(message_key)),
-        _ => Err("no <returncode> in <response>".into()),
+        _ => Err(XmlError::NoReturnCode),
     }
 }
 

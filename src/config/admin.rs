@@ -75,7 +75,7 @@ pub(super) fn admin(root: &Section<'_>, p: &mut Problems<'_>) -> AdminConfig {
     if let Some(v) = s.parsed(p, "listen", |t| match t.trim() {
         "" => Ok(None),
         t => t.parse::<SocketAddr>().map(Some).map_err(|_| {
-            "not an address with port; write it like \"127.0.0.1:8089\", or \"\" to switch the admin API off".into()
+            "not an address with port; write it like \"127.0.0.1:8089\", or \"\" to switch the admin API off"
         }),
     }) {
         c.listen = v.value;
@@ -83,15 +83,15 @@ pub(super) fn admin(root: &Section<'_>, p: &mut Problems<'_>) -> AdminConfig {
     if let Some(v) = s.parsed(p, "token_file", |t| {
         (!t.trim().is_empty())
             .then(|| PathBuf::from(t))
-            .ok_or_else(|| "empty; name a file that holds the admin token".into())
+            .ok_or("empty; name a file that holds the admin token")
     }) {
         c.token_file = Some(v.value);
     }
     if let Some(v) = s.parsed(p, "token_env", |t| {
         let ok = !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        ok.then(|| t.to_string()).ok_or_else(|| {
-            "must be an environment variable name of A-Z, 0-9 and '_', like \"DIALIN_ADMIN_TOKEN\"".into()
-        })
+        ok.then(|| t.to_string()).ok_or(
+            "must be an environment variable name of A-Z, 0-9 and '_', like \"DIALIN_ADMIN_TOKEN\"",
+        )
     }) {
         if c.token_file.is_some() {
             let message = "set only one of token_file and token_env";
@@ -121,9 +121,9 @@ pub(super) fn bbb_api(
     for s in root.tables(p, "bbb_api", &known) {
         let url = s.parsed(p, "url", |t| {
             let ok = (t.starts_with("https://") || t.starts_with("http://")) && t.len() > 8;
-            ok.then(|| t.trim_end_matches('/').to_string()).ok_or_else(|| {
-                "must be the API's base URL, like \"https://bbb1.example.org/bigbluebutton/api\"".into()
-            })
+            ok.then(|| t.trim_end_matches('/').to_string()).ok_or(
+                "must be the API's base URL, like \"https://bbb1.example.org/bigbluebutton/api\"",
+            )
         });
         let secret = secret(&s, p);
         if !s.has("url") {
@@ -145,7 +145,7 @@ pub(super) fn bbb_api(
             .parsed(p, "checksum", |t| match t {
                 "sha256" => Ok(ChecksumAlgorithm::Sha256),
                 "sha1" => Ok(ChecksumAlgorithm::Sha1),
-                _ => Err("must be \"sha256\" or \"sha1\"".into()),
+                _ => Err("must be \"sha256\" or \"sha1\""),
             })
             .map_or(ChecksumAlgorithm::Sha256, |v| v.value);
         let timeout = s

@@ -4,6 +4,7 @@
 use super::error::Problems;
 use super::reader::Section;
 use super::values::parse_duration;
+use super::values::DurationError;
 use crate::secret::Password;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -60,7 +61,7 @@ pub(super) const SERVER_KEYS: [&str; 3] = ["esl", "esl_password_file", "esl_pass
 pub(super) fn server(s: &Section<'_>, p: &mut Problems<'_>) -> Option<EslServer> {
     let addr = s.parsed(p, "esl", |t| {
         t.trim().parse::<SocketAddr>().map_err(|_| {
-            "not an address with port; write the server's private Event Socket address, like \"10.0.0.11:8021\"".into()
+            "not an address with port; write the server's private Event Socket address, like \"10.0.0.11:8021\""
         })
     });
     let file = s.string(p, "esl_password_file");
@@ -137,7 +138,7 @@ pub(super) fn section(root: &Section<'_>, p: &mut Problems<'_>) -> EslConfig {
         move |t: &str| {
             let d = parse_duration(t)?;
             if d < std::time::Duration::from_millis(min_ms) {
-                return Err(what.to_string());
+                return Err(DurationError::OutOfRange(what));
             }
             Ok(d)
         }

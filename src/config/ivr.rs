@@ -100,14 +100,12 @@ pub(super) fn ivr(root: &Section<'_>, p: &mut Problems<'_>) -> IvrConfig {
     if let Some(v) = s.parsed(p, "language", |t| match t {
         "en" => Ok(Language::En),
         "de" => Ok(Language::De),
-        _ => Err("unsupported language; use \"en\" or \"de\"".into()),
+        _ => Err("unsupported language; use \"en\" or \"de\""),
     }) {
         c.language = v.value;
     }
     if let Some(v) = s.parsed(p, "sounds_dir", |t| {
-        (!t.trim().is_empty()).then(|| PathBuf::from(t)).ok_or_else(|| {
-            "empty; name a directory holding <language>/*.wav, or remove the key to use the built-in prompts".into()
-        })
+        (!t.trim().is_empty()).then(|| PathBuf::from(t)).ok_or("empty; name a directory holding <language>/*.wav, or remove the key to use the built-in prompts")
     }) {
         c.sounds_dir = Some(v.value);
     }
@@ -163,18 +161,17 @@ fn mute(s: &Section<'_>, p: &mut Problems<'_>, c: &mut IvrConfig) {
         "" => Ok(None),
         t if t.len() == 1 => crate::digit::Digit::from_char(t.chars().next().unwrap_or(' '))
             .map(Some)
-            .ok_or_else(|| "must be one key: 0-9, * or #; or \"\" to disable".into()),
-        _ => Err("must be one key: 0-9, * or #; or \"\" to disable".into()),
+            .ok_or("must be one key: 0-9, * or #; or \"\" to disable"),
+        _ => Err("must be one key: 0-9, * or #; or \"\" to disable"),
     }) {
         c.mute_key = v.value;
     }
     if let Some(v) = s.parsed(p, "mute_mode", |t| match t {
         "esl" => Ok(MuteMode::Esl),
         "passthrough" => Ok(MuteMode::Passthrough),
-        _ => Err(
-            "must be \"esl\" (mute over the Event Socket) or \"passthrough\" (forward the key)"
-                .into(),
-        ),
+        _ => {
+            Err("must be \"esl\" (mute over the Event Socket) or \"passthrough\" (forward the key)")
+        }
     }) {
         c.mute_mode = v.value;
     }
@@ -185,7 +182,7 @@ fn echo_pin(s: &Section<'_>, p: &mut Problems<'_>, c: &mut IvrConfig, min: Optio
     let echo = s.parsed(p, "echo_pin", |t| match t {
         "" => Ok(None),
         t if all_digits(t) => Ok(Pin::new(t)),
-        _ => Err("must be digits only, or \"\" to disable the echo test".into()),
+        _ => Err("must be digits only, or \"\" to disable the echo test"),
     });
     if let Some(v) = &echo {
         c.echo_pin = v.value.clone();

@@ -12,6 +12,7 @@
 
 mod admin;
 mod build;
+mod domain;
 mod error;
 mod esl;
 mod ivr;
@@ -39,7 +40,7 @@ pub use sip::{
     TrunkReject,
 };
 pub use store::StoreConfig;
-pub use values::parse_duration;
+pub use values::{parse_duration, DurationError};
 
 use crate::sip::acl::IpNet;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::error::Problems;
 use super::reader::Section;
 use super::values::parse_duration;
+use super::values::DurationError;
 
 /// `[lifecycle]`: graceful drain on SIGTERM or `dialin drain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +37,9 @@ pub(super) fn lifecycle(root: &Section<'_>, p: &mut Problems<'_>) -> LifecycleCo
     if let Some(v) = s.parsed(p, "retry_after", |t| {
         let d = parse_duration(t)?;
         if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
-            return Err("must be from \"1s\" to \"1h\" (Retry-After counts whole seconds)".into());
+            return Err(DurationError::OutOfRange(
+                "must be from \"1s\" to \"1h\" (Retry-After counts whole seconds)",
+            ));
         }
         Ok(d)
     }) {

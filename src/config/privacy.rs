@@ -4,6 +4,7 @@
 use super::error::Problems;
 use super::reader::Section;
 use super::values::parse_duration;
+use super::values::DurationError;
 use crate::privacy::guard::GuardLimits;
 use crate::privacy::mask::{is_acceptable_name, CallerIdPolicy, MAX_KEEP_DIGITS};
 use crate::privacy::pseudonym::DEFAULT_ROTATION;
@@ -47,12 +48,12 @@ pub(super) fn privacy(root: &Section<'_>, p: &mut Problems<'_>) -> PrivacyConfig
         if is_acceptable_name(t) {
             Ok(t.to_string())
         } else {
-            Err("must be 1 to 64 characters without quotes, backslashes or control characters, not \"anonymous\", without \"-bbbID-\" and not starting with \"GLOBAL_AUDIO_\" (BBB hides or rejects such callers)".into())
+            Err("must be 1 to 64 characters without quotes, backslashes or control characters, not \"anonymous\", without \"-bbbID-\" and not starting with \"GLOBAL_AUDIO_\" (BBB hides or rejects such callers)")
         }
     });
     let policy = s.parsed(p, "caller_id", |t| match t {
         "mask" | "sequence" | "fixed" => Ok(t.to_string()),
-        _ => Err("must be \"mask\" (last digits), \"sequence\" (Phone 1, Phone 2, …) or \"fixed\" (fixed_name for everyone)".into()),
+        _ => Err("must be \"mask\" (last digits), \"sequence\" (Phone 1, Phone 2, …) or \"fixed\" (fixed_name for everyone)"),
     });
     match policy.as_ref().map(|v| v.value.as_str()) {
         Some("sequence") => c.caller_id = CallerIdPolicy::Sequence,
@@ -77,7 +78,7 @@ pub(super) fn privacy(root: &Section<'_>, p: &mut Problems<'_>) -> PrivacyConfig
     if let Some(v) = s.parsed(p, "pseudonym_rotation", |t| {
         let d = parse_duration(t)?;
         if d < Duration::from_secs(60) || d > Duration::from_secs(7 * 24 * 3600) {
-            return Err("must be from \"1m\" to \"168h\" (7 days); the default \"24h\" lets abuse be followed for a day".into());
+            return Err(DurationError::OutOfRange("must be from \"1m\" to \"168h\" (7 days); the default \"24h\" lets abuse be followed for a day"));
         }
         Ok(d)
     }) {

@@ -172,12 +172,13 @@ impl<'d> Section<'d> {
         }
     }
 
-    /// A string parsed by `parse`, whose error message is recorded as is.
-    pub(super) fn parsed<T>(
+    /// A string parsed by `parse`, whose error's message is recorded as is (each value's error
+    /// type says what to write instead).
+    pub(super) fn parsed<T, E: std::fmt::Display>(
         &self,
         p: &mut Problems<'_>,
         key: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
     ) -> Option<Spanned<T>> {
         let s = self.string(p, key)?;
         match parse(s.value) {
@@ -187,7 +188,7 @@ impl<'d> Section<'d> {
                 line: s.line,
             }),
             Err(message) => {
-                p.push(s.line, s.path, message);
+                p.push(s.line, s.path, message.to_string());
                 None
             }
         }

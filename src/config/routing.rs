@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::EslServer;
-use crate::routing::ConferenceId;
+use crate::ids::ConferenceId;
 use crate::secret::Pin;
 
 use std::collections::HashSet;
@@ -80,9 +80,9 @@ pub(super) fn servers(
     ];
     for s in root.tables(p, "servers", &known) {
         let name = s.parsed(p, "name", |t| {
-            valid_server_name(t).then(|| t.to_string()).ok_or_else(|| {
-                "must be 1 to 32 characters of a-z, 0-9, '_' and '-', like \"bbb1\"".into()
-            })
+            valid_server_name(t)
+                .then(|| t.to_string())
+                .ok_or("must be 1 to 32 characters of a-z, 0-9, '_' and '-', like \"bbb1\"")
         });
         if !s.has("name") {
             p.push(
@@ -96,7 +96,7 @@ pub(super) fn servers(
             .and_then(|uri| match resolve(&uri.value) {
                 Ok(addr) => Some((uri.value.host, addr)),
                 Err(message) => {
-                    p.push(uri.line, uri.path, message);
+                    p.push(uri.line, uri.path, message.to_string());
                     None
                 }
             });
@@ -209,9 +209,7 @@ pub(super) fn pins(
         let conference = s.parsed(p, "conference", |t| {
             (all_digits(t) && CONFERENCE_DIGITS.contains(&t.len()))
                 .then(|| ConferenceId(t.to_string()))
-                .ok_or_else(|| {
-                    "must be the meeting's voiceBridge number: 5 to 11 digits (0-9)".into()
-                })
+                .ok_or("must be the meeting's voiceBridge number: 5 to 11 digits (0-9)")
         });
         for (key, what) in [
             ("pin", "the PIN callers type"),

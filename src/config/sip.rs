@@ -9,6 +9,7 @@ use crate::sip::acl::{IpNet, SourceAcl};
 
 use super::error::Problems;
 use super::reader::Section;
+use super::values::DurationError;
 use super::values::{parse_duration, parse_port_range};
 
 /// `[sip]`: where dialin's SIP endpoint listens and what address it puts in messages.
@@ -115,48 +116,12 @@ pub struct NamedTrunk {
     pub srtp: crate::sip::sdes::SrtpPolicy,
 }
 
-/// `[trunks.register]`: dialin registers with the provider's registrar so that calls for the
-/// number are sent to it (providers without fixed-address trunks require this).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegisterConfig {
-    /// The registrar's URI as written (`sip:sip.provider.example[:port]`), for the
-    /// Request-URI and the address of record's domain.
-    pub registrar: String,
-    /// The registrar's resolved address (resolved once at load time); its IP is allowed to
-    /// send calls for this trunk.
-    pub registrar_addr: SocketAddr,
-    /// The account (user part of the address of record).
-    pub username: String,
-    /// The digest user name when it differs from `username`.
-    pub auth_username: Option<String>,
-    /// The digest password, from `password_file` or `password_env`; never printed.
-    pub password: Password,
-    /// The registration lifetime dialin asks for (default 1 h); refreshed at three quarters.
-    pub expires: Duration,
-}
+/// `[trunks.register]`'s settings belong to the registration code that uses them;
+/// re-exported so `config::RegisterConfig` keeps working.
+pub use crate::sip::register::RegisterConfig;
 
-/// A password read from a file or the environment. `Debug` hides it, so it never reaches a
-/// log or `dialin check`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password (trailing newline of a file already trimmed).
-    pub fn new(p: impl Into<String>) -> Password {
-        Password(p.into())
-    }
-
-    /// The password, for the digest computation only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<hidden>)")
-    }
-}
+/// The one password type, kept reachable as `config::Password` (the trunk's digest password).
+pub use crate::secret::Password;
 
 /// `[limits]`: what protects dialin from floods and overload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,15 +192,15 @@ pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     let mut c = SipConfig::default();
     if let Some(v) = s.parsed(p, "listen", |t| {
         t.trim().parse::<SocketAddr>().map_err(|_| {
-            "not an address with port; write it like \"127.0.0.1:5060\", \"0.0.0.0:5060\" or \"[::]:5060\"".into()
+            "not an address with port; write it like \"127.0.0.1:5060\", \"0.0.0.0:5060\" or \"[::]:5060\""
         })
     }) {
         c.listen = v.value;
     }
     let advertise = s.parsed(p, "advertise", |t| match t.trim().parse::<IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => Err("must be the address providers and servers reach dialin at, not an unspecified address like 0.0.0.0".into()),
+        Ok(ip) if ip.is_unspecified() => Err("must be the address providers and servers reach dialin at, not an unspecified address like 0.0.0.0"),
         Ok(ip) => Ok(ip),
-        Err(_) => Err("not an IP address; write the address providers and servers reach dialin at, like \"203.0.113.5\"".into()),
+        Err(_) => Err("not an IP address; write the address providers and servers reach dialin at, like \"203.0.113.5\""),
     });
     match advertise {
         Some(v) => c.advertise = v.value,
@@ -249,9 +214,7 @@ pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     }
     if let Some(v) = s.parsed(p, "user_agent", |t| {
         let ok = t.len() <= 64 && t.bytes().all(|b| (0x20..0x7f).contains(&b));
-        ok.then(|| t.to_string()).ok_or_else(|| {
-            "must be up to 64 printable ASCII characters, like \"dialin\", or \"\" for no User-Agent header".into()
-        })
+        ok.then(|| t.to_string()).ok_or("must be up to 64 printable ASCII characters, like \"dialin\", or \"\" for no User-Agent header")
     }) {
         c.user_agent = v.value;
     }
@@ -264,7 +227,9 @@ pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
     if let Some(v) = s.parsed(p, "session_min_se", |t| {
         let d = parse_duration(t)?;
         if d.subsec_millis() != 0 {
-            return Err("must be whole seconds, like \"90s\"".into());
+            return Err(DurationError::OutOfRange(
+                "must be whole seconds, like \"90s\"",
+            ));
         }
         Ok(d)
     }) {
@@ -310,9 +275,7 @@ pub(super) fn trunk(root: &Section<'_>, p: &mut Problems<'_>) -> TrunkConfig {
     if let Some(v) = s.parsed(p, "reject", |t| match t {
         "403" => Ok(TrunkReject::Forbidden),
         "silence" => Ok(TrunkReject::Silence),
-        _ => Err(
-            "must be \"403\" (answer 403 Forbidden) or \"silence\" (drop without answer)".into(),
-        ),
+        _ => Err("must be \"403\" (answer 403 Forbidden) or \"silence\" (drop without answer)"),
     }) {
         c.reject = v.value;
     }

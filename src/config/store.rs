@@ -9,7 +9,7 @@ use super::reader::Section;
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// `sqlite://<path>` or `postgres://...`, from `url`, `url_file` or `url_env`; `None` uses
-    /// the default of [`crate::store::location::Location::from_config`] (a SQLite file in
+    /// the default of [`StoreConfig::location`] (a SQLite file in
     /// `$STATE_DIRECTORY` or the working directory). May hold a password: print it only through
     /// [`crate::store::location::Location`], which masks it.
     pub url: Option<String>,
@@ -37,15 +37,22 @@ impl std::fmt::Debug for StoreConfig {
     }
 }
 
+/// Why a store URL was refused. The message never echoes the value (it may hold a password).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+enum StoreUrlError {
+    /// Neither a SQLite file nor a PostgreSQL URL.
+    #[error("must be \"sqlite://<path of a file>\" or \"postgres://user@host/database\"")]
+    NotSqliteOrPostgres,
+}
+
 /// What a store URL must look like; the check never echoes the value.
-fn check_url(t: &str) -> Result<String, String> {
+fn check_url(t: &str) -> Result<String, StoreUrlError> {
     let t = t.trim();
     let ok = t.starts_with("postgres://")
         || t.starts_with("postgresql://")
         || (t.starts_with("sqlite://") && t.len() > "sqlite://".len());
-    ok.then(|| t.to_string()).ok_or_else(|| {
-        "must be \"sqlite://<path of a file>\" or \"postgres://user@host/database\"".into()
-    })
+    ok.then(|| t.to_string())
+        .ok_or(StoreUrlError::NotSqliteOrPostgres)
 }
 
 /// `[store]`: exactly one of `url`, `url_file`, `url_env`, or none for the default.

@@ -14,13 +14,13 @@ pub(super) fn sip_tls(
     let listen = s.parsed(p, "tls_listen", |t| {
         t.trim()
             .parse::<SocketAddr>()
-            .map_err(|_| "not an address with port; write it like \"0.0.0.0:5061\"".into())
+            .map_err(|_| "not an address with port; write it like \"0.0.0.0:5061\"")
     });
     let path = |p: &mut Problems<'_>, key: &str| {
         s.parsed(p, key, |t| {
             (!t.trim().is_empty())
                 .then(|| PathBuf::from(t))
-                .ok_or_else(|| "empty; name a PEM file".into())
+                .ok_or("empty; name a PEM file")
         })
     };
     let (cert, key) = (path(p, "tls_cert"), path(p, "tls_key"));

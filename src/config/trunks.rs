@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::error::Problems;
 use super::reader::Section;
+use super::values::DurationError;
 use super::values::{parse_duration, valid_server_name};
 use super::values::{parse_sip_uri, resolve};
 use super::{LimitsConfig, NamedTrunk, Password, RegisterConfig};
@@ -22,9 +23,9 @@ pub(super) fn trunks(root: &Section<'_>, p: &mut Problems<'_>) -> Vec<NamedTrunk
         &["name", "allow", "max_calls", "register", "srtp"],
     ) {
         let name = s.parsed(p, "name", |t| {
-            valid_server_name(t).then(|| t.to_string()).ok_or_else(|| {
-                "must be 1 to 32 characters of a-z, 0-9, '_' and '-', like \"provider1\"".into()
-            })
+            valid_server_name(t)
+                .then(|| t.to_string())
+                .ok_or("must be 1 to 32 characters of a-z, 0-9, '_' and '-', like \"provider1\"")
         });
         if !s.has("name") {
             let message = "missing; give every trunk a unique name, like name = \"provider1\"";
@@ -71,7 +72,7 @@ pub(super) fn srtp_policy(s: &Section<'_>, p: &mut Problems<'_>) -> SrtpPolicy {
         "optional" => Ok(SrtpPolicy::Optional),
         "required" => Ok(SrtpPolicy::Required),
         "off" => Ok(SrtpPolicy::Off),
-        _ => Err("must be \"optional\" (SRTP when the provider offers it), \"required\" (refuse plain RTP) or \"off\"".into()),
+        _ => Err("must be \"optional\" (SRTP when the provider offers it), \"required\" (refuse plain RTP) or \"off\""),
     })
     .map(|v| v.value)
     .unwrap_or_default()
@@ -94,7 +95,7 @@ fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig>
             .and_then(|uri| match resolve(&uri.value) {
                 Ok(addr) => Some((uri, addr)),
                 Err(message) => {
-                    p.push(uri.line, uri.path, message);
+                    p.push(uri.line, uri.path, message.to_string());
                     None
                 }
             });
@@ -125,7 +126,7 @@ fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig>
     let auth_username = s.parsed(p, "auth_username", name_rule).map(|v| v.value);
     let password = match (s.string(p, "password_file"), s.string(p, "password_env")) {
         (Some(file), None) => match std::fs::read_to_string(file.value) {
-            Ok(text) => Some(Password::new(text.trim_end_matches(['\r', '\n']))),
+            Ok(text) => Some(Password::new(&text)),
             Err(e) => {
                 let message = format!(
                     "cannot read the password file ({}); check the path and its permissions",
@@ -136,7 +137,7 @@ fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig>
             }
         },
         (None, Some(var)) => match std::env::var(var.value) {
-            Ok(v) if !v.is_empty() => Some(Password::new(v)),
+            Ok(v) if !v.trim().is_empty() => Some(Password::new(&v)),
             _ => {
                 let message = "the environment variable is not set (or empty); export it before starting dialin";
                 p.push(var.line, var.path, message);
@@ -161,7 +162,9 @@ fn register(trunk: &Section<'_>, p: &mut Problems<'_>) -> Option<RegisterConfig>
     if let Some(v) = s.parsed(p, "expires", |t| {
         let d = parse_duration(t)?;
         if d.subsec_millis() != 0 || d.as_secs() > 86_400 {
-            return Err("must be whole seconds up to a day, like \"1h\"".into());
+            return Err(DurationError::OutOfRange(
+                "must be whole seconds up to a day, like \"1h\"",
+            ));
         }
         Ok(d)
     }) {
@@ -213,7 +216,9 @@ pub(super) fn limits(root: &Section<'_>, p: &mut Problems<'_>) -> LimitsConfig {
     if let Some(v) = s.parsed(p, "retry_after", |t| {
         let d = parse_duration(t)?;
         if d.subsec_millis() != 0 || d.as_secs() > 3600 {
-            return Err("must be whole seconds from 1s to 1h, like \"10s\"".into());
+            return Err(DurationError::OutOfRange(
+                "must be whole seconds from 1s to 1h, like \"10s\"",
+            ));
         }
         Ok(d)
     }) {
@@ -234,7 +239,9 @@ pub(super) fn limits(root: &Section<'_>, p: &mut Problems<'_>) -> LimitsConfig {
     if let Some(v) = s.parsed(p, "tcp_idle", |t| {
         let d = parse_duration(t)?;
         if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
-            return Err("must be from 100ms to 1h, like \"30s\"".into());
+            return Err(DurationError::OutOfRange(
+                "must be from 100ms to 1h, like \"30s\"",
+            ));
         }
         Ok(d)
     }) {

@@ -9,9 +9,8 @@
 //! busy loop.
 
 use super::frame::{parse, FrameError};
-use super::message::Message;
+use super::message::{Event, ListedConference, Message};
 use super::session::{Session, SessionError, SessionOutput, SessionSettings};
-use crate::routing::live::LiveDirectory;
 use crate::secret::Password;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -23,6 +22,20 @@ use tracing::{debug, info, warn};
 
 /// How many `api` commands (mute toggles) may wait for the connection task.
 const COMMAND_QUEUE: usize = 64;
+
+/// Where the connection task reports what it learns about a server's conferences.
+///
+/// Defined here, implemented by the routing module's shared directory, so the Event Socket
+/// client does not depend on routing (routing depends on the Event Socket's message types).
+/// `idx` is the server's index in the directory; `now` is when the input arrived.
+pub trait ConferenceFeed: Clone + Send + Sync + 'static {
+    /// Server `idx` connected and its conferences are `list` (replaces what was known).
+    fn handle_snapshot(&self, idx: usize, now: Instant, list: Vec<ListedConference>);
+    /// Server `idx` lost its Event Socket.
+    fn handle_down(&self, idx: usize, now: Instant);
+    /// An event from server `idx`.
+    fn handle_event(&self, idx: usize, now: Instant, event: &Event);
+}
 
 /// One watched server's connection settings.
 #[derive(Clone, Debug)]
@@ -137,7 +150,7 @@ impl Backoff {
 pub fn spawn(
     settings: ClientSettings,
     idx: usize,
-    directory: LiveDirectory,
+    directory: impl ConferenceFeed,
     cancel: CancellationToken,
 ) -> EslHandle {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
@@ -148,7 +161,7 @@ pub fn spawn(
 async fn run(
     settings: ClientSettings,
     idx: usize,
-    directory: LiveDirectory,
+    directory: impl ConferenceFeed,
     mut rx: mpsc::Receiver<Command>,
     cancel: CancellationToken,
 ) {
@@ -159,10 +172,7 @@ async fn run(
             r = session(&settings, idx, &directory, &mut rx, &mut ready) => r,
             _ = cancel.cancelled() => return,
         };
-        directory.update(|d| {
-            d.handle_down(idx, Instant::now());
-            ((), false)
-        });
+        directory.handle_down(idx, Instant::now());
         if ready {
             backoff.reset();
         }
@@ -183,7 +193,7 @@ async fn run(
 async fn session(
     settings: &ClientSettings,
     idx: usize,
-    directory: &LiveDirectory,
+    directory: &impl ConferenceFeed,
     rx: &mut mpsc::Receiver<Command>,
     ready: &mut bool,
 ) -> Result<(), ClientError> {
@@ -205,18 +215,12 @@ async fn session(
                 }
                 SessionOutput::Ready(list) => {
                     let n = list.len();
-                    directory.update(|d| {
-                        d.handle_snapshot(idx, Instant::now(), list);
-                        ((), true)
-                    });
+                    directory.handle_snapshot(idx, Instant::now(), list);
                     *ready = true;
                     info!(server = %settings.name, conferences = n, "Event Socket up");
                 }
                 SessionOutput::Event(e) => {
-                    directory.update(|d| {
-                        let created = d.handle_event(idx, Instant::now(), &e);
-                        ((), created)
-                    });
+                    directory.handle_event(idx, Instant::now(), &e);
                 }
                 SessionOutput::ApiReply { tag, ok } => {
                     if ok {

@@ -59,7 +59,7 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConferenceEvent {
     /// `Conference-Name`: the voiceBridge number.
-    pub conference: crate::routing::ConferenceId,
+    pub conference: crate::ids::ConferenceId,
     /// What happened.
     pub kind: EventKind,
 }
@@ -164,7 +164,7 @@ fn event(get: impl Fn(&str) -> Option<String>, body: &str) -> Event {
                 _ => EventKind::Other,
             };
             Event::Conference(ConferenceEvent {
-                conference: crate::routing::ConferenceId(conference),
+                conference: crate::ids::ConferenceId(conference),
                 kind,
             })
         }
@@ -205,7 +205,7 @@ fn url_decode(s: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListedConference {
     /// Its name (voiceBridge).
-    pub conference: crate::routing::ConferenceId,
+    pub conference: crate::ids::ConferenceId,
     /// Its members as `(member id, channel Unique-ID)`.
     pub members: Vec<(u32, String)>,
 }
@@ -225,7 +225,7 @@ pub fn parse_conference_list(body: &str) -> Option<Vec<ListedConference>> {
         if let Some(rest) = line.strip_prefix("+OK Conference ") {
             let name = rest.split(' ').next().unwrap_or("");
             out.push(ListedConference {
-                conference: crate::routing::ConferenceId(name.to_string()),
+                conference: crate::ids::ConferenceId(name.to_string()),
                 members: Vec::new(),
             });
         } else if let Some(last) = out.last_mut() {

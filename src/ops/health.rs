@@ -5,12 +5,31 @@
 use serde::Serialize;
 use std::sync::Arc;
 
+/// Why dialin should not get new calls now; shown as the check's `reason` in `/readyz` (no
+/// personal data). Each message says what is wrong and where to look.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// The SIP listener was stopped (shutdown): restart dialin to take calls again.
+    #[error("the SIP listener has stopped")]
+    SipListenerStopped,
+    /// The PIN store does not answer: check the database named by `[store]`.
+    #[error("the PIN store cannot be read")]
+    StoreUnreachable,
+    /// Event Sockets are configured but none is connected: check `esl` of `[[servers]]`.
+    #[error("no server's Event Socket is connected")]
+    NoEventSocket,
+    /// A drain runs: this instance finishes its calls and takes no new ones.
+    #[error("draining: new calls go elsewhere")]
+    Draining,
+}
+
 /// One condition for being ready to take calls.
 pub trait ReadinessCheck: Send + Sync + 'static {
     /// A short fixed name for the check (shown in `/readyz`).
     fn name(&self) -> &'static str;
     /// `Ok` when ready; otherwise a short reason without personal data.
-    fn check(&self) -> Result<(), String>;
+    fn check(&self) -> Result<(), NotReady>;
 }
 
 /// A check made of a name and a closure.
@@ -23,7 +42,7 @@ pub struct FnCheck<F> {
 
 impl<F> FnCheck<F>
 where
-    F: Fn() -> Result<(), String> + Send + Sync + 'static,
+    F: Fn() -> Result<(), NotReady> + Send + Sync + 'static,
 {
     /// A check called `name` that runs `f`.
     pub fn shared(name: &'static str, f: F) -> Arc<dyn ReadinessCheck> {
@@ -33,12 +52,12 @@ where
 
 impl<F> ReadinessCheck for FnCheck<F>
 where
-    F: Fn() -> Result<(), String> + Send + Sync + 'static,
+    F: Fn() -> Result<(), NotReady> + Send + Sync + 'static,
 {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), NotReady> {
         (self.f)()
     }
 }
@@ -68,7 +87,7 @@ pub fn readiness(checks: &[Arc<dyn ReadinessCheck>]) -> (bool, Vec<CheckResult>)
             Err(reason) => CheckResult {
                 name: c.name(),
                 ok: false,
-                reason: Some(reason),
+                reason: Some(reason.to_string()),
             },
         })
         .collect();
@@ -82,11 +101,14 @@ mod tests {
     #[test]
     fn ready_only_when_every_check_passes() {
         let ok = FnCheck::shared("sip", || Ok(()));
-        let bad = FnCheck::shared("draining", || Err("draining".into()));
+        let bad = FnCheck::shared("draining", || Err(NotReady::Draining));
         assert!(readiness(std::slice::from_ref(&ok)).0);
         assert!(readiness(&[]).0);
         let (ready, results) = readiness(&[ok, bad]);
         assert!(!ready);
-        assert_eq!(results[1].reason.as_deref(), Some("draining"));
+        assert_eq!(
+            results[1].reason.as_deref(),
+            Some("draining: new calls go elsewhere")
+        );
     }
 }

@@ -11,7 +11,7 @@ use crate::call::context::{CallSettings, Prompts};
 use crate::call::flow::FlowSettings;
 use crate::call::pin::PinSettings;
 use crate::config::Config;
-use crate::routing::live::LiveDirectory;
+use crate::routing::shared_directory::SharedDirectory;
 use crate::routing::Router;
 use crate::sounds::load_prompts;
 use std::path::Path;
@@ -46,16 +46,16 @@ pub struct Reloaded {
 #[derive(Clone, Default)]
 pub struct LiveParts {
     /// The conference directory fed by the Event Socket tasks.
-    pub directory: Option<LiveDirectory>,
+    pub directory: Option<SharedDirectory>,
     /// The store mappings the store watcher keeps current.
-    pub store: crate::store::live::LiveMappings,
+    pub store: crate::store::shared_mappings::SharedMappings,
 }
 
 /// The per-call settings of `config`; loads (and encodes) its prompts. The router reads the
 /// live parts built once at start-up.
 pub fn call_settings(config: &Config, live: &LiveParts) -> Result<CallSettings, ReloadError> {
     let prompts = load_prompts(&config.ivr).map_err(|e| ReloadError::Prompts(e.to_string()))?;
-    let router = Router::new(config).with_store(live.store.clone());
+    let router = Router::new(config.routing_settings()).with_store(live.store.clone());
     let directory = live.directory.as_ref();
     Ok(CallSettings {
         router: match directory {

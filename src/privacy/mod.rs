@@ -28,7 +28,7 @@ pub use mask::{
 };
 pub use pseudonym::{CallerKey, Pseudonym};
 
-use crate::routing::ConferenceId;
+use crate::ids::ConferenceId;
 use crate::secret::CallerNumber;
 use cluster_sequence::SequenceStore;
 use pseudonym::Pseudonymizer;

@@ -8,7 +8,7 @@
 //! small for an unkeyed hash (anyone could hash every number). Pure: the clock and the key
 //! source are inputs.
 
-use crate::routing::ConferenceId;
+use crate::ids::ConferenceId;
 use crate::secret::CallerNumber;
 use sha2::{Digest, Sha256};
 use std::fmt;

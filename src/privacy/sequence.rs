@@ -78,8 +78,8 @@ impl ConferenceSequences {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::ConferenceId;
     use crate::privacy::pseudonym::Pseudonymizer;
-    use crate::routing::ConferenceId;
 
     fn conf(p: &Pseudonymizer, n: u32) -> Pseudonym {
         p.conference(&ConferenceId(format!("{}", 70000 + n)))

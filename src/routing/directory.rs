@@ -213,14 +213,14 @@ impl Directory {
 
     /// Our call `call` (its `X-Dialin-Call` value) as a member on server `idx`: the
     /// conference and member id, once both CHANNEL_ANSWER and add-member were seen.
-    pub fn member(&self, idx: usize, call: &str) -> Option<(crate::routing::ConferenceId, u32)> {
+    pub fn member(&self, idx: usize, call: &str) -> Option<(crate::ids::ConferenceId, u32)> {
         let entry = self.servers.get(idx)?;
         let uuid = entry.calls.get(call)?;
         entry.conferences.iter().find_map(|(name, members)| {
             members
                 .iter()
                 .find(|(_, u)| *u == uuid)
-                .map(|(id, _)| (crate::routing::ConferenceId(name.clone()), *id))
+                .map(|(id, _)| (crate::ids::ConferenceId(name.clone()), *id))
         })
     }
 

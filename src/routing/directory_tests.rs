@@ -1,6 +1,6 @@
 use super::*;
 use crate::esl::message::ConferenceEvent;
-use crate::routing::ConferenceId;
+use crate::ids::ConferenceId;
 
 const GRACE: Duration = Duration::from_secs(30);
 

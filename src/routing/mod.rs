@@ -11,40 +11,32 @@
 //! - an identity PIN (voiceBridge) that is not running: [`RouteDecision::Invalid`], as it
 //!   cannot be told apart from a typo; the default server takes it only if that server has no
 //!   Event Socket (the old, directory-less behaviour).
+//!
+//! The rules are pure ([`routes::Routes`]: the store snapshot, the directory and the time are
+//! arguments); [`Router`] is the thin wrapper that holds the shared handles (directory, store
+//! snapshot) and passes them in.
 
 pub mod directory;
-pub mod live;
+pub mod routes;
+pub mod shared_directory;
 
-use directory::Presence;
-use live::LiveDirectory;
-use std::collections::HashMap;
+/// The old path of [`shared_directory`], kept until `call/driver` (being rewritten) moves over.
+pub mod live {
+    pub use super::shared_directory::DirectoryView;
+    /// The old name of [`super::shared_directory::SharedDirectory`].
+    pub type LiveDirectory = super::shared_directory::SharedDirectory;
+}
+
+use crate::store::shared_mappings::SharedMappings;
+use directory::Directory;
+pub use routes::{Routes, RoutingSettings};
+use shared_directory::SharedDirectory;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// A FreeSWITCH conference name (BBB's voiceBridge). Where PINs are voiceBridge numbers this is
-/// PIN material too, so `Debug`/`Display` hide it; the server leg's Request-URI uses `expose`.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ConferenceId(pub String);
-
-impl ConferenceId {
-    /// The conference number, for the server leg's Request-URI only. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ConferenceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ConferenceId(<hidden>)")
-    }
-}
-
-impl fmt::Display for ConferenceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<conference>")
-    }
-}
+/// The conference id lives in [`crate::ids`]; re-exported so `routing::ConferenceId` keeps working.
+pub use crate::ids::ConferenceId;
 
 /// Where a caller goes: a conference on a named BBB server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +79,7 @@ pub enum WaitingFor {
     /// A BBB meeting ID (PIN store mapping) the BBB API does not report running yet: only
     /// the API can tell when it starts, so the call driver asks it again (see
     /// `call::meeting_poll`); [`Router::recheck`] cannot decide it.
-    Meeting(crate::store::live::MeetingLookup),
+    Meeting(crate::store::shared_mappings::MeetingLookup),
 }
 
 /// What a typed PIN leads to, when it may need a lookup first: store mappings to a BBB
@@ -98,108 +90,70 @@ pub enum Lookup {
     /// The decision is known now.
     Ready(RouteDecision),
     /// Ask the BBB API for this meeting's voiceBridge first.
-    Meeting(crate::store::live::MeetingLookup),
+    Meeting(crate::store::shared_mappings::MeetingLookup),
 }
 
-/// The smallest and largest voiceBridge numbers BBB uses: a PIN of this length may be one.
-const CONFERENCE_DIGITS: std::ops::RangeInclusive<usize> = 5..=11;
-
-/// A server a route can lead to.
-#[derive(Clone)]
-struct Server {
-    /// The server's name from the config.
-    name: String,
-    /// Its FreeSWITCH SIP address.
-    addr: SocketAddr,
-}
-
-/// Resolves typed PINs to routes from the configuration: the echo test, the admin `[[pins]]`
-/// mappings, and (if `pin_is_conference`) the PIN as a voiceBridge number on the default server.
+/// The routes plus the two shared, changing inputs routing reads: the live directory (written
+/// by the Event Socket tasks) and the store's mapping snapshot (swapped by the store watcher).
 ///
-/// Pure and cheap to build, so a config reload simply builds a new one. `Debug` shows only
-/// counts: the mapping table is PIN material.
+/// A thin wrapper: each call takes the current store snapshot and the directory lock, then asks
+/// the pure [`Routes`] (which holds the rules and reads no clock). Cheap to clone (clones share
+/// the handles); a config reload builds a new one. `Debug` shows only counts: the mapping table
+/// is PIN material.
 #[derive(Clone)]
 pub struct Router {
-    /// The echo test's PIN, if enabled.
-    echo_pin: Option<crate::secret::Pin>,
-    /// Admin mappings by PIN digits, already resolved to a target.
-    mappings: std::collections::HashMap<String, ConferenceTarget>,
-    /// Whether a 5–11 digit PIN without mapping is taken as the conference number.
-    pin_is_conference: bool,
-    /// The server for PINs that do not name one.
-    default_server: Option<Server>,
-    /// Every server by name: store mappings name one, and the directory says where to go.
-    servers: HashMap<String, Server>,
+    /// The configured routes (pure).
+    routes: Routes,
     /// The live directory, when any server has an Event Socket.
-    directory: Option<LiveDirectory>,
+    directory: Option<SharedDirectory>,
     /// The PIN store's mappings, swapped live by the store watcher (shared by clones).
-    store: crate::store::live::LiveMappings,
+    store: SharedMappings,
 }
 
 impl Router {
-    /// Builds the router from a validated configuration. A mapping whose server cannot be found
-    /// (impossible after validation) is left out, so its PIN routes as if unmapped.
-    pub fn new(config: &crate::config::Config) -> Router {
-        let server = |s: &crate::config::ServerConfig| Server {
-            name: s.name.clone(),
-            addr: s.sip,
-        };
-        let default_server = config.default_server().map(server);
-        let mut mappings = std::collections::HashMap::new();
-        for m in &config.pins {
-            let target = match &m.server {
-                Some(name) => config.server(name).map(server),
-                None => default_server.clone(),
-            };
-            if let Some(s) = target {
-                let target = ConferenceTarget {
-                    conference: m.conference.clone(),
-                    server: s.name,
-                    server_addr: s.addr,
-                };
-                mappings.insert(m.pin.expose().to_string(), target);
-            }
-        }
+    /// Builds the router from the settings `config` derives from the file.
+    pub fn new(settings: RoutingSettings) -> Router {
         Router {
-            echo_pin: config.ivr.echo_pin.clone(),
-            mappings,
-            pin_is_conference: config.routing.pin_is_conference,
-            default_server,
-            servers: config
-                .servers
-                .iter()
-                .map(|s| (s.name.clone(), server(s)))
-                .collect(),
+            routes: Routes::new(settings),
             directory: None,
             store: Default::default(),
         }
     }
 
     /// The same router consulting `directory` for servers it watches.
-    pub fn with_directory(mut self, directory: LiveDirectory) -> Router {
+    pub fn with_directory(mut self, directory: SharedDirectory) -> Router {
         self.directory = Some(directory);
         self
     }
 
     /// The same router reading `store`'s mappings (a reloaded router keeps the store's live
     /// handle, which the store watcher keeps current).
-    pub fn with_store(mut self, store: crate::store::live::LiveMappings) -> Router {
+    pub fn with_store(mut self, store: SharedMappings) -> Router {
         self.store = store;
         self
     }
 
     /// The live directory, if any (for waiting callers and the mute key).
-    pub fn directory(&self) -> Option<&LiveDirectory> {
+    pub fn directory(&self) -> Option<&SharedDirectory> {
         self.directory.as_ref()
     }
 
     /// The handle the store watcher swaps new mapping sets into.
-    pub fn store_mappings(&self) -> crate::store::live::LiveMappings {
+    pub fn store_mappings(&self) -> SharedMappings {
         self.store.clone()
     }
 
+    /// Runs `f` on the directory (locked for the duration) or on none.
+    fn with_dir<R>(&self, f: impl FnOnce(Option<&Directory>) -> R) -> R {
+        match &self.directory {
+            Some(d) => d.read(|dir| f(Some(dir))),
+            None => f(None),
+        }
+    }
+
     /// Where `pin` leads at `now`; see the module doc for the rules. A store mapping to a BBB
-    /// meeting ID needs a lookup ([`Router::lookup_at`]) and counts as invalid here.
+    /// meeting ID needs a lookup ([`Router::lookup_at`]) and counts as invalid here. Reads the
+    /// wall clock for the store mappings' validity windows.
     pub fn resolve_at(&self, pin: &crate::secret::Pin, now: Instant) -> RouteDecision {
         match self.lookup_at(pin, now, crate::store::model::unix_now()) {
             Lookup::Ready(d) => d,
@@ -211,119 +165,24 @@ impl Router {
     /// Store mappings are checked after the config file's `[[pins]]` (which win) and only
     /// within their validity window (`unix`: wall clock, Unix seconds).
     pub fn lookup_at(&self, pin: &crate::secret::Pin, now: Instant, unix: i64) -> Lookup {
-        use crate::store::model::Target;
-        if self.echo_pin.as_ref() == Some(pin) {
-            return Lookup::Ready(RouteDecision::Echo);
-        }
-        if let Some(target) = self.mappings.get(pin.expose()) {
-            let (conference, server) = (target.conference.clone(), Some(target.server.as_str()));
-            return Lookup::Ready(self.mapped(conference, server, now));
-        }
         let snapshot = self.store.snapshot();
-        if let Some(m) = snapshot.get(pin.expose()).filter(|m| m.is_valid_at(unix)) {
-            return match &m.target {
-                Target::Conference { conference, server } => {
-                    Lookup::Ready(self.mapped(conference.clone(), server.as_deref(), now))
-                }
-                Target::Meeting { meeting_id, server } => {
-                    Lookup::Meeting(crate::store::live::MeetingLookup {
-                        meeting_id: meeting_id.clone(),
-                        server: server.clone(),
-                    })
-                }
-            };
-        }
-        Lookup::Ready(self.identity(pin, now))
+        self.with_dir(|dir| self.routes.lookup(pin, &snapshot, dir, now, unix))
     }
 
     /// The route to the running meeting `conference` that the BBB API reported (on the server
-    /// named `server`, or where the directory finds it, or on the default server).
+    /// named `server`, or where the directory finds it, or on the default server), as of now
+    /// (reads the clock).
     pub fn meeting_target(&self, conference: ConferenceId, server: Option<&str>) -> RouteDecision {
-        self.mapped(conference, server, Instant::now())
+        let now = Instant::now();
+        self.with_dir(|dir| self.routes.mapped(conference, server, dir, now))
     }
 
-    /// Re-checks a waiting caller's meeting at `now`: [`RouteDecision::Conference`] once it runs.
-    /// A [`WaitingFor::Meeting`] stays waiting: only the BBB API can say it started.
+    /// Re-checks a waiting caller's meeting at `now` (see [`Routes::recheck`]).
     pub fn recheck(&self, waiting: &WaitingFor, now: Instant) -> RouteDecision {
-        match waiting {
-            WaitingFor::Conference { conference, server } => {
-                self.mapped(conference.clone(), server.as_deref(), now)
-            }
-            WaitingFor::Meeting(_) => RouteDecision::Waiting(waiting.clone()),
-        }
+        self.with_dir(|dir| self.routes.recheck(waiting, dir, now))
     }
 
-    /// A mapped (known) meeting: where the directory sees it running; on its named (or the
-    /// default) server when the directory does not watch that server; otherwise the waiting
-    /// room, or unavailable on a collision.
-    fn mapped(
-        &self,
-        conference: ConferenceId,
-        server: Option<&str>,
-        now: Instant,
-    ) -> RouteDecision {
-        let named = match server {
-            Some(name) => self.servers.get(name),
-            None => self.default_server.as_ref(),
-        };
-        let target = named.map(|s| ConferenceTarget {
-            conference: conference.clone(),
-            server: s.name.clone(),
-            server_addr: s.addr,
-        });
-        let Some(dir) = &self.directory else {
-            return target.map_or(RouteDecision::Invalid, RouteDecision::Conference);
-        };
-        if let Some(t) = target.filter(|t| !dir.watches(&t.server)) {
-            return RouteDecision::Conference(t);
-        }
-        match dir.lookup(conference.expose(), now) {
-            Presence::Running(server) => self.on(server, conference),
-            Presence::Collision => RouteDecision::Unavailable,
-            Presence::NotRunning { .. } => RouteDecision::Waiting(WaitingFor::Conference {
-                conference,
-                server: server.map(str::to_string),
-            }),
-        }
-    }
-
-    /// An unmapped PIN taken as a voiceBridge number (if `pin_is_conference`).
-    fn identity(&self, pin: &crate::secret::Pin, now: Instant) -> RouteDecision {
-        if !self.pin_is_conference || !CONFERENCE_DIGITS.contains(&pin.len()) {
-            return RouteDecision::Invalid;
-        }
-        let conference = ConferenceId(pin.expose().to_string());
-        let Some(dir) = &self.directory else {
-            return match &self.default_server {
-                Some(s) => self.on(s.name.clone(), conference),
-                None => RouteDecision::Invalid,
-            };
-        };
-        match dir.lookup(pin.expose(), now) {
-            Presence::Running(server) => self.on(server, conference),
-            Presence::Collision | Presence::NotRunning { certain: false } => {
-                RouteDecision::Unavailable
-            }
-            Presence::NotRunning { certain: true } => match &self.default_server {
-                Some(s) if !dir.watches(&s.name) => self.on(s.name.clone(), conference),
-                _ => RouteDecision::Invalid,
-            },
-        }
-    }
-
-    /// `conference` on the server named `server`; unavailable if that name is not configured.
-    fn on(&self, server: String, conference: ConferenceId) -> RouteDecision {
-        match self.servers.get(&server) {
-            Some(s) => RouteDecision::Conference(ConferenceTarget {
-                conference,
-                server,
-                server_addr: s.addr,
-            }),
-            None => RouteDecision::Unavailable,
-        }
-    }
-
-    /// Where `pin` leads now (see [`Router::resolve_at`]).
+    /// Where `pin` leads now (see [`Router::resolve_at`]; reads the clock).
     pub fn resolve(&self, pin: &crate::secret::Pin) -> RouteDecision {
         self.resolve_at(pin, Instant::now())
     }
@@ -332,13 +191,13 @@ impl Router {
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Router")
-            .field("echo", &self.echo_pin.is_some())
-            .field("mappings", &self.mappings.len())
+            .field("echo", &self.routes.echo_pin.is_some())
+            .field("mappings", &self.routes.mappings.len())
             .field("store", &self.store.len())
-            .field("pin_is_conference", &self.pin_is_conference)
+            .field("pin_is_conference", &self.routes.pin_is_conference)
             .field(
                 "default_server",
-                &self.default_server.as_ref().map(|s| &s.name),
+                &self.routes.default_server.as_ref().map(|s| &s.name),
             )
             .field("directory", &self.directory.is_some())
             .finish()
@@ -352,3 +211,7 @@ mod tests;
 #[cfg(test)]
 #[path = "resolve_tests.rs"]
 mod resolve_tests;
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod store_tests;

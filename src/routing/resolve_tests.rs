@@ -49,14 +49,15 @@ fn listed(names: &[&str]) -> Vec<ListedConference> {
 }
 
 /// bbb1 and bbb2 watched; `old` has no Event Socket.
-fn setup(t0: Instant) -> (Router, LiveDirectory) {
-    let dir = LiveDirectory::new(&["bbb1".into(), "bbb2".into()], GRACE);
+fn setup(t0: Instant) -> (Router, SharedDirectory) {
+    let dir = SharedDirectory::new(&["bbb1".into(), "bbb2".into()], GRACE);
     dir.update(|d| {
         d.handle_snapshot(0, t0, listed(&["71234", "712341"]));
         d.handle_snapshot(1, t0, listed(&["71235"]));
         ((), true)
     });
-    let router = Router::new(&Config::from_toml(CONFIG, "t").unwrap()).with_directory(dir.clone());
+    let router = Router::new(Config::from_toml(CONFIG, "t").unwrap().routing_settings())
+        .with_directory(dir.clone());
     (router, dir)
 }
 
@@ -156,13 +157,14 @@ fn collisions_and_down_servers_are_unavailable() {
 fn default_server_without_event_socket_keeps_the_old_fallback() {
     let t0 = Instant::now();
     let text = CONFIG.replace("default_server = \"bbb1\"", "default_server = \"old\"");
-    let dir = LiveDirectory::new(&["bbb1".into(), "bbb2".into()], GRACE);
+    let dir = SharedDirectory::new(&["bbb1".into(), "bbb2".into()], GRACE);
     dir.update(|d| {
         d.handle_snapshot(0, t0, listed(&[]));
         d.handle_snapshot(1, t0, listed(&[]));
         ((), false)
     });
-    let router = Router::new(&Config::from_toml(&text, "t").unwrap()).with_directory(dir);
+    let router =
+        Router::new(Config::from_toml(&text, "t").unwrap().routing_settings()).with_directory(dir);
     assert_eq!(
         router.resolve_at(&Pin::new("99999").unwrap(), t0),
         conf("99999", "old", "10.0.0.3")

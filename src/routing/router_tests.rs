@@ -32,7 +32,11 @@ fn conf(conference: &str, server: &str, addr: &str) -> RouteDecision {
 
 #[test]
 fn resolves() {
-    let router = Router::new(&Config::from_toml(TWO_SERVERS, "test").unwrap());
+    let router = Router::new(
+        Config::from_toml(TWO_SERVERS, "test")
+            .unwrap()
+            .routing_settings(),
+    );
     let cases = [
         ("00000", RouteDecision::Echo),
         ("8675309", conf("71234", "bbb2", "10.0.0.2:5080")),
@@ -53,7 +57,7 @@ fn rules_switched_off() {
         "default_server = \"bbb1\"",
         "default_server = \"bbb1\"\npin_is_conference = false",
     );
-    let router = Router::new(&Config::from_toml(&text, "test").unwrap());
+    let router = Router::new(Config::from_toml(&text, "test").unwrap().routing_settings());
     let cases = [
         ("00000", RouteDecision::Invalid),
         ("71234", RouteDecision::Invalid),
@@ -70,7 +74,7 @@ fn default_server_rule() {
     let one =
         Config::from_toml("[[servers]]\nname = \"a\"\nsip = \"sip:10.0.0.9\"\n", "t").unwrap();
     assert_eq!(
-        Router::new(&one).resolve(&Pin::new("12345").unwrap()),
+        Router::new(one.routing_settings()).resolve(&Pin::new("12345").unwrap()),
         conf("12345", "a", "10.0.0.9:5060")
     );
     // Two servers and no default: unmapped PINs cannot be routed.
@@ -80,7 +84,7 @@ fn default_server_rule() {
             "pin = \"5550100\"\nconference = \"99999\"",
             "pin = \"5550100\"\nconference = \"99999\"\nserver = \"bbb1\"",
         );
-    let router = Router::new(&Config::from_toml(&two, "t").unwrap());
+    let router = Router::new(Config::from_toml(&two, "t").unwrap().routing_settings());
     assert_eq!(
         router.resolve(&Pin::new("12345").unwrap()),
         RouteDecision::Invalid
@@ -90,7 +94,7 @@ fn default_server_rule() {
         conf("71234", "bbb2", "10.0.0.2:5080")
     );
     // No servers: only the echo test.
-    let none = Router::new(&Config::from_toml("", "t").unwrap());
+    let none = Router::new(Config::from_toml("", "t").unwrap().routing_settings());
     assert_eq!(
         none.resolve(&Pin::new("00000").unwrap()),
         RouteDecision::Echo
@@ -103,7 +107,11 @@ fn default_server_rule() {
 
 #[test]
 fn debug_hides_pins() {
-    let router = Router::new(&Config::from_toml(TWO_SERVERS, "test").unwrap());
+    let router = Router::new(
+        Config::from_toml(TWO_SERVERS, "test")
+            .unwrap()
+            .routing_settings(),
+    );
     let text = format!("{router:?}");
     assert!(
         !text.contains("8675309") && !text.contains("71234") && !text.contains("00000"),

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::esl::client::{ClientSettings, EslHandle};
 use crate::esl::session::SessionSettings;
 use crate::ops::drain::Lifecycle;
-use crate::ops::health::{FnCheck, ReadinessCheck};
+use crate::ops::health::{FnCheck, NotReady, ReadinessCheck};
 use crate::ops::http;
 use crate::ops::reload::LiveParts;
 use crate::ops::status::OpsState;
@@ -15,11 +15,10 @@ use crate::privacy::ledger::MemoryLedger;
 use crate::privacy::shared::SharedLedger;
 use crate::privacy::Privacy;
 use crate::routing::directory::EslState;
-use crate::routing::live::LiveDirectory;
+use crate::routing::shared_directory::SharedDirectory;
 use crate::sip::edge::{EdgeSettings, SipEdge};
 use crate::sip::limits::Rate;
 use crate::sip::source_filter::RejectMode;
-use crate::sip::trunks::TrunkTable;
 use crate::store::Store;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -33,7 +32,7 @@ pub(super) fn edge_settings(config: &Config) -> EdgeSettings {
         listen: config.sip.listen,
         advertise: config.sip.advertise,
         user_agent: config.sip.user_agent.clone(),
-        trunks: TrunkTable::from_config(config),
+        trunks: config.trunk_table(),
         rate: Rate {
             per_second: config.limits.sip_rate,
             burst: config.limits.sip_burst,
@@ -74,7 +73,7 @@ pub(super) fn readiness_checks(
         // Bound before this point (or serve would have failed), until the edge stops.
         FnCheck::shared("sip_listener", move || {
             if sip_stopped.is_cancelled() {
-                Err("the SIP listener has stopped".into())
+                Err(NotReady::SipListenerStopped)
             } else {
                 Ok(())
             }
@@ -83,7 +82,7 @@ pub(super) fn readiness_checks(
             if store.is_reachable() {
                 Ok(())
             } else {
-                Err("the PIN store cannot be read".into())
+                Err(NotReady::StoreUnreachable)
             }
         }),
         FnCheck::shared("event_socket", move || match &esl_view {
@@ -94,13 +93,13 @@ pub(super) fn readiness_checks(
                 if servers.iter().any(|s| s.state == EslState::Up) {
                     Ok(())
                 } else {
-                    Err("no server's Event Socket is connected".into())
+                    Err(NotReady::NoEventSocket)
                 }
             }
         }),
         FnCheck::shared("not_draining", move || {
             if drain_check.is_draining() {
-                Err("draining: new calls go elsewhere".into())
+                Err(NotReady::Draining)
             } else {
                 Ok(())
             }
@@ -141,10 +140,10 @@ pub(super) fn start_ledger(
 /// ([`STORE_RETRY_MAX`] apart at most). A SQLite store is a local file: failing to open it is
 /// a setup error to fix now, so serve stops and says why.
 pub(super) async fn start_store(config: &Config, live: &LiveParts) -> anyhow::Result<Store> {
-    let store = match Store::open_configured(&config.store).await {
+    let at = config.store.location()?;
+    let store = match Store::open_configured(&at).await {
         Ok(store) => store,
         Err(e) if e.may_come_later() => {
-            let at = crate::store::location::Location::from_config(&config.store)?;
             warn!(
                 store = at.kind(),
                 location = %at,
@@ -171,7 +170,10 @@ const STORE_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Tries to reach `store` until it answers (migrating it, reading its mappings), then follows
 /// it as if it had answered at start.
-async fn follow_store_when_it_answers(store: Store, mappings: crate::store::live::LiveMappings) {
+async fn follow_store_when_it_answers(
+    store: Store,
+    mappings: crate::store::shared_mappings::SharedMappings,
+) {
     let mut wait = Duration::from_millis(500);
     loop {
         tokio::time::sleep(wait).await;
@@ -198,7 +200,7 @@ async fn follow_store_when_it_answers(store: Store, mappings: crate::store::live
 fn follow_store(
     store: &Store,
     mut rx: tokio::sync::watch::Receiver<Arc<Vec<crate::store::model::Mapping>>>,
-    mappings: crate::store::live::LiveMappings,
+    mappings: crate::store::shared_mappings::SharedMappings,
 ) {
     mappings.replace(&rx.borrow_and_update());
     info!(
@@ -233,7 +235,7 @@ pub(super) async fn start_admin(
     }
     let pins = crate::admin::pins::routes(crate::admin::pins::PinsState {
         store: store.clone(),
-        rules: Arc::new(crate::store::model::Rules::from_config(config)),
+        rules: Arc::new(config.store_rules()),
         config_pins: Arc::new(config.pins.clone()),
     });
     let app = crate::admin::build(
@@ -245,7 +247,7 @@ pub(super) async fn start_admin(
     Ok(())
 }
 
-/// The call limits of `config`, per trunk in [`TrunkTable`] order (named trunks, then default).
+/// The call limits of `config`, per trunk in [`crate::sip::trunks::TrunkTable`] order (named trunks, then default).
 pub(super) fn limits(config: &Config) -> Limits {
     let mut per_trunk: Vec<Option<usize>> = config.trunks.iter().map(|t| t.max_calls).collect();
     per_trunk.push(config.trunk.max_calls);
@@ -260,7 +262,7 @@ pub(super) fn limits(config: &Config) -> Limits {
 pub(super) fn watch_servers(
     config: &Config,
     cancel: &tokio_util::sync::CancellationToken,
-) -> (Option<LiveDirectory>, HashMap<String, EslHandle>) {
+) -> (Option<SharedDirectory>, HashMap<String, EslHandle>) {
     let watched: Vec<_> = config
         .servers
         .iter()
@@ -270,7 +272,7 @@ pub(super) fn watch_servers(
         return (None, HashMap::new());
     }
     let names: Vec<String> = watched.iter().map(|(n, _)| n.clone()).collect();
-    let directory = LiveDirectory::new(&names, config.esl.grace);
+    let directory = SharedDirectory::new(&names, config.esl.grace);
     let mut handles = HashMap::new();
     for (idx, (name, esl)) in watched.into_iter().enumerate() {
         let settings = ClientSettings {

@@ -8,7 +8,6 @@
 //! publishes each trunk's state in [`RegistrationStatus`] for the status line and metrics.
 //! Nothing here logs the account name or the password.
 
-use crate::config::RegisterConfig;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::registration::Registration;
 use rsipstack::sip::StatusCodeKind;
@@ -19,6 +18,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+/// A trunk registration's settings (`[trunks.register]`, built by `config`): dialin registers
+/// with the provider's registrar so that calls for the number are sent to it (providers
+/// without fixed-address trunks require this).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterConfig {
+    /// The registrar's URI as written (`sip:sip.provider.example[:port]`), for the
+    /// Request-URI and the address of record's domain.
+    pub registrar: String,
+    /// The registrar's resolved address (resolved once at load time); its IP is allowed to
+    /// send calls for this trunk.
+    pub registrar_addr: SocketAddr,
+    /// The account (user part of the address of record).
+    pub username: String,
+    /// The digest user name when it differs from `username`.
+    pub auth_username: Option<String>,
+    /// The digest password, from `password_file` or `password_env`; never printed.
+    pub password: crate::secret::Password,
+    /// The registration lifetime dialin asks for (default 1 h); refreshed at three quarters.
+    pub expires: Duration,
+}
 
 /// The longest wait between failed attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(120);

@@ -5,8 +5,7 @@
 //! apply that trunk's limits (and, later, its media and transport rules). A lookup allocates
 //! nothing, since it runs for every request.
 
-use crate::config::Config;
-use crate::sip::acl::{IpNet, SourceAcl};
+use crate::sip::acl::SourceAcl;
 use std::net::IpAddr;
 
 /// The trunks' source ACLs, in match order.
@@ -22,25 +21,6 @@ impl TrunkTable {
     /// Builds the table from named trunks and the default ACL.
     pub fn new(named: Vec<(String, SourceAcl)>, default: SourceAcl) -> TrunkTable {
         TrunkTable { named, default }
-    }
-
-    /// The table of `config`. A trunk that registers also allows its registrar's address:
-    /// calls for the registration come from there.
-    pub fn from_config(config: &Config) -> TrunkTable {
-        let named = config
-            .trunks
-            .iter()
-            .map(|t| {
-                let mut nets = t.allow.clone();
-                if let Some(r) = &t.register {
-                    let ip = r.registrar_addr.ip();
-                    let bits = if ip.is_ipv4() { 32 } else { 128 };
-                    nets.extend(IpNet::new(ip, bits));
-                }
-                (t.name.clone(), SourceAcl::new(nets))
-            })
-            .collect();
-        TrunkTable::new(named, config.trunk.acl())
     }
 
     /// The trunk `ip` belongs to, as an index: `0..n` for the named trunks, `n` for the

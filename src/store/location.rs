@@ -3,7 +3,6 @@
 //! masked), and a SQLite path is absolute, the same whatever the process does later.
 
 use super::StoreError;
-use crate::config::StoreConfig;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -36,21 +35,21 @@ pub struct Location {
 pub const DEFAULT_FILE: &str = "dialin-pins.db";
 
 impl Location {
-    /// The location `[store]` names, or the default: `dialin-pins.db` in `$STATE_DIRECTORY`
-    /// (set by systemd's `StateDirectory=`), else in the working directory.
-    pub fn from_config(config: &StoreConfig) -> Result<Location, StoreError> {
-        match &config.url {
-            Some(url) => Location::parse(url, Origin::Configured(config.url_key)),
-            None => {
-                let dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from);
-                let relative = dir.as_ref().is_none_or(|d| d.is_relative());
-                let file = dir.unwrap_or_default().join(DEFAULT_FILE);
-                let mut at =
-                    Location::parse(&format!("sqlite://{}", file.display()), Origin::Default)?;
-                at.relative = relative;
-                Ok(at)
-            }
-        }
+    /// The location a `[store]` key (`key`: `store.url`, `store.url_file` or `store.url_env`)
+    /// names with `url`; errors name that key.
+    pub fn configured(url: &str, key: &'static str) -> Result<Location, StoreError> {
+        Location::parse(url, Origin::Configured(key))
+    }
+
+    /// The default location: `dialin-pins.db` in `$STATE_DIRECTORY` (set by systemd's
+    /// `StateDirectory=`), else in the working directory.
+    pub fn default_file() -> Result<Location, StoreError> {
+        let dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from);
+        let relative = dir.as_ref().is_none_or(|d| d.is_relative());
+        let file = dir.unwrap_or_default().join(DEFAULT_FILE);
+        let mut at = Location::parse(&format!("sqlite://{}", file.display()), Origin::Default)?;
+        at.relative = relative;
+        Ok(at)
     }
 
     /// Parses `sqlite://<path>[?options]`, `sqlite::memory:` or `postgres://...`.

@@ -2,7 +2,7 @@
 //! validation between the two. Validation errors name the field and the reason but never
 //! repeat the value: it may be a PIN or a conference number.
 
-use crate::routing::ConferenceId;
+use crate::ids::ConferenceId;
 use crate::secret::Pin;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -172,7 +172,7 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// What a valid mapping must respect, taken from the configuration.
+/// What a valid mapping must respect, taken from the configuration (`Config::store_rules`).
 #[derive(Clone, Debug)]
 pub struct Rules {
     /// `ivr.pin_min_digits..=ivr.pin_max_digits`.
@@ -186,16 +186,6 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// The rules of `config`.
-    pub fn from_config(config: &crate::config::Config) -> Rules {
-        Rules {
-            pin_digits: config.ivr.pin_min_digits..=config.ivr.pin_max_digits,
-            echo_pin: config.ivr.echo_pin.clone(),
-            servers: config.servers.iter().map(|s| s.name.clone()).collect(),
-            reserved: config.pins.iter().map(|p| p.pin.clone()).collect(),
-        }
-    }
-
     /// Checks a PIN alone (path parameters, `pins remove`).
     pub fn check_pin(&self, pin: &str) -> Result<Pin, FieldError> {
         let bad = |r: String| FieldError::new("pin", r);

@@ -4,7 +4,7 @@
 
 use super::model::{MappingDoc, NewMapping, Rules, Target};
 use super::*;
-use crate::routing::ConferenceId;
+use crate::ids::ConferenceId;
 use std::future::Future;
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use crate::support::esl::{
 use dialin::esl::client::{spawn, ClientSettings, EslHandle};
 use dialin::esl::session::SessionSettings;
 use dialin::routing::directory::{EslState, Presence};
-use dialin::routing::live::LiveDirectory;
+use dialin::routing::shared_directory::SharedDirectory;
 use dialin::secret::Password;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -31,8 +31,8 @@ fn settings(server: &EslStandIn, password: &str) -> ClientSettings {
 }
 
 /// A client for `server`, its directory and a cancel token that stops it.
-fn client(server: &EslStandIn, password: &str) -> (LiveDirectory, EslHandle, CancellationToken) {
-    let dir = LiveDirectory::new(&["bbb1".to_string()], GRACE);
+fn client(server: &EslStandIn, password: &str) -> (SharedDirectory, EslHandle, CancellationToken) {
+    let dir = SharedDirectory::new(&["bbb1".to_string()], GRACE);
     let cancel = CancellationToken::new();
     let handle = spawn(settings(server, password), 0, dir.clone(), cancel.clone());
     (dir, handle, cancel)
@@ -47,7 +47,7 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn state(dir: &LiveDirectory) -> EslState {
+fn state(dir: &SharedDirectory) -> EslState {
     dir.view().servers(Instant::now())[0].state
 }
 
@@ -246,7 +246,7 @@ async fn nobody_listening() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let dir = LiveDirectory::new(&["bbb1".to_string()], GRACE);
+    let dir = SharedDirectory::new(&["bbb1".to_string()], GRACE);
     let cancel = CancellationToken::new();
     let server = EslStandIn::start(Snapshot::Empty, Fault::None);
     let mut s = settings(&server, PASSWORD);

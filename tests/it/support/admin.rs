@@ -4,7 +4,6 @@ use super::db::TestDb;
 use dialin::admin::auth::Token;
 use dialin::admin::pins::{routes, PinsState};
 use dialin::config::Config;
-use dialin::store::model::Rules;
 use dialin::store::Store;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -38,7 +37,7 @@ pub async fn start(url: &str, token: Option<&str>) -> Api {
     let store = Store::open(url).await.unwrap();
     let pins = routes(PinsState {
         store: store.clone(),
-        rules: Arc::new(Rules::from_config(&config)),
+        rules: Arc::new(config.store_rules()),
         config_pins: Arc::new(config.pins.clone()),
     });
     // A public route, as /healthz will be: reachable without the token.

@@ -1,4 +1,4 @@
-//! The directory shared between the Event Socket tasks (writers) and the calls (readers), and
+//! [`SharedDirectory`]: the directory shared between the Event Socket tasks (writers) and the calls (readers), and
 //! the read-only view for status and metrics.
 //!
 //! A plain mutex around the pure [`Directory`]: every critical section is a map look-up or a
@@ -6,29 +6,31 @@
 //! waiting callers that a conference was created.
 
 use super::directory::{Directory, Presence, ServerStatus};
+use crate::esl::client::ConferenceFeed;
+use crate::esl::message::{Event, ListedConference};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The shared directory; cheap to clone.
 #[derive(Clone)]
-pub struct LiveDirectory {
+pub struct SharedDirectory {
     /// The pure directory.
     inner: Arc<Mutex<Directory>>,
     /// Bumped whenever a conference is created (or a server comes up), for waiting callers.
     created: Arc<watch::Sender<u64>>,
 }
 
-impl std::fmt::Debug for LiveDirectory {
+impl std::fmt::Debug for SharedDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.lock().fmt(f)
     }
 }
 
-impl LiveDirectory {
+impl SharedDirectory {
     /// A directory over the watched servers (config names).
-    pub fn new(servers: &[String], grace: Duration) -> LiveDirectory {
-        LiveDirectory {
+    pub fn new(servers: &[String], grace: Duration) -> SharedDirectory {
+        SharedDirectory {
             inner: Arc::new(Mutex::new(Directory::new(servers, grace))),
             created: Arc::new(watch::channel(0).0),
         }
@@ -43,6 +45,11 @@ impl LiveDirectory {
     /// Where conference `name` runs at `now`.
     pub fn lookup(&self, name: &str, now: Instant) -> Presence {
         self.lock().lookup(name, now)
+    }
+
+    /// Runs a reader `f` on the directory, locked for the duration (a few map look-ups).
+    pub fn read<R>(&self, f: impl FnOnce(&Directory) -> R) -> R {
+        f(&self.lock())
     }
 
     /// Whether server `name` is watched over an Event Socket.
@@ -76,10 +83,34 @@ impl LiveDirectory {
     }
 }
 
+/// The Event Socket tasks write here: a snapshot or a created conference wakes waiting callers.
+impl ConferenceFeed for SharedDirectory {
+    fn handle_snapshot(&self, idx: usize, now: Instant, list: Vec<ListedConference>) {
+        self.update(|d| {
+            d.handle_snapshot(idx, now, list);
+            ((), true)
+        });
+    }
+
+    fn handle_down(&self, idx: usize, now: Instant) {
+        self.update(|d| {
+            d.handle_down(idx, now);
+            ((), false)
+        });
+    }
+
+    fn handle_event(&self, idx: usize, now: Instant, event: &Event) {
+        self.update(|d| {
+            let created = d.handle_event(idx, now, event);
+            ((), created)
+        });
+    }
+}
+
 /// Read-only: per-server Event Socket state, conference counts and the collision counter.
 /// Carries no conference numbers.
 #[derive(Clone, Debug)]
-pub struct DirectoryView(LiveDirectory);
+pub struct DirectoryView(SharedDirectory);
 
 impl DirectoryView {
     /// Every watched server's state and trusted conference count at `now`.
