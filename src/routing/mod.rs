@@ -170,10 +170,13 @@ impl Router {
     }
 
     /// The route to the running meeting `conference` that the BBB API reported (on the server
-    /// named `server`, or where the directory finds it, or on the default server), as of now
-    /// (reads the clock).
-    pub fn meeting_target(&self, conference: ConferenceId, server: Option<&str>) -> RouteDecision {
-        let now = Instant::now();
+    /// named `server`, or where the directory finds it, or on the default server), at `now`.
+    pub fn meeting_target(
+        &self,
+        conference: ConferenceId,
+        server: Option<&str>,
+        now: Instant,
+    ) -> RouteDecision {
         self.with_dir(|dir| self.routes.mapped(conference, server, dir, now))
     }
 
@@ -182,7 +185,8 @@ impl Router {
         self.with_dir(|dir| self.routes.recheck(waiting, dir, now))
     }
 
-    /// Where `pin` leads now (see [`Router::resolve_at`]; reads the clock).
+    /// Where `pin` leads now (see [`Router::resolve_at`]; reads the clock): for tests.
+    #[cfg(test)]
     pub fn resolve(&self, pin: &crate::secret::Pin) -> RouteDecision {
         self.resolve_at(pin, Instant::now())
     }

@@ -52,13 +52,13 @@ impl CallDriver {
     }
 
     /// A lookup's answer in the core's terms: a running meeting becomes routing's decision.
-    pub(super) fn meeting_answer(&self, found: Found) -> MeetingAnswer {
+    pub(super) fn meeting_answer(&self, now: Instant, found: Found) -> MeetingAnswer {
         match found {
-            Found::Running(f) => MeetingAnswer::Running(
-                self.settings
-                    .router
-                    .meeting_target(f.conference, f.server.as_deref()),
-            ),
+            Found::Running(f) => MeetingAnswer::Running(self.settings.router.meeting_target(
+                f.conference,
+                f.server.as_deref(),
+                now,
+            )),
             Found::NotRunning => MeetingAnswer::NotRunning,
             Found::Failed(reason) => MeetingAnswer::Failed(reason),
         }

@@ -118,7 +118,7 @@ impl CallDriver {
             }
             Wake::Lookup(r) => {
                 let answer = match r {
-                    Ok(found) => self.meeting_answer(found),
+                    Ok(found) => self.meeting_answer(now, found),
                     Err(_) => MeetingAnswer::Failed("the lookup task failed".into()),
                 };
                 self.core.handle_meeting_answer(now, answer);
