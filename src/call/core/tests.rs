@@ -241,6 +241,10 @@ fn three_wrong_pins_say_goodbye_and_count_as_a_failed_call() {
         ]
     );
     assert_eq!(sim.count(|a| matches!(a, A::RecordFailedPin)), 3);
+    assert_eq!(
+        sim.count(|a| matches!(a, A::NumberCaller(_) | A::DialServer { .. })),
+        0
+    );
     // The goodbye plays 2 s, then the caller gets BYE.
     assert_eq!(sim.finished(), Some((Outcome::InvalidPin, true, 13_800)));
     assert_eq!(sim.when(|a| matches!(a, A::HangUpCaller)), Some(13_800));
@@ -533,5 +537,26 @@ fn a_bodiless_re_invite_from_the_server_gets_our_sdp() {
     assert!(
         body.contains("m=audio 40000"),
         "the server leg's port: {body}"
+    );
+}
+
+#[test]
+fn star_clears_what_was_typed_before_the_pin() {
+    let mut sim = Sim::answered();
+    sim.keys(1_000, "999*1234#").run_until(10_000);
+    assert!(sim.when(bridged).is_some());
+    assert_eq!(sim.count(|a| matches!(a, A::RecordFailedPin)), 0);
+}
+
+#[test]
+fn a_caller_hanging_up_during_pin_entry_dials_nothing() {
+    let mut sim = Sim::answered();
+    sim.keys(1_000, "867")
+        .at(2_500, Ev::Caller(CallerEvent::HungUp))
+        .run_until(10_000);
+    assert_eq!(sim.finished(), Some((Outcome::CallerHangup, false, 2_520)));
+    assert_eq!(
+        sim.count(|a| matches!(a, A::NumberCaller(_) | A::HangUpCaller)),
+        0
     );
 }
