@@ -5,7 +5,6 @@ pub mod admission;
 pub mod context;
 pub mod driver;
 pub mod flow;
-pub mod media;
 pub mod meeting_poll;
 pub mod pin;
 

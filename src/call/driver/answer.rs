@@ -4,14 +4,12 @@
 
 use super::early::EarlyAnswer;
 use super::negotiate::{answer_caller, late_answer, media_security, ring, Answer};
-use super::path::MediaPath;
-use super::path_table::PathHandle;
-use super::srtp::SrtpLeg;
 use super::CallDriver;
 use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
-use crate::call::media::{CallMedia, Leg, LegCodec};
+use crate::media::call_media::{CallMedia, Leg, LegCodec};
+use crate::media::relay::{on_shard, spawn_call_task, MediaPath, PathHandle, SrtpLeg};
 use crate::ops::metrics;
 use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::guard::{SourceNet, Standing};
@@ -28,7 +26,7 @@ use tracing::{info, warn};
 
 /// Starts a call for a new INVITE transaction, or refuses it with 503 and `Retry-After` when a
 /// call limit is full (before anything is allocated for it). An admitted call gets 100 Trying at
-/// once from the SIP runtime, then moves to one of the call shards (`shards.rs`), where its
+/// once from the SIP runtime, then moves to one of the call shards (`media::relay::shards`), where its
 /// sockets will live.
 pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
     // Extensions first: a request dialin cannot honour is refused before it costs a slot.
@@ -62,7 +60,7 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
         // only the driver's wake-up loop inline, not the answer's state (the INVITE
         // transaction, replies in flight) for as long as the call lasts.
         let tx = Box::new(tx);
-        super::shards::spawn_call_task(async move {
+        spawn_call_task(async move {
             let _guard = guard;
             let answered = Box::pin(answer_call(ctx, tx, call_no, slot, extensions)).await;
             if let Some(mut driver) = answered {
@@ -97,7 +95,7 @@ async fn answer_call(
     let bound = ctx.bind_rtp().and_then(|(lease, socket)| {
         // The shard's relay loop reads it when the epoll set says it has packets.
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
-        if !super::path_table::on_shard() {
+        if !on_shard() {
             return Err("no media shard runs on this thread".to_string());
         }
         Ok((lease, socket))

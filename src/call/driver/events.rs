@@ -3,7 +3,7 @@
 
 use super::CallDriver;
 use crate::call::flow::{DigitSource, FlowInput};
-use crate::call::media::{Leg, LegCodec};
+use crate::media::call_media::{Leg, LegCodec};
 use crate::sip::dtmf_info::parse_info_digit;
 use crate::sip::legs::sdp_content_type;
 use crate::sip::sdp::{self, Direction, MediaOffer};

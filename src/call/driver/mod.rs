@@ -2,42 +2,34 @@
 //! turns SIP dialog events, digits and deadlines into inputs.
 //!
 //! The call's media (media state, RTP sockets, SRTP) is its `MediaPath`, kept in the table
-//! of the shard the call runs on (`path_table`): the shard's relay loop (`relay_loop`) relays
+//! of the shard the call runs on (`media::relay`): the shard's relay loop relays
 //! the packets from there without waking this task, which hears only of what they mean to
 //! it (`PathEvent`: a digit, or an echo frame its timer must play). Other parts talk to the task only through the dialog events each leg subscribes to
 //! (`sip::dialog_events`). On every exit path the RTP ports are released (the path leaves the
 //! table and the leases drop) and the dialogs are removed from the dialog layer.
 //!
-//! This file holds the call's state and its wait loop; `relay` is the packet hot path,
+//! This file holds the call's state and its wait loop; `media::relay` is the packet hot path,
 //! `actions` carries out the flow's actions, `events` answers SIP events, and the other
-//! parts (answering, early media, session timers, meeting lookups, SRTP) have a file each.
+//! parts (answering, early media, session timers, meeting lookups) have a file each.
 
 mod actions;
 mod answer;
-mod connected;
 mod early;
 mod events;
 mod guarded;
 mod live;
 mod meeting;
 mod negotiate;
-mod pass_budget;
-mod path;
-mod path_table;
-mod recv_batch;
-mod relay;
-mod relay_loop;
 mod session;
-mod shards;
-mod srtp;
 
 pub use answer::spawn_call;
 
 use crate::call::admission::CallSlot;
 use crate::call::context::{CallContext, CallSettings};
 use crate::call::flow::{CallFlow, DigitSource, FlowInput};
-use crate::call::media::Leg;
+use crate::media::call_media::Leg;
 use crate::media::ports::PortLease;
+use crate::media::relay::{PathEvent, PathHandle, MAX_PACKET};
 use crate::ops::calls::TrackedCall;
 use crate::ops::end_signal::CallsEnding;
 use crate::ops::metrics;
@@ -48,8 +40,6 @@ use crate::secret::CallerNumber;
 use crate::sip::dialog_events::DialogEventReceiver;
 use crate::sip::sdp::Negotiated;
 use crate::sip::session_timer::SessionTimer;
-use path::PathEvent;
-use path_table::PathHandle;
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -60,8 +50,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
-
-use recv_batch::MAX_PACKET;
 
 /// How long the caller's ACK to our 200 may take. ACKs come within milliseconds; this covers
 /// several lost 200s (retransmitted at 0.5, 1, 2, 4 s ...).

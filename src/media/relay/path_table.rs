@@ -205,7 +205,7 @@ pub(super) fn install() -> io::Result<RawFd> {
 }
 
 /// Whether this thread runs a relay loop, so a call's path can be inserted here.
-pub(super) fn on_shard() -> bool {
+pub(crate) fn on_shard() -> bool {
     TABLE.with_borrow(Option::is_some)
 }
 
@@ -217,7 +217,7 @@ pub(super) fn with_table<R>(f: impl FnOnce(&mut PathTable) -> R) -> Option<R> {
 /// A call's claim on its path in its shard's table; the path leaves the table (its sockets
 /// closed) when the handle is dropped. Only usable on the shard's thread, where the call's
 /// task runs.
-pub(super) struct PathHandle {
+pub(crate) struct PathHandle {
     index: u32,
     generation: u32,
 }

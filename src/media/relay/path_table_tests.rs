@@ -4,8 +4,8 @@
 use super::super::path::MediaPath;
 use super::super::relay_loop;
 use super::*;
-use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::digit::Digit;
+use crate::media::call_media::{CallMedia, Leg, LegCodec};
 use crate::media::dtmf::EventPayload;
 use crate::media::g711::Law;
 use crate::media::rtp::{write_header, RtpPacket, SeqNo, Ssrc};

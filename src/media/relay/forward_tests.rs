@@ -1,7 +1,7 @@
 //! Tests of the relay's receive path on real sockets, without the relay loop.
 
 use super::*;
-use crate::call::media::{CallMedia, Leg, LegCodec};
+use crate::media::call_media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
 use crate::media::rtp::{write_header, RtpPacket, SeqNo, Ssrc};
 use crate::ops::rtp_quality::RtpQuality;

@@ -5,9 +5,9 @@
 
 use super::path::MediaPath;
 use super::recv_batch::Batch;
-use super::srtp;
-use crate::call::media::Received;
+use super::srtp_leg as srtp;
 use crate::digit::Digit;
+use crate::media::call_media::Received;
 use crate::ops::metrics::{Direction, RtpCounters};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -147,5 +147,5 @@ fn send(
 }
 
 #[cfg(test)]
-#[path = "relay_tests.rs"]
+#[path = "forward_tests.rs"]
 mod tests;
