@@ -11,5 +11,8 @@ pub mod ports;
 pub mod prompt;
 pub mod relay;
 pub mod rtp;
+pub mod side;
 pub mod srtp;
 pub mod wav;
+
+pub use side::Side;

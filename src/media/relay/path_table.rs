@@ -11,6 +11,7 @@
 //! calls' tasks run on that thread one at a time, so no lock guards it.
 
 use super::path::{MediaPath, PathEvent};
+use crate::media::Side;
 use std::cell::RefCell;
 use std::io;
 use std::net::UdpSocket;
@@ -44,19 +45,23 @@ struct Entry {
 struct Token {
     index: u32,
     generation: u32,
-    server: bool,
+    side: Side,
 }
 
 impl Token {
     fn to_u64(self) -> u64 {
-        (u64::from(self.generation) << 32) | (u64::from(self.index) << 1) | u64::from(self.server)
+        (u64::from(self.generation) << 32) | (u64::from(self.index) << 1) | self.side.index() as u64
     }
 
     fn from_u64(data: u64) -> Token {
         Token {
             index: ((data & 0xffff_ffff) >> 1) as u32,
             generation: (data >> 32) as u32,
-            server: data & 1 == 1,
+            side: if data & 1 == 1 {
+                Side::Server
+            } else {
+                Side::Caller
+            },
         }
     }
 }
@@ -92,15 +97,15 @@ impl PathTable {
         Ok(n as usize)
     }
 
-    /// The path and leg an event of [`ready`](Self::ready) is about (`true`: the server
-    /// leg's socket); `None` for a slot that changed hands since. `data` is the event's data.
-    pub fn event(&mut self, data: u64) -> Option<(&mut MediaPath, bool)> {
+    /// The path and leg an event of [`ready`](Self::ready) is about; `None` for a slot that
+    /// changed hands since. `data` is the event's data.
+    pub fn event(&mut self, data: u64) -> Option<(&mut MediaPath, Side)> {
         let token = Token::from_u64(data);
         let entry = self.entries.get_mut(token.index as usize)?;
         if entry.generation != token.generation {
             return None;
         }
-        Some((entry.path.as_mut()?, token.server))
+        Some((entry.path.as_mut()?, token.side))
     }
 
     fn watch(&self, socket: &UdpSocket, token: Token) -> io::Result<()> {
@@ -154,7 +159,7 @@ impl PathTable {
         let token = Token {
             index,
             generation: entry.generation,
-            server: false,
+            side: Side::Caller,
         };
         if let Err(e) = self.watch(&path.caller, token) {
             self.free.push(index);
@@ -254,7 +259,7 @@ impl PathHandle {
         let token = Token {
             index: self.index,
             generation: self.generation,
-            server: true,
+            side: Side::Server,
         };
         with_table(|t| {
             t.watch(&socket, token)?;

@@ -9,6 +9,7 @@ use crate::media::call_media::{CallMedia, Leg, LegCodec};
 use crate::media::dtmf::EventPayload;
 use crate::media::g711::Law;
 use crate::media::rtp::{write_header, RtpPacket, SeqNo, Ssrc};
+use crate::media::Side;
 use crate::ops::rtp_quality::RtpQuality;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -153,12 +154,12 @@ fn a_token_carries_slot_generation_and_leg() {
         Token {
             index: 0,
             generation: 0,
-            server: false,
+            side: Side::Caller,
         },
         Token {
             index: (u32::MAX >> 1) - 1,
             generation: u32::MAX,
-            server: true,
+            side: Side::Server,
         },
     ] {
         assert_eq!(Token::from_u64(token.to_u64()), token);
@@ -270,7 +271,7 @@ async fn an_ended_call_leaves_the_table_and_its_slot_cannot_reach_the_next_call(
     let stale = Token {
         index: old_index,
         generation: old_generation,
-        server: false,
+        side: Side::Caller,
     };
     assert!(with_table(|t| t.event(stale.to_u64()).is_none()).expect("table"));
     // The new call works.

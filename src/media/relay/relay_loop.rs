@@ -109,7 +109,7 @@ fn read_share(
     data: u64,
     unread: &mut Vec<u64>,
 ) {
-    let Some((path, server)) = table.event(data) else {
+    let Some((path, side)) = table.event(data) else {
         return;
     };
     if path.failed() {
@@ -118,7 +118,7 @@ fn read_share(
     // A bug in one call's relay must not end the shard's other calls: the panic ends the
     // relay of this call only, and its task ends the call.
     let more = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        (0..BATCHES_PER_PASS).all(|_| path.relay_queued(batch, now, server))
+        (0..BATCHES_PER_PASS).all(|_| path.relay_queued(batch, now, side))
     }));
     match more {
         Ok(true) => unread.push(data),
