@@ -31,7 +31,8 @@
 //! One call is one task ([`call::driver`]): it owns the flow and the call's SIP legs; its media
 //! state and both RTP sockets are its path in [`media::relay`], whose loop relays packets in
 //! place: no allocation, lock or log line per packet. Call tasks run on one single-threaded
-//! runtime per core (so a packet's wake-up never crosses threads) and read each socket's queued packets with one `recvmmsg` into buffers of
+//! runtime per core (so a packet's wake-up never crosses threads), owned by `serve` and
+//! stopped with it, and read each socket's queued packets with one `recvmmsg` into buffers of
 //! their thread; `bench/run` measures the result against rtpengine.
 
 pub mod admin;

@@ -6,6 +6,7 @@ use crate::call::flow::FlowSettings;
 use crate::call::PromptId;
 use crate::media::ports::{PortLease, PortPool};
 use crate::media::prompt::EncodedPrompt;
+use crate::media::relay::Shards;
 use crate::ops::calls::CallRegistry;
 use crate::ops::drain::Lifecycle;
 use crate::routing::Router;
@@ -133,6 +134,9 @@ pub struct CallContext {
     pub retry_after: Duration,
     /// Each trunk's SRTP setting, in [`TrunkTable`] order (named trunks, then `[trunk]`).
     pub srtp: Vec<SrtpPolicy>,
+    /// The call shards every call's task runs on (its media relayed by the shard's loop);
+    /// started and shut down by `serve`.
+    pub shards: Arc<Shards>,
 }
 
 impl CallContext {

@@ -9,7 +9,7 @@ use crate::call::admission::CallSlot;
 use crate::call::context::CallContext;
 use crate::call::flow::{CallFlow, FlowInput};
 use crate::media::call_media::{CallMedia, Leg, LegCodec};
-use crate::media::relay::{on_shard, spawn_call_task, MediaPath, PathHandle, SrtpLeg};
+use crate::media::relay::{on_shard, MediaPath, PathHandle, SrtpLeg};
 use crate::ops::metrics;
 use crate::ops::rtp_quality::RtpQuality;
 use crate::privacy::guard::{SourceNet, Standing};
@@ -26,8 +26,8 @@ use tracing::{info, warn};
 
 /// Starts a call for a new INVITE transaction, or refuses it with 503 and `Retry-After` when a
 /// call limit is full (before anything is allocated for it). An admitted call gets 100 Trying at
-/// once from the SIP runtime, then moves to one of the call shards (`media::relay::shards`), where its
-/// sockets will live.
+/// once from the SIP runtime, then moves to one of the call shards (`media::relay::Shards`),
+/// where its sockets will live.
 pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
     // Extensions first: a request dialin cannot honour is refused before it costs a slot.
     let extensions = match check_invite(&tx.original, ctx.session_min_se, Instant::now()) {
@@ -60,7 +60,8 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
         // only the driver's wake-up loop inline, not the answer's state (the INVITE
         // transaction, replies in flight) for as long as the call lasts.
         let tx = Box::new(tx);
-        spawn_call_task(async move {
+        let shards = ctx.shards.clone();
+        shards.spawn(async move {
             let _guard = guard;
             let answered = Box::pin(answer_call(ctx, tx, call_no, slot, extensions)).await;
             if let Some(mut driver) = answered {

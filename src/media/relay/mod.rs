@@ -7,9 +7,10 @@
 //! path and hears back only what packets mean to the call ([`PathEvent`]).
 //!
 //! # What the call driver uses
-//! - [`spawn_call_task`]: runs a call's task on the next shard, the thread whose relay loop
-//!   will carry its packets (the path table is the thread's own, so the task and the loop
-//!   share it without a lock). [`on_shard`] says whether the current thread is such a shard.
+//! - [`Shards::spawn`]: runs a call's task on the next shard, the thread whose relay loop will
+//!   carry its packets (the path table is the thread's own, so the task and the loop share it
+//!   without a lock). [`on_shard`] says whether the current thread is such a shard. `serve`
+//!   starts the [`Shards`] (in the `CallContext`) and shuts them down when it stops.
 //! - [`PathHandle::insert`]: puts a new call's [`MediaPath`] (caller socket, media state,
 //!   [`SrtpLeg`]) into the shard's table and starts relaying its caller leg; dropping the
 //!   handle takes the path out and closes its sockets.
@@ -39,5 +40,5 @@ mod srtp_leg;
 pub(crate) use path::{MediaPath, PathEvent};
 pub(crate) use path_table::{on_shard, PathHandle};
 pub use recv_batch::MAX_PACKET;
-pub use shards::spawn_call_task;
+pub use shards::Shards;
 pub(crate) use srtp_leg::SrtpLeg;

@@ -40,6 +40,10 @@ struct Entry {
     path: Option<MediaPath>,
 }
 
+/// The epoll data of the shard's stop signal. No slot has it (slot indices stay below
+/// `u32::MAX >> 1`), so [`PathTable::event`] finds no path for it.
+const STOP_EVENT: u64 = u64::MAX;
+
 /// Which socket of a path an epoll event is about, with the path's slot: the epoll data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Token {
@@ -109,19 +113,20 @@ impl PathTable {
     }
 
     fn watch(&self, socket: &UdpSocket, token: Token) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: token.to_u64(),
-        };
+        let edge = (libc::EPOLLIN | libc::EPOLLET) as u32;
+        self.add(socket.as_raw_fd(), edge, token.to_u64())
+    }
+
+    /// Adds the shard's stop signal (an eventfd) to the set, level-triggered, with
+    /// [`STOP_EVENT`] as its data: once given, every pass hears of it until the loop returns.
+    pub fn watch_stop(&self, fd: RawFd) -> io::Result<()> {
+        self.add(fd, libc::EPOLLIN as u32, STOP_EVENT)
+    }
+
+    fn add(&self, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: data };
         // SAFETY: both fds are open; `event` is a valid epoll_event.
-        let rc = unsafe {
-            libc::epoll_ctl(
-                self.epoll_fd(),
-                libc::EPOLL_CTL_ADD,
-                socket.as_raw_fd(),
-                &mut event,
-            )
-        };
+        let rc = unsafe { libc::epoll_ctl(self.epoll_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }

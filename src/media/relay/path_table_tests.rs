@@ -83,7 +83,8 @@ impl Wake for Wakes {
 
 /// Starts the relay loop on this (current-thread) runtime and lets it install its table.
 async fn start_relay() {
-    tokio::spawn(relay_loop::run());
+    let stop = super::super::shards::StopSignal::new().expect("eventfd");
+    tokio::spawn(relay_loop::run(Arc::new(stop)));
     tokio::task::yield_now().await;
     assert!(on_shard(), "the relay loop installs the thread's table");
 }
@@ -164,6 +165,11 @@ fn a_token_carries_slot_generation_and_leg() {
     ] {
         assert_eq!(Token::from_u64(token.to_u64()), token);
     }
+    assert_eq!(
+        Token::from_u64(STOP_EVENT).index,
+        u32::MAX >> 1,
+        "the stop signal's event names a slot no path can have"
+    );
 }
 
 #[tokio::test]
