@@ -173,7 +173,7 @@ impl CallDriver {
 
     /// Starts the server leg: binds its RTP port and sends the INVITE.
     fn dial(&mut self, target: &ConferenceTarget, seq: u64) -> Result<(), String> {
-        let (lease, socket) = self.ctx.bind_rtp()?;
+        let (lease, socket) = self.ctx.bind_rtp().map_err(|e| e.to_string())?;
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
         self.path
             .add_server_socket(socket)

@@ -93,7 +93,8 @@ async fn answer_call(
     // The settings in force now stay with this call to its end, whatever a reload does.
     let settings = ctx.settings();
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
-    let bound = ctx.bind_rtp().and_then(|(lease, socket)| {
+    let bound = ctx.bind_rtp().map_err(|e| e.to_string());
+    let bound = bound.and_then(|(lease, socket)| {
         // The shard's relay loop reads it when the epoll set says it has packets.
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
         if !on_shard() {
