@@ -8,12 +8,13 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dialin::call::flow::{CallFlow, DigitSource, FlowAction, FlowInput, FlowSettings};
-use dialin::call::media::{CallMedia, Leg, LegCodec, Received};
 use dialin::call::pin::{PinCollector, PinSettings};
 use dialin::digit::Digit;
+use dialin::ids::ConferenceId;
+use dialin::media::call_media::{CallMedia, Leg, LegCodec, Received};
 use dialin::media::dtmf::DtmfDecoder;
 use dialin::media::g711::{self, Law};
-use dialin::routing::{ConferenceId, ConferenceTarget, RouteDecision};
+use dialin::routing::{ConferenceTarget, RouteDecision};
 use dialin::sip::sdp::MediaOffer;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};

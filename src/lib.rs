@@ -10,8 +10,8 @@
 //! | [`digit`] | the DTMF [`digit::Digit`] shared by every source of digits |
 //! | [`ids`] | ids shared by several modules ([`ids::ConferenceId`]), so `config`, `routing`, `esl`, `privacy` and `store` need not import each other |
 //! | [`secret`] | [`secret::Pin`] and [`secret::CallerNumber`], whose `Debug`/`Display` never leak |
-//! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool, SRTP |
-//! | [`call`] | PIN collector and call flow (pure), the call's media state (pure: relay, echo, prompts), call admission (limits), when a waiting caller's meeting ID is asked about again (`meeting_poll`, pure), and the driver task per call |
+//! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool, SRTP; each call's media state (`call_media`, pure: relay rewriting, echo, prompts); the RTP relay (`relay`: call shards, their relay loops and path tables, the per-packet hot path) |
+//! | [`call`] | PIN collector and call flow (pure), call admission (limits), when a waiting caller's meeting ID is asked about again (`meeting_poll`, pure), and the driver task per call |
 //! | [`sip`] | rsipstack endpoint and dispatch, source filter, ACL, trunks and per-source rate limits, TCP/TLS and admin connection caps and idle timeout (`conn_limits`), SDP offer/answer and SDES, INFO digits, leg details, session timers and `Require`, outbound registration, TLS |
 //! | [`esl`] | FreeSWITCH Event Socket: frame codec and typed messages (pure), session state machine (sans-IO), the reconnecting task per server |
 //! | [`routing`] | PIN → target (conference on a server, the echo test, wait, unavailable): the rules (`routes`, pure: store snapshot, directory and time are inputs) and [`routing::Router`], the thin wrapper over the shared handles; the live conference directory (pure) and its shared handle (`shared_directory`) |
@@ -27,13 +27,14 @@
 //!
 //! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing, the conference directory,
 //! the Event Socket codec and session, the call's media state) is sans-IO: state machines that take inputs and the current time and return actions. The tokio
-//! layer (`call::driver`, `sip::edge`, `esl::client`, `serve`) only does sockets, timers and rsipstack.
+//! layer (`call::driver`, `media::relay`, `sip::edge`, `esl::client`, `serve`) only does sockets, timers and rsipstack.
 //!
-//! One call is one task ([`call::driver`]): it owns the flow, the media state and both RTP
-//! sockets, and relays packets in place: no allocation, lock or log line per packet. Call
-//! tasks run on one single-threaded runtime per core (so a packet's wake-up never crosses
-//! threads) and read each socket's queued packets with one `recvmmsg` into buffers of their
-//! thread; `bench/run` measures the result against rtpengine.
+//! One call is one task ([`call::driver`]): it owns the flow and the call's SIP legs; its media
+//! state and both RTP sockets are its path in [`media::relay`], whose loop relays packets in
+//! place: no allocation, lock or log line per packet. Call tasks run on one single-threaded
+//! runtime per core (so a packet's wake-up never crosses threads), owned by `serve` and
+//! stopped with it, and read each socket's queued packets with one `recvmmsg` into buffers of
+//! their thread; `bench/run` measures the result against rtpengine.
 
 pub mod admin;
 pub mod bbb_api;

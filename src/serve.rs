@@ -14,6 +14,7 @@ use crate::call::context::{CallContext, CallStats};
 use crate::call::driver::spawn_call;
 use crate::config::Config;
 use crate::media::ports::PortPool;
+use crate::media::relay::Shards;
 use crate::ops::calls::CallRegistry;
 use crate::ops::drain::Lifecycle;
 use crate::ops::metrics;
@@ -81,6 +82,8 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     ));
     let ledger = start_ledger(&config, &store, &privacy);
     let lifecycle = Arc::new(Lifecycle::new(config.lifecycle.retry_after));
+    // The call shards (threads that relay RTP) live as long as this server, not the process.
+    let shards = Arc::new(Shards::start());
     let ctx = Arc::new(CallContext {
         dialog_layer: edge.dialog_layer.clone(),
         dialog_events: crate::sip::dialog_events::DialogEvents::start(),
@@ -109,6 +112,7 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             .map(|t| t.srtp)
             .chain([config.trunk.srtp])
             .collect(),
+        shards: shards.clone(),
     });
 
     let registrations = spawn_registrations(
@@ -170,6 +174,11 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     registrations.unregister_all(Duration::from_secs(2)).await;
     edge.cancel.cancel();
     cancel.cancel();
+    // The calls have ended (or the drain gave up on them): stop the relay threads and wait
+    // for them, off the async threads since joining blocks.
+    tokio::task::spawn_blocking(move || shards.shutdown())
+        .await
+        .ok();
     store.close().await;
     Ok(())
 }

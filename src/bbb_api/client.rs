@@ -5,7 +5,7 @@ use super::checksum::signed_url;
 use super::xml::{parse, Answer};
 use super::{FoundMeeting, LookupError, MeetingDirectory};
 use crate::config::BbbApiConfig;
-use crate::routing::ConferenceId;
+use crate::ids::ConferenceId;
 use crate::store::shared_mappings::MeetingLookup;
 
 /// The largest API answer read (a getMeetingInfo of a big meeting lists every attendee).

@@ -8,7 +8,7 @@ pub mod checksum;
 pub mod client;
 pub mod xml;
 
-use crate::routing::ConferenceId;
+use crate::ids::ConferenceId;
 use crate::store::shared_mappings::MeetingLookup;
 
 pub use client::BbbApis;

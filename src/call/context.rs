@@ -4,8 +4,9 @@
 use crate::call::admission::{Admission, CallSlot, Refusal};
 use crate::call::flow::FlowSettings;
 use crate::call::PromptId;
-use crate::media::ports::{PortLease, PortPool};
+use crate::media::ports::{PortError, PortLease, PortPool};
 use crate::media::prompt::EncodedPrompt;
+use crate::media::relay::Shards;
 use crate::ops::calls::CallRegistry;
 use crate::ops::drain::Lifecycle;
 use crate::routing::Router;
@@ -131,6 +132,9 @@ pub struct CallContext {
     pub retry_after: Duration,
     /// Each trunk's SRTP setting, in [`TrunkTable`] order (named trunks, then `[trunk]`).
     pub srtp: Vec<SrtpPolicy>,
+    /// The call shards every call's task runs on (its media relayed by the shard's loop);
+    /// started and shut down by `serve`.
+    pub shards: Arc<Shards>,
 }
 
 impl CallContext {
@@ -169,16 +173,17 @@ impl CallContext {
             .unwrap_or_default()
     }
 
-    /// Takes an RTP port for one leg and binds its socket for tokio. The lease returns the port
-    /// to the pool when it drops, on every exit path of the call.
-    pub fn bind_rtp(&self) -> Result<(PortLease, std::net::UdpSocket), String> {
-        let (lease, socket) = self.ports.bind(self.rtp_bind).map_err(|e| e.to_string())?;
-        Ok((lease, socket))
+    /// Takes an RTP port for one leg and binds its socket on `rtp_bind`. The lease returns the
+    /// port to the pool when it drops, on every exit path of the call. The error is the port
+    /// pool's own ([`PortError`]: exhausted, or a bind no other port would fix), so callers
+    /// can tell a full range (503, retry later) from a broken address.
+    pub fn bind_rtp(&self) -> Result<(PortLease, std::net::UdpSocket), PortError> {
+        self.ports.bind(self.rtp_bind)
     }
 
     /// The read-only view of the live directory (per-server Event Socket state, conference
     /// counts, collisions), for status and metrics; `None` when no server has `esl`.
-    pub fn directory_view(&self) -> Option<crate::routing::live::DirectoryView> {
+    pub fn directory_view(&self) -> Option<crate::routing::shared_directory::DirectoryView> {
         self.settings().router.directory().map(|d| d.view())
     }
 

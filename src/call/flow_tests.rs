@@ -1,7 +1,8 @@
 //! Whole-call tests of [`CallFlow`] on simulated time.
 
 use super::*;
-use crate::routing::{ConferenceId, ConferenceTarget, RouteDecision};
+use crate::ids::ConferenceId;
+use crate::routing::{ConferenceTarget, RouteDecision};
 use crate::secret::Pin;
 use FlowAction as A;
 use FlowInput as I;

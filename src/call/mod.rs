@@ -8,7 +8,6 @@ pub mod context;
 pub mod core;
 pub mod driver;
 pub mod flow;
-pub mod media;
 pub mod meeting_poll;
 pub mod pin;
 

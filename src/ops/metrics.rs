@@ -104,6 +104,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     for listener in crate::sip::conn_limits::LISTENERS {
         counter!(crate::sip::conn_limits::CONNECTIONS_REFUSED, "listener" => listener).absolute(0);
     }
+    metrics::describe_counter!(
+        crate::sip::dialog_events::EVENTS_DROPPED,
+        "SIP dialog events dropped because their call leg's queue was full (a peer flooding in-dialog requests)"
+    );
+    counter!(crate::sip::dialog_events::EVENTS_DROPPED).absolute(0);
     for op in ["mappings", "abuse", "sequence"] {
         counter!(STORE_ERRORS, "op" => op).absolute(0);
     }

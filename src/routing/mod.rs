@@ -20,13 +20,6 @@ pub mod directory;
 pub mod routes;
 pub mod shared_directory;
 
-/// The old path of [`shared_directory`], kept until `call/driver` (being rewritten) moves over.
-pub mod live {
-    pub use super::shared_directory::DirectoryView;
-    /// The old name of [`super::shared_directory::SharedDirectory`].
-    pub type LiveDirectory = super::shared_directory::SharedDirectory;
-}
-
 use crate::store::shared_mappings::SharedMappings;
 use directory::Directory;
 pub use routes::{Routes, RoutingSettings};
@@ -35,8 +28,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// The conference id lives in [`crate::ids`]; re-exported so `routing::ConferenceId` keeps working.
-pub use crate::ids::ConferenceId;
+use crate::ids::ConferenceId;
 
 /// Where a caller goes: a conference on a named BBB server.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,13 +12,39 @@
 //! hostile peer must not take over another call's events), the server leg by the random
 //! Call-ID dialin gives its INVITE. Events nobody subscribed to (a call already cleaned up)
 //! are dropped, as they were when each call's receiver was dropped with it.
+//!
+//! # Bounds
+//! - Each leg's channel holds [`LEG_QUEUE`] events. A call's task reads them as they come, so
+//!   a full queue means its peer sends in-dialog requests (INFO, OPTIONS, re-INVITEs) faster
+//!   than the call can handle them, or the task is stuck. The forwarding task never waits for
+//!   a call (one slow call must not hold up every other call's events): an event that finds
+//!   its leg's queue full is dropped and counted in [`EVENTS_DROPPED`] and
+//!   [`DialogEvents::dropped`]. That only loses what the flooding peer sent itself: its
+//!   request goes unanswered (rsipstack ends the transaction when the event is dropped with
+//!   its handle, and the peer gives up on it), an INFO digit in it is lost.
+//!   The exception is the end of a dialog (`Terminated`), which the call must hear to hang up
+//!   the other leg: it is handed to a task of its own that waits for room (at most one per
+//!   dialog, as a dialog ends once; the task ends when the call reads it or is gone).
+//! - The shared channel is unbounded because rsipstack's API forces it: a dialog takes a
+//!   [`DialogStateSender`], which is rsipstack's `UnboundedSender<DialogState>`. It stays
+//!   short: the forwarding task drains it without ever waiting on a call (a map lookup under
+//!   a lock held for that alone, then `try_send`), and what fills it is SIP messages, which
+//!   the edge already bounds (per-source rate limits, connection caps, call admission).
 
 use rsipstack::dialog::dialog::{DialogState, DialogStateSender};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{channel, unbounded_channel, Receiver, Sender};
+
+/// Events one call leg's channel holds. A call's task reads its events as they come; a
+/// legitimate peer has a handful in flight at most (a re-INVITE, a few INFO digits, the BYE).
+pub const LEG_QUEUE: usize = 16;
+
+/// Dialog events dropped because their call leg's queue was full (see the module doc).
+pub const EVENTS_DROPPED: &str = "dialin_dialog_events_dropped_total";
 
 /// A call leg's subscription.
 struct Route {
@@ -26,7 +52,7 @@ struct Route {
     id: u64,
     /// The peer's tag the events must carry (`None`: any).
     remote_tag: Option<String>,
-    tx: UnboundedSender<Box<DialogState>>,
+    tx: Sender<Box<DialogState>>,
 }
 
 /// Call-ID → the legs subscribed to it (almost always one).
@@ -35,9 +61,14 @@ type Routes = Mutex<RouteMap>;
 
 /// The shared channel's sending side (given to rsipstack for every dialog) and who gets what.
 pub struct DialogEvents {
+    /// Given to rsipstack for every dialog; unbounded because rsipstack's type is.
     sender: DialogStateSender,
+    /// Who gets the events of which Call-ID.
     routes: Arc<Routes>,
+    /// Numbers subscriptions, so a dropped one removes only itself.
     next_id: AtomicU64,
+    /// Events dropped for a full leg queue since start.
+    dropped: Arc<AtomicU64>,
 }
 
 impl DialogEvents {
@@ -47,6 +78,8 @@ impl DialogEvents {
         let (sender, mut shared) = unbounded_channel::<DialogState>();
         let routes: Arc<Routes> = Arc::default();
         let task_routes = routes.clone();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let task_dropped = dropped.clone();
         tokio::spawn(async move {
             while let Some(ev) = shared.recv().await {
                 let target = lock(&task_routes)
@@ -60,8 +93,7 @@ impl DialogEvents {
                     })
                     .map(|r| r.tx.clone());
                 if let Some(tx) = target {
-                    // A call that ended meanwhile has dropped its receiver: nothing to do.
-                    tx.send(Box::new(ev)).ok();
+                    forward(&tx, Box::new(ev), &task_dropped);
                 }
             }
         });
@@ -69,6 +101,7 @@ impl DialogEvents {
             sender,
             routes,
             next_id: AtomicU64::new(0),
+            dropped,
         })
     }
 
@@ -80,7 +113,7 @@ impl DialogEvents {
     /// Routes the events of dialogs with `call_id` (and, if given, whose peer's tag is
     /// `remote_tag`) to the returned receiver until it is dropped.
     pub fn subscribe(&self, call_id: &str, remote_tag: Option<&str>) -> DialogEventReceiver {
-        let (tx, rx) = unbounded_channel();
+        let (tx, rx) = channel(LEG_QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let route = Route {
             id,
@@ -99,6 +132,11 @@ impl DialogEvents {
         }
     }
 
+    /// How many events were dropped because their call leg's queue was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// How many call legs are subscribed: one per live leg, none once calls have ended.
     #[cfg(test)]
     pub fn subscriptions(&self) -> usize {
@@ -108,10 +146,13 @@ impl DialogEvents {
 
 /// One call leg's dialog events. Dropping it ends the subscription.
 pub struct DialogEventReceiver {
-    rx: UnboundedReceiver<Box<DialogState>>,
+    /// The leg's queue, [`LEG_QUEUE`] events long.
+    rx: Receiver<Box<DialogState>>,
     /// This subscription's number, so dropping it never removes a newer one.
     id: u64,
+    /// The Call-ID subscribed to, to find the subscription again on drop.
     call_id: String,
+    /// The map to remove the subscription from on drop.
     routes: Arc<Routes>,
 }
 
@@ -136,6 +177,23 @@ impl Drop for DialogEventReceiver {
             if legs.is_empty() {
                 routes.remove(&self.call_id);
             }
+        }
+    }
+}
+
+/// Hands `ev` to its leg without waiting: dropped and counted when the leg's queue is full,
+/// except a dialog's end, which a task delivers once there is room (see the module doc).
+fn forward(tx: &Sender<Box<DialogState>>, ev: Box<DialogState>, dropped: &AtomicU64) {
+    match tx.try_send(ev) {
+        // A call that ended meanwhile has dropped its receiver: nothing to do.
+        Ok(()) | Err(TrySendError::Closed(_)) => {}
+        Err(TrySendError::Full(ev)) if matches!(*ev, DialogState::Terminated(..)) => {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send(ev).await.ok() });
+        }
+        Err(TrySendError::Full(_)) => {
+            dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(EVENTS_DROPPED).increment(1);
         }
     }
 }
@@ -189,6 +247,42 @@ mod tests {
         drop(trunk);
         drop(server);
         assert_eq!(events.subscriptions(), 0, "ended legs leave nothing behind");
+    }
+
+    fn trying(call_id: &str) -> DialogState {
+        DialogState::Trying(DialogId {
+            call_id: call_id.into(),
+            local_tag: "ours".into(),
+            remote_tag: "caller".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_full_leg_queue_drops_and_counts_events_but_never_the_dialogs_end() {
+        let events = DialogEvents::start();
+        let mut flooded = events.subscribe("flood", None);
+        let mut other = events.subscribe("other", None);
+        let tx = events.sender();
+        let extra = 3;
+        for _ in 0..LEG_QUEUE + extra {
+            tx.send(trying("flood")).expect("open");
+        }
+        tx.send(ended("flood", "caller")).expect("open");
+        tx.send(ended("other", "caller")).expect("open");
+        // The other call is not held up by the flooded one.
+        assert_eq!(next(&mut other).await.as_deref(), Some("other/caller"));
+        assert_eq!(
+            events.dropped(),
+            extra as u64,
+            "what did not fit is counted"
+        );
+        for _ in 0..LEG_QUEUE {
+            let ev = flooded.recv().await.expect("open");
+            assert!(matches!(ev, DialogState::Trying(_)), "{ev}");
+        }
+        let last = flooded.recv().await.expect("open");
+        assert!(matches!(last, DialogState::Terminated(..)), "{last}");
+        assert_eq!(next(&mut flooded).await, None);
     }
 
     #[tokio::test]

@@ -16,12 +16,6 @@
 pub mod abuse;
 pub mod exchange;
 pub mod generate;
-/// The old path of [`shared_mappings`], kept until `call/driver` (being rewritten) moves over.
-pub mod live {
-    pub use super::shared_mappings::MeetingLookup;
-    /// The old name of [`super::shared_mappings::SharedMappings`].
-    pub type LiveMappings = super::shared_mappings::SharedMappings;
-}
 pub mod location;
 mod migrate;
 pub mod model;

@@ -6,15 +6,15 @@
 //! the request its answer is for without holding the transaction.
 
 use crate::call::flow::Outcome;
-use crate::call::media::Leg;
 use crate::call::PromptId;
 use crate::digit::Digit;
+use crate::media::call_media::Leg;
 use crate::media::g711::Law;
 use crate::media::srtp::INLINE_KEY_LEN;
 use crate::routing::{ConferenceTarget, RouteDecision, WaitingFor};
 use crate::secret::Pin;
 use crate::sip::session_timer::SessionTimer;
-use crate::store::live::MeetingLookup;
+use crate::store::shared_mappings::MeetingLookup;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -24,13 +24,7 @@ use std::time::Duration;
 pub struct RequestId(pub u64);
 
 /// Which leg of the call something is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// The caller's leg (the provider's trunk).
-    Caller,
-    /// The leg to the BBB server's FreeSWITCH.
-    Server,
-}
+pub use crate::media::Side;
 
 /// An in-dialog request of either leg, parsed by the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]

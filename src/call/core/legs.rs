@@ -4,7 +4,7 @@
 
 use super::{Call, CallAction, InDialog, LocalSdp, ReplyStatus, RequestId, ServerEvent, Side};
 use crate::call::flow::{DigitSource, FlowInput, FlowState};
-use crate::call::media::{Leg, LegCodec};
+use crate::media::call_media::{Leg, LegCodec};
 use crate::routing::ConferenceTarget;
 use crate::sip::sdes::{self, SdesAnswer};
 use crate::sip::sdp::{self, Direction, MediaOffer, Negotiated, SdpError, SUPPORTED_LAWS};

@@ -17,7 +17,7 @@ use super::{Call, CallAction, MeetingAnswer, Record, Timer};
 use crate::call::flow::{FlowInput, FlowState};
 use crate::call::meeting_poll::MeetingPoll;
 use crate::routing::{Lookup, RouteDecision, WaitingFor};
-use crate::store::live::MeetingLookup;
+use crate::store::shared_mappings::MeetingLookup;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 

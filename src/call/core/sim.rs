@@ -15,8 +15,9 @@ use super::{
 use crate::call::flow::FlowSettings;
 use crate::call::pin::PinSettings;
 use crate::call::PromptId;
+use crate::ids::ConferenceId;
 use crate::privacy::CallerKey;
-use crate::routing::{ConferenceId, ConferenceTarget, Lookup, RouteDecision, WaitingFor};
+use crate::routing::{ConferenceTarget, Lookup, RouteDecision, WaitingFor};
 use crate::sip::session_timer::SessionTimer;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

@@ -11,7 +11,7 @@ use crate::call::flow::{FlowState, Outcome};
 use crate::call::PromptId;
 use crate::routing::{Lookup, RouteDecision};
 use crate::sip::session_timer::{Refresher, SessionRequest, SessionTimer};
-use crate::store::live::MeetingLookup;
+use crate::store::shared_mappings::MeetingLookup;
 use std::time::{Duration, Instant};
 
 fn bridged(a: &A) -> bool {

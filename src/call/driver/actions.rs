@@ -3,13 +3,11 @@
 //! protection's answers, and metrics. SIP sends that wait for the network run in small tasks,
 //! so the call's loop never waits on them.
 
-use super::path::MediaPath;
-use super::path_table::PathHandle;
-use super::srtp::SrtpLeg;
 use super::{CallDriver, ServerLeg};
 use crate::call::core::{CallAction, Record, ReplyStatus, ServerEvent, Side};
-use crate::call::media::{CallMedia, Leg};
+use crate::media::call_media::{CallMedia, Leg};
 use crate::media::g711::Law;
+use crate::media::relay::{MediaPath, PathHandle, SrtpLeg, MAX_PACKET};
 use crate::ops::metrics;
 use crate::ops::rtp_quality::RtpQuality;
 use crate::routing::ConferenceTarget;
@@ -21,6 +19,26 @@ use rsipstack::sip::{Header, StatusCode};
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 use tracing::{debug, info, warn};
+
+/// Why the server leg could not be dialled (the caller then hears "unavailable").
+#[derive(Debug, thiserror::Error)]
+enum DialError {
+    /// The call has no media path to add the leg's socket to (a bug).
+    #[error("the call has no media path")]
+    NoMediaPath,
+    /// No RTP port for the server leg.
+    #[error(transparent)]
+    Port(#[from] crate::media::ports::PortError),
+    /// The leg's socket could not be set up for the relay.
+    #[error("the server leg's RTP socket cannot be used: {0}")]
+    Socket(std::io::Error),
+    /// The server's address does not make a SIP URI.
+    #[error(transparent)]
+    Uri(#[from] crate::sip::legs::InvalidUri),
+    /// rsipstack would not build the INVITE.
+    #[error("the INVITE could not be built")]
+    Invite,
+}
 
 impl CallDriver {
     /// Carries out the core's actions (and those its answers lead to); true when the call is
@@ -157,9 +175,7 @@ impl CallDriver {
             CallMedia::new(leg, now),
             pending.socket,
             // Boxed: most calls have none, and the context is larger than the rest of the path.
-            pending
-                .sdes
-                .map(|a| Box::new(SrtpLeg::new(a, super::MAX_PACKET))),
+            pending.sdes.map(|a| Box::new(SrtpLeg::new(a, MAX_PACKET))),
             [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
         );
         match PathHandle::insert(path) {
@@ -207,11 +223,11 @@ impl CallDriver {
         seq: u64,
         law: Law,
         te: u8,
-    ) -> Result<u16, String> {
-        let path = self.path.as_ref().ok_or("the call has no media path")?;
+    ) -> Result<u16, DialError> {
+        let path = self.path.as_ref().ok_or(DialError::NoMediaPath)?;
         let (lease, socket) = self.ctx.bind_rtp()?;
-        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
-        path.add_server_socket(socket).map_err(|e| e.to_string())?;
+        socket.set_nonblocking(true).map_err(DialError::Socket)?;
+        path.add_server_socket(socket).map_err(DialError::Socket)?;
         let offer = sdp::build_offer(
             self.ctx.advertise,
             lease.port(),
@@ -229,8 +245,7 @@ impl CallDriver {
             self.ctx.sip_port,
             self.ctx.contact.clone(),
             offer,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         // Our own Call-ID, so the leg's events are subscribed to before the INVITE goes out.
         let call_id = format!("{:032x}", rand::random::<u128>());
         let events = self.ctx.dialog_events.subscribe(&call_id, None);
@@ -242,7 +257,7 @@ impl CallDriver {
             .ctx
             .dialog_layer
             .do_invite_async(opt, self.ctx.dialog_events.sender())
-            .map_err(|_| "the INVITE could not be built".to_string())?;
+            .map_err(|_| DialError::Invite)?;
         let port = lease.port();
         self.server = Some(ServerLeg {
             dialog,

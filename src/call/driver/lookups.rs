@@ -9,7 +9,7 @@ use crate::bbb_api::FoundMeeting;
 use crate::call::context::CallContext;
 use crate::call::core::MeetingAnswer;
 use crate::routing::ConferenceTarget;
-use crate::store::live::MeetingLookup;
+use crate::store::shared_mappings::MeetingLookup;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! and turns what happens to the call into the core's inputs. It decides nothing.
 //!
 //! It owns what the core must not: the SIP dialogs of both legs (and the in-dialog requests
-//! waiting for the core's answer), the call's media path in the shard's table (`path_table`;
+//! waiting for the core's answer), the call's media path in the shard's table ([`crate::media::relay`];
 //! the shard's relay loop relays its packets without waking this task and tells it only what
 //! they mean: a digit, a moved deadline), the tasks that answer the core's questions (meeting
 //! lookups, the cluster's numbering) and the live directory's change notifications. It reads
@@ -11,21 +11,11 @@
 //! Files: `start` (answering a new INVITE and building the core), `wake` (what woke the task
 //! and how it becomes an input), `actions` (carrying out the core's actions), `lookups`
 //! (meeting lookups and the directory wait), `mute` (the mute key over the Event Socket). The
-//! relay (hot path) is `relay_loop`, `relay`, `path`, `path_table`, `recv_batch`,
-//! `pass_budget`, `shards`, `srtp`, `connected`.
+//! relay (hot path) is [`crate::media::relay`].
 
 mod actions;
-mod connected;
 mod lookups;
 mod mute;
-mod pass_budget;
-mod path;
-mod path_table;
-mod recv_batch;
-mod relay;
-mod relay_loop;
-mod shards;
-mod srtp;
 mod start;
 mod wake;
 
@@ -35,6 +25,7 @@ use crate::call::admission::CallSlot;
 use crate::call::context::{CallContext, CallSettings};
 use crate::call::core::{Call, RequestId};
 use crate::media::ports::PortLease;
+use crate::media::relay::{PathHandle, MAX_PACKET};
 use crate::ops::calls::TrackedCall;
 use crate::ops::metrics;
 use crate::privacy::guard::SourceNet;
@@ -43,7 +34,6 @@ use crate::routing::ConferenceTarget;
 use crate::secret::CallerNumber;
 use crate::sip::dialog_events::DialogEventReceiver;
 use crate::sip::sdes::SdesAnswer;
-use path_table::PathHandle;
 use rsipstack::dialog::dialog::TransactionHandle;
 use rsipstack::dialog::invitation::InviteAsyncResult;
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -52,8 +42,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tracing::debug;
-
-use recv_batch::MAX_PACKET;
 
 /// The server leg while it is being dialled and once it is up.
 struct ServerLeg {

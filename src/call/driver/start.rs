@@ -20,7 +20,7 @@ use tracing::{info, warn};
 /// Starts a call for a new INVITE transaction, or refuses it: with the status that names an
 /// extension dialin cannot honour, or with 503 and `Retry-After` when a call limit is full
 /// (before anything is allocated for it). An admitted call gets 100 Trying at once, then
-/// moves to one of the call shards (`shards.rs`), where its sockets will live.
+/// moves to one of the call shards (`media::relay::Shards`), where its sockets will live.
 pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
     // Parsed once, here; a request dialin cannot honour is refused before it costs a slot.
     let incoming = match IncomingCall::parse(&tx.original, ctx.session_min_se, Instant::now()) {
@@ -54,7 +54,8 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
         // transaction, replies in flight) for as long as the call lasts.
         let tx = Box::new(tx);
         let incoming = Box::new(incoming);
-        super::shards::spawn_call_task(async move {
+        let shards = ctx.shards.clone();
+        shards.spawn(async move {
             let _guard = guard;
             let answered = Box::pin(answer_call(ctx, tx, call_no, slot, incoming)).await;
             if let Some(mut driver) = answered {
@@ -63,6 +64,20 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
             }
         });
     });
+}
+
+/// Why a new call gets no caller RTP port (it is refused with 503).
+#[derive(Debug, thiserror::Error)]
+enum NoPort {
+    /// The pool has none free.
+    #[error(transparent)]
+    Port(#[from] crate::media::ports::PortError),
+    /// The socket cannot be made non-blocking.
+    #[error("the RTP socket cannot be used: {0}")]
+    Socket(std::io::Error),
+    /// No relay shard runs on this thread (the shards could not start).
+    #[error("no media shard runs on this thread")]
+    NoShard,
 }
 
 /// The `Retry-After` header of every 503 dialin sends for lack of capacity.
@@ -86,14 +101,17 @@ async fn answer_call(
     // The settings in force now stay with this call to its end, whatever a reload does.
     let settings = ctx.settings();
     // The caller leg's RTP port before anything else: without one, say so and when to retry.
-    let bound = ctx.bind_rtp().and_then(|(lease, socket)| {
-        // The shard's relay loop reads it when the epoll set says it has packets.
-        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
-        if !super::path_table::on_shard() {
-            return Err("no media shard runs on this thread".to_string());
-        }
-        Ok((lease, socket))
-    });
+    let bound = ctx
+        .bind_rtp()
+        .map_err(NoPort::Port)
+        .and_then(|(lease, socket)| {
+            // The shard's relay loop reads it when the epoll set says it has packets.
+            socket.set_nonblocking(true).map_err(NoPort::Socket)?;
+            if !crate::media::relay::on_shard() {
+                return Err(NoPort::NoShard);
+            }
+            Ok((lease, socket))
+        });
     let (lease, socket) = match bound {
         Ok(bound) => bound,
         Err(e) => {

@@ -4,6 +4,7 @@
 
 use super::{lookups, CallDriver};
 use crate::call::core::{CallerEvent, InDialog, MediaEvent, MeetingAnswer, ServerEvent, Side};
+use crate::media::relay::PathEvent;
 use crate::ops::end_signal::CallsEnding;
 use crate::routing::ConferenceTarget;
 use crate::sip::dtmf_info::parse_info_digit;
@@ -17,8 +18,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::task::JoinError;
 use tracing::info;
-
-use super::path::PathEvent;
 
 /// What woke the driver up.
 pub(super) enum Wake {

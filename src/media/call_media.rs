@@ -211,5 +211,5 @@ impl CallMedia {
 }
 
 #[cfg(test)]
-#[path = "media_tests.rs"]
+#[path = "call_media_tests.rs"]
 mod tests;

@@ -7,7 +7,7 @@ use crate::media::srtp::{SrtpContext, INLINE_KEY_LEN, TAG_LEN};
 use crate::sip::sdes::SdesAnswer;
 
 /// The SRTP state of a call's trunk leg.
-pub(super) struct SrtpLeg {
+pub(crate) struct SrtpLeg {
     /// Tag, keys and profile, for writing our SDP.
     pub answer: SdesAnswer,
     /// Decrypts the caller's packets (its key).

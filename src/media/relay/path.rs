@@ -5,9 +5,9 @@
 //! send, bridging, re-INVITEs, the timer's packets).
 
 use super::connected;
-use super::srtp::SrtpLeg;
-use crate::call::media::{CallMedia, Leg};
+use super::srtp_leg::SrtpLeg;
 use crate::digit::Digit;
+use crate::media::call_media::{CallMedia, Leg};
 use crate::ops::metrics::RtpCounters;
 use crate::ops::rtp_quality::RtpQuality;
 use std::net::{SocketAddr, UdpSocket};
@@ -18,7 +18,7 @@ use std::task::Waker;
 const DIGIT_QUEUE: usize = 8;
 
 /// A call's media and everything its packets need.
-pub(super) struct MediaPath {
+pub(crate) struct MediaPath {
     /// The media state (legs, rewriting, prompts, DTMF decoding).
     pub media: CallMedia,
     /// The caller leg's RTP socket (non-blocking).
@@ -51,7 +51,7 @@ pub(super) struct MediaPath {
 
 /// What the call's packets tell its task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum PathEvent {
+pub(crate) enum PathEvent {
     /// A key press (RFC 4733) for the flow.
     Digit(Digit),
     /// The media's next deadline moved earlier: the task must re-arm its timer.

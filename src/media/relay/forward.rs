@@ -5,9 +5,10 @@
 
 use super::path::MediaPath;
 use super::recv_batch::Batch;
-use super::srtp;
-use crate::call::media::Received;
+use super::srtp_leg as srtp;
 use crate::digit::Digit;
+use crate::media::call_media::Received;
+use crate::media::Side;
 use crate::ops::metrics::{Direction, RtpCounters};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -18,12 +19,13 @@ impl MediaPath {
     /// Reads up to a batch of the packets queued on one leg's socket into `batch` and relays
     /// each at once: receive, rewrite in place and send. A send that would block drops the
     /// packet, as a full network would. A digit a packet carries is queued for the call's
-    /// task. Returns whether the batch was full (more may be queued).
-    pub fn relay_queued(&mut self, batch: &mut Batch, now: Instant, from_server: bool) -> bool {
-        let socket = match (from_server, self.server.as_ref()) {
-            (false, _) => &self.caller,
-            (true, Some(s)) => s,
-            (true, None) => return false,
+    /// task. `from` names the leg whose socket is read. Returns whether the batch was full
+    /// (more may be queued).
+    pub fn relay_queued(&mut self, batch: &mut Batch, now: Instant, from: Side) -> bool {
+        let socket = match (from, self.server.as_ref()) {
+            (Side::Caller, _) => &self.caller,
+            (Side::Server, Some(s)) => s,
+            (Side::Server, None) => return false,
         };
         let fd = socket.as_raw_fd();
         let n = match batch.recv(fd) {
@@ -34,17 +36,17 @@ impl MediaPath {
             Err(_) => batch.recv(fd).unwrap_or(0),
         };
         for i in 0..n {
-            let (buf, len, Some(from)) = batch.packet(i) else {
+            let (buf, len, Some(peer)) = batch.packet(i) else {
                 continue;
             };
             #[cfg(test)]
             assert!(!self.panic_on_packet, "a test asked for this panic");
-            let r = if from_server {
+            let r = if from == Side::Server {
                 self.rtp.count(Direction::ServerRx, len);
                 if let Some(leg) = &self.media.server {
                     self.quality[1].observe(now, &buf[..len], leg.codec().pt);
                 }
-                self.media.handle_server_packet(now, from, buf, len)
+                self.media.handle_server_packet(now, peer, buf, len)
             } else {
                 // SRTP: authenticated and decrypted in place first; a forgery is dropped.
                 let len = match self.srtp.as_mut() {
@@ -57,7 +59,7 @@ impl MediaPath {
                 self.rtp.count(Direction::CallerRx, len);
                 let pt = self.media.caller.codec().pt;
                 self.quality[0].observe(now, &buf[..len], pt);
-                let r = self.media.handle_caller_packet(now, from, buf, len);
+                let r = self.media.handle_caller_packet(now, peer, buf, len);
                 self.check_deadline();
                 r
             };
@@ -147,5 +149,5 @@ fn send(
 }
 
 #[cfg(test)]
-#[path = "relay_tests.rs"]
+#[path = "forward_tests.rs"]
 mod tests;

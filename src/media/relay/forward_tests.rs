@@ -1,7 +1,7 @@
 //! Tests of the relay's receive path on real sockets, without the relay loop.
 
 use super::*;
-use crate::call::media::{CallMedia, Leg, LegCodec};
+use crate::media::call_media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
 use crate::media::rtp::{write_header, RtpPacket, SeqNo, Ssrc};
 use crate::ops::rtp_quality::RtpQuality;
@@ -54,18 +54,18 @@ fn a_packet_queued_behind_an_icmp_error_is_still_relayed() {
     let mut buf = [0u8; 1500];
     // The caller's first packet settles its port: the caller's socket is connected to it.
     phone.send_to(&audio(1), caller_addr).expect("send");
-    path.relay_queued(&mut batch, now, false);
+    path.relay_queued(&mut batch, now, Side::Caller);
     assert_eq!(path.connected[0], Some(phone_addr));
     server.recv_from(&mut buf).expect("relayed to the server");
 
     // The phone's port closes: what we send it comes back as an ICMP error.
     drop(phone);
     server.send_to(&audio(2), server_leg_addr).expect("send");
-    path.relay_queued(&mut batch, now, true);
+    path.relay_queued(&mut batch, now, Side::Server);
     // The phone is back on the same port and speaks: its packet waits behind the error.
     let phone = UdpSocket::bind(phone_addr).expect("the phone's port again");
     phone.send_to(&audio(3), caller_addr).expect("send");
-    path.relay_queued(&mut batch, now, false);
+    path.relay_queued(&mut batch, now, Side::Caller);
     let (n, _) = server.recv_from(&mut buf).expect("relayed to the server");
     let payload = RtpPacket::parse(&buf[..n]).expect("RTP").payload()[0];
     assert_eq!(payload, 3);

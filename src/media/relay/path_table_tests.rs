@@ -4,11 +4,12 @@
 use super::super::path::MediaPath;
 use super::super::relay_loop;
 use super::*;
-use crate::call::media::{CallMedia, Leg, LegCodec};
 use crate::digit::Digit;
+use crate::media::call_media::{CallMedia, Leg, LegCodec};
 use crate::media::dtmf::EventPayload;
 use crate::media::g711::Law;
 use crate::media::rtp::{write_header, RtpPacket, SeqNo, Ssrc};
+use crate::media::Side;
 use crate::ops::rtp_quality::RtpQuality;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,7 +83,8 @@ impl Wake for Wakes {
 
 /// Starts the relay loop on this (current-thread) runtime and lets it install its table.
 async fn start_relay() {
-    tokio::spawn(relay_loop::run());
+    let stop = super::super::shards::StopSignal::new().expect("eventfd");
+    tokio::spawn(relay_loop::run(Arc::new(stop)));
     tokio::task::yield_now().await;
     assert!(on_shard(), "the relay loop installs the thread's table");
 }
@@ -153,16 +155,21 @@ fn a_token_carries_slot_generation_and_leg() {
         Token {
             index: 0,
             generation: 0,
-            server: false,
+            side: Side::Caller,
         },
         Token {
             index: (u32::MAX >> 1) - 1,
             generation: u32::MAX,
-            server: true,
+            side: Side::Server,
         },
     ] {
         assert_eq!(Token::from_u64(token.to_u64()), token);
     }
+    assert_eq!(
+        Token::from_u64(STOP_EVENT).index,
+        u32::MAX >> 1,
+        "the stop signal's event names a slot no path can have"
+    );
 }
 
 #[tokio::test]
@@ -270,7 +277,7 @@ async fn an_ended_call_leaves_the_table_and_its_slot_cannot_reach_the_next_call(
     let stale = Token {
         index: old_index,
         generation: old_generation,
-        server: false,
+        side: Side::Caller,
     };
     assert!(with_table(|t| t.event(stale.to_u64()).is_none()).expect("table"));
     // The new call works.

@@ -10,9 +10,12 @@
 use super::pass_budget::PassBudget;
 use super::path_table;
 use super::recv_batch::Batch;
+use super::shards::StopSignal;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -23,6 +26,9 @@ const EVENTS: usize = 128;
 /// Batches read from one socket per pass at most: a flooded port cannot starve the other
 /// calls on its shard. What it still holds is read in the next pass.
 pub(super) const BATCHES_PER_PASS: usize = 4;
+/// How often a shard whose table could not start looks whether it must stop (it has no epoll
+/// set to be woken through).
+const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// The table's epoll fd as the reactor sees it (the table owns and closes it).
 struct EpollSet(RawFd);
@@ -33,18 +39,22 @@ impl AsRawFd for EpollSet {
     }
 }
 
-/// Relays this thread's calls for as long as the thread lives. Never returns: if the table
-/// cannot start, it says so once and waits forever (calls on this shard are then refused,
-/// since their paths cannot be inserted).
-pub(super) async fn run() {
-    if let Err(e) = relay().await {
+/// Relays this thread's calls until `stop` is given. If the table cannot start, it says so
+/// once and only waits for `stop` (calls on this shard are then refused, since their paths
+/// cannot be inserted).
+pub(super) async fn run(stop: Arc<StopSignal>) {
+    if let Err(e) = relay(&stop).await {
         error!(error = %e, "a media shard cannot relay RTP; calls on it are refused");
+        while !stop.is_stopped() {
+            tokio::time::sleep(STOP_POLL).await;
+        }
     }
-    std::future::pending::<()>().await;
 }
 
-async fn relay() -> io::Result<()> {
+async fn relay(stop: &StopSignal) -> io::Result<()> {
     let fd = path_table::install()?;
+    // Its event wakes the loop to look at the flag; `event` finds no path for it.
+    path_table::with_table(|t| t.watch_stop(stop.fd())).unwrap_or(Ok(()))?;
     // SAFETY: the table owns the epoll fd for the life of the thread, so it stays open and
     // the same while this loop (and its AsyncFd) runs on that thread.
     let set = unsafe { AsyncFd::register_with_interest(EpollSet(fd), Interest::READABLE) }
@@ -57,6 +67,10 @@ async fn relay() -> io::Result<()> {
     let mut unread: Vec<u64> = Vec::new();
     let mut still: Vec<u64> = Vec::new();
     loop {
+        // Once per pass, not per packet.
+        if stop.is_stopped() {
+            return Ok(());
+        }
         let mut ready = set.readable().await?;
         let more_queued = path_table::with_table(|table| {
             let now = Instant::now();
@@ -109,7 +123,7 @@ fn read_share(
     data: u64,
     unread: &mut Vec<u64>,
 ) {
-    let Some((path, server)) = table.event(data) else {
+    let Some((path, side)) = table.event(data) else {
         return;
     };
     if path.failed() {
@@ -118,7 +132,7 @@ fn read_share(
     // A bug in one call's relay must not end the shard's other calls: the panic ends the
     // relay of this call only, and its task ends the call.
     let more = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        (0..BATCHES_PER_PASS).all(|_| path.relay_queued(batch, now, server))
+        (0..BATCHES_PER_PASS).all(|_| path.relay_queued(batch, now, side))
     }));
     match more {
         Ok(true) => unread.push(data),

@@ -11,6 +11,7 @@
 //! calls' tasks run on that thread one at a time, so no lock guards it.
 
 use super::path::{MediaPath, PathEvent};
+use crate::media::Side;
 use std::cell::RefCell;
 use std::io;
 use std::net::UdpSocket;
@@ -39,24 +40,32 @@ struct Entry {
     path: Option<MediaPath>,
 }
 
+/// The epoll data of the shard's stop signal. No slot has it (slot indices stay below
+/// `u32::MAX >> 1`), so [`PathTable::event`] finds no path for it.
+const STOP_EVENT: u64 = u64::MAX;
+
 /// Which socket of a path an epoll event is about, with the path's slot: the epoll data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Token {
     index: u32,
     generation: u32,
-    server: bool,
+    side: Side,
 }
 
 impl Token {
     fn to_u64(self) -> u64 {
-        (u64::from(self.generation) << 32) | (u64::from(self.index) << 1) | u64::from(self.server)
+        (u64::from(self.generation) << 32) | (u64::from(self.index) << 1) | self.side.index() as u64
     }
 
     fn from_u64(data: u64) -> Token {
         Token {
             index: ((data & 0xffff_ffff) >> 1) as u32,
             generation: (data >> 32) as u32,
-            server: data & 1 == 1,
+            side: if data & 1 == 1 {
+                Side::Server
+            } else {
+                Side::Caller
+            },
         }
     }
 }
@@ -92,31 +101,32 @@ impl PathTable {
         Ok(n as usize)
     }
 
-    /// The path and leg an event of [`ready`](Self::ready) is about (`true`: the server
-    /// leg's socket); `None` for a slot that changed hands since. `data` is the event's data.
-    pub fn event(&mut self, data: u64) -> Option<(&mut MediaPath, bool)> {
+    /// The path and leg an event of [`ready`](Self::ready) is about; `None` for a slot that
+    /// changed hands since. `data` is the event's data.
+    pub fn event(&mut self, data: u64) -> Option<(&mut MediaPath, Side)> {
         let token = Token::from_u64(data);
         let entry = self.entries.get_mut(token.index as usize)?;
         if entry.generation != token.generation {
             return None;
         }
-        Some((entry.path.as_mut()?, token.server))
+        Some((entry.path.as_mut()?, token.side))
     }
 
     fn watch(&self, socket: &UdpSocket, token: Token) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: token.to_u64(),
-        };
+        let edge = (libc::EPOLLIN | libc::EPOLLET) as u32;
+        self.add(socket.as_raw_fd(), edge, token.to_u64())
+    }
+
+    /// Adds the shard's stop signal (an eventfd) to the set, level-triggered, with
+    /// [`STOP_EVENT`] as its data: once given, every pass hears of it until the loop returns.
+    pub fn watch_stop(&self, fd: RawFd) -> io::Result<()> {
+        self.add(fd, libc::EPOLLIN as u32, STOP_EVENT)
+    }
+
+    fn add(&self, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: data };
         // SAFETY: both fds are open; `event` is a valid epoll_event.
-        let rc = unsafe {
-            libc::epoll_ctl(
-                self.epoll_fd(),
-                libc::EPOLL_CTL_ADD,
-                socket.as_raw_fd(),
-                &mut event,
-            )
-        };
+        let rc = unsafe { libc::epoll_ctl(self.epoll_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -154,7 +164,7 @@ impl PathTable {
         let token = Token {
             index,
             generation: entry.generation,
-            server: false,
+            side: Side::Caller,
         };
         if let Err(e) = self.watch(&path.caller, token) {
             self.free.push(index);
@@ -205,7 +215,7 @@ pub(super) fn install() -> io::Result<RawFd> {
 }
 
 /// Whether this thread runs a relay loop, so a call's path can be inserted here.
-pub(super) fn on_shard() -> bool {
+pub(crate) fn on_shard() -> bool {
     TABLE.with_borrow(Option::is_some)
 }
 
@@ -217,7 +227,7 @@ pub(super) fn with_table<R>(f: impl FnOnce(&mut PathTable) -> R) -> Option<R> {
 /// A call's claim on its path in its shard's table; the path leaves the table (its sockets
 /// closed) when the handle is dropped. Only usable on the shard's thread, where the call's
 /// task runs.
-pub(super) struct PathHandle {
+pub(crate) struct PathHandle {
     index: u32,
     generation: u32,
 }
@@ -254,7 +264,7 @@ impl PathHandle {
         let token = Token {
             index: self.index,
             generation: self.generation,
-            server: true,
+            side: Side::Server,
         };
         with_table(|t| {
             t.watch(&socket, token)?;
