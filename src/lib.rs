@@ -11,8 +11,8 @@
 //! | [`ids`] | ids shared by several modules ([`ids::ConferenceId`]), so `config`, `routing`, `esl`, `privacy` and `store` need not import each other |
 //! | [`secret`] | [`secret::Pin`] and [`secret::CallerNumber`], whose `Debug`/`Display` never leak |
 //! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool, SRTP; each call's media state (`call_media`, pure: relay rewriting, echo, prompts); the RTP relay (`relay`: call shards, their relay loops and path tables, the per-packet hot path) |
-//! | [`call`] | PIN collector and call flow (pure), call admission (limits), when a waiting caller's meeting ID is asked about again (`meeting_poll`, pure), and the driver task per call |
-//! | [`sip`] | rsipstack endpoint and dispatch, source filter, ACL, trunks and per-source rate limits, TCP/TLS and admin connection caps and idle timeout (`conn_limits`), SDP offer/answer and SDES, INFO digits, leg details, session timers and `Require`, outbound registration, TLS |
+//! | [`call`] | the call core ([`call::core::Call`], pure: every decision and timer of one call, built on the call flow and the PIN collector; whole calls tested on simulated time), call admission (limits), when a waiting caller's meeting ID is asked about again (`meeting_poll`, pure), and the driver task per call that carries out the core's actions |
+//! | [`sip`] | rsipstack endpoint and dispatch, source filter, ACL, trunks and per-source rate limits, TCP/TLS and admin connection caps and idle timeout (`conn_limits`); a new INVITE parsed once (`incoming`) and answered (`answer`: ringing, 200/183, 488, SRTP choice); SDP offer/answer and SDES, INFO digits, leg details, session timers and `Require`, outbound registration, TLS |
 //! | [`esl`] | FreeSWITCH Event Socket: frame codec and typed messages (pure), session state machine (sans-IO), the reconnecting task per server |
 //! | [`routing`] | PIN → target (conference on a server, the echo test, wait, unavailable): the rules (`routes`, pure: store snapshot, directory and time are inputs) and [`routing::Router`], the thin wrapper over the shared handles; the live conference directory (pure) and its shared handle (`shared_directory`) |
 //! | [`store`] | PIN mappings in SQLite or PostgreSQL (sqlx, embedded migrations), validation, change watch, CSV/JSON |
@@ -25,11 +25,22 @@
 //! | [`serve`] | `dialin serve`: wiring (`start`: edge, Event Sockets, store watcher, ledger, admin listener, readiness checks), signals, drain and reload (`control`) |
 //! | [`logging`] | log set-up (text or JSON) that keeps rsipstack's message dumps out |
 //!
-//! Protocol logic (PIN collector, call flow, RFC 4733, SDP, routing, the conference directory,
-//! the Event Socket codec and session, the call's media state) is sans-IO: state machines that take inputs and the current time and return actions. The tokio
-//! layer (`call::driver`, `media::relay`, `sip::edge`, `esl::client`, `serve`) only does sockets, timers and rsipstack.
+//! Protocol logic (the call core with its flow and PIN collector, RFC 4733, SDP, routing, the
+//! conference directory, the Event Socket codec and session, the call's media state) is
+//! sans-IO: state machines that take inputs and the current time and return actions. The tokio
+//! layer (`call::driver`, `media::relay`, `sip::edge`, `esl::client`, `serve`) only does
+//! sockets, timers and rsipstack.
 //!
-//! One call is one task ([`call::driver`]): it owns the flow and the call's SIP legs; its media
+//! # One call
+//! The SIP edge parses a new INVITE once ([`sip::incoming::IncomingCall`]); the call's set-up
+//! (`call::driver::start`) admits it, answers it ([`sip::answer`]) and builds its core
+//! ([`call::core::Call`]). From then on the call's task runs the core's loop (the contract is
+//! in [`call::core`]): after every input it carries out `poll_action()` until `None`, then
+//! sleeps until `poll_timeout()` (or the media path's packet clock) or the next dialog event,
+//! digit, lookup answer or drain, and hands that to a `handle_*` method with `now`. The core
+//! decides; the task owns the dialogs, tasks and the media path and decides nothing.
+//!
+//! One call is one task ([`call::driver`]): it owns the core and the call's SIP legs; its media
 //! state and both RTP sockets are its path in [`media::relay`], whose loop relays packets in
 //! place: no allocation, lock or log line per packet. Call tasks run on one single-threaded
 //! runtime per core (so a packet's wake-up never crosses threads), owned by `serve` and
