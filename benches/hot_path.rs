@@ -33,7 +33,7 @@ fn addr(s: &str) -> SocketAddr {
 fn bridged(caller: SocketAddr, server: SocketAddr) -> CallMedia {
     let now = Instant::now();
     let mut m = CallMedia::new(Leg::new(caller, PCMU, true), now);
-    m.bridge(Leg::new(server, PCMU, false));
+    m.bridge(Leg::new(server, PCMU, false), now);
     m
 }
 
@@ -192,6 +192,7 @@ fn flow(c: &mut Criterion) {
             echo_max: Duration::from_secs(300),
             max_wait: Duration::from_secs(900),
             mute_key: None,
+            rejoin_max: Duration::from_secs(120),
         };
         b.iter_batched(
             || CallFlow::new(settings),

@@ -6,6 +6,7 @@ use crate::config::{IvrConfig, Language};
 use crate::media::prompt::EncodedPrompt;
 use crate::media::wav::{parse_wav, WavError};
 use std::path::PathBuf;
+use tracing::warn;
 
 /// Why a prompt could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +40,18 @@ macro_rules! builtin {
             include_bytes!(concat!("../dialplan/sounds/", $lang, "/unavailable.wav")).as_slice(),
             include_bytes!(concat!("../dialplan/sounds/", $lang, "/not-started.wav")).as_slice(),
             include_bytes!(concat!("../dialplan/sounds/", $lang, "/hold.wav")).as_slice(),
+            include_bytes!(concat!(
+                "../dialplan/sounds/",
+                $lang,
+                "/connection-lost.wav"
+            ))
+            .as_slice(),
         ]
     };
 }
 
 /// The built-in WAV bytes of `language`, in [`PromptId::ALL`] order.
-fn builtin(language: Language) -> [&'static [u8]; 7] {
+fn builtin(language: Language) -> [&'static [u8]; 8] {
     match language {
         Language::En => builtin!("en"),
         Language::De => builtin!("de"),
@@ -59,9 +66,16 @@ pub fn load_prompts(ivr: &IvrConfig) -> Result<Vec<EncodedPrompt>, SoundsError> 
         .zip(builtin)
         .map(|(id, bytes)| {
             let file = format!("{}.wav", id.file_stem());
-            let (name, samples) = match &ivr.sounds_dir {
-                Some(dir) => {
-                    let path = dir.join(ivr.language.code()).join(&file);
+            let own = ivr.sounds_dir.as_ref().map(|dir| dir.join(ivr.language.code()).join(&file));
+            let own = own.filter(|path| {
+                let missing = id.may_be_missing() && !path.exists();
+                if missing {
+                    warn!(prompt = %file, "ivr.sounds_dir has no such prompt (added in a later dialin): playing the built-in one");
+                }
+                !missing
+            });
+            let (name, samples) = match own {
+                Some(path) => {
                     let data = std::fs::read(&path).map_err(|source| SoundsError::Read {
                         path: path.clone(),
                         source,

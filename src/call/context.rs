@@ -83,6 +83,8 @@ pub struct CallSettings {
     pub answer_delay: Duration,
     /// `media.timeout`.
     pub media_timeout: Duration,
+    /// `media.server_silence` (zero: off).
+    pub server_silence: Duration,
 }
 
 /// Everything a call driver needs besides its own state.

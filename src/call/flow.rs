@@ -21,6 +21,8 @@
 //! (any failed try, when tries are used up) ─▶ Goodbye ─PromptFinished─▶ Ended
 //! ConnectingServer ─ServerFailed or timeout─▶ Unavailable ─PromptFinished─▶ Ended
 //! (voice menu or connecting) ─Shutdown─▶ Closing ─PromptFinished─▶ Ended
+//! Bridged ─ServerLost─▶ Rejoining (ConnectionLost, then Hold) ─Routed(Conference)─▶ ConnectingServer
+//! Rejoining ─rejoin_max─▶ Unavailable   (see `rejoin` for the rest)
 //! ```
 //! Every state ends in `Ended` on hang-up or media timeout, emitting [`FlowAction::Finished`]
 //! exactly once. States that wait for the caller or the server have a deadline (PIN timers,
@@ -36,8 +38,10 @@
 //! - once the call is already being sent away (Goodbye or Unavailable prompt), the outcome
 //!   stays [`Outcome::InvalidPin`] / [`Outcome::NoConference`] even if the caller hangs up
 //!   before the prompt ends: the reason the call failed does not change;
-//! - no media in either direction once the caller's leg is up: [`Outcome::MediaTimeout`],
-//!   whatever the state; every leg that is up or ringing is hung up or cancelled.
+//! - no media from the caller once its leg is up: [`Outcome::MediaTimeout`],
+//!   whatever the state; every leg that is up or ringing is hung up or cancelled;
+//! - a call that lost its server and ended before it was bridged again (hung up while holding,
+//!   or `rejoin_max` over): [`Outcome::ServerLost`].
 //! - the end of a drain ([`FlowInput::Shutdown`]): callers in the voice menu hear the
 //!   "unavailable" prompt and are hung up, bridged and echo calls are hung up at once:
 //!   [`Outcome::Shutdown`]. Calls already being sent away keep their outcome.
@@ -45,11 +49,13 @@
 //! # Files
 //! This file holds the machine and its run loop; its parts are split by job: `state` (the
 //! states), `io` (inputs and actions), `menu` (digits, PIN entry, prompts ending), `routed`
-//! (routing's answers, the server leg answering) and `ending` (outcomes, hang-ups, shutdown).
+//! (routing's answers, the server leg answering), `rejoin` (a lost server leg dialled again)
+//! and `ending` (outcomes, hang-ups, shutdown).
 
 mod ending;
 mod io;
 mod menu;
+mod rejoin;
 mod routed;
 mod state;
 
@@ -81,6 +87,9 @@ pub struct FlowSettings {
     /// The mute key (`ivr.mute_key` in `esl` mode): once bridged it asks for
     /// [`FlowAction::ToggleMute`] instead of being forwarded.
     pub mute_key: Option<Digit>,
+    /// How long a caller whose server leg was lost holds while dialin dials the meeting
+    /// again (`routing.rejoin_max`), before "unavailable" and goodbye.
+    pub rejoin_max: Duration,
 }
 /// One call's state machine; see the module doc for the run loop and the outcomes.
 #[derive(Debug)]
@@ -95,6 +104,8 @@ pub struct CallFlow {
     failures: u32,
     /// The caller is blocked: goodbye instead of welcome, [`Outcome::Blocked`] at the end.
     blocked: bool,
+    /// Set while the call lost its server and is being dialled in again: when dialin gives up.
+    rejoin_until: Option<Instant>,
     /// Actions not yet taken by the driver; a handful per input at most.
     actions: VecDeque<FlowAction>,
 }
@@ -108,6 +119,7 @@ impl CallFlow {
             pin: PinCollector::new(settings.pin),
             failures: 0,
             blocked: false,
+            rejoin_until: None,
             actions: VecDeque::with_capacity(4),
         }
     }
@@ -141,12 +153,10 @@ impl CallFlow {
             FlowInput::ServerAnswered => self.on_server_answered(),
             FlowInput::ServerFailed => {
                 if let State::ConnectingServer { .. } = self.state {
-                    self.play(
-                        PromptId::Unavailable,
-                        State::Unavailable { cancelled: false },
-                    );
+                    self.server_unreachable(now, false);
                 }
             }
+            FlowInput::ServerLost => self.on_server_lost(now),
             FlowInput::CallerHungUp => self.on_caller_hung_up(),
             FlowInput::ServerHungUp => {
                 if self.state == State::Bridged {
@@ -169,16 +179,13 @@ impl CallFlow {
             }
             State::ConnectingServer { deadline } if now >= deadline => {
                 self.push(FlowAction::CancelServer);
-                self.play(
-                    PromptId::Unavailable,
-                    State::Unavailable { cancelled: true },
-                );
+                self.server_unreachable(now, true);
             }
             State::Echo { until } if now >= until => {
                 self.push(FlowAction::HangUpCaller);
                 self.finish(Outcome::Echo);
             }
-            State::Waiting { until } if now >= until => {
+            State::Waiting { until } | State::Rejoining { until } if now >= until => {
                 self.play(
                     PromptId::Unavailable,
                     State::Unavailable { cancelled: false },
@@ -201,7 +208,7 @@ impl CallFlow {
             State::CollectingPin => self.pin.poll_timeout(),
             State::ConnectingServer { deadline } => Some(deadline),
             State::Echo { until } => Some(until),
-            State::Waiting { until } => Some(until),
+            State::Waiting { until } | State::Rejoining { until } => Some(until),
             _ => None,
         }
     }

@@ -12,6 +12,7 @@ const INTER_MS: u64 = 3_000;
 const SERVER_MS: u64 = 10_000;
 const ECHO_MS: u64 = 60_000;
 const WAIT_MS: u64 = 900_000;
+const REJOIN_MS: u64 = 120_000;
 
 fn settings() -> FlowSettings {
     FlowSettings {
@@ -26,6 +27,7 @@ fn settings() -> FlowSettings {
         echo_max: Duration::from_millis(ECHO_MS),
         max_wait: Duration::from_millis(WAIT_MS),
         mute_key: None,
+        rejoin_max: Duration::from_millis(REJOIN_MS),
     }
 }
 

@@ -28,11 +28,14 @@ pub enum PromptId {
     NotStarted,
     /// A calm hold loop, repeated while the caller waits for the meeting.
     Hold,
+    /// "The connection to the meeting was lost. One moment please." (then the hold loop while
+    /// dialin dials the meeting again).
+    ConnectionLost,
 }
 
 impl PromptId {
     /// Every prompt, for loading and checking the sound set.
-    pub const ALL: [PromptId; 7] = [
+    pub const ALL: [PromptId; 8] = [
         PromptId::Welcome,
         PromptId::InvalidPin,
         PromptId::Goodbye,
@@ -40,6 +43,7 @@ impl PromptId {
         PromptId::Unavailable,
         PromptId::NotStarted,
         PromptId::Hold,
+        PromptId::ConnectionLost,
     ];
 
     /// The file name without `.wav` inside `dialplan/sounds/<language>/`.
@@ -52,6 +56,13 @@ impl PromptId {
             PromptId::Unavailable => "unavailable",
             PromptId::NotStarted => "not-started",
             PromptId::Hold => "hold",
+            PromptId::ConnectionLost => "connection-lost",
         }
+    }
+
+    /// Whether an operator's `ivr.sounds_dir` may lack this prompt (the built-in one plays
+    /// then): prompts added after sound sets were made, so such a set keeps working.
+    pub fn may_be_missing(self) -> bool {
+        self == PromptId::ConnectionLost
     }
 }

@@ -40,6 +40,9 @@ pub struct RoutingConfig {
     pub default_server: Option<String>,
     /// How long the server leg may take to answer (default 10 s).
     pub server_answer_timeout: Duration,
+    /// How long a caller whose server leg was lost holds while dialin dials the meeting
+    /// again (default 2 min).
+    pub rejoin_max: Duration,
 }
 
 impl Default for RoutingConfig {
@@ -48,6 +51,7 @@ impl Default for RoutingConfig {
             pin_is_conference: true,
             default_server: None,
             server_answer_timeout: Duration::from_secs(10),
+            rejoin_max: Duration::from_secs(120),
         }
     }
 }
@@ -151,6 +155,7 @@ pub(super) fn routing(
             "pin_is_conference",
             "default_server",
             "server_answer_timeout",
+            "rejoin_max",
         ],
     );
     let mut c = RoutingConfig::default();
@@ -166,6 +171,9 @@ pub(super) fn routing(
     }
     if let Some(v) = s.parsed(p, "server_answer_timeout", parse_duration) {
         c.server_answer_timeout = v.value;
+    }
+    if let Some(v) = s.parsed(p, "rejoin_max", parse_duration) {
+        c.rejoin_max = v.value;
     }
     c
 }

@@ -54,8 +54,12 @@ impl Default for SipConfig {
 pub struct MediaConfig {
     /// Inclusive UDP port range for RTP (default 20000–20999).
     pub rtp_ports: (u16, u16),
-    /// No RTP in either direction for this long ends the call (default 60 s).
+    /// No RTP from the caller for this long ends the call (default 60 s).
     pub timeout: Duration,
+    /// No RTP from a bridged BBB server for this long means its leg is lost: the caller
+    /// holds while the meeting is dialled again (default 1 s; `off` turns it off, for
+    /// conference servers that send nothing while nobody speaks).
+    pub server_silence: Duration,
 }
 
 impl Default for MediaConfig {
@@ -63,6 +67,7 @@ impl Default for MediaConfig {
         MediaConfig {
             rtp_ports: (20000, 20999),
             timeout: Duration::from_secs(60),
+            server_silence: crate::call::core::SERVER_SILENCE,
         }
     }
 }
@@ -244,7 +249,7 @@ pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
 
 /// `[media]`.
 pub(super) fn media(root: &Section<'_>, p: &mut Problems<'_>) -> MediaConfig {
-    let s = root.table(p, "media", &["rtp_ports", "timeout"]);
+    let s = root.table(p, "media", &["rtp_ports", "timeout", "server_silence"]);
     let mut c = MediaConfig::default();
     if let Some(v) = s.parsed(p, "rtp_ports", parse_port_range) {
         c.rtp_ports = v.value;
@@ -252,7 +257,18 @@ pub(super) fn media(root: &Section<'_>, p: &mut Problems<'_>) -> MediaConfig {
     if let Some(v) = s.parsed(p, "timeout", parse_duration) {
         c.timeout = v.value;
     }
+    if let Some(v) = s.parsed(p, "server_silence", duration_or_off) {
+        c.server_silence = v.value;
+    }
     c
+}
+
+/// A duration, or `off` (zero: the check it sets is not made).
+fn duration_or_off(text: &str) -> Result<Duration, super::values::DurationError> {
+    match text.trim() {
+        "off" => Ok(Duration::ZERO),
+        other => parse_duration(other),
+    }
 }
 
 /// `[trunk]`.

@@ -30,7 +30,8 @@ fn embedded_example_is_valid() {
         c.media,
         MediaConfig {
             rtp_ports: (20000, 20999),
-            timeout: Duration::from_secs(60)
+            timeout: Duration::from_secs(60),
+            server_silence: Duration::from_secs(1),
         }
     );
     assert_eq!(c.trunk, TrunkConfig::default());
@@ -70,6 +71,7 @@ sip = { listen = "0.0.0.0:5070", advertise = "203.0.113.5", user_agent = "dialin
 [media]
 rtp_ports = "30000-30003"
 timeout = "1m"
+server_silence = "1500ms"
 [trunk]
 allow = ["192.0.2.0/24", "2001:db8::/32"]
 reject = "silence"
@@ -91,6 +93,7 @@ sip = "sip:localhost"
 [routing]
 pin_is_conference = false
 server_answer_timeout = "20s"
+rejoin_max = "5m"
 "#;
     let c = Config::from_toml(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -116,6 +119,8 @@ server_answer_timeout = "20s"
     assert_eq!(c.servers[1].sip.port(), 5060);
     assert!(!c.routing.pin_is_conference);
     assert_eq!(c.routing.server_answer_timeout, Duration::from_secs(20));
+    assert_eq!(c.routing.rejoin_max, Duration::from_secs(300));
+    assert_eq!(c.media.server_silence, Duration::from_millis(1500));
     assert!(c.warnings().is_empty(), "{:?}", c.warnings());
 }
 
@@ -165,6 +170,9 @@ fn rejects_each_rule_with_key_and_line() {
         ("[routing]\ndefault_server = \"bbb2\"\n".into(), "routing.default_server", 2, "no [[servers]]"),
         ("[routing]\npin_is_conference = \"yes\"\n".into(), "routing.pin_is_conference", 2, "true or false"),
         ("[routing]\nserver_answer_timeout = \"10x\"\n".into(), "routing.server_answer_timeout", 2, "unit"),
+        ("[routing]\nrejoin_max = \"soon\"\n".into(), "routing.rejoin_max", 2, "unit"),
+        ("[media]\nserver_silence = \"1\"\n".into(), "media.server_silence", 2, "unit"),
+        ("[media]\nserver_silence = \"0s\"\n".into(), "media.server_silence", 2, "longer than 0"),
         (format!("{s}[[pins]]\npin = \"12a45\"\nconference = \"71234\"\n"), "pins[0].pin", 5, "digits only"),
         (format!("{s}[[pins]]\npin = \"1234\"\nconference = \"71234\"\n"), "pins[0].pin", 5, "4 digits"),
         (format!("{s}[[pins]]\npin = \"00000\"\nconference = \"71234\"\n"), "pins[0].pin", 5, "echo_pin"),
@@ -387,4 +395,14 @@ fn an_empty_user_agent_means_no_header() {
     let text = format!("[sip]\nuser_agent = \"\"\n{SERVER}");
     let c = Config::from_toml(&text, "t.toml").expect("an empty user_agent is valid");
     assert_eq!(c.sip.user_agent, "");
+}
+
+#[test]
+fn server_silence_can_be_turned_off() {
+    let c = Config::from_toml("[media]\nserver_silence = \"off\"\n", "t.toml")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.media.server_silence, Duration::ZERO);
+    let c = Config::from_toml("", "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.media.server_silence, Duration::from_secs(1));
+    assert_eq!(c.routing.rejoin_max, Duration::from_secs(120));
 }

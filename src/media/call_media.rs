@@ -19,6 +19,7 @@ use crate::media::dtmf::{DtmfDecoder, DtmfEncoder};
 use crate::media::event_clock::EventClock;
 use crate::media::prompt::{EncodedPrompt, PromptPlayer};
 use crate::media::rtp::{PtMap, Ssrc};
+use crate::media::Side;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -78,8 +79,9 @@ pub struct CallMedia {
     /// Echo ring buffer, allocated once when the echo test starts.
     echo: Option<Box<[Option<EchoSlot>; ECHO_SLOTS]>>,
     echo_head: usize,
-    /// Last time RTP arrived on either leg (for `media.timeout`).
-    last_rx: Instant,
+    /// When RTP last arrived from the caller and from the server (`Side::index`): the
+    /// caller's silence ends the call (`media.timeout`), the server's means it was lost.
+    last_rx: [Instant; 2],
     /// Payload type map caller→server and server→caller.
     to_server_pt: PtMap,
     to_caller_pt: PtMap,
@@ -109,7 +111,7 @@ impl CallMedia {
             pending_digits: [None; 8],
             echo: None,
             echo_head: 0,
-            last_rx: now,
+            last_rx: [now; 2],
             to_server_pt: PtMap::empty(),
             to_caller_pt: PtMap::empty(),
             caller_ssrc: None,
@@ -141,9 +143,11 @@ impl CallMedia {
         self.echo = Some(Box::new([None; ECHO_SLOTS]));
     }
 
-    /// Adds the answered server leg and starts relaying.
-    pub fn bridge(&mut self, server: Leg) {
+    /// Adds the answered server leg and starts relaying; the server's silence is counted
+    /// from `now`.
+    pub fn bridge(&mut self, server: Leg, now: Instant) {
         self.player.stop();
+        self.last_rx[Side::Server.index()] = now;
         let (c, s) = (self.caller.codec, server.codec);
         // Audio and comfort noise (PT 13) pass; telephone events are renumbered per leg.
         let mut to_server = PtMap::empty().with(c.pt, s.pt).with(13, 13);
@@ -156,6 +160,26 @@ impl CallMedia {
         self.to_caller_pt = to_caller;
         self.server = Some(server);
         self.mode = Mode::Bridged;
+    }
+
+    /// The server leg is gone (lost, to be dialled again): back to the voice menu's media,
+    /// prompts and silence to the caller, nothing relayed. Our stream toward the caller goes
+    /// on (same SSRC, sequence and timestamps), so the phone hears one continuous call.
+    pub fn unbridge(&mut self, now: Instant) {
+        self.server = None;
+        self.mode = Mode::Ivr;
+        self.to_server_pt = PtMap::empty();
+        self.to_caller_pt = PtMap::empty();
+        self.intercept = None;
+        self.injecting = None;
+        self.pending_digits = [None; 8];
+        self.next_tick = now;
+    }
+
+    /// Whether the caller has put the call on hold (its SDP says `sendonly` or `inactive`):
+    /// we send it nothing, and nothing of its audio (music on hold) reaches the meeting.
+    pub fn caller_holds(&self) -> bool {
+        !self.caller.sending
     }
 
     /// While bridged, keeps `key`'s events from the server and reports each press as
@@ -178,9 +202,9 @@ impl CallMedia {
         std::mem::take(&mut self.deadline_moved)
     }
 
-    /// The last time RTP arrived on either leg.
-    pub fn last_rx(&self) -> Instant {
-        self.last_rx
+    /// The last time RTP arrived from `side` (for the server: or when it was bridged).
+    pub fn last_rx(&self, side: Side) -> Instant {
+        self.last_rx[side.index()]
     }
 
     /// The next time [`poll_transmit`](Self::poll_transmit) has something to send.

@@ -138,7 +138,7 @@ fn prompt_frames_are_paced_and_finish_once() {
 fn bridge_relays_both_ways_and_maps_telephone_events() {
     let t0 = Instant::now();
     let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
-    m.bridge(Leg::new(SERVER, pcmu(Some(96)), false));
+    m.bridge(Leg::new(SERVER, pcmu(Some(96)), false), t0);
     let mut buf = [0u8; 200];
     // Caller audio → server, payload untouched, our SSRC.
     let n = packet(&mut buf, 0, 100, 1600, 7, &[0x42; 160]);
@@ -190,7 +190,7 @@ fn caller_stream_continues_across_prompt_to_bridge_switch() {
     };
     let last = RtpPacket::parse(&out[..len]).unwrap();
     let (ssrc, seq) = (last.ssrc(), last.sequence().0);
-    m.bridge(Leg::new(SERVER, pcmu(None), false));
+    m.bridge(Leg::new(SERVER, pcmu(None), false), t0);
     let mut buf = [0u8; 200];
     let n = packet(&mut buf, 0, 31000, 123_456, 99, &[0x17; 160]);
     let t1 = t0 + Duration::from_millis(20);
@@ -278,7 +278,7 @@ fn only_the_first_echo_frame_after_an_empty_ring_moves_the_deadline() {
 fn info_digits_are_injected_as_rfc4733_toward_the_server() {
     let t0 = Instant::now();
     let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
-    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false));
+    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false), t0);
     m.send_digit(Digit::Num(0));
     let mut out = [0u8; 200];
     let mut packets = Vec::new();
@@ -334,7 +334,7 @@ fn echoed_audio_in_another_stream_does_not_repeat_digits() {
 fn server_leg_never_latches_to_another_port() {
     let t0 = Instant::now();
     let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
-    m.bridge(Leg::new(SERVER, pcmu(None), false));
+    m.bridge(Leg::new(SERVER, pcmu(None), false), t0);
     let mut buf = [0u8; 200];
     let intruder = SocketAddr::new(SERVER.ip(), 50002);
     let n = packet(&mut buf, 0, 1, 0, 5, &[0x11; 160]);
@@ -370,7 +370,7 @@ fn the_rest_of_the_pin_ending_key_is_not_relayed() {
         m.handle_caller_packet(t0, CALLER, &mut buf, n),
         Received::Digit(Digit::Hash)
     );
-    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false));
+    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false), t0);
     for seq in 2..5 {
         let n = packet(&mut buf, 101, seq, 4000, 7, &event(11, seq > 2, 320));
         assert_eq!(
@@ -405,7 +405,7 @@ fn a_reinvite_with_the_same_sdp_address_keeps_the_latched_port() {
 fn digits_for_a_server_without_telephone_events_are_dropped_not_kept_due() {
     let t0 = Instant::now();
     let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
-    m.bridge(Leg::new(SERVER, pcmu(None), false));
+    m.bridge(Leg::new(SERVER, pcmu(None), false), t0);
     m.send_digit(Digit::Num(0));
     let mut out = [0u8; 200];
     assert_eq!(m.poll_transmit(t0, &mut out), None);
@@ -420,7 +420,7 @@ fn digits_for_a_server_without_telephone_events_are_dropped_not_kept_due() {
 fn an_event_interleaved_with_another_stream_keeps_one_timestamp_toward_the_server() {
     let t0 = Instant::now();
     let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
-    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false));
+    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false), t0);
     let mut buf = [0u8; 200];
     let mut event_ts = Vec::new();
     for i in 0..4u16 {
@@ -449,7 +449,7 @@ fn the_intercepted_mute_key_is_reported_once_and_never_relayed() {
     let t0 = Instant::now();
     let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
     let mut buf = [0u8; 200];
-    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false));
+    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false), t0);
     m.intercept(Some(Digit::Num(0)));
     // Every packet of the 0 press (start, updates, three ends) stays here; the first reports it.
     let mut got = Vec::new();
@@ -476,4 +476,98 @@ fn the_intercepted_mute_key_is_reported_once_and_never_relayed() {
         m.handle_caller_packet(t0, CALLER, &mut buf, n),
         Received::Digit(Digit::Num(0))
     );
+}
+
+#[test]
+fn a_caller_that_holds_reaches_the_meeting_with_nothing_and_resumes_at_once() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(Some(101)), true), t0);
+    m.bridge(Leg::new(SERVER, pcmu(Some(101)), false), t0);
+    let mut buf = [0u8; 200];
+    // Music on hold from a phone that said sendonly: not the meeting's business.
+    m.caller.update(CALLER, false);
+    assert!(m.caller_holds());
+    for seq in 1..5u16 {
+        let n = packet(&mut buf, 0, seq, 160 * seq as u32, 5, &[0x42; 160]);
+        let t = t0 + Duration::from_millis(20 * seq as u64);
+        assert_eq!(
+            m.handle_caller_packet(t, CALLER, &mut buf, n),
+            Received::Ignored
+        );
+        // Still heard as alive: the caller's packets count for media.timeout.
+        assert_eq!(m.last_rx(Side::Caller), t);
+    }
+    let n = packet(&mut buf, 101, 5, 800, 5, &event(5, false, 160));
+    assert_eq!(
+        m.handle_caller_packet(t0 + Duration::from_millis(100), CALLER, &mut buf, n),
+        Received::Ignored,
+        "no key press either"
+    );
+    // Resumed: the very next packet goes through.
+    m.caller.update(CALLER, true);
+    let n = packet(&mut buf, 0, 6, 960, 5, &[0x42; 160]);
+    let r = m.handle_caller_packet(t0 + Duration::from_millis(120), CALLER, &mut buf, n);
+    assert!(matches!(r, Received::ToServer { to: SERVER, .. }), "{r:?}");
+}
+
+#[test]
+fn each_legs_last_packet_is_kept_apart_and_the_servers_counts_from_the_bridge() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
+    let mut buf = [0u8; 200];
+    let t1 = t0 + Duration::from_secs(5);
+    m.bridge(Leg::new(SERVER, pcmu(None), false), t1);
+    assert_eq!(m.last_rx(Side::Server), t1);
+    let t2 = t1 + Duration::from_millis(20);
+    let n = packet(&mut buf, 0, 1, 160, 9, &[0x11; 160]);
+    m.handle_server_packet(t2, SERVER, &mut buf, n);
+    assert_eq!(m.last_rx(Side::Server), t2);
+    assert_eq!(
+        m.last_rx(Side::Caller),
+        t0,
+        "the server's packets do not keep the caller alive"
+    );
+    // From elsewhere: not the server's.
+    let n = packet(&mut buf, 0, 2, 320, 9, &[0x11; 160]);
+    let stranger = SocketAddr::new(SERVER.ip(), 50002);
+    m.handle_server_packet(t2 + Duration::from_secs(1), stranger, &mut buf, n);
+    assert_eq!(m.last_rx(Side::Server), t2);
+}
+
+#[test]
+fn unbridged_the_caller_hears_prompts_again_in_the_same_stream() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(Leg::new(CALLER, pcmu(None), true), t0);
+    m.bridge(Leg::new(SERVER, pcmu(None), false), t0);
+    let mut buf = [0u8; 200];
+    let n = packet(&mut buf, 0, 500, 1000, 9, &[0x11; 160]);
+    let Received::ToCaller { len, .. } =
+        m.handle_server_packet(t0 + Duration::from_millis(20), SERVER, &mut buf, n)
+    else {
+        panic!("relayed");
+    };
+    let relayed = RtpPacket::parse(&buf[..len]).unwrap();
+    let (ssrc, seq) = (relayed.ssrc(), relayed.sequence().0);
+    let t1 = t0 + Duration::from_millis(40);
+    m.unbridge(t1);
+    assert!(m.server.is_none());
+    // The server's late packets go nowhere; the caller's go nowhere either.
+    let n = packet(&mut buf, 0, 501, 1160, 9, &[0x11; 160]);
+    assert_eq!(
+        m.handle_server_packet(t1, SERVER, &mut buf, n),
+        Received::Ignored
+    );
+    let n = packet(&mut buf, 0, 1, 160, 7, &[0x22; 160]);
+    assert_eq!(
+        m.handle_caller_packet(t1, CALLER, &mut buf, n),
+        Received::Ignored
+    );
+    m.play(&prompt(5), t1);
+    let mut out = [0u8; 200];
+    let Some(Received::ToCaller { len, .. }) = m.poll_transmit(t1, &mut out) else {
+        panic!("the prompt plays");
+    };
+    let p = RtpPacket::parse(&out[..len]).unwrap();
+    assert_eq!(p.ssrc(), ssrc);
+    assert_eq!(p.sequence().0, seq.wrapping_add(1));
 }

@@ -18,6 +18,12 @@ pub const CALLS_ACTIVE: &str = "dialin_calls_active";
 /// PINs typed and looked up, by `result` (`conference`, `echo`, `invalid`, `waiting`,
 /// `unavailable`).
 pub const PIN_ATTEMPTS: &str = "dialin_pin_attempts_total";
+/// Bridged calls whose server leg was lost without a BYE, by `reason` (`silence`: no RTP from
+/// the server; `unreachable`: ICMP errors on its RTP port; `esl_down`: its Event Socket says
+/// it is gone). Each such caller holds while dialin dials the meeting again.
+pub const SERVER_LEGS_LOST: &str = "dialin_server_legs_lost_total";
+/// Callers bridged again after their server leg was lost.
+pub const REJOINS: &str = "dialin_rejoins_total";
 /// Call set-up latency in seconds, by `phase`: `caller_answer` (INVITE received → caller leg
 /// confirmed) and `server_answer` (PIN complete → server answered).
 pub const SETUP_SECONDS: &str = "dialin_call_setup_seconds";
@@ -74,6 +80,18 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_gauge!(CALLS_ACTIVE, "Calls in progress by state");
     metrics::describe_counter!(PIN_ATTEMPTS, "PINs typed, by routing result");
     metrics::describe_histogram!(SETUP_SECONDS, metrics::Unit::Seconds, "Call set-up latency");
+    metrics::describe_counter!(
+        SERVER_LEGS_LOST,
+        "Bridged calls whose server leg was lost without a BYE, by reason"
+    );
+    for reason in LOSS_REASONS {
+        counter!(SERVER_LEGS_LOST, "reason" => reason).absolute(0);
+    }
+    metrics::describe_counter!(
+        REJOINS,
+        "Callers bridged again after their server leg was lost"
+    );
+    counter!(REJOINS).absolute(0);
     metrics::describe_counter!(RTP_PACKETS, "RTP packets by leg and direction");
     metrics::describe_counter!(
         RTP_BYTES,
@@ -124,8 +142,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
+/// Every `reason` label value of [`SERVER_LEGS_LOST`].
+pub const LOSS_REASONS: [&str; 3] = ["silence", "unreachable", "esl_down"];
+
 /// Every `outcome` label value.
-pub const OUTCOMES: [&str; 11] = [
+pub const OUTCOMES: [&str; 12] = [
     "bridged",
     "echo",
     "invalid_pin",
@@ -137,11 +158,13 @@ pub const OUTCOMES: [&str; 11] = [
     "unavailable",
     "draining",
     "rejected_codec",
+    "server_lost",
 ];
 
 /// Every `state` label value.
-const STATES: [&str; 13] = [
+const STATES: [&str; 14] = [
     "waiting",
+    "rejoining",
     "answering",
     "greeting",
     "collecting_pin",
@@ -169,6 +192,7 @@ pub fn outcome_label(outcome: Outcome) -> &'static str {
         Outcome::Shutdown => "shutdown",
         Outcome::Blocked => "blocked",
         Outcome::RejectedCodec => "rejected_codec",
+        Outcome::ServerLost => "server_lost",
     }
 }
 
@@ -187,6 +211,7 @@ pub fn state_label(state: FlowState) -> &'static str {
         FlowState::Goodbye => "goodbye",
         FlowState::Closing => "closing",
         FlowState::Waiting => "waiting",
+        FlowState::Rejoining => "rejoining",
         FlowState::Ended => "ended",
     }
 }
@@ -216,6 +241,16 @@ pub fn call_ended(outcome: &'static str) {
 /// Counts one PIN looked up; `result` is `conference`, `echo` or `invalid`.
 pub fn pin_attempt(result: &'static str) {
     counter!(PIN_ATTEMPTS, "result" => result).increment(1);
+}
+
+/// Counts one server leg lost; `reason` is one of [`LOSS_REASONS`].
+pub fn server_leg_lost(reason: &'static str) {
+    counter!(SERVER_LEGS_LOST, "reason" => reason).increment(1);
+}
+
+/// Counts one caller bridged again after a loss.
+pub fn rejoined() {
+    counter!(REJOINS).increment(1);
 }
 
 /// Records one set-up latency; `phase` is `caller_answer` or `server_answer`.

@@ -74,6 +74,7 @@ pub fn call_settings(config: &Config, live: &LiveParts) -> Result<CallSettings, 
             server_answer_timeout: config.routing.server_answer_timeout,
             echo_max: config.ivr.echo_max,
             max_wait: config.ivr.max_wait,
+            rejoin_max: config.routing.rejoin_max,
             mute_key: match config.ivr.mute_mode {
                 crate::config::MuteMode::Esl => config.ivr.mute_key,
                 crate::config::MuteMode::Passthrough => None,
@@ -81,6 +82,7 @@ pub fn call_settings(config: &Config, live: &LiveParts) -> Result<CallSettings, 
         },
         answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,
+        server_silence: config.media.server_silence,
     })
 }
 

@@ -16,7 +16,7 @@ use crate::secret::Pin;
 use crate::sip::session_timer::SessionTimer;
 use crate::store::shared_mappings::MeetingLookup;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The driver's name for an in-dialog request it holds (to answer it later): any number that
 /// is unique among the call's open requests.
@@ -97,6 +97,17 @@ pub enum MediaEvent {
     PromptFinished,
     /// Relaying the call's packets failed (a bug): the call must end.
     Failed,
+    /// The server leg's RTP port refused our packets (ICMP port unreachable).
+    ServerUnreachable,
+}
+
+/// When the media path last received RTP from each leg: the core's silence checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxTimes {
+    /// From the caller.
+    pub caller: Instant,
+    /// From the server (or when it was bridged, before its first packet).
+    pub server: Instant,
 }
 
 /// A meeting-ID lookup's answer, as the driver got it from the BBB API and routing.
@@ -134,6 +145,10 @@ pub enum Record {
     Bridged,
     /// The call started the echo test.
     EchoTest,
+    /// The bridged server leg was lost, for this reason (a `LOSS_REASONS` label).
+    ServerLost(&'static str),
+    /// The call was bridged again after a loss.
+    Rejoined,
 }
 
 /// What the core asks its driver to do, in order.
@@ -184,6 +199,9 @@ pub enum CallAction {
         /// The key the caller mutes with (handled by [`CallAction::ToggleMute`]).
         mute_key: Option<Digit>,
     },
+    /// The server leg is lost: stop relaying to it, give the caller the voice menu's media
+    /// (prompts) again, and forget the leg (its dialog and RTP port); it will be dialled anew.
+    Unbridge,
     /// Connect the caller to the built-in echo.
     StartEcho,
     /// The call left the voice menu (bridged or echo): give up its IVR slot.

@@ -138,6 +138,23 @@ impl Legs {
     pub(super) fn take_pending_server(&mut self) -> Option<Leg> {
         self.server.pending.take()
     }
+
+    /// The server's SDP direction, once it answered.
+    pub(super) fn server_direction(&self) -> Option<Direction> {
+        self.server.sdp.as_ref().map(|n| n.direction)
+    }
+
+    /// Whether the caller holds the call (its SDP says `sendonly` or `inactive`).
+    pub(super) fn caller_holds(&self) -> bool {
+        self.caller
+            .as_ref()
+            .is_some_and(|n| matches!(n.direction, Direction::SendOnly | Direction::Inactive))
+    }
+
+    /// The server leg is lost: a new one starts from nothing.
+    pub(super) fn server_gone(&mut self) {
+        self.server = ServerSdp::default();
+    }
 }
 
 impl Call {
@@ -158,6 +175,10 @@ impl Call {
         let Some(caller) = self.legs.caller() else {
             return;
         };
+        // Dialled again after a loss: the same number in the meeting (the same masked caller
+        // ID the participants saw).
+        let seq = *self.loss.seq.get_or_insert(seq);
+        self.joined = Some(target.clone());
         let law = caller.law;
         let te = caller
             .telephone_event_pt

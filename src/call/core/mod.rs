@@ -34,8 +34,11 @@
 mod io;
 mod legs;
 mod route;
+mod server_loss;
 mod timers;
 
+#[cfg(test)]
+mod server_loss_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -43,8 +46,9 @@ mod tests;
 
 pub use io::{
     CallAction, CallerEvent, InDialog, MediaEvent, MeetingAnswer, Record, ReplyStatus, RequestId,
-    ServerEvent, Side,
+    RxTimes, ServerEvent, Side,
 };
+pub use server_loss::{BYE_GRACE, REJOIN_RETRY, SERVER_SILENCE};
 pub use timers::{Timer, TimerTable};
 
 use crate::call::flow::{
@@ -52,11 +56,13 @@ use crate::call::flow::{
 };
 use crate::digit::Digit;
 use crate::privacy::CallerKey;
+use crate::routing::ConferenceTarget;
 use crate::sip::sdes::SdesAnswer;
 use crate::sip::sdp::Negotiated;
 use crate::sip::session_timer::SessionTimer;
 use legs::Legs;
 use route::RouteState;
+use server_loss::LossState;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -103,8 +109,10 @@ pub struct CallSetup {
     pub caller_key: CallerKey,
     /// The flow's knobs.
     pub flow: FlowSettings,
-    /// How long a call may go without RTP in either direction.
+    /// How long a call may go without RTP from the caller.
     pub media_timeout: Duration,
+    /// How long a bridged server may send nothing before its leg counts as lost (zero: never).
+    pub server_silence: Duration,
     /// Our SDP identity.
     pub local: LocalSdp,
     /// How the INVITE was answered.
@@ -136,6 +144,8 @@ pub struct Call {
     actions: VecDeque<CallAction>,
     /// `media.timeout`.
     media_timeout: Duration,
+    /// `media.server_silence` (zero: off).
+    server_silence: Duration,
     /// Both legs' SDP state and the server leg.
     legs: Legs,
     /// The caller leg's session timer, once the 200 is out.
@@ -150,6 +160,10 @@ pub struct Call {
     resolved_at: Option<Instant>,
     /// Routing's answers, guessing protection, the waiting room.
     route: RouteState,
+    /// The conference the caller was numbered in (the one dialled again after a loss).
+    joined: Option<ConferenceTarget>,
+    /// A lost server leg and what dialling it again needs.
+    loss: LossState,
     /// Whether the drain deadline was passed to the flow already.
     shutdown_seen: bool,
     /// Whether `Finished` was emitted.
@@ -167,6 +181,7 @@ impl Call {
             timers: TimerTable::default(),
             actions: VecDeque::with_capacity(8),
             media_timeout: setup.media_timeout,
+            server_silence: setup.server_silence,
             legs: Legs::new(setup.local, setup.srtp),
             session: None,
             early: None,
@@ -174,6 +189,8 @@ impl Call {
             invite_at: setup.invite_at,
             resolved_at: None,
             route: RouteState::default(),
+            joined: None,
+            loss: LossState::default(),
             shutdown_seen: false,
             finished: false,
         };
@@ -253,6 +270,7 @@ impl Call {
                 );
                 self.flow.handle_input(now, FlowInput::MediaTimeout);
             }
+            MediaEvent::ServerUnreachable => self.on_server_unreachable(now),
         }
         self.pump(now);
     }
@@ -267,14 +285,14 @@ impl Call {
         }
     }
 
-    /// Fires whatever is due at `now`. `last_rx` is when the media path last received a
-    /// packet (`None` before it exists); early or spurious calls do nothing.
-    pub fn handle_timeout(&mut self, now: Instant, last_rx: Option<Instant>) {
+    /// Fires whatever is due at `now`. `rx` is when the media path last received a packet
+    /// from each leg (`None` before it exists); early or spurious calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant, rx: Option<RxTimes>) {
         for timer in Timer::ALL {
             if self.finished || !self.timers.is_due(timer, now) {
                 continue;
             }
-            if self.on_timer(now, timer, last_rx) {
+            if self.on_timer(now, timer, rx) {
                 break;
             }
         }
@@ -282,7 +300,7 @@ impl Call {
     }
 
     /// One due timer; true when it ended the call (nothing else fires then).
-    fn on_timer(&mut self, now: Instant, timer: Timer, last_rx: Option<Instant>) -> bool {
+    fn on_timer(&mut self, now: Instant, timer: Timer, rx: Option<RxTimes>) -> bool {
         match timer {
             Timer::SessionExpiry => {
                 info!(
@@ -303,15 +321,25 @@ impl Call {
             }
             Timer::MediaCheck => {
                 // Checked lazily rather than re-armed per packet: at the check, the timeout
-                // runs from the last packet seen.
-                let due = last_rx.map_or(now, |t| t + self.media_timeout);
+                // runs from the caller's last packet. A caller that holds may send nothing
+                // (`inactive`): then the session timer decides, not silence.
+                let due = match rx {
+                    _ if self.legs.caller_holds() => now + self.media_timeout,
+                    Some(rx) => rx.caller + self.media_timeout,
+                    None => now,
+                };
                 if now >= due {
-                    info!(call = self.call_no, "no RTP for media.timeout: ending call");
+                    info!(
+                        call = self.call_no,
+                        "no RTP from the caller for media.timeout: ending call"
+                    );
                     self.flow.handle_input(now, FlowInput::MediaTimeout);
                     return true;
                 }
                 self.timers.set(Timer::MediaCheck, Some(due));
             }
+            Timer::ServerCheck => self.check_server(now, rx),
+            Timer::Rejoin => self.retry_rejoin(now),
             Timer::SessionRefresh => self.refresh_session(now),
             Timer::Flow => {
                 let waited = self.flow.state() == FlowState::Waiting;
@@ -428,8 +456,16 @@ impl Call {
                     self.resolved_at = Some(now);
                     self.actions.push_back(CallAction::Resolve(pin));
                 }
+                FlowAction::AwaitConference if self.flow.state() == FlowState::Rejoining => {
+                    self.await_rejoin(now)
+                }
                 FlowAction::AwaitConference => self.await_conference(now),
+                FlowAction::Unbridge => self.unbridge(),
                 FlowAction::DialServer(target) => {
+                    if self.legs.server_dialled() {
+                        // A try after a loss: the last try's leg (refused, cancelled) is over.
+                        self.legs.server_gone();
+                    }
                     self.legs.server_wanted();
                     self.actions.push_back(CallAction::NumberCaller(target));
                 }
@@ -442,7 +478,10 @@ impl Call {
                     info!(call = self.call_no, "echo test");
                 }
                 FlowAction::SendDigit(d) => self.actions.push_back(CallAction::SendDigit(d)),
-                FlowAction::ToggleMute(d) => self.actions.push_back(CallAction::ToggleMute(d)),
+                FlowAction::ToggleMute(d) => {
+                    self.loss.muted = !self.loss.muted;
+                    self.actions.push_back(CallAction::ToggleMute(d));
+                }
                 FlowAction::HangUpCaller => {
                     let action = match self.early.take() {
                         Some(_) => CallAction::RejectCaller,
@@ -468,6 +507,12 @@ impl Call {
         };
         let mute_key = self.mute_key.filter(|_| self.legs.server_can_mute());
         self.actions.push_back(CallAction::Bridge { leg, mute_key });
+        let rejoin = self.loss.lost;
+        self.watch_server(now);
+        if rejoin {
+            // Out of the voice menu and counted as bridged since the first time.
+            return;
+        }
         self.left_ivr(now);
         self.record(Record::Bridged);
         if let Some(at) = self.resolved_at {

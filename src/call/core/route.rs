@@ -37,8 +37,8 @@ pub(super) struct RouteState {
     pub wrong_pins: u32,
     /// A routing answer held back by guessing protection (its time is `Timer::HeldRoute`).
     held: Option<RouteDecision>,
-    /// The meeting a waiting caller waits for.
-    waiting_for: Option<WaitingFor>,
+    /// The meeting a waiting caller waits for (or a caller who lost it).
+    pub(super) waiting_for: Option<WaitingFor>,
     /// Whether the driver tells us of directory changes.
     watching: bool,
     /// The meeting ID being resolved or waited for.
@@ -121,7 +121,7 @@ impl Call {
         }
     }
 
-    fn watch(&mut self) {
+    pub(super) fn watch(&mut self) {
         if !self.route.watching {
             self.route.watching = true;
             self.actions.push_back(CallAction::WatchDirectory);
@@ -148,12 +148,13 @@ impl Call {
         self.route.watching = false;
     }
 
-    /// While the caller waits: asks routing again (or the API, for a meeting ID).
-    fn recheck_waiting(&mut self, now: Instant) {
+    /// While the caller waits (or holds after a loss): asks routing again (or the API, for
+    /// a meeting ID).
+    pub(super) fn recheck_waiting(&mut self, now: Instant) {
         if self.meeting_directory_changed(now) {
             return;
         }
-        if self.flow.state() != FlowState::Waiting {
+        if !matches!(self.flow.state(), FlowState::Waiting | FlowState::Rejoining) {
             self.unwatch();
             return;
         }
@@ -165,14 +166,25 @@ impl Call {
 
     /// Routing's answer to [`CallAction::Recheck`].
     pub fn handle_recheck(&mut self, now: Instant, decision: RouteDecision) {
-        if self.flow.state() != FlowState::Waiting {
-            return;
-        }
+        let rejoining = match self.flow.state() {
+            FlowState::Waiting => false,
+            FlowState::Rejoining => true,
+            _ => return,
+        };
         if matches!(decision, RouteDecision::Conference(_)) {
-            info!(call = self.call_no, "meeting started: joining");
+            match rejoining {
+                true => info!(call = self.call_no, "the meeting runs: dialling it again"),
+                false => info!(call = self.call_no, "meeting started: joining"),
+            }
             self.unwatch();
+            self.timers.set(Timer::Rejoin, None);
         }
         self.flow.handle_input(now, FlowInput::Routed(decision));
+        if self.flow.state() == FlowState::Rejoining && self.timers.get(Timer::Rejoin).is_none() {
+            // Not running yet (or not reachable): look again later, whatever the directory says.
+            self.timers
+                .set(Timer::Rejoin, Some(now + super::REJOIN_RETRY));
+        }
         self.pump(now);
     }
 

@@ -10,7 +10,7 @@
 
 use super::{
     Answered, Call, CallAction, CallSetup, CallerEvent, LocalSdp, MediaEvent, MeetingAnswer,
-    ServerEvent,
+    RxTimes, ServerEvent,
 };
 use crate::call::flow::FlowSettings;
 use crate::call::pin::PinSettings;
@@ -57,6 +57,7 @@ pub fn flow_settings() -> FlowSettings {
         echo_max: Duration::from_secs(60),
         max_wait: Duration::from_secs(60),
         mute_key: None,
+        rejoin_max: Duration::from_secs(120),
     }
 }
 
@@ -100,8 +101,14 @@ pub enum Ev {
     Key(char),
     /// The caller's RTP stops (a dead line).
     MediaStops,
+    /// The server's RTP stops (its FreeSWITCH is gone, or the network to it).
+    ServerMediaStops,
+    /// The server's RTP port answers ICMP port unreachable.
+    ServerUnreachable,
     /// The meeting's conference starts (the live directory sees it).
     ConferenceStarts,
+    /// The meeting's conference is gone (its server crashed).
+    ConferenceStops,
     /// The drain deadline.
     Shutdown,
 }
@@ -175,6 +182,10 @@ pub struct Sim {
     pub server_plan: ServerPlan,
     /// Whether the caller's RTP flows, and since when it stopped.
     media: Option<Option<Instant>>,
+    /// Whether the bridged server's RTP flows, and since when it stopped.
+    server_media: Option<Option<Instant>>,
+    /// The caller's number in the conference the next numbering gives.
+    next_seq: u64,
     /// Whether the conference runs (the directory and the API see it).
     pub conference_running: bool,
     /// Whether the core watches the directory.
@@ -202,6 +213,7 @@ impl Sim {
             caller_key: CallerKey::Withheld,
             flow,
             media_timeout: Duration::from_secs(30),
+            server_silence: super::SERVER_SILENCE,
             local: LocalSdp {
                 advertise: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 caller_port: 30000,
@@ -237,6 +249,8 @@ impl Sim {
             guess_delay: Duration::ZERO,
             server_plan: ServerPlan::Answer(Duration::from_millis(300)),
             media: None,
+            server_media: None,
+            next_seq: 1,
             conference_running: false,
             watching: false,
             lookups: Vec::new(),
@@ -316,8 +330,11 @@ impl Sim {
             };
             self.call.handle_meeting_answer(now, answer);
         } else {
-            let last_rx = self.media.map(|stopped| stopped.unwrap_or(now));
-            self.call.handle_timeout(now, last_rx);
+            let rx = self.media.map(|stopped| RxTimes {
+                caller: stopped.unwrap_or(now),
+                server: self.server_media.flatten().unwrap_or(now),
+            });
+            self.call.handle_timeout(now, rx);
         }
         self.take_actions();
     }
@@ -336,8 +353,14 @@ impl Sim {
                     *m = Some(now);
                 }
             }
-            Ev::ConferenceStarts => {
-                self.conference_running = true;
+            Ev::ServerMediaStops => {
+                if let Some(m) = self.server_media.as_mut() {
+                    *m = Some(now);
+                }
+            }
+            Ev::ServerUnreachable => self.call.handle_media(now, MediaEvent::ServerUnreachable),
+            Ev::ConferenceStarts | Ev::ConferenceStops => {
+                self.conference_running = matches!(ev, Ev::ConferenceStarts);
                 if self.watching {
                     self.call.handle_directory_changed(now);
                 }
@@ -374,7 +397,13 @@ impl Sim {
                     };
                     self.call.handle_recheck(now, decision);
                 }
-                CallAction::NumberCaller(t) => self.call.handle_numbered(now, t.clone(), 1, true),
+                CallAction::NumberCaller(t) => {
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    self.call.handle_numbered(now, t.clone(), seq, true);
+                }
+                CallAction::Bridge { .. } => self.server_media = Some(None),
+                CallAction::Unbridge => self.server_media = None,
                 CallAction::DialServer { .. } => {
                     self.call
                         .handle_server(now, ServerEvent::Dialled { port: 40000 });

@@ -20,14 +20,21 @@ pub enum Timer {
     MeetingPoll,
     /// The call flow's deadline (PIN timers, server answer, echo end, waiting room).
     Flow,
+    /// Look whether the bridged server still sends (its silence, or ICMP errors, mean it
+    /// was lost).
+    ServerCheck,
+    /// A caller whose server leg was lost: look again whether the meeting runs.
+    Rejoin,
 }
 
 impl Timer {
     /// Every timer, in the order due timers fire when several are due at once.
-    pub const ALL: [Timer; 7] = [
+    pub const ALL: [Timer; 9] = [
         Timer::SessionExpiry,
         Timer::Ack,
         Timer::MediaCheck,
+        Timer::ServerCheck,
+        Timer::Rejoin,
         Timer::SessionRefresh,
         Timer::Flow,
         Timer::MeetingPoll,
@@ -42,7 +49,7 @@ impl Timer {
 /// One optional deadline per [`Timer`].
 #[derive(Clone, Debug, Default)]
 pub struct TimerTable {
-    at: [Option<Instant>; 7],
+    at: [Option<Instant>; Timer::ALL.len()],
 }
 
 impl TimerTable {

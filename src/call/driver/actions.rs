@@ -88,9 +88,10 @@ impl CallDriver {
                     }
                 }
                 CallAction::Bridge { leg, mute_key } => self.with_media(|m| {
-                    m.bridge(leg);
+                    m.bridge(leg, now);
                     m.intercept(mute_key);
                 }),
+                CallAction::Unbridge => self.unbridge(now),
                 CallAction::StartEcho => self.with_media(|m| m.start_echo()),
                 CallAction::LeaveIvr => self.slot.leave_ivr(),
                 CallAction::SendDigit(d) => self.send_digit(d),
@@ -203,6 +204,8 @@ impl CallDriver {
     /// it went out, or that it failed.
     fn dial(&mut self, now: Instant, target: ConferenceTarget, seq: u64, law: Law, te: u8) {
         self.server_name = Some(target.server.clone());
+        // A try after a loss: the last try's leg (refused, cancelled, hung up) is forgotten.
+        self.forget_server();
         let event = match self.send_invite(&target, seq, law, te) {
             Ok(port) => {
                 self.log_dial(now, &target);
@@ -266,6 +269,29 @@ impl CallDriver {
             invite: Some(invite),
         });
         Ok(port)
+    }
+
+    /// The server leg is lost: the caller gets the voice menu's media again, and the leg's
+    /// dialog, RTP socket and port are let go (the BYE, sent before, goes on in its own task).
+    fn unbridge(&mut self, now: Instant) {
+        if let Some(path) = &self.path {
+            path.with(|p| p.media.unbridge(now));
+        }
+        self.forget_server();
+    }
+
+    /// Lets the server leg's dialog and RTP socket go, and with them its port (closed before
+    /// the port goes back to the pool, so the next leg can bind it).
+    fn forget_server(&mut self) {
+        if let Some(path) = &self.path {
+            path.remove_server_socket();
+        }
+        if let Some(mut s) = self.server.take() {
+            if let Some(h) = s.invite.take() {
+                h.abort();
+            }
+            self.ctx.dialog_layer.remove_dialog(&s.dialog.id());
+        }
     }
 
     /// CANCELs the ringing server leg (or the numbering before it), then ends its INVITE
@@ -345,6 +371,8 @@ impl CallDriver {
             Record::EchoTest => {
                 self.ctx.stats.echo_tests.fetch_add(1, Ordering::Relaxed);
             }
+            Record::ServerLost(reason) => metrics::server_leg_lost(reason),
+            Record::Rejoined => metrics::rejoined(),
         }
     }
 }

@@ -23,7 +23,7 @@ pub use start::spawn_call;
 
 use crate::call::admission::CallSlot;
 use crate::call::context::{CallContext, CallSettings};
-use crate::call::core::{Call, RequestId};
+use crate::call::core::{Call, RequestId, RxTimes, Side};
 use crate::media::ports::PortLease;
 use crate::media::relay::{PathHandle, MAX_PACKET};
 use crate::ops::calls::TrackedCall;
@@ -165,9 +165,14 @@ impl CallDriver {
     /// The deadline came: the core's timers, then the media's packets (prompts, silence,
     /// echo, injected digits), whose digits and prompt ends go to the core.
     fn on_timer(&mut self, now: Instant) {
-        let last_rx = self.path.as_ref().map(|p| p.with(|p| p.media.last_rx()));
+        let rx = self.path.as_ref().map(|p| {
+            p.with(|p| RxTimes {
+                caller: p.media.last_rx(Side::Caller),
+                server: p.media.last_rx(Side::Server),
+            })
+        });
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
-            self.core.handle_timeout(now, last_rx);
+            self.core.handle_timeout(now, rx);
         }
         let Some(path) = self.path.as_ref() else {
             return;

@@ -231,6 +231,7 @@ async fn answer_call(
         caller_key,
         flow: settings.flow,
         media_timeout: settings.media_timeout,
+        server_silence: settings.server_silence,
         local: LocalSdp {
             advertise: ctx.advertise,
             caller_port: lease.port(),

@@ -103,6 +103,9 @@ impl CallDriver {
             // The timer is re-armed at the top of the loop.
             Wake::Path(PathEvent::DeadlineMoved) => {}
             Wake::Path(PathEvent::Failed) => core.handle_media(now, MediaEvent::Failed),
+            Wake::Path(PathEvent::ServerUnreachable) => {
+                core.handle_media(now, MediaEvent::ServerUnreachable)
+            }
             Wake::Dialog(side, Some(ev)) => self.on_dialog_event(now, side, ev),
             Wake::Dialog(Side::Caller, None) => core.handle_caller(now, CallerEvent::HungUp),
             Wake::Dialog(Side::Server, None) => {}

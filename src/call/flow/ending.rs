@@ -26,6 +26,9 @@ pub enum Outcome {
     Blocked,
     /// Ended by dialin at the end of a drain (shutdown or restart).
     Shutdown,
+    /// Bridged, then the server leg was lost, and the call ended before it could be
+    /// dialled again (the caller hung up while holding, or `routing.rejoin_max` passed).
+    ServerLost,
     /// The caller's answer to our offer (in the ACK of an INVITE without SDP) had no codec
     /// dialin speaks. Ended by the call core, never by the flow.
     RejectedCodec,
@@ -36,14 +39,14 @@ impl CallFlow {
         let outcome = match self.state {
             State::ConnectingServer { .. } => {
                 self.push(FlowAction::CancelServer);
-                Outcome::CallerHangup
+                self.lost_outcome(Outcome::CallerHangup)
             }
             State::Bridged => {
                 self.push(FlowAction::HangUpServer);
                 Outcome::Bridged
             }
             State::Echo { .. } => Outcome::Echo,
-            State::Unavailable { .. } => Outcome::NoConference,
+            State::Unavailable { .. } => self.lost_outcome(Outcome::NoConference),
             State::Goodbye => self.goodbye_outcome(),
             State::Closing { .. } => Outcome::Shutdown,
             State::Answering
@@ -52,9 +55,19 @@ impl CallFlow {
             | State::InvalidPin
             | State::Resolving
             | State::Waiting { .. } => Outcome::CallerHangup,
+            State::Rejoining { .. } => Outcome::ServerLost,
             State::Ended => return,
         };
         self.finish(outcome);
+    }
+
+    /// `otherwise`, unless the call lost its server and was being dialled again.
+    pub(super) fn lost_outcome(&self, otherwise: Outcome) -> Outcome {
+        if self.rejoin_until.is_some() {
+            Outcome::ServerLost
+        } else {
+            otherwise
+        }
     }
 
     /// Why a call that heard the goodbye prompt ended.
@@ -94,7 +107,8 @@ impl CallFlow {
             | State::CollectingPin
             | State::InvalidPin
             | State::Resolving
-            | State::Waiting { .. } => {
+            | State::Waiting { .. }
+            | State::Rejoining { .. } => {
                 self.pin.reset();
                 self.play(PromptId::Unavailable, State::Closing { cancelled: false });
             }

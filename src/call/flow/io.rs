@@ -36,7 +36,10 @@ pub enum FlowInput {
     CallerHungUp,
     /// BYE from the server.
     ServerHungUp,
-    /// No RTP in either direction for the configured media timeout.
+    /// The bridged server leg is gone without a BYE (its FreeSWITCH crashed, its port is
+    /// closed, its Event Socket is down): the caller holds while the meeting is dialled again.
+    ServerLost,
+    /// No RTP from the caller for the configured media timeout (the caller's leg is lost).
     MediaTimeout,
     /// Guessing protection blocked this caller: once answered, say goodbye at once. Only
     /// taken before the caller's leg is up.
@@ -62,7 +65,10 @@ pub enum FlowAction {
     Bridge,
     /// Connect the caller to the built-in echo.
     StartEcho,
-    /// The meeting has not started: check it again whenever the directory changes (and, for
+    /// The media relayed to the server leg stops and the voice menu's media (prompts) takes
+    /// over: the server leg is lost and will be dialled again.
+    Unbridge,
+    /// The meeting has not started (or its server was lost): check it again whenever the directory changes (and, for
     /// a BBB meeting ID, on the driver's polling schedule) and answer with
     /// [`FlowInput::Routed`].
     AwaitConference,

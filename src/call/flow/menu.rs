@@ -73,14 +73,20 @@ impl CallFlow {
             }
             State::Unavailable { .. } => {
                 self.push(FlowAction::HangUpCaller);
-                self.finish(Outcome::NoConference);
+                self.finish(self.lost_outcome(Outcome::NoConference));
             }
             State::Closing { .. } => {
                 self.push(FlowAction::HangUpCaller);
                 self.finish(Outcome::Shutdown);
             }
             // The "not started" prompt leads into the hold loop, which repeats.
-            State::Waiting { .. } => self.push(FlowAction::Play(PromptId::Hold)),
+            State::Waiting { .. } | State::Rejoining { .. } => {
+                self.push(FlowAction::Play(PromptId::Hold))
+            }
+            // Dialling the meeting again: the caller keeps holding.
+            State::ConnectingServer { .. } if self.rejoining() => {
+                self.push(FlowAction::Play(PromptId::Hold))
+            }
             // The "connecting" prompt ending changes nothing: we still wait for the server.
             _ => {}
         }

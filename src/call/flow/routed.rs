@@ -10,6 +10,13 @@ use super::{CallFlow, FlowAction, State};
 
 impl CallFlow {
     pub(super) fn on_routed(&mut self, now: Instant, decision: RouteDecision) {
+        if let State::Rejoining { .. } = self.state {
+            // As in the waiting room: only a running conference counts.
+            if let RouteDecision::Conference(target) = decision {
+                self.rejoin(now, target);
+            }
+            return;
+        }
         if let State::Waiting { .. } = self.state {
             // Only a running conference ends the wait; anything else (still not started, a
             // server blip) keeps the caller holding until max_wait.
@@ -60,6 +67,7 @@ impl CallFlow {
                 self.push(FlowAction::StopPrompt);
                 self.push(FlowAction::Bridge);
                 self.state = State::Bridged;
+                self.rejoined();
             }
             // A 200 that crossed our CANCEL: that leg is up now and must not linger.
             State::Unavailable { cancelled: true } => {
@@ -70,6 +78,9 @@ impl CallFlow {
                 self.push(FlowAction::HangUpServer);
                 self.state = State::Closing { cancelled: false };
             }
+            // A dial again after a loss that we gave up on answered after all: the next try
+            // dials anew, this leg must not linger in the meeting.
+            State::Rejoining { .. } => self.push(FlowAction::HangUpServer),
             _ => {}
         }
     }

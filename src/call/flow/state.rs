@@ -30,6 +30,9 @@ pub enum FlowState {
     Closing,
     /// The meeting has not started; the caller holds.
     Waiting,
+    /// The server leg was lost while bridged: the caller holds while the meeting is dialled
+    /// again (as soon as it runs again, here or on another server).
+    Rejoining,
     /// The call is over; every input is ignored.
     Ended,
 }
@@ -63,6 +66,10 @@ pub(super) enum State {
         /// When the caller has waited long enough.
         until: Instant,
     },
+    Rejoining {
+        /// When dialin gives up dialling the meeting again (`routing.rejoin_max`).
+        until: Instant,
+    },
     Ended,
 }
 
@@ -82,6 +89,7 @@ impl State {
             State::Goodbye => FlowState::Goodbye,
             State::Closing { .. } => FlowState::Closing,
             State::Waiting { .. } => FlowState::Waiting,
+            State::Rejoining { .. } => FlowState::Rejoining,
             State::Ended => FlowState::Ended,
         }
     }

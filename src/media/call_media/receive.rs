@@ -4,6 +4,7 @@
 
 use super::{CallMedia, Mode, Received};
 use crate::media::rtp::{RelayAction, RtpPacket, Ssrc};
+use crate::media::Side;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -22,7 +23,7 @@ impl CallMedia {
         if !self.caller.accept_source(from, pkt.payload_type()) {
             return Received::Ignored;
         }
-        self.last_rx = now;
+        self.last_rx[Side::Caller.index()] = now;
         let pt = pkt.payload_type();
         match self.mode {
             Mode::Ivr => self.caller_menu_packet(&pkt),
@@ -101,7 +102,9 @@ impl CallMedia {
         let Some(server) = self.server.as_mut() else {
             return Received::Ignored;
         };
-        if !server.sending {
+        // Nothing goes to a server that holds us, and nothing of a caller who holds (its
+        // music on hold is not the meeting's business).
+        if !server.sending || !self.caller.sending {
             return Received::Ignored;
         }
         match server.out.relay_with_pt(now, packet, &self.to_server_pt) {
@@ -135,7 +138,7 @@ impl CallMedia {
         if !server.accept_source(from, pkt.payload_type()) {
             return Received::Ignored;
         }
-        self.last_rx = now;
+        self.last_rx[Side::Server.index()] = now;
         if self.mode != Mode::Bridged || !self.caller.sending {
             return Received::Ignored;
         }

@@ -32,8 +32,14 @@ impl MediaPath {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             // A connected socket reports an ICMP error (the peer's port closed) once, in
-            // place of its packets: read what is queued behind it.
-            Err(_) => batch.recv(fd).unwrap_or(0),
+            // place of its packets: read what is queued behind it. On the server leg it means
+            // the conference may be gone: the call's core decides.
+            Err(_) => {
+                if from == Side::Server {
+                    self.server_refused();
+                }
+                batch.recv(fd).unwrap_or(0)
+            }
         };
         for i in 0..n {
             let (buf, len, Some(peer)) = batch.packet(i) else {
@@ -67,6 +73,7 @@ impl MediaPath {
                 self.push_digit(d);
             }
         }
+        self.check_refused();
         // A packet may have latched the caller's port.
         self.sync_peers();
         n == super::recv_batch::BATCH
@@ -75,7 +82,9 @@ impl MediaPath {
     /// Sends what the media state asked for (a packet it originated into `buf`); a digit
     /// is handed back.
     pub fn deliver(&mut self, r: Received, buf: &[u8]) -> Option<Digit> {
-        self.outputs().send(r, buf)
+        let d = self.outputs().send(r, buf);
+        self.check_refused();
+        d
     }
 
     fn outputs(&mut self) -> Outputs<'_> {
@@ -85,6 +94,15 @@ impl MediaPath {
             server: self.server.as_ref(),
             connected: self.connected,
             rtp: &self.rtp,
+            refused: &mut self.refused,
+        }
+    }
+
+    /// A send toward the server was refused (the ICMP error came back on a send rather than
+    /// a receive): the call's task hears it like one on a receive.
+    fn check_refused(&mut self) {
+        if std::mem::take(&mut self.refused) {
+            self.server_refused();
         }
     }
 }
@@ -102,6 +120,8 @@ struct Outputs<'a> {
     connected: [Option<SocketAddr>; 2],
     /// Packet and byte counters per direction.
     rtp: &'a RtpCounters,
+    /// Set when a send to the server was refused (ICMP port unreachable).
+    refused: &'a mut bool,
 }
 
 impl Outputs<'_> {
@@ -123,8 +143,12 @@ impl Outputs<'_> {
             }
             Received::ToServer { len, to } => {
                 if let Some(socket) = self.server {
-                    if send(socket, self.connected[1], &buf[..len], to).is_ok() {
-                        self.rtp.count(Direction::ServerTx, len);
+                    match send(socket, self.connected[1], &buf[..len], to) {
+                        Ok(_) => self.rtp.count(Direction::ServerTx, len),
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                            *self.refused = true;
+                        }
+                        Err(_) => {}
                     }
                 }
                 None

@@ -3,6 +3,7 @@
 use super::*;
 use crate::media::call_media::{CallMedia, Leg, LegCodec};
 use crate::media::g711::Law;
+use crate::media::relay::path::PathEvent;
 use crate::media::rtp::{write_header, RtpPacket, SeqNo, Ssrc};
 use crate::ops::rtp_quality::RtpQuality;
 use std::time::Duration;
@@ -49,7 +50,7 @@ fn a_packet_queued_behind_an_icmp_error_is_still_relayed() {
         [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
     );
     path.server = Some(server_leg);
-    path.media.bridge(Leg::new(server_addr, pcmu, false));
+    path.media.bridge(Leg::new(server_addr, pcmu, false), now);
     let mut batch = Batch::new();
     let mut buf = [0u8; 1500];
     // The caller's first packet settles its port: the caller's socket is connected to it.
@@ -69,4 +70,59 @@ fn a_packet_queued_behind_an_icmp_error_is_still_relayed() {
     let (n, _) = server.recv_from(&mut buf).expect("relayed to the server");
     let payload = RtpPacket::parse(&buf[..n]).expect("RTP").payload()[0];
     assert_eq!(payload, 3);
+}
+
+#[test]
+fn a_closed_server_port_is_told_to_the_calls_task_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let pcmu = LegCodec {
+        law: Law::Ulaw,
+        pt: 0,
+        telephone_event_pt: None,
+    };
+    let (phone, phone_addr) = socket();
+    let (server, server_addr) = socket();
+    let (caller_leg, caller_addr) = socket();
+    let (server_leg, _) = socket();
+    caller_leg.set_nonblocking(true).expect("non-blocking");
+    server_leg.set_nonblocking(true).expect("non-blocking");
+    let now = Instant::now();
+    let mut path = MediaPath::new(
+        CallMedia::new(Leg::new(phone_addr, pcmu, true), now),
+        caller_leg,
+        None,
+        [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
+    );
+    path.server = Some(server_leg);
+    path.media.bridge(Leg::new(server_addr, pcmu, false), now);
+    path.sync_peers();
+    assert_eq!(path.connected[1], Some(server_addr));
+    let woken = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(woken.clone());
+    assert_eq!(path.take_event(&waker), None);
+    let mut batch = Batch::new();
+    // The server's FreeSWITCH is gone: its RTP port is closed.
+    drop(server);
+    for seq in 1..=3 {
+        phone.send_to(&audio(seq), caller_addr).expect("send");
+        std::thread::sleep(Duration::from_millis(20));
+        path.relay_queued(&mut batch, now, Side::Caller);
+        path.relay_queued(&mut batch, now, Side::Server);
+    }
+    assert!(woken.0.load(Ordering::SeqCst) >= 1, "the task was woken");
+    assert_eq!(path.take_event(&waker), Some(PathEvent::ServerUnreachable));
+    assert_eq!(path.take_event(&waker), None, "told once per wake-up");
+    // A new leg starts with nothing against it.
+    let (fresh, _) = socket();
+    assert!(path.replace_server(fresh).is_some());
+    assert_eq!(path.connected[1], None);
+    assert_eq!(path.take_event(&waker), None);
 }

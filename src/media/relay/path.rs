@@ -8,6 +8,7 @@ use super::connected;
 use super::srtp_leg::SrtpLeg;
 use crate::digit::Digit;
 use crate::media::call_media::{CallMedia, Leg};
+use crate::media::Side;
 use crate::ops::metrics::RtpCounters;
 use crate::ops::rtp_quality::RtpQuality;
 use std::net::{SocketAddr, UdpSocket};
@@ -42,6 +43,11 @@ pub(crate) struct MediaPath {
     failed: bool,
     /// Whether the task was told of the failure (it is told once).
     failure_told: bool,
+    /// The server leg's socket reported an ICMP error (its port is closed: FreeSWITCH is gone
+    /// or dropped the channel) that the task has not heard of yet.
+    server_unreachable: bool,
+    /// A send to the server was refused in this batch (see `forward`).
+    pub(super) refused: bool,
     /// Makes the next relayed packet panic, to test that only this call ends.
     #[cfg(test)]
     pub panic_on_packet: bool,
@@ -58,6 +64,8 @@ pub(crate) enum PathEvent {
     DeadlineMoved,
     /// Relaying the call's packets failed (a bug): the call must end.
     Failed,
+    /// The server leg's peer refused our packets (ICMP port unreachable): it may be gone.
+    ServerUnreachable,
 }
 
 impl MediaPath {
@@ -80,6 +88,8 @@ impl MediaPath {
             deadline_moved: false,
             failed: false,
             failure_told: false,
+            server_unreachable: false,
+            refused: false,
             #[cfg(test)]
             panic_on_packet: false,
             waker: None,
@@ -96,6 +106,23 @@ impl MediaPath {
             let server = self.media.server.as_ref().and_then(Leg::settled_peer);
             set_peer(socket, server, &mut self.connected[1]);
         }
+    }
+
+    /// Puts `socket` in as the server leg's (a new leg, or a leg dialled again after the
+    /// first was lost); the old socket, if any, is handed back to be unwatched. Nothing the
+    /// old leg's peer did counts for the new one.
+    pub fn replace_server(&mut self, socket: UdpSocket) -> Option<UdpSocket> {
+        let old = self.take_server();
+        self.server = Some(socket);
+        old
+    }
+
+    /// Takes the server leg's socket out (to be unwatched and closed).
+    pub fn take_server(&mut self) -> Option<UdpSocket> {
+        self.connected[Side::Server.index()] = None;
+        self.server_unreachable = false;
+        self.refused = false;
+        self.server.take()
     }
 
     /// Queues a digit a packet carried and wakes the call's task for it.
@@ -118,6 +145,15 @@ impl MediaPath {
     pub fn fail(&mut self) {
         self.failed = true;
         self.wake();
+    }
+
+    /// The server leg's socket reported an ICMP error: tells the call's task (once per
+    /// wake-up, however many errors come).
+    pub fn server_refused(&mut self) {
+        if !self.server_unreachable {
+            self.server_unreachable = true;
+            self.wake();
+        }
     }
 
     /// Whether relaying this path panicked once; its packets are then left alone.
@@ -145,6 +181,9 @@ impl MediaPath {
         }
         if std::mem::take(&mut self.deadline_moved) {
             return Some(PathEvent::DeadlineMoved);
+        }
+        if std::mem::take(&mut self.server_unreachable) {
+            return Some(PathEvent::ServerUnreachable);
         }
         if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             self.waker = Some(waker.clone());

@@ -269,13 +269,26 @@ impl PathHandle {
         with_table(|t| {
             t.watch(&socket, token)?;
             if let Some(path) = t.path(self.index, self.generation) {
-                if let Some(old) = path.server.replace(socket) {
+                if let Some(old) = path.replace_server(socket) {
                     t.unwatch(&old);
                 }
             }
             Ok(())
         })
         .unwrap_or_else(|| Err(io::Error::other("no media shard runs on this thread")))
+    }
+
+    /// Stops relaying the server leg's socket and closes it (the leg was lost; a new one
+    /// may be added later).
+    pub fn remove_server_socket(&self) {
+        with_table(|t| {
+            let old = t
+                .path(self.index, self.generation)
+                .and_then(MediaPath::take_server);
+            if let Some(old) = old {
+                t.unwatch(&old);
+            }
+        });
     }
 
     /// Ready with the next news the call's packets have for its task.

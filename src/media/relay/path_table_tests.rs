@@ -125,8 +125,10 @@ async fn bridge(call: &Call) -> (PeerSocket, SocketAddr) {
     call.path
         .add_server_socket(server_socket)
         .expect("server socket");
-    call.path
-        .with(|p| p.media.bridge(Leg::new(server_addr, pcmu(), false)));
+    call.path.with(|p| {
+        p.media
+            .bridge(Leg::new(server_addr, pcmu(), false), Instant::now())
+    });
     (server, server_leg_addr)
 }
 

@@ -22,6 +22,24 @@ pub struct Dialin {
     pub config_path: PathBuf,
 }
 
+/// Turns `media.server_silence` off unless the test sets it. The stand-in conferences (sipp,
+/// the Rust RTP peers) send RTP only when they have something to send (an echo, a recording),
+/// while a BBB server's FreeSWITCH sends all the time: with the production default, dialin
+/// would take their pauses for a lost server. The tests of that detection set it themselves
+/// (and `tests/it/freeswitch.rs` runs the real server with the default).
+fn without_server_silence(config: String) -> String {
+    if config.contains("server_silence") {
+        return config;
+    }
+    match config.find("[media]\n") {
+        Some(at) => {
+            let (head, tail) = config.split_at(at + "[media]\n".len());
+            format!("{head}server_silence = \"off\"\n{tail}")
+        }
+        None => format!("{config}\n[media]\nserver_silence = \"off\"\n"),
+    }
+}
+
 impl Dialin {
     /// Starts dialin with `config` (TOML text) and waits up to 10 s for it to listen.
     pub fn start(config: &str) -> Dialin {
@@ -50,6 +68,7 @@ impl Dialin {
         } else {
             format!("{config}\n[admin]\nlisten = \"127.0.0.1:0\"\n")
         };
+        let config = without_server_silence(config);
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dialin"))
             .arg("serve")

@@ -1,0 +1,180 @@
+//! A bridged server leg that is gone without a BYE, and dialling the meeting again.
+//!
+//! A BBB server's FreeSWITCH that crashes (or is killed, or loses its network) sends no BYE:
+//! without this the caller would sit in dead air until it hangs up, and the provider bills it.
+//! The leg counts as lost on the first of:
+//! - **silence**: no RTP from the server for `media.server_silence` (default
+//!   [`SERVER_SILENCE`]). A BBB conference sends to every member all the time, silence
+//!   included (measured against FreeSWITCH 1.10.12 with BBB's `cdquality` profile: 50 packets
+//!   a second to a lone, silent member, largest gap 59 ms in 15 s), so a second without a
+//!   packet is far outside normal. Zero turns this off (a conference server that sends
+//!   nothing while nobody speaks);
+//! - **unreachable**: the server's RTP port answers ICMP port unreachable (the process or the
+//!   channel is gone), and no BYE follows within [`BYE_GRACE`] (a meeting that ends closes
+//!   the port and sends a BYE at the same moment: that is an ordinary end, not a loss);
+//! - **esl_down**: the server's Event Socket reports the server gone (the driver tells).
+//!
+//! The caller then hears "the connection to the meeting was lost" and the hold loop, and the
+//! core watches the directory for the conference: wherever it runs again (the same server
+//! after a restart, another where Scalelite re-created the meeting), it is dialled again with
+//! the caller's same number in the meeting (the same masked caller ID) and, where the mute key
+//! goes through the Event Socket, the same mute state. Where no directory can tell, it is
+//! tried again every [`REJOIN_RETRY`]. After `routing.rejoin_max`: "unavailable", goodbye.
+
+use super::{Call, CallAction, Record, RxTimes, Timer};
+use crate::call::flow::{FlowInput, FlowState};
+use crate::routing::WaitingFor;
+use crate::sip::sdp::Direction;
+use std::time::{Duration, Instant};
+use tracing::info;
+
+/// How long a bridged server may send nothing before its leg counts as lost, by default.
+pub const SERVER_SILENCE: Duration = Duration::from_secs(1);
+/// How long after an ICMP error on the server leg a BYE may still come (an ordinary end).
+pub const BYE_GRACE: Duration = Duration::from_millis(250);
+/// How often a caller whose server was lost tries again where no directory change says when.
+pub const REJOIN_RETRY: Duration = Duration::from_secs(2);
+
+/// What the core keeps to dial a lost meeting again.
+#[derive(Clone, Debug, Default)]
+pub(super) struct LossState {
+    /// The caller's number in the meeting, kept for every dial after the first.
+    pub seq: Option<u64>,
+    /// When the server leg's RTP port first refused our packets, since its last packet.
+    unreachable_at: Option<Instant>,
+    /// Toggles of the mute key through the Event Socket since the caller joined (odd: muted).
+    pub muted: bool,
+    /// The next bridge is a rejoin.
+    pub lost: bool,
+}
+
+impl Call {
+    /// Whether the server leg is bridged and expected to send (it does not hold us).
+    fn server_sends(&self) -> bool {
+        self.flow.state() == FlowState::Bridged
+            && self
+                .legs
+                .server_direction()
+                .is_some_and(|d| matches!(d, Direction::SendRecv | Direction::SendOnly))
+    }
+
+    /// The bridge is up: watch the server's RTP from `now` on.
+    pub(super) fn watch_server(&mut self, now: Instant) {
+        self.loss.unreachable_at = None;
+        self.arm_server_check(now);
+        if std::mem::take(&mut self.loss.lost) {
+            info!(call = self.call_no, "bridged again after the loss");
+            self.record(Record::Rejoined);
+            if self.loss.muted {
+                if let Some(key) = self.mute_key {
+                    // Muted before the loss: muted again (the key toggles).
+                    self.actions.push_back(CallAction::ToggleMute(key));
+                }
+            }
+        }
+    }
+
+    /// Looks at the server leg again a silence interval from `now` (when silence does not
+    /// count, only ICMP errors arm the check).
+    fn arm_server_check(&mut self, now: Instant) {
+        let at = (!self.server_silence.is_zero()).then(|| now + self.server_silence);
+        self.timers.set(Timer::ServerCheck, at);
+    }
+
+    /// The media path saw ICMP errors on the server leg.
+    pub(super) fn on_server_unreachable(&mut self, now: Instant) {
+        if self.flow.state() != FlowState::Bridged || self.loss.unreachable_at.is_some() {
+            return;
+        }
+        self.loss.unreachable_at = Some(now);
+        let check = now + BYE_GRACE;
+        let armed = self.timers.get(Timer::ServerCheck);
+        if armed.is_none_or(|t| t > check) {
+            self.timers.set(Timer::ServerCheck, Some(check));
+        }
+    }
+
+    /// The server-check timer: lost, or look again later.
+    pub(super) fn check_server(&mut self, now: Instant, rx: Option<RxTimes>) {
+        self.timers.set(Timer::ServerCheck, None);
+        if self.flow.state() != FlowState::Bridged {
+            return;
+        }
+        let last = rx.map(|r| r.server);
+        if let (Some(at), Some(last)) = (self.loss.unreachable_at, last) {
+            if last > at {
+                // Packets came after the error: a passing hiccup.
+                self.loss.unreachable_at = None;
+            }
+        }
+        if let Some(at) = self.loss.unreachable_at {
+            if now >= at + BYE_GRACE {
+                return self.server_lost(now, "unreachable");
+            }
+        }
+        if !self.server_sends() || self.server_silence.is_zero() {
+            // Held by the server, or silence means nothing here: look again later (ICMP
+            // errors still count).
+            self.arm_server_check(now);
+            return;
+        }
+        let due = last.map_or(now, |t| t + self.server_silence);
+        if now >= due {
+            return self.server_lost(now, "silence");
+        }
+        let next = match self.loss.unreachable_at {
+            Some(at) => due.min(at + BYE_GRACE),
+            None => due,
+        };
+        self.timers.set(Timer::ServerCheck, Some(next));
+    }
+
+    /// The server's Event Socket says the bridged server is gone.
+    pub fn handle_server_down(&mut self, now: Instant) {
+        if self.flow.state() == FlowState::Bridged {
+            self.server_lost(now, "esl_down");
+            self.pump(now);
+        }
+    }
+
+    /// The bridged server leg is lost: the caller holds while the meeting is dialled again.
+    fn server_lost(&mut self, now: Instant, reason: &'static str) {
+        info!(
+            call = self.call_no,
+            reason, "the server leg is lost: the caller holds while the meeting is dialled again"
+        );
+        self.record(Record::ServerLost(reason));
+        self.timers.set(Timer::ServerCheck, None);
+        self.loss.unreachable_at = None;
+        self.loss.lost = true;
+        if let Some(target) = &self.joined {
+            self.route.waiting_for = Some(WaitingFor::Conference {
+                conference: target.conference.clone(),
+                server: Some(target.server.clone()),
+            });
+        }
+        self.flow.handle_input(now, FlowInput::ServerLost);
+    }
+
+    /// The flow stopped relaying to the lost leg: forget it, so it can be dialled anew.
+    pub(super) fn unbridge(&mut self) {
+        self.legs.server_gone();
+        self.actions.push_back(CallAction::Unbridge);
+    }
+
+    /// A caller who lost its server waits for the meeting: watch the directory, and look
+    /// again after [`REJOIN_RETRY`] (not at once: the directory may still list the meeting
+    /// on the server that was just lost).
+    pub(super) fn await_rejoin(&mut self, now: Instant) {
+        self.watch();
+        self.timers.set(Timer::Rejoin, Some(now + REJOIN_RETRY));
+    }
+
+    /// Time to look again whether the lost meeting runs.
+    pub(super) fn retry_rejoin(&mut self, now: Instant) {
+        self.timers.set(Timer::Rejoin, None);
+        if self.flow.state() == FlowState::Rejoining {
+            self.recheck_waiting(now);
+        }
+    }
+}

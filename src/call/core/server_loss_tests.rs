@@ -1,0 +1,196 @@
+//! A bridged server leg lost without a BYE, on simulated time: detection (silence, ICMP),
+//! the caller holding, dialling the meeting again, and the ways that ends.
+
+use super::sim::{caller_sdp, flow_settings, Ev, ServerPlan, Sim};
+use super::{Answered, CallAction as A, CallerEvent, InDialog, Record, RequestId, ServerEvent};
+use crate::call::flow::{FlowState, Outcome};
+use crate::call::PromptId;
+use crate::digit::Digit;
+
+fn bridged(a: &A) -> bool {
+    matches!(a, A::Bridge { .. })
+}
+
+fn lost(sim: &Sim) -> Vec<(u64, &'static str)> {
+    sim.actions
+        .iter()
+        .filter_map(|(t, a)| match a {
+            A::Record(Record::ServerLost(reason)) => Some((t.as_millis() as u64, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn dialled_seqs(sim: &Sim) -> Vec<(u64, u64)> {
+    sim.actions
+        .iter()
+        .filter_map(|(t, a)| match a {
+            A::DialServer { seq, .. } => Some((t.as_millis() as u64, *seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A call bridged at 2.12 s (PIN typed from 1 s, the server answers in 300 ms).
+fn bridged_call() -> Sim {
+    let mut sim = Sim::answered();
+    sim.keys(1_000, "1234#");
+    sim.conference_running = true;
+    sim
+}
+
+#[test]
+fn a_silent_server_is_lost_within_a_second_and_the_caller_rejoins_when_the_meeting_runs_again() {
+    let mut sim = bridged_call();
+    sim.at(10_000, Ev::ServerMediaStops)
+        .at(10_000, Ev::ConferenceStops)
+        .at(20_000, Ev::ConferenceStarts)
+        .at(60_000, Ev::Caller(CallerEvent::HungUp))
+        .run_until(120_000);
+    assert_eq!(lost(&sim), [(11_000, "silence")]);
+    // Told at once: the lost leg gets a BYE, the caller the prompt, then the hold loop.
+    assert_eq!(sim.when(|a| matches!(a, A::Unbridge)), Some(11_000));
+    assert_eq!(
+        sim.when(|a| matches!(a, A::Play(PromptId::ConnectionLost))),
+        Some(11_000)
+    );
+    assert_eq!(
+        sim.count(|a| matches!(a, A::HangUpServer)),
+        2,
+        "lost leg, then the end"
+    );
+    assert!(sim.prompts().contains(&PromptId::Hold));
+    // Dialled again the moment the directory sees the meeting, with the same number in it.
+    assert_eq!(dialled_seqs(&sim), [(1_800, 1), (20_000, 1)]);
+    let bridges: Vec<_> = sim.actions.iter().filter(|(_, a)| bridged(a)).collect();
+    assert_eq!(bridges.len(), 2);
+    assert_eq!(bridges[1].0.as_millis(), 20_320);
+    assert_eq!(sim.count(|a| matches!(a, A::Record(Record::Rejoined))), 1);
+    // Bridged once as far as the IVR and the statistics go.
+    assert_eq!(sim.count(|a| matches!(a, A::LeaveIvr)), 1);
+    assert_eq!(sim.count(|a| matches!(a, A::Record(Record::Bridged))), 1);
+    assert_eq!(sim.finished(), Some((Outcome::Bridged, false, 60_020)));
+}
+
+#[test]
+fn a_server_that_keeps_sending_is_never_lost() {
+    let mut sim = bridged_call();
+    sim.at(600_000, Ev::Caller(CallerEvent::HungUp))
+        .run_until(700_000);
+    assert!(lost(&sim).is_empty());
+    assert_eq!(sim.finished(), Some((Outcome::Bridged, false, 600_020)));
+}
+
+#[test]
+fn icmp_without_a_bye_is_a_loss_after_the_bye_grace() {
+    let mut sim = bridged_call();
+    sim.at(10_000, Ev::ServerUnreachable)
+        .at(10_000, Ev::ServerMediaStops)
+        .run_until(11_000);
+    assert_eq!(lost(&sim), [(10_250, "unreachable")]);
+    assert_eq!(sim.call.state(), FlowState::Rejoining);
+}
+
+#[test]
+fn icmp_followed_by_a_bye_is_the_meeting_ending_not_a_loss() {
+    let mut sim = bridged_call();
+    sim.at(10_000, Ev::ServerUnreachable)
+        .at(10_000, Ev::ServerMediaStops)
+        .at(10_050, Ev::Server(ServerEvent::HungUp))
+        .run_until(20_000);
+    assert!(lost(&sim).is_empty());
+    assert_eq!(sim.finished(), Some((Outcome::ServerHangup, false, 10_070)));
+}
+
+#[test]
+fn icmp_once_while_packets_still_come_is_a_hiccup() {
+    let mut sim = bridged_call();
+    sim.at(10_000, Ev::ServerUnreachable).run_until(30_000);
+    assert!(lost(&sim).is_empty());
+    assert_eq!(sim.call.state(), FlowState::Bridged);
+}
+
+#[test]
+fn a_meeting_that_never_comes_back_ends_after_rejoin_max() {
+    let mut sim = bridged_call();
+    sim.at(10_000, Ev::ServerMediaStops)
+        .at(10_000, Ev::ConferenceStops)
+        .run_until(300_000);
+    // Lost at 11 s; rejoin_max is 2 minutes; then "unavailable" (2 s long here).
+    assert_eq!(
+        sim.when(|a| matches!(a, A::Play(PromptId::Unavailable))),
+        Some(131_000)
+    );
+    assert_eq!(sim.count(|a| matches!(a, A::DialServer { .. })), 1);
+    assert_eq!(sim.finished(), Some((Outcome::ServerLost, false, 133_000)));
+}
+
+#[test]
+fn a_caller_hanging_up_while_holding_after_a_loss_counts_as_server_lost() {
+    let mut sim = bridged_call();
+    sim.at(10_000, Ev::ServerMediaStops)
+        .at(10_000, Ev::ConferenceStops)
+        .at(30_000, Ev::Caller(CallerEvent::HungUp))
+        .run_until(60_000);
+    assert_eq!(sim.finished(), Some((Outcome::ServerLost, false, 30_020)));
+    // The lost leg got its BYE when it was lost, not again.
+    assert_eq!(sim.count(|a| matches!(a, A::HangUpServer)), 1);
+}
+
+#[test]
+fn a_failing_redial_is_tried_again_every_two_seconds_until_it_answers() {
+    let mut sim = bridged_call();
+    // Where no directory can tell (the meeting seems to run all along), dialin dials again
+    // on its own schedule; the server refuses until it is back.
+    sim.at(10_000, Ev::ServerMediaStops).run_until(11_000);
+    sim.server_plan = ServerPlan::Refuse(std::time::Duration::from_millis(100));
+    sim.run_until(17_000);
+    sim.server_plan = ServerPlan::Answer(std::time::Duration::from_millis(300));
+    sim.run_until(30_000);
+    let dials: Vec<u64> = dialled_seqs(&sim).iter().map(|(t, _)| *t).collect();
+    // Lost at 11 s; tries at 13 s, 15.12 s, 17.24 s (each refusal takes 120 ms).
+    assert_eq!(dials, [1_800, 13_000, 15_120, 17_240]);
+    assert!(dialled_seqs(&sim).iter().all(|(_, seq)| *seq == 1));
+    assert_eq!(sim.call.state(), FlowState::Bridged);
+    // No "unavailable" while it retries.
+    assert!(!sim.prompts().contains(&PromptId::Unavailable));
+}
+
+#[test]
+fn a_muted_caller_is_muted_again_after_the_rejoin() {
+    let mut settings = flow_settings();
+    settings.mute_key = Some(Digit::from_char('0').expect("a key"));
+    let n = super::legs::negotiate_caller(&caller_sdp(4000, "sendrecv")).expect("an offer");
+    let mut sim = Sim::start_with(Answered::Offer(n), None, settings, false);
+    sim.conference_running = true;
+    sim.at(0, Ev::Caller(CallerEvent::Acked { body: Vec::new() }))
+        .keys(1_000, "1234#")
+        .at(5_000, Ev::Key('0'))
+        .at(10_000, Ev::ServerMediaStops)
+        .run_until(30_000);
+    let toggles: Vec<u64> = sim
+        .actions
+        .iter()
+        .filter(|(_, a)| matches!(a, A::ToggleMute(_)))
+        .map(|(t, _)| t.as_millis() as u64)
+        .collect();
+    // Muted at 5 s; lost at 11 s; dialled again at 13 s, bridged at 13.32 s and muted again.
+    assert_eq!(toggles, [5_000, 13_320]);
+}
+
+#[test]
+fn a_caller_that_holds_may_be_silent_longer_than_the_media_timeout() {
+    let mut sim = bridged_call();
+    let hold = Ev::Caller(CallerEvent::Request(
+        RequestId(1),
+        InDialog::Offer {
+            update: false,
+            body: caller_sdp(4000, "inactive"),
+        },
+    ));
+    sim.at(10_000, hold)
+        .at(10_000, Ev::MediaStops)
+        .run_until(200_000);
+    assert_eq!(sim.finished(), None);
+    assert_eq!(sim.call.state(), FlowState::Bridged);
+}
