@@ -284,8 +284,8 @@ pub(super) fn watch_servers(
                 keepalive: config.esl.keepalive,
             },
             max_frame: config.esl.max_frame,
-            backoff_min: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(30),
+            backoff_min: crate::esl::client::BACKOFF_MIN,
+            backoff_max: crate::esl::client::BACKOFF_MAX,
         };
         let handle = crate::esl::client::spawn(settings, idx, directory.clone(), cancel.clone());
         handles.insert(name, handle);
