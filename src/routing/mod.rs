@@ -20,6 +20,7 @@
 //! snapshot) and passes them in.
 
 pub mod directory;
+pub mod probe;
 pub mod routes;
 pub mod shared_directory;
 
