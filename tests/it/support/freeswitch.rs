@@ -52,7 +52,8 @@ pub struct FreeSwitch {
 
 impl FreeSwitch {
     /// Starts a new instance on fresh ports and returns once its Event Socket answers `status`
-    /// with "ready". Panics (with the log's tail) if it does not within 30 s.
+    /// with "ready" and its SIP profile runs. Panics (with the log's tail) if that takes over
+    /// 30 s.
     pub fn start() -> FreeSwitch {
         let signalling = PortBlock::take(4);
         let rtp = PortBlock::take(16);
@@ -102,7 +103,7 @@ impl FreeSwitch {
     }
 
     /// Starts it again on the same ports and conf (killing it first if it runs); returns once
-    /// the Event Socket answers, like [`FreeSwitch::start`].
+    /// the Event Socket answers and SIP runs, like [`FreeSwitch::start`].
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -165,9 +166,10 @@ impl FreeSwitch {
             {
                 panic!("FreeSWITCH exited at start ({status})\n{}", self.log_tail());
             }
-            esl_api(self.esl, "status")
-                .ok()
-                .filter(|s| s.contains("is ready"))
+            // "ready" comes before the SIP profile has started: wait for both.
+            let ready = esl_api(self.esl, "status").ok()?.contains("is ready");
+            let sip = esl_api(self.esl, "sofia status").ok()?;
+            (ready && sip.contains("RUNNING")).then_some(())
         });
         assert!(
             ready.is_some(),
