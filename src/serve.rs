@@ -4,6 +4,7 @@
 //! (counts only).
 
 mod control;
+mod probes;
 mod start;
 
 use control::{server_names, watchdog, Control, Signals};
@@ -125,6 +126,13 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             .collect(),
     );
 
+    start::start_probes(
+        &config,
+        edge.endpoint.inner.clone(),
+        std::net::SocketAddr::new(edge.advertise, edge.local_addr.port()),
+        live.directory.as_ref(),
+        &cancel,
+    );
     let incoming = edge.incoming();
     let endpoint = edge.endpoint.inner.clone();
     tokio::spawn(async move {

@@ -31,6 +31,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "privacy",
             "abuse",
             "esl",
+            "probes",
             "store",
             "admin",
             "bbb_api",
@@ -47,6 +48,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let privacy = super::privacy::privacy(&root, &mut p);
     let abuse = super::privacy::abuse(&root, &mut p);
     let esl = super::esl::section(&root, &mut p);
+    let probes = super::probes::section(&root, &mut p);
     let store = super::store::section(&root, &mut p);
     let admin = super::admin::admin(&root, &mut p);
     let bbb_api = super::admin::bbb_api(&root, &mut p, &declared);
@@ -66,6 +68,7 @@ pub(super) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             privacy,
             abuse,
             esl,
+            probes,
             store,
             admin,
             bbb_api,

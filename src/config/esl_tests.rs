@@ -100,3 +100,42 @@ fn esl_problems_name_their_key_and_never_the_password() {
         assert_eq!(got[0].0, key, "{text}: {got:?}");
     }
 }
+
+#[test]
+fn probes_are_off_by_default_and_validated() {
+    use crate::routing::probe::ProbeSettings;
+    use std::time::Duration;
+    let c = Config::from_toml("", "t").unwrap();
+    assert_eq!(c.probes, None);
+    let c = Config::from_toml("[probes]\ninterval = \"1s\"\n", "t").unwrap();
+    assert_eq!(
+        c.probes,
+        Some(ProbeSettings::with_interval(Duration::from_secs(1)))
+    );
+    let c = Config::from_toml(
+        "[probes]\ninterval = \"2s\"\ntimeout = \"500ms\"\nfailures = 3\nrecoveries = 2\n",
+        "t",
+    )
+    .unwrap();
+    let p = c.probes.unwrap();
+    assert_eq!(
+        (p.timeout, p.failures, p.recoveries),
+        (Duration::from_millis(500), 3, 2)
+    );
+    for (text, needle) in [
+        ("[probes]\nfailures = 2\n", "probes.interval is not"),
+        ("[probes]\ninterval = \"10ms\"\n", "from 200ms to 1h"),
+        (
+            "[probes]\ninterval = \"1s\"\ntimeout = \"2s\"\n",
+            "longer than probes.interval",
+        ),
+        (
+            "[probes]\ninterval = \"1s\"\nfailures = 0\n",
+            "from 1 to 100",
+        ),
+        ("[probes]\ninterval = \"1s\"\nping = 1\n", "ping"),
+    ] {
+        let e = Config::from_toml(text, "t").unwrap_err().to_string();
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+}

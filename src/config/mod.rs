@@ -18,6 +18,7 @@ mod esl;
 mod ivr;
 mod ops;
 mod privacy;
+mod probes;
 mod reader;
 mod routing;
 mod sip;
@@ -80,6 +81,8 @@ pub struct Config {
     pub bbb_api: Vec<BbbApiConfig>,
     /// Event Socket limits and the directory's grace period (`[esl]`).
     pub esl: EslConfig,
+    /// SIP OPTIONS probes to the servers (`[probes]`); `None`: off (no `probes.interval`).
+    pub probes: Option<crate::routing::probe::ProbeSettings>,
     /// Drain behaviour (`[lifecycle]`).
     pub lifecycle: LifecycleConfig,
 }

@@ -7,7 +7,7 @@ use crate::ops::health::readiness;
 use crate::ops::metrics;
 use crate::ops::refusals::CallsRefused;
 use crate::ops::status::OpsState;
-use crate::routing::directory::EslState;
+use crate::routing::directory::{EslState, ServerHealth};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -85,6 +85,11 @@ async fn metrics_text(State(s): State<Arc<OpsState>>) -> Response {
                 .set(server.conferences as f64);
         }
         ::metrics::counter!(metrics::CONFERENCE_COLLISIONS).absolute(view.collisions());
+        let names = s.servers.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for name in names {
+            let up = view.health(&name, Instant::now()) == ServerHealth::Up;
+            ::metrics::gauge!(metrics::SERVER_UP, "server" => name).set(if up { 1.0 } else { 0.0 });
+        }
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -52,6 +52,14 @@ pub const DRAINING: &str = "dialin_draining";
 pub const RELOADS: &str = "dialin_config_reloads_total";
 /// 1 while a server's Event Socket is connected, by `server` (its config name).
 pub const ESL_CONNECTED: &str = "dialin_esl_connected";
+/// 1 while a server answers its OPTIONS probes (by the `[probes]` thresholds), else 0, by
+/// `server` (its config name); only with `[probes]`.
+pub const PROBE_UP: &str = "dialin_server_probe_up";
+/// OPTIONS probes in a row a server left unanswered, by `server`; only with `[probes]`.
+pub const PROBE_FAILURES: &str = "dialin_server_probe_failures";
+/// 1 while a server takes new calls (health Up), else 0 (Quiet: Event Socket lost within
+/// `esl.grace`; Down: refused, closed, probes failing or past grace), by `server`.
+pub const SERVER_UP: &str = "dialin_server_up";
 /// Conferences a server runs as the live directory trusts them now, by `server`.
 pub const CONFERENCES_KNOWN: &str = "dialin_conferences_known";
 /// Conferences seen live on two servers at once since start-up.
@@ -62,6 +70,12 @@ pub const BUILD_INFO: &str = "dialin_build_info";
 /// `abuse`: the cluster's shared guessing-protection counters; `sequence`: the cluster's
 /// shared `Phone N` numbering).
 pub const STORE_ERRORS: &str = "dialin_store_errors_total";
+
+/// Records a server's probe verdict and unanswered probes in a row.
+pub fn probe_state(server: &str, alive: bool, failed_in_a_row: u32) {
+    gauge!(PROBE_UP, "server" => server.to_string()).set(if alive { 1.0 } else { 0.0 });
+    gauge!(PROBE_FAILURES, "server" => server.to_string()).set(f64::from(failed_in_a_row));
+}
 
 /// Installs the Prometheus recorder for this process; call once, before the first call.
 pub fn install() -> anyhow::Result<PrometheusHandle> {

@@ -109,6 +109,9 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.sip.listen != new.sip.listen {
         keys.push("sip.listen");
     }
+    if old.probes != new.probes {
+        keys.push("probes");
+    }
     if old.sip.advertise != new.sip.advertise {
         keys.push("sip.advertise");
     }

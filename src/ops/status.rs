@@ -86,14 +86,27 @@ pub struct ServerSummary {
     pub event_socket: Option<String>,
     /// Conferences it runs as the live directory knows them; `None` without `esl`.
     pub conferences: Option<usize>,
+    /// Whether it takes new calls (`Up`, `Quiet`, `Down`; from its Event Socket and OPTIONS
+    /// probes); `None` when neither watches it.
+    #[serde(default)]
+    pub health: Option<String>,
 }
 
 impl ServerSummary {
     fn render(&self) -> String {
+        let health = self
+            .health
+            .as_deref()
+            .map(|h| format!(", {h}"))
+            .unwrap_or_default();
         match (&self.event_socket, self.conferences) {
             (Some(state), Some(n)) => {
-                format!("{} (Event Socket {state}, {n} conferences)", self.name)
+                format!(
+                    "{} (Event Socket {state}, {n} conferences{health})",
+                    self.name
+                )
             }
+            _ if !health.is_empty() => format!("{} ({})", self.name, &health[2..]),
             _ => self.name.clone(),
         }
     }
@@ -153,9 +166,9 @@ impl OpsState {
 
     /// The configured servers with their Event Socket state where they have one.
     fn servers(&self) -> Vec<ServerSummary> {
-        let live = self
-            .ctx
-            .directory_view()
+        let view = self.ctx.directory_view();
+        let live = view
+            .as_ref()
             .map(|v| v.servers(Instant::now()))
             .unwrap_or_default();
         let names = self.servers.read().unwrap_or_else(|e| e.into_inner());
@@ -167,6 +180,9 @@ impl OpsState {
                     name: name.clone(),
                     event_socket: watched.map(|s| format!("{:?}", s.state)),
                     conferences: watched.map(|s| s.conferences),
+                    health: view
+                        .as_ref()
+                        .map(|v| format!("{:?}", v.health(name, Instant::now()))),
                 }
             })
             .collect()
@@ -260,11 +276,13 @@ mod tests {
                     name: "bbb1".into(),
                     event_socket: Some("Up".into()),
                     conferences: Some(3),
+                    health: Some("Up".into()),
                 },
                 ServerSummary {
                     name: "bbb2".into(),
                     event_socket: None,
                     conferences: None,
+                    health: Some("Down".into()),
                 },
             ],
             registrations: vec![
@@ -297,7 +315,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("servers: bbb1 (Event Socket Up, 3 conferences), bbb2"),
+            text.contains("servers: bbb1 (Event Socket Up, 3 conferences, Up), bbb2 (Down)"),
             "{text}"
         );
         assert_eq!(human_duration(42), "42s");

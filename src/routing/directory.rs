@@ -5,9 +5,17 @@
 //! asks [`Directory::lookup`] at PIN time, from memory. Rules:
 //! - a conference live on exactly one server runs there;
 //! - live on two servers is a collision: nobody is sent there, and the collision is counted;
-//! - a server whose Event Socket is down keeps its conferences for `grace`, then they are
-//!   forgotten; while any watched server is not up, "not running" is uncertain.
+//! - a server whose Event Socket went quiet keeps its conferences for `grace`, then they are
+//!   forgotten; while any watched server is not up, "not running" is uncertain;
+//! - a server whose Event Socket was refused or closed ([`LinkLoss::Refused`]: the process is
+//!   gone), or whose OPTIONS probes fail, is down for new calls at once: its conferences are
+//!   still remembered for `grace`, as [`Presence::Unreachable`], so their callers hear
+//!   "unavailable" instead of "invalid PIN" or the waiting room.
+//!
+//! [`Directory::health`] sums this up per server ([`ServerHealth`]) for routing and the call
+//! core.
 
+use crate::esl::client::LinkLoss;
 use crate::esl::message::{Event, EventKind, ListedConference};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -22,9 +30,24 @@ pub enum EslState {
     Connecting,
     /// Connected, snapshot taken, events flowing.
     Up,
-    /// Lost; its conferences are still trusted (grace period).
+    /// Lost quietly (timeouts); its conferences are still trusted (grace period).
     DownGrace,
-    /// Lost for longer than the grace period; its conferences are unknown.
+    /// Refused or closed (the server process is gone), or quiet for longer than the grace
+    /// period: no new calls go there.
+    Down,
+}
+
+/// Whether a BBB server can take calls now, from its Event Socket and its OPTIONS probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServerHealth {
+    /// Nothing says otherwise: the Event Socket is up (or not configured) and the probes (if
+    /// any) answer.
+    Up,
+    /// The Event Socket went quiet (timeouts) or has not connected yet, within `esl.grace`:
+    /// calls already bridged go on, its conferences are still trusted.
+    Quiet,
+    /// Dead for new calls: the Event Socket was refused or closed, or the OPTIONS probes
+    /// failed `failures` times in a row, or the socket has been quiet longer than `esl.grace`.
     Down,
 }
 
@@ -35,6 +58,9 @@ pub enum Presence {
     Running(String),
     /// Live on two or more servers: refuse, never guess.
     Collision,
+    /// Last seen (within `esl.grace`) on this server, which is now [`ServerHealth::Down`] and
+    /// trusted nowhere else: "unavailable", not "invalid" or the waiting room.
+    Unreachable(String),
     /// Not live anywhere the directory can see. `certain` is false while a watched server is
     /// not up (the conference may run there).
     NotRunning {
@@ -54,13 +80,30 @@ pub struct ServerStatus {
     pub conferences: usize,
 }
 
+/// One watched server's Event Socket link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Link {
+    /// Never connected since start-up (a quiet failure does not change that).
+    #[default]
+    Connecting,
+    /// Connected, snapshot taken.
+    Up,
+    /// Lost at `since`, in the way `loss` says (the worse one if several attempts failed).
+    Lost {
+        /// When the link was lost (or first refused).
+        since: Instant,
+        /// Refused/closed (down at once) or quiet (grace).
+        loss: LinkLoss,
+    },
+}
+
 /// One watched server.
 #[derive(Debug, Default)]
 struct Entry {
     /// The config name.
     name: String,
-    /// `None` before the first connection; `Some(None)` up; `Some(Some(t))` down since `t`.
-    link: Option<Option<Instant>>,
+    /// The Event Socket link.
+    link: Link,
     /// Live conferences: name → members (member id → channel Unique-ID).
     conferences: HashMap<String, HashMap<u32, String>>,
     /// Our calls' `X-Dialin-Call` values → channel Unique-ID (from CHANNEL_ANSWER).
@@ -77,6 +120,10 @@ pub struct Directory {
     servers: Vec<Entry>,
     /// Times a conference was seen live on two servers at once.
     collisions: u64,
+    /// Servers (by config name, watched or not) whose OPTIONS probes currently fail.
+    probe_down: std::collections::HashSet<String>,
+    /// Every server's health as last reported by [`Directory::take_health_change`].
+    reported: Vec<(String, ServerHealth)>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -102,6 +149,8 @@ impl Directory {
             grace,
             servers,
             collisions: 0,
+            probe_down: Default::default(),
+            reported: Vec::new(),
         }
     }
 
@@ -115,7 +164,7 @@ impl Directory {
         let Some(entry) = self.servers.get_mut(idx) else {
             return;
         };
-        entry.link = Some(None);
+        entry.link = Link::Up;
         entry.conferences = list
             .into_iter()
             .map(|c| (c.conference.0, c.members.into_iter().collect()))
@@ -126,13 +175,79 @@ impl Directory {
         }
     }
 
-    /// Server `idx` lost its Event Socket at `now` (no effect if it was already down).
-    pub fn handle_down(&mut self, idx: usize, now: Instant) {
-        if let Some(entry) = self.servers.get_mut(idx) {
-            if entry.link == Some(None) {
-                entry.link = Some(Some(now));
-            }
+    /// Server `idx` lost its Event Socket at `now`, or an attempt to connect failed, in the
+    /// way `loss` says. A refusal makes it down at once (also before its first connection,
+    /// and when it had gone quiet before: the loss time stays, so its conferences are still
+    /// forgotten `grace` after the link was first lost). A quiet failure before the first
+    /// connection or of an already lost link changes nothing.
+    pub fn handle_down(&mut self, idx: usize, now: Instant, loss: LinkLoss) {
+        let Some(entry) = self.servers.get_mut(idx) else {
+            return;
+        };
+        entry.link = match (entry.link, loss) {
+            (Link::Up, _) => Link::Lost { since: now, loss },
+            (Link::Connecting, LinkLoss::Refused) => Link::Lost { since: now, loss },
+            (Link::Lost { since, .. }, LinkLoss::Refused) => Link::Lost { since, loss },
+            (link, LinkLoss::Quiet) => link,
+        };
+    }
+
+    /// Server `server`'s OPTIONS probes now say `alive` (from the prober's verdict, after its
+    /// failure or recovery threshold). Returns whether that changed anything.
+    pub fn handle_probe(&mut self, server: &str, alive: bool) -> bool {
+        if alive {
+            self.probe_down.remove(server)
+        } else {
+            self.probe_down.insert(server.to_string())
         }
+    }
+
+    /// Whether server `server` (any configured name, watched or not) can take calls at `now`.
+    /// A server neither watched nor probed is [`ServerHealth::Up`]: nothing says otherwise.
+    pub fn health(&self, server: &str, now: Instant) -> ServerHealth {
+        if self.probe_down.contains(server) {
+            return ServerHealth::Down;
+        }
+        match self.servers.iter().find(|s| s.name == server) {
+            None => ServerHealth::Up,
+            Some(s) => match self.state(s, now) {
+                EslState::Up => ServerHealth::Up,
+                EslState::Connecting | EslState::DownGrace => ServerHealth::Quiet,
+                EslState::Down => ServerHealth::Down,
+            },
+        }
+    }
+
+    /// Whether any server's health differs at `now` from the last time this was asked (the
+    /// first call compares with "nothing known"); remembers the current one. The shared
+    /// directory asks after every input and timer, and wakes its subscribers on `true`.
+    pub fn take_health_change(&mut self, now: Instant) -> bool {
+        // Watched servers and probed-down ones; a server in neither is up (and a probed one
+        // that recovers drops out of the list, which is a change too).
+        let mut names: Vec<&String> = self.servers.iter().map(|s| &s.name).collect();
+        names.extend(self.probe_down.iter());
+        names.sort();
+        names.dedup();
+        let current: Vec<(String, ServerHealth)> = names
+            .into_iter()
+            .map(|n| (n.clone(), self.health(n, now)))
+            .collect();
+        let changed = current != self.reported;
+        self.reported = current;
+        changed
+    }
+
+    /// The earliest time after `now` at which some server's health changes by itself (a quiet
+    /// link's grace ending, a refused link's conferences being forgotten), if any.
+    pub fn next_change(&self, now: Instant) -> Option<Instant> {
+        self.servers
+            .iter()
+            .filter_map(|s| match s.link {
+                Link::Lost { since, .. } => Some(since + self.grace),
+                _ => None,
+            })
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// An event from server `idx`. Returns true if a conference was created (waiters re-check).
@@ -187,9 +302,12 @@ impl Directory {
         false
     }
 
-    /// Where conference `name` runs at `now`.
+    /// Where conference `name` runs at `now`. Only trusted servers (up, or quiet within the
+    /// grace period) count; a conference found on none of them but last seen on a server that
+    /// was refused within the grace period is [`Presence::Unreachable`].
     pub fn lookup(&self, name: &str, now: Instant) -> Presence {
         let mut found: Option<&str> = None;
+        let mut dead: Option<&str> = None;
         let mut count = 0;
         let mut certain = true;
         for s in &self.servers {
@@ -197,18 +315,28 @@ impl Directory {
             if state != EslState::Up {
                 certain = false;
             }
-            if matches!(state, EslState::Up | EslState::DownGrace)
-                && s.conferences.contains_key(name)
-            {
+            if !s.conferences.contains_key(name) {
+                continue;
+            }
+            if matches!(state, EslState::Up | EslState::DownGrace) {
                 count += 1;
                 found = Some(&s.name);
+            } else if self.remembered(s, now) {
+                dead = Some(&s.name);
             }
         }
-        match (count, found) {
-            (1, Some(server)) => Presence::Running(server.to_string()),
-            (0, _) => Presence::NotRunning { certain },
+        match (count, found, dead) {
+            (1, Some(server), _) => Presence::Running(server.to_string()),
+            (0, _, Some(server)) => Presence::Unreachable(server.to_string()),
+            (0, _, None) => Presence::NotRunning { certain },
             _ => Presence::Collision,
         }
+    }
+
+    /// Whether a refused server's conferences are still remembered (within `grace` of the
+    /// loss) as "there, but unreachable".
+    fn remembered(&self, s: &Entry, now: Instant) -> bool {
+        matches!(s.link, Link::Lost { since, loss: LinkLoss::Refused } if now < since + self.grace)
     }
 
     /// Our call `call` (its `X-Dialin-Call` value) as a member on server `idx`: the
@@ -245,12 +373,17 @@ impl Directory {
         self.collisions
     }
 
+    /// A refused link is down at once; a quiet one keeps the grace period.
     fn state(&self, s: &Entry, now: Instant) -> EslState {
         match s.link {
-            None => EslState::Connecting,
-            Some(None) => EslState::Up,
-            Some(Some(since)) if now < since + self.grace => EslState::DownGrace,
-            Some(Some(_)) => EslState::Down,
+            Link::Connecting => EslState::Connecting,
+            Link::Up => EslState::Up,
+            Link::Lost {
+                loss: LinkLoss::Refused,
+                ..
+            } => EslState::Down,
+            Link::Lost { since, .. } if now < since + self.grace => EslState::DownGrace,
+            Link::Lost { .. } => EslState::Down,
         }
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::esl::client::LinkLoss;
 use crate::esl::message::ConferenceEvent;
 use crate::ids::ConferenceId;
 
@@ -62,7 +63,7 @@ fn lookup_rules_on_simulated_time() {
         Presence::NotRunning { certain: true }
     );
     // Server 2 goes down: its conferences stay for the grace period, then are unknown.
-    d.handle_down(1, s(10));
+    d.handle_down(1, s(10), LinkLoss::Quiet);
     assert_eq!(d.lookup("71235", s(10)), running("bbb2"));
     assert_eq!(d.lookup("71235", s(39)), running("bbb2"));
     assert_eq!(
@@ -98,7 +99,7 @@ fn collisions_refuse_and_count() {
     // A snapshot that brings a duplicate counts too; a down server past grace does not.
     d.handle_snapshot(0, t0, listed(&["71234"]));
     assert_eq!(d.collisions(), 2);
-    d.handle_down(0, t0);
+    d.handle_down(0, t0, LinkLoss::Quiet);
     let late = t0 + GRACE;
     d.handle_event(1, late, &ev("71234", EventKind::Destroy));
     d.handle_event(1, late, &ev("71234", EventKind::Create));
@@ -180,4 +181,89 @@ fn debug_shows_counts_only() {
     let mut d = dir();
     d.handle_snapshot(0, t0, listed(&["71234"]));
     assert!(!format!("{d:?}").contains("71234"));
+}
+
+/// Issue 22: refused/closed is down at once (conferences remembered as unreachable for the
+/// grace period), quiet keeps the grace period, a refusal after a quiet loss makes it down
+/// without restarting the grace clock, and probes make any server down.
+#[test]
+fn health_refused_quiet_probes_on_simulated_time() {
+    let t0 = Instant::now();
+    let s = |secs: u64| t0 + Duration::from_secs(secs);
+    let mut d = dir();
+    assert_eq!(
+        d.health("bbb1", t0),
+        ServerHealth::Quiet,
+        "not connected yet"
+    );
+    assert_eq!(
+        d.health("other", t0),
+        ServerHealth::Up,
+        "neither watched nor probed"
+    );
+    d.handle_snapshot(0, s(1), listed(&["71234"]));
+    d.handle_snapshot(1, s(1), listed(&["71235"]));
+    assert_eq!(d.health("bbb1", s(1)), ServerHealth::Up);
+    // Quiet: grace; the conference still runs there.
+    d.handle_down(0, s(2), LinkLoss::Quiet);
+    assert_eq!(d.health("bbb1", s(2)), ServerHealth::Quiet);
+    assert_eq!(d.lookup("71234", s(2)), running("bbb1"));
+    assert_eq!(d.next_change(s(2)), Some(s(32)));
+    // Then the reconnect is refused: down now, conferences unreachable until s(32).
+    d.handle_down(0, s(5), LinkLoss::Refused);
+    assert_eq!(d.health("bbb1", s(5)), ServerHealth::Down);
+    assert_eq!(
+        d.lookup("71234", s(5)),
+        Presence::Unreachable("bbb1".into())
+    );
+    assert_eq!(
+        d.lookup("71234", s(32)),
+        Presence::NotRunning { certain: false }
+    );
+    // Refused at once: down, no grace.
+    d.handle_down(1, s(6), LinkLoss::Refused);
+    assert_eq!(d.health("bbb2", s(6)), ServerHealth::Down);
+    assert_eq!(d.status(s(6))[1].state, EslState::Down);
+    // The conference restarted elsewhere wins over the dead server's memory (no collision).
+    d.handle_snapshot(0, s(7), listed(&["71235"]));
+    assert_eq!(d.lookup("71235", s(7)), running("bbb1"));
+    assert_eq!(d.collisions(), 0);
+    // Refused before the first connection: down too.
+    let mut fresh = dir();
+    fresh.handle_down(0, t0, LinkLoss::Quiet);
+    assert_eq!(fresh.health("bbb1", s(100)), ServerHealth::Quiet);
+    fresh.handle_down(0, t0, LinkLoss::Refused);
+    assert_eq!(fresh.health("bbb1", t0), ServerHealth::Down);
+    // Probes: any server, watched or not; up again when they recover.
+    assert!(d.handle_probe("other", false));
+    assert!(!d.handle_probe("other", false));
+    assert_eq!(d.health("other", s(8)), ServerHealth::Down);
+    assert!(d.handle_probe("other", true));
+    assert_eq!(d.health("other", s(8)), ServerHealth::Up);
+}
+
+#[test]
+fn every_health_change_is_reported_once() {
+    let t0 = Instant::now();
+    let s = |secs: u64| t0 + Duration::from_secs(secs);
+    let mut d = dir();
+    assert!(d.take_health_change(t0), "the first look reports");
+    assert!(!d.take_health_change(t0));
+    d.handle_snapshot(0, s(1), listed(&[]));
+    assert!(d.take_health_change(s(1)), "Quiet → Up");
+    d.handle_down(0, s(2), LinkLoss::Quiet);
+    assert!(d.take_health_change(s(2)), "Up → Quiet");
+    assert!(!d.take_health_change(s(31)));
+    assert!(
+        d.take_health_change(s(32)),
+        "grace over: Quiet → Down by time alone"
+    );
+    d.handle_probe("other", false);
+    assert!(
+        d.take_health_change(s(33)),
+        "an unwatched server probed down"
+    );
+    d.handle_probe("other", true);
+    assert!(d.take_health_change(s(33)), "and up again");
+    assert!(!d.take_health_change(s(34)));
 }

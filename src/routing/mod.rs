@@ -6,6 +6,9 @@
 //! - a conference live on one server routes there, wherever a mapping said it would be;
 //! - live on two servers (a collision) or possibly on a server whose Event Socket is down:
 //!   [`RouteDecision::Unavailable`], never a guess;
+//! - on a server that is [`directory::ServerHealth::Down`] (Event Socket refused or closed,
+//!   OPTIONS probes failing, or quiet past `esl.grace`): [`RouteDecision::Unavailable`] at
+//!   once, instead of dialling a dead server;
 //! - a mapped PIN whose conference is not running yet: [`RouteDecision::Waiting`] (the
 //!   waiting room);
 //! - an identity PIN (voiceBridge) that is not running: [`RouteDecision::Invalid`], as it
@@ -17,6 +20,7 @@
 //! snapshot) and passes them in.
 
 pub mod directory;
+pub mod probe;
 pub mod routes;
 pub mod shared_directory;
 

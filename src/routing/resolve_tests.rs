@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::Config;
+use crate::esl::client::{ConferenceFeed, LinkLoss};
 use crate::esl::message::ListedConference;
 use crate::secret::Pin;
 use std::time::Duration;
@@ -131,7 +132,7 @@ fn collisions_and_down_servers_are_unavailable() {
     // bbb2 down: its conference is still routed during the grace period, then unavailable;
     // and an unknown number is unavailable too (it may run on bbb2).
     dir.update(|d| {
-        d.handle_down(1, t0);
+        d.handle_down(1, t0, LinkLoss::Quiet);
         ((), false)
     });
     let pin = Pin::new("71235").unwrap();
@@ -168,5 +169,72 @@ fn default_server_without_event_socket_keeps_the_old_fallback() {
     assert_eq!(
         router.resolve_at(&Pin::new("99999").unwrap(), t0),
         conf("99999", "old", "10.0.0.3")
+    );
+}
+
+/// Issue 22: a server whose Event Socket was refused or closed is down for new calls at once
+/// (its conferences are "unavailable", not dialled, not "invalid"), while a quiet one keeps
+/// its grace period; a server without Event Socket whose probes fail is unavailable too.
+#[test]
+fn refused_and_probed_down_servers_get_no_new_calls() {
+    let t0 = Instant::now();
+    let (router, dir) = setup(t0);
+    let pin = |p: &str| Pin::new(p).unwrap();
+    // bbb2 refused (process gone): 71235 is unavailable at once, for identity and mapped PINs.
+    dir.handle_down(1, t0, LinkLoss::Refused);
+    assert_eq!(
+        router.resolve_at(&pin("71235"), t0),
+        RouteDecision::Unavailable
+    );
+    let waiting = WaitingFor::Conference {
+        conference: ConferenceId("71235".into()),
+        server: None,
+    };
+    assert_eq!(router.recheck(&waiting, t0), RouteDecision::Unavailable);
+    // bbb1 is untouched.
+    assert_eq!(
+        router.resolve_at(&pin("71234"), t0),
+        conf("71234", "bbb1", "10.0.0.1")
+    );
+    // After the grace period the dead server's conferences are forgotten: an identity PIN is
+    // still unavailable (it may run there), a mapped one waits.
+    assert_eq!(
+        router.resolve_at(&pin("71235"), t0 + GRACE),
+        RouteDecision::Unavailable
+    );
+    assert_eq!(
+        router.recheck(&waiting, t0 + GRACE),
+        RouteDecision::Waiting(waiting.clone())
+    );
+    // bbb2 back: routed again.
+    dir.handle_snapshot(1, t0 + GRACE, listed(&["71235"]));
+    assert_eq!(
+        router.resolve_at(&pin("71235"), t0 + GRACE),
+        conf("71235", "bbb2", "10.0.0.2")
+    );
+    // `old` (no Event Socket) probed dead: its mapping is unavailable; probed alive again: routed.
+    assert_eq!(
+        router.resolve_at(&pin("5550100"), t0),
+        conf("55555", "old", "10.0.0.3")
+    );
+    dir.handle_probe("old", t0, false);
+    assert_eq!(
+        router.resolve_at(&pin("5550100"), t0),
+        RouteDecision::Unavailable
+    );
+    dir.handle_probe("old", t0, true);
+    assert_eq!(
+        router.resolve_at(&pin("5550100"), t0),
+        conf("55555", "old", "10.0.0.3")
+    );
+    // bbb1's Event Socket is up but its SIP probes fail: unavailable too.
+    dir.handle_probe("bbb1", t0, false);
+    assert_eq!(
+        router.resolve_at(&pin("71234"), t0),
+        RouteDecision::Unavailable
+    );
+    assert_eq!(
+        router.resolve_at(&pin("8675309"), t0),
+        RouteDecision::Unavailable
     );
 }

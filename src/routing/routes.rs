@@ -6,7 +6,7 @@
 //! situation. [`super::Router`] is the thin wrapper that takes the snapshot and the directory
 //! lock and calls in here.
 
-use super::directory::{Directory, Presence};
+use super::directory::{Directory, Presence, ServerHealth};
 use super::{ConferenceTarget, Lookup, RouteDecision, WaitingFor};
 use crate::ids::ConferenceId;
 use crate::secret::Pin;
@@ -168,11 +168,11 @@ impl Routes {
             return target.map_or(RouteDecision::Invalid, RouteDecision::Conference);
         };
         if let Some(t) = target.filter(|t| dir.index(&t.server).is_none()) {
-            return RouteDecision::Conference(t);
+            return self.unless_down(RouteDecision::Conference(t), dir, now);
         }
         match dir.lookup(conference.expose(), now) {
-            Presence::Running(server) => self.on(server, conference),
-            Presence::Collision => RouteDecision::Unavailable,
+            Presence::Running(server) => self.unless_down(self.on(server, conference), dir, now),
+            Presence::Collision | Presence::Unreachable(_) => RouteDecision::Unavailable,
             Presence::NotRunning { .. } => RouteDecision::Waiting(WaitingFor::Conference {
                 conference,
                 server: server.map(str::to_string),
@@ -193,14 +193,28 @@ impl Routes {
             };
         };
         match dir.lookup(pin.expose(), now) {
-            Presence::Running(server) => self.on(server, conference),
-            Presence::Collision | Presence::NotRunning { certain: false } => {
-                RouteDecision::Unavailable
-            }
+            Presence::Running(server) => self.unless_down(self.on(server, conference), dir, now),
+            Presence::Collision
+            | Presence::Unreachable(_)
+            | Presence::NotRunning { certain: false } => RouteDecision::Unavailable,
             Presence::NotRunning { certain: true } => match &self.default_server {
-                Some(s) if dir.index(&s.name).is_none() => self.on(s.name.clone(), conference),
+                Some(s) if dir.index(&s.name).is_none() => {
+                    self.unless_down(self.on(s.name.clone(), conference), dir, now)
+                }
                 _ => RouteDecision::Invalid,
             },
+        }
+    }
+
+    /// `decision`, unless it leads to a server that is [`ServerHealth::Down`] at `now`
+    /// (Event Socket refused or closed, OPTIONS probes failing): then "unavailable" at once,
+    /// instead of dialling a dead server and waiting out `server_answer_timeout`.
+    fn unless_down(&self, decision: RouteDecision, dir: &Directory, now: Instant) -> RouteDecision {
+        match &decision {
+            RouteDecision::Conference(t) if dir.health(&t.server, now) == ServerHealth::Down => {
+                RouteDecision::Unavailable
+            }
+            _ => decision,
         }
     }
 

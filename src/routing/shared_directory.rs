@@ -3,10 +3,12 @@
 //!
 //! A plain mutex around the pure [`Directory`]: every critical section is a map look-up or a
 //! small update, never I/O, and nothing on the RTP path touches it. A `watch` channel tells
-//! waiting callers that a conference was created.
+//! waiting callers that a conference was created, and anyone who follows a server that its
+//! health ([`ServerHealth`]) changed; [`SharedDirectory::spawn_health_clock`] makes the
+//! changes that come with time alone (a grace period ending) fire it too.
 
-use super::directory::{Directory, Presence, ServerStatus};
-use crate::esl::client::ConferenceFeed;
+use super::directory::{Directory, Presence, ServerHealth, ServerStatus};
+use crate::esl::client::{ConferenceFeed, LinkLoss};
 use crate::esl::message::{Event, ListedConference};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -17,7 +19,8 @@ use tokio::sync::watch;
 pub struct SharedDirectory {
     /// The pure directory.
     inner: Arc<Mutex<Directory>>,
-    /// Bumped whenever a conference is created (or a server comes up), for waiting callers.
+    /// Bumped whenever a conference is created (or a server comes up) and whenever any
+    /// server's health changes, for waiting callers and calls that follow their server.
     created: Arc<watch::Sender<u64>>,
 }
 
@@ -66,9 +69,74 @@ impl SharedDirectory {
         r
     }
 
-    /// A receiver that changes whenever a conference may have started.
+    /// A receiver whose value changes whenever a conference may have started or any
+    /// server's [`ServerHealth`] changed (Up, Quiet, Down, either way; also when a grace
+    /// period ends, if [`SharedDirectory::spawn_health_clock`] runs, as it does in `serve`).
+    /// The value carries no meaning: on a change, re-read what you follow
+    /// ([`SharedDirectory::server_health`], [`SharedDirectory::lookup`]). Like every `watch`,
+    /// several changes between two reads wake the receiver once; a change may also be spurious
+    /// (a conference on another server), so compare with what you saw before.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.created.subscribe()
+    }
+
+    /// Whether server `server` (its config name) can take calls at `now`: [`ServerHealth::Up`],
+    /// [`ServerHealth::Quiet`] (Event Socket lost by timeouts, or not yet connected, within
+    /// `esl.grace`: conferences still trusted, calls in progress go on) or
+    /// [`ServerHealth::Down`] (Event Socket refused or closed, OPTIONS probes failing, or
+    /// quiet past `esl.grace`: no new calls; a bridged call's server leg is likely dead). A
+    /// server neither watched over an Event Socket nor probed, or not configured, is `Up`.
+    /// For the call core: subscribe ([`SharedDirectory::subscribe`]) and re-check this on
+    /// every change to notice that a bridged call's server died.
+    pub fn server_health(&self, server: &str, now: Instant) -> ServerHealth {
+        self.lock().health(server, now)
+    }
+
+    /// The OPTIONS prober's verdict on `server` at `now` (after its thresholds): wakes the
+    /// subscribers when a server's health changed.
+    pub fn handle_probe(&self, server: &str, now: Instant, alive: bool) {
+        self.update(|d| {
+            d.handle_probe(server, alive);
+            ((), d.take_health_change(now))
+        });
+    }
+
+    /// Wakes the subscribers if some server's health changed by the passing of time alone
+    /// (a grace period ended) by `now`.
+    pub fn handle_timeout(&self, now: Instant) {
+        self.update(|d| ((), d.take_health_change(now)));
+    }
+
+    /// When [`SharedDirectory::handle_timeout`] is next due, if a grace period is running.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        self.lock().next_change(now)
+    }
+
+    /// Starts the task that calls [`SharedDirectory::handle_timeout`] when a grace period ends,
+    /// so [`SharedDirectory::subscribe`] fires on health changes that no input brings. Ends
+    /// with `cancel`.
+    pub fn spawn_health_clock(&self, cancel: tokio_util::sync::CancellationToken) {
+        let dir = self.clone();
+        let mut changes = self.subscribe();
+        tokio::spawn(async move {
+            // tokio's clock (the same as std's in service; paused and advanced in tests).
+            let now = || tokio::time::Instant::now().into_std();
+            loop {
+                let next = dir.poll_timeout(now());
+                // Without a running grace period, wait for an input (which may start one).
+                let sleep = async {
+                    match next {
+                        Some(t) => tokio::time::sleep_until(t.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = sleep => dir.handle_timeout(now()),
+                    r = changes.changed() => if r.is_err() { return },
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        });
     }
 
     /// Our call's member on server `name`: its conference and member id.
@@ -88,14 +156,15 @@ impl ConferenceFeed for SharedDirectory {
     fn handle_snapshot(&self, idx: usize, now: Instant, list: Vec<ListedConference>) {
         self.update(|d| {
             d.handle_snapshot(idx, now, list);
+            d.take_health_change(now);
             ((), true)
         });
     }
 
-    fn handle_down(&self, idx: usize, now: Instant) {
+    fn handle_down(&self, idx: usize, now: Instant, loss: LinkLoss) {
         self.update(|d| {
-            d.handle_down(idx, now);
-            ((), false)
+            d.handle_down(idx, now, loss);
+            ((), d.take_health_change(now))
         });
     }
 
@@ -118,8 +187,56 @@ impl DirectoryView {
         self.0.lock().status(now)
     }
 
+    /// Server `server`'s health at `now` (see [`SharedDirectory::server_health`]).
+    pub fn health(&self, server: &str, now: Instant) -> ServerHealth {
+        self.0.server_health(server, now)
+    }
+
     /// Conferences seen live on two servers at once since start-up.
     pub fn collisions(&self) -> u64 {
         self.0.lock().collisions()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `subscribe` fires on every health change, also one that only time brings (the clock
+    /// task), and `server_health` tells what it is now.
+    #[tokio::test]
+    async fn subscribers_see_every_health_change() {
+        // Real time (tokio's test-util, for paused time, is not built here): a short grace.
+        let grace = Duration::from_millis(200);
+        let dir = SharedDirectory::new(&["bbb1".into()], grace);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        dir.spawn_health_clock(cancel.clone());
+        let mut rx = dir.subscribe();
+        rx.borrow_and_update();
+        let now = || tokio::time::Instant::now().into_std();
+        dir.handle_snapshot(0, now(), vec![]);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        assert_eq!(dir.server_health("bbb1", now()), ServerHealth::Up);
+        dir.handle_down(0, now(), LinkLoss::Quiet);
+        assert!(rx.has_changed().unwrap(), "Up → Quiet");
+        rx.borrow_and_update();
+        assert_eq!(dir.server_health("bbb1", now()), ServerHealth::Quiet);
+        // Grace over: the clock task wakes the subscribers without any input.
+        tokio::time::timeout(grace * 10, rx.changed())
+            .await
+            .expect("the grace period's end fires")
+            .unwrap();
+        assert_eq!(dir.server_health("bbb1", now()), ServerHealth::Down);
+        // Probes: an unwatched server down and up again fires twice; a repeat does not.
+        rx.borrow_and_update();
+        dir.handle_probe("bbb9", now(), false);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        dir.handle_probe("bbb9", now(), false);
+        assert!(!rx.has_changed().unwrap());
+        dir.handle_probe("bbb9", now(), true);
+        assert!(rx.has_changed().unwrap());
+        cancel.cancel();
     }
 }

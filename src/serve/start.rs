@@ -90,7 +90,8 @@ pub(super) fn readiness_checks(
             None => Ok(()),
             Some(view) => {
                 let servers = view.servers(Instant::now());
-                if servers.iter().any(|s| s.state == EslState::Up) {
+                // A directory that only probes (no server has `esl`) watches no socket.
+                if servers.is_empty() || servers.iter().any(|s| s.state == EslState::Up) {
                     Ok(())
                 } else {
                     Err(NotReady::NoEventSocket)
@@ -258,7 +259,10 @@ pub(super) fn limits(config: &Config) -> Limits {
     }
 }
 
-/// The live directory and one Event Socket task per server that has `esl` (none: no directory).
+/// The live directory and one Event Socket task per server that has `esl`. Without any `esl`
+/// and without `[probes]` there is no directory (routing from the configuration alone); with
+/// probes only, a directory that watches no socket holds the probes' verdicts. The health
+/// clock (subscribers hear of a grace period's end) runs with it.
 pub(super) fn watch_servers(
     config: &Config,
     cancel: &tokio_util::sync::CancellationToken,
@@ -268,11 +272,12 @@ pub(super) fn watch_servers(
         .iter()
         .filter_map(|s| s.esl.as_ref().map(|e| (s.name.clone(), e.clone())))
         .collect();
-    if watched.is_empty() {
+    if watched.is_empty() && config.probes.is_none() {
         return (None, HashMap::new());
     }
     let names: Vec<String> = watched.iter().map(|(n, _)| n.clone()).collect();
     let directory = SharedDirectory::new(&names, config.esl.grace);
+    directory.spawn_health_clock(cancel.clone());
     let mut handles = HashMap::new();
     for (idx, (name, esl)) in watched.into_iter().enumerate() {
         let settings = ClientSettings {
@@ -284,11 +289,40 @@ pub(super) fn watch_servers(
                 keepalive: config.esl.keepalive,
             },
             max_frame: config.esl.max_frame,
-            backoff_min: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(30),
+            backoff_min: crate::esl::client::BACKOFF_MIN,
+            backoff_max: crate::esl::client::BACKOFF_MAX,
         };
         let handle = crate::esl::client::spawn(settings, idx, directory.clone(), cancel.clone());
         handles.insert(name, handle);
     }
     (Some(directory), handles)
+}
+
+/// Starts the OPTIONS probes of `[probes]` (if set) to every server, through `endpoint`.
+pub(super) fn start_probes(
+    config: &Config,
+    endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
+    local: std::net::SocketAddr,
+    directory: Option<&SharedDirectory>,
+    cancel: &tokio_util::sync::CancellationToken,
+) {
+    let (Some(settings), Some(directory)) = (config.probes, directory) else {
+        return;
+    };
+    let targets = config
+        .servers
+        .iter()
+        .map(|s| super::probes::ProbeTarget {
+            name: s.name.clone(),
+            addr: s.sip,
+        })
+        .collect();
+    super::probes::spawn_probes(
+        endpoint,
+        local,
+        settings,
+        targets,
+        directory.clone(),
+        cancel.clone(),
+    );
 }

@@ -7,7 +7,7 @@ use crate::support::esl::{
 };
 use dialin::esl::client::{spawn, ClientSettings, EslHandle};
 use dialin::esl::session::SessionSettings;
-use dialin::routing::directory::{EslState, Presence};
+use dialin::routing::directory::{EslState, Presence, ServerHealth};
 use dialin::routing::shared_directory::SharedDirectory;
 use dialin::secret::Password;
 use std::time::{Duration, Instant};
@@ -129,21 +129,28 @@ async fn the_mute_command_reaches_the_server_exactly() {
 }
 
 #[tokio::test]
-async fn lost_server_keeps_its_conferences_for_the_grace_period() {
+async fn a_closed_event_socket_is_down_at_once_its_conferences_unreachable_for_the_grace_period() {
+    // Issue 22: closed by the peer (the process is gone) is down for new calls at once; the
+    // conferences are remembered as unreachable ("unavailable", not "invalid") until the
+    // grace period ends. A socket that only goes quiet keeps them routable for the grace
+    // period: see the unit tests of esl::client (ClientError::loss) and routing::directory.
     let server = EslStandIn::start(Snapshot::Only71234, Fault::None);
     let (dir, _handle, cancel) = client(&server, PASSWORD);
     wait_until("up", || state(&dir) == EslState::Up).await;
     server.cut_and_refuse();
-    wait_until("down", || state(&dir) == EslState::DownGrace).await;
+    wait_until("down", || state(&dir) == EslState::Down).await;
+    assert_eq!(
+        dir.server_health("bbb1", Instant::now()),
+        ServerHealth::Down
+    );
     assert_eq!(
         dir.lookup("71234", Instant::now()),
-        Presence::Running("bbb1".into())
+        Presence::Unreachable("bbb1".into())
     );
-    wait_until("past grace", || state(&dir) == EslState::Down).await;
-    assert_eq!(
-        dir.lookup("71234", Instant::now()),
-        Presence::NotRunning { certain: false }
-    );
+    wait_until("past grace", || {
+        dir.lookup("71234", Instant::now()) == Presence::NotRunning { certain: false }
+    })
+    .await;
     cancel.cancel();
 }
 
@@ -153,7 +160,9 @@ async fn freeswitch_shutdown_is_a_clean_down() {
     let (dir, _handle, cancel) = client(&server, PASSWORD);
     wait_until("up", || state(&dir) == EslState::Up).await;
     server.shut_down();
-    wait_until("down", || state(&dir) == EslState::DownGrace).await;
+    // The goodbye (disconnect-notice) means FreeSWITCH is going away with its calls: down
+    // at once, no grace period.
+    wait_until("down", || state(&dir) == EslState::Down).await;
     // Reconnect attempts go on at the backoff pace while the server is gone: connections
     // counted over a fixed 2 s measure that pace.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -252,9 +261,9 @@ async fn nobody_listening() {
     let mut s = settings(&server, PASSWORD);
     s.addr = port;
     spawn(s, 0, dir.clone(), cancel.clone());
-    // Several refused attempts (backoff from 200 ms) leave it connecting, never up: a fixed
-    // wait, since nothing is to happen.
+    // Refused attempts (backoff from 200 ms) make it down at once (issue 22: nothing runs
+    // there), never up: a fixed wait, since nothing else is to happen.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(state(&dir), EslState::Connecting);
+    assert_eq!(state(&dir), EslState::Down);
     cancel.cancel();
 }

@@ -28,6 +28,7 @@ mod pins_cli;
 mod pins_e2e;
 mod privacy;
 mod prompts;
+mod reconnect;
 mod register;
 mod srtp;
 mod support_selftest;

@@ -269,6 +269,7 @@ async fn check_schemas(api: &Listener, doc: &Value) {
         name: "bbb1".into(),
         event_socket: Some("Up".into()),
         conferences: Some(1),
+        health: Some("Up".into()),
     };
     assert_eq!(
         keys(&serde_json::to_value(&server).unwrap()),

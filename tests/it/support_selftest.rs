@@ -370,3 +370,50 @@ fn sipp_exit_code_on_global_timeout_is_255() {
         .wait();
     assert_eq!(outcome.code(), Some(255), "{}", outcome.report());
 }
+
+/// The real FreeSWITCH starts on its own ports, answers fs_cli and the Event Socket, refuses
+/// connections once SIGKILLed, and comes back on the same ports.
+#[test]
+fn freeswitch_starts_answers_and_refuses_once_killed() {
+    use crate::support::freeswitch::FreeSwitch;
+    let mut fs = FreeSwitch::start();
+    let status = fs.fs_cli("status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success() && text.contains("is ready"),
+        "fs_cli status: {text}"
+    );
+    assert!(fs.api("sofia status").contains("external"));
+    assert_eq!(
+        fs.password(),
+        crate::support::esl::PASSWORD,
+        "one password for both"
+    );
+    assert!(fs.dir().join("log/freeswitch.log").is_file());
+    // SIP answers on its own port: any final response to OPTIONS.
+    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sip.local_addr().unwrap();
+    let to = fs.sip_addr();
+    let options = format!(
+        "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKselftest\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:t@{me}>;tag=1\r\nTo: <sip:{to}>\r\n\
+         Call-ID: selftest@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    sip.send_to(options.as_bytes(), to).unwrap();
+    let mut reply = [0u8; 2048];
+    let n = sip.recv(&mut reply).expect("FreeSWITCH answers OPTIONS");
+    assert!(
+        reply[..n].starts_with(b"SIP/2.0 200"),
+        "{}",
+        String::from_utf8_lossy(&reply[..n])
+    );
+    let esl = fs.esl_addr();
+    fs.kill();
+    let refused = std::net::TcpStream::connect_timeout(&esl, Duration::from_secs(1))
+        .expect_err("a killed FreeSWITCH's Event Socket must refuse");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    fs.restart();
+    assert_eq!(fs.esl_addr(), esl);
+    assert!(fs.api("status").contains("is ready"));
+}

@@ -138,25 +138,37 @@ pub struct EslStandIn {
     open: Arc<Mutex<Vec<TcpStream>>>,
     /// Once set, new connections are closed at once (a server whose ESL is gone).
     refuse: Arc<std::sync::atomic::AtomicBool>,
+    /// Once set, the accept loop ends and drops the listener: connections are refused.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl EslStandIn {
     /// Starts listening on a free port of 127.0.0.1.
     pub fn start(snapshot: Snapshot, fault: Fault) -> EslStandIn {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        EslStandIn::start_on("127.0.0.1:0".parse().unwrap(), snapshot, fault)
+    }
+
+    /// Starts listening on `addr` (a restarted server on its old port).
+    pub fn start_on(addr: SocketAddr, snapshot: Snapshot, fault: Fault) -> EslStandIn {
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let commands = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(Mutex::new(Vec::new()));
         let refuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (c, n, o, r) = (
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, n, o, r, st) = (
             commands.clone(),
             connections.clone(),
             open.clone(),
             refuse.clone(),
+            stopped.clone(),
         );
         std::thread::spawn(move || {
             for stream in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    return;
+                }
                 let Ok(stream) = stream else { return };
                 n.fetch_add(1, Ordering::SeqCst);
                 if r.load(Ordering::SeqCst) {
@@ -172,7 +184,21 @@ impl EslStandIn {
             connections,
             open,
             refuse,
+            stopped,
         }
+    }
+
+    /// The server process gone: cuts every open connection and stops listening, so new
+    /// connections are refused (RST); [`EslStandIn::start_on`] the same address restores it.
+    pub fn stop_listening(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag and drops the listener.
+        TcpStream::connect(self.addr).ok();
+        self.cut();
+        let refused = wait_for(Duration::from_secs(5), || {
+            TcpStream::connect(self.addr).is_err()
+        });
+        assert!(refused, "the stand-in still accepts on {}", self.addr);
     }
 
     /// FreeSWITCH shutting down: d1's captured `The system is being shut down.` notice to every

@@ -20,6 +20,7 @@
 //! | [`siplog`] | parsing sipp's message log into SIP messages (Request-URI, headers) |
 //! | [`media`] | [`media::RtpPeer`]: a Rust RTP endpoint that sends its own frames and records what arrives |
 //! | [`esl`] | a stand-in FreeSWITCH Event Socket replaying captured frames, with faults on request |
+//! | [`freeswitch`] | a real FreeSWITCH 1.10.12 configured like a BBB server: own ports, SIGKILL, restart |
 //! | [`wait`] | polling a condition with a deadline, in place of fixed sleeps |
 //!
 //! # Verifying both audio directions
@@ -62,6 +63,7 @@ pub mod admin;
 pub mod db;
 pub mod dialin;
 pub mod esl;
+pub mod freeswitch;
 pub mod kamailio;
 pub mod media;
 pub mod payload;
