@@ -30,6 +30,7 @@ mod privacy;
 mod prompts;
 mod reconnect;
 mod register;
+mod server_loss;
 mod srtp;
 mod support_selftest;
 mod tls;

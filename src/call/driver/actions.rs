@@ -87,10 +87,13 @@ impl CallDriver {
                         tokio::spawn(async move { dialog.bye().await.ok() });
                     }
                 }
-                CallAction::Bridge { leg, mute_key } => self.with_media(|m| {
-                    m.bridge(leg, now);
-                    m.intercept(mute_key);
-                }),
+                CallAction::Bridge { leg, mute_key } => {
+                    self.with_media(|m| {
+                        m.bridge(leg, now);
+                        m.intercept(mute_key);
+                    });
+                    self.watch_server_health(now);
+                }
                 CallAction::Unbridge => self.unbridge(now),
                 CallAction::StartEcho => self.with_media(|m| m.start_echo()),
                 CallAction::LeaveIvr => self.slot.leave_ivr(),
@@ -283,6 +286,7 @@ impl CallDriver {
     /// Lets the server leg's dialog and RTP socket go, and with them its port (closed before
     /// the port goes back to the pool, so the next leg can bind it).
     fn forget_server(&mut self) {
+        self.health = None;
         if let Some(path) = &self.path {
             path.remove_server_socket();
         }

@@ -8,6 +8,7 @@ use super::CallDriver;
 use crate::bbb_api::FoundMeeting;
 use crate::call::context::CallContext;
 use crate::call::core::MeetingAnswer;
+use crate::routing::directory::ServerHealth;
 use crate::routing::ConferenceTarget;
 use crate::store::shared_mappings::MeetingLookup;
 use std::future::Future;
@@ -90,6 +91,38 @@ impl CallDriver {
         if self.directory.is_none() {
             let directory = self.settings.router.directory();
             self.directory = directory.map(|d| DirectoryWait::new(d.subscribe()));
+        }
+    }
+
+    /// Bridged: watches the directory for the server's health, from its health now.
+    pub(super) fn watch_server_health(&mut self, now: Instant) {
+        let directory = self.settings.router.directory();
+        self.health = match (directory, self.server_name.as_deref()) {
+            (Some(d), Some(server)) => Some((
+                DirectoryWait::new(d.subscribe()),
+                d.server_health(server, now),
+            )),
+            _ => None,
+        };
+    }
+
+    /// The directory changed while bridged: a server that went `Down` since (its Event
+    /// Socket refused or closed, its probes failing) has lost the leg. `Quiet` does not count:
+    /// a socket that only went quiet says nothing about the media, which the core watches.
+    pub(super) fn check_server_health(&mut self, now: Instant) {
+        let (Some(directory), Some(server)) = (
+            self.settings.router.directory(),
+            self.server_name.as_deref(),
+        ) else {
+            return;
+        };
+        let health = directory.server_health(server, now);
+        let Some((_, seen)) = self.health.as_mut() else {
+            return;
+        };
+        let was = std::mem::replace(seen, health);
+        if health == ServerHealth::Down && was != ServerHealth::Down {
+            self.core.handle_server_down(now);
         }
     }
 

@@ -30,6 +30,7 @@ use crate::ops::calls::TrackedCall;
 use crate::ops::metrics;
 use crate::privacy::guard::SourceNet;
 use crate::privacy::CallerKey;
+use crate::routing::directory::ServerHealth;
 use crate::routing::ConferenceTarget;
 use crate::secret::CallerNumber;
 use crate::sip::dialog_events::DialogEventReceiver;
@@ -99,6 +100,9 @@ struct CallDriver {
     shutdown_seen: bool,
     /// While the core watches the live directory: its change notifications.
     directory: Option<lookups::DirectoryWait>,
+    /// While bridged to a server the directory watches: its changes, and that server's
+    /// health when the bridge began (only a change to `Down` means the leg was lost).
+    health: Option<(lookups::DirectoryWait, ServerHealth)>,
     /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
     dialin_call: String,
     /// The name of the server dialled (for the mute key's Event Socket).

@@ -268,6 +268,7 @@ async fn answer_call(
         tracked,
         shutdown_seen: false,
         directory: None,
+        health: None,
         dialin_call: format!("{:016x}", rand::random::<u64>()),
         server_name: None,
         lookup: None,

@@ -29,6 +29,8 @@ pub(super) enum Wake {
     Invite(Result<InviteAsyncResult, JoinError>),
     /// The directory changed while watched (`false`: it is gone).
     Directory(bool),
+    /// The directory changed while bridged (`false`: it is gone): the server's health may have.
+    Health(bool),
     /// A meeting lookup answered.
     Lookup(Result<lookups::Found, JoinError>),
     /// The shared numbering answered (a number, or `None`/an error: number locally).
@@ -78,6 +80,9 @@ impl CallDriver {
         if let Some(Poll::Ready(open)) = self.directory.as_mut().map(|w| w.poll_changed(cx)) {
             return Some(Wake::Directory(open));
         }
+        if let Some(Poll::Ready(open)) = self.health.as_mut().map(|(w, _)| w.poll_changed(cx)) {
+            return Some(Wake::Health(open));
+        }
         if let Some(Poll::Ready(r)) = self.lookup.as_mut().map(|h| Pin::new(h).poll(cx)) {
             self.lookup = None;
             return Some(Wake::Lookup(r));
@@ -118,6 +123,8 @@ impl CallDriver {
                 self.directory = None;
                 core.handle_directory_closed();
             }
+            Wake::Health(true) => self.check_server_health(now),
+            Wake::Health(false) => self.health = None,
             Wake::Lookup(r) => {
                 let answer = match r {
                     Ok(found) => self.meeting_answer(now, found),

@@ -1,0 +1,255 @@
+//! Issue 22, items 1–3: a BBB server that dies under a bridged caller. Against a real
+//! FreeSWITCH 1.10.12 configured like a BBB server (`support::freeswitch`): SIGKILLed while a
+//! caller is bridged, the caller hears "the connection to the meeting was lost" within 2 s
+//! (not dead air until it gives up); restarted, and once the meeting runs there again (a web
+//! participant rejoins and so re-creates the conference), the caller is dialled in again within
+//! 1 s, under the same masked caller ID.
+//!
+//! dialin runs with `media.server_silence` at its production default here: the real server
+//! sends RTP all the time, as a BBB server does.
+
+use crate::support::dialin::{http, metric, Dialin};
+use crate::support::freeswitch::FreeSwitch;
+use crate::support::media::{RtpPeer, SendTo};
+use crate::support::pcap::CallerStream;
+use crate::support::ports::PortBlock;
+use crate::support::sipp::{RunningSipp, Scenario, Sipp};
+use crate::support::wait::{poll, wait_for};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// The meeting's conference (voiceBridge); with `pin_is_conference` it is also the PIN.
+const CONFERENCE: &str = "71234";
+const DIALLED: &str = "4930555000";
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// dialin with one server, `fs`, watched over its Event Socket when `esl`; the default silence
+/// interval.
+fn start_dialin(fs: &FreeSwitch, esl: bool) -> (Dialin, SocketAddr, SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("esl.pw");
+    std::fs::write(&pw, format!("{}\n", fs.password())).unwrap();
+    let sip = local(PortBlock::take(1).base);
+    let admin = local(PortBlock::take(1).base);
+    let rtp = PortBlock::take(16);
+    let toml = format!(
+        r#"
+[sip]
+listen = "{sip}"
+[media]
+rtp_ports = "{lo}-{hi}"
+server_silence = "1s"
+[trunk]
+allow = ["127.0.0.0/8"]
+[routing]
+rejoin_max = "60s"
+[[servers]]
+name = "bbb1"
+sip = "sip:{fs_sip}"
+{esl}
+[admin]
+listen = "{admin}"
+"#,
+        lo = rtp.base,
+        hi = rtp.base + rtp.len - 1,
+        fs_sip = fs.sip_addr(),
+        esl = match esl {
+            true => format!(
+                "esl = \"{}\"\nesl_password_file = \"{}\"",
+                fs.esl_addr(),
+                pw.display()
+            ),
+            false => String::new(),
+        },
+    );
+    (Dialin::start(&toml), sip, admin, dir)
+}
+
+/// A web participant (sipp, straight to FreeSWITCH): the first one in creates the conference.
+fn web_participant(fs: &FreeSwitch, media: &RtpPeer) -> RunningSipp {
+    Sipp::new(Scenario::caller_waits_for_bye())
+        .pcap(
+            CallerStream::new("")
+                .lead(Duration::ZERO)
+                .tail(Duration::ZERO),
+        )
+        .sdp_media(media.local_addr())
+        .remote(fs.sip_addr())
+        .service(CONFERENCE)
+        .spawn()
+}
+
+/// Our member in `conference <CONFERENCE> list`: its caller ID name and number (dialin's
+/// masked `phone-…` user), if it is there.
+fn dialin_member(fs: &FreeSwitch) -> Option<(String, String)> {
+    let list = fs.api(&format!("conference {CONFERENCE} list"));
+    list.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(';').collect();
+        (fields.len() > 4 && fields[4].starts_with("phone-"))
+            .then(|| (fields[3].to_string(), fields[4].to_string()))
+    })
+}
+
+fn conferences_known(admin: SocketAddr) -> f64 {
+    let (_, text) = http(admin, "GET", "/metrics");
+    metric(&text, "dialin_conferences_known", r#"server="bbb1""#)
+}
+
+fn esl_connected(admin: SocketAddr) -> f64 {
+    let (_, text) = http(admin, "GET", "/metrics");
+    metric(&text, "dialin_esl_connected", r#"server="bbb1""#)
+}
+
+#[test]
+fn a_caller_of_a_killed_freeswitch_is_told_at_once_and_rejoins_under_the_same_name() {
+    crash_and_rejoin(true);
+}
+
+/// Without an Event Socket, the media alone tells (ICMP errors, then silence), and dialin
+/// tries the meeting again every 2 s until the server answers.
+#[test]
+fn without_an_event_socket_the_media_tells_and_the_caller_rejoins_when_the_server_answers() {
+    crash_and_rejoin(false);
+}
+
+/// A caller bridged into `fs`'s conference; `fs` is SIGKILLed, restarted after 3 s, the
+/// meeting runs again; measured from the caller's side. `esl`: dialin watches `fs`'s Event
+/// Socket.
+fn crash_and_rejoin(esl: bool) {
+    let mut fs = FreeSwitch::start();
+    let (dialin, sip, admin, _dir) = start_dialin(&fs, esl);
+    let web_media = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let _web = web_participant(&fs, &web_media);
+    if esl {
+        // The conference runs (dialin's directory sees it): the caller's PIN leads there.
+        assert!(
+            wait_for(Duration::from_secs(10), || conferences_known(admin) == 1.0),
+            "dialin's directory sees the conference"
+        );
+    } else {
+        assert!(
+            wait_for(Duration::from_secs(10), || fs
+                .api(&format!("conference {CONFERENCE} list"))
+                .contains(';')),
+            "the web participant created the conference"
+        );
+    }
+
+    let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let _caller = Sipp::new(Scenario::caller_hangs_up().with_info_digits(
+        &format!("{CONFERENCE}#"),
+        Duration::from_millis(500),
+        Duration::from_millis(100),
+    ))
+    .pcap(
+        CallerStream::new("")
+            .lead(Duration::ZERO)
+            .tail(Duration::ZERO),
+    )
+    .sdp_media(phone.local_addr())
+    .remote(sip)
+    .service(DIALLED)
+    .pause(Duration::from_secs(60))
+    .spawn();
+    dialin.wait_for_line("bridged", Duration::from_secs(15));
+    let before = poll(Duration::from_secs(5), || dialin_member(&fs))
+        .expect("dialin's caller is a member of the conference");
+
+    // FreeSWITCH crashes. What the phone hears from then on, after the last packets in flight,
+    // is dialin's: the connection-lost prompt (the conference's audio stops with it).
+    let killed_at = phone
+        .recording()
+        .received
+        .last()
+        .map(|r| r.at)
+        .expect("the phone heard the meeting before the crash");
+    fs.kill();
+    dialin.wait_for_line("the server leg is lost", Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
+    // The longest stretch without a packet from the crash on: the dead air the caller heard
+    // between the meeting's last packet and the prompt's first.
+    let times: Vec<Duration> = phone
+        .recording()
+        .received
+        .iter()
+        .map(|r| r.at)
+        .filter(|at| *at >= killed_at)
+        .collect();
+    let quiet = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or(Duration::MAX);
+    eprintln!("dead air after the crash: {quiet:?}");
+    assert!(
+        times.len() > 100,
+        "the phone hears the prompt and the hold loop: {} packets",
+        times.len()
+    );
+    assert!(
+        quiet <= Duration::from_secs(2),
+        "the caller sat {quiet:?} in dead air after the crash"
+    );
+    let (_, text) = http(admin, "GET", "/metrics");
+    let lost: f64 = ["silence", "unreachable", "esl_down"]
+        .iter()
+        .map(|r| {
+            metric(
+                &text,
+                "dialin_server_legs_lost_total",
+                &format!(r#"reason="{r}""#),
+            )
+        })
+        .sum();
+    assert_eq!(lost, 1.0, "{text}");
+    // Holding, or (without a directory to ask) trying the server again already.
+    let holding = ["rejoining", "connecting_server"]
+        .iter()
+        .map(|s| metric(&text, "dialin_calls_active", &format!(r#"state="{s}""#)))
+        .sum::<f64>();
+    assert_eq!(holding, 1.0, "{text}");
+
+    // FreeSWITCH comes back; the meeting runs there again once a web participant rejoins.
+    std::thread::sleep(Duration::from_secs(3));
+    fs.restart();
+    if esl {
+        assert!(
+            wait_for(Duration::from_secs(5), || esl_connected(admin) == 1.0),
+            "Event Socket back"
+        );
+    }
+    let web_media2 = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let _web2 = web_participant(&fs, &web_media2);
+    // Timed from the conference's creation (its first member is listed).
+    assert!(
+        wait_for(Duration::from_secs(10), || fs
+            .api(&format!("conference {CONFERENCE} list"))
+            .contains(';')),
+        "the web participant re-created the conference"
+    );
+    let created = Instant::now();
+    let after = poll(Duration::from_secs(5), || dialin_member(&fs))
+        .expect("the caller is dialled in again");
+    let took = created.elapsed();
+    eprintln!("dialled in again {took:?} after the conference was created again");
+    // Told by the directory at once; without one, on dialin's next try (every 2 s).
+    let bound = if esl { 1 } else { 2 };
+    assert!(
+        took <= Duration::from_secs(bound),
+        "rejoined {took:?} after the meeting ran again"
+    );
+    assert_eq!(after, before, "the same masked caller ID in the meeting");
+    dialin.wait_for_line("bridged again after the loss", Duration::from_secs(1));
+    let (_, text) = http(admin, "GET", "/metrics");
+    assert_eq!(metric(&text, "dialin_rejoins_total", ""), 1.0, "{text}");
+    // Audio flows again: the conference's packets reach the phone.
+    let heard = phone.recording().received.len();
+    assert!(
+        wait_for(Duration::from_secs(3), || phone.recording().received.len()
+            > heard + 50),
+        "the phone hears the meeting again"
+    );
+}
