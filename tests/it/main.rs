@@ -30,5 +30,6 @@ mod privacy;
 mod prompts;
 mod register;
 mod srtp;
+mod stuck;
 mod support_selftest;
 mod tls;
