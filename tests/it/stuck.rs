@@ -5,6 +5,7 @@
 use crate::support::dialin::{http, metric, Dialin, TestConfig};
 use crate::support::pcap::CallerStream;
 use crate::support::ports::PortBlock;
+use crate::support::rawsip::{audio_offer, cseq_method, RawCall};
 use crate::support::sipp::{Scenario, Sipp};
 use crate::support::wait::wait_for;
 use std::io::Write;
@@ -195,6 +196,278 @@ fn late_offer_invites_over_tcp_whose_connection_closes_at_once_end_within_ack_wa
         sent_at.elapsed()
     );
     let _ = took;
+    a_normal_call_succeeds(&cfg);
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+/// A raw caller over `transport` (`"udp"` or `"tcp"`).
+fn raw(transport: &str, to: SocketAddr, tag: &str) -> RawCall {
+    match transport {
+        "udp" => RawCall::udp(to, tag),
+        _ => RawCall::tcp(to, tag),
+    }
+}
+
+/// Waits until `dialin` counts `n` calls started (the INVITEs were admitted).
+fn wait_started(dialin: &Dialin, n: u64) {
+    assert!(
+        wait_for(Duration::from_secs(5), || dialin
+            .status_value("calls_started")
+            == n),
+        "not {n} calls started; log:\n{}",
+        dialin.log()
+    );
+}
+
+#[test]
+fn an_answered_invite_never_acked_ends_within_ack_wait_over_udp_and_tcp() {
+    let cfg = TestConfig::new(no_server());
+    let dialin = cfg.start();
+    let mut calls: Vec<RawCall> = ["udp", "tcp"]
+        .iter()
+        .map(|t| {
+            let mut call = raw(t, cfg.sip, &format!("noack-{t}"));
+            call.invite(&audio_offer(call.local_addr()));
+            call.expect_response(200, "INVITE", Duration::from_secs(3));
+            call
+        })
+        .collect();
+    let answered = Instant::now();
+    wait_started(&dialin, 2);
+    assert_eq!(InUse::read(cfg.admin).calls, 2);
+    let took = assert_freed_within(&dialin, cfg.admin, ACK_WAIT + Duration::from_secs(3));
+    assert!(
+        answered.elapsed() >= ACK_WAIT - Duration::from_secs(1),
+        "ended before ACK_WAIT: {took:?}"
+    );
+    // Each caller is told with a BYE (the UDP one saw the 200 retransmitted meanwhile).
+    for call in &mut calls {
+        let bye = call.wait_request("BYE", Duration::from_secs(1));
+        assert!(bye.is_some(), "{}: no BYE after the missing ACK", call.tag);
+    }
+    assert_eq!(dialin.log().matches("no ACK for the answer").count(), 2);
+}
+
+#[test]
+fn an_ack_before_the_200_or_for_no_call_changes_nothing() {
+    let mut cfg = TestConfig::new(no_server());
+    // A window in which the 200 is not out yet.
+    cfg.answer_delay = "1s";
+    let dialin = cfg.start();
+    // A stray ACK for a dialog that never existed, and one with no To tag at all.
+    let mut stray = RawCall::udp(cfg.sip, "stray");
+    stray.remote_tag = Some("nosuchtag".into());
+    stray.ack(&audio_offer(stray.local_addr()));
+    stray.remote_tag = None;
+    stray.ack("");
+    // A: ACK before the 200, then never the real one. B: ACK before the 200, then the real
+    // ACK and a BYE.
+    let mut calls: Vec<RawCall> = ["early-ack-a", "early-ack-b"]
+        .iter()
+        .map(|tag| {
+            let mut call = RawCall::udp(cfg.sip, tag);
+            call.invite(&audio_offer(call.local_addr()));
+            call.ack("");
+            call
+        })
+        .collect();
+    for call in &mut calls {
+        call.expect_response(200, "INVITE", Duration::from_secs(3));
+    }
+    let answered = Instant::now();
+    let b = &mut calls[1];
+    b.ack("");
+    b.in_dialog("BYE", "");
+    b.expect_response(200, "BYE", Duration::from_secs(2));
+    wait_started(&dialin, 2);
+    // B is gone at once, A waits for its ACK.
+    assert!(
+        wait_for(Duration::from_secs(3), || InUse::read(cfg.admin).calls == 1),
+        "{:?}",
+        InUse::read(cfg.admin)
+    );
+    assert_freed_within(&dialin, cfg.admin, ACK_WAIT + Duration::from_secs(3));
+    assert!(answered.elapsed() >= ACK_WAIT - Duration::from_secs(1));
+    assert_eq!(dialin.status_value("calls_started"), 2);
+}
+
+#[test]
+fn a_bye_before_the_ack_ends_the_call_at_once() {
+    let cfg = TestConfig::new(no_server());
+    let dialin = cfg.start();
+    for transport in ["udp", "tcp"] {
+        let mut call = raw(transport, cfg.sip, &format!("early-bye-{transport}"));
+        call.invite(&audio_offer(call.local_addr()));
+        call.expect_response(200, "INVITE", Duration::from_secs(3));
+        let sent = Instant::now();
+        call.in_dialog("BYE", "");
+        let (got, _) = call.read_until(Duration::from_secs(2), |m| {
+            cseq_method(m).as_deref() == Some("BYE") && m.status_code().is_some()
+        });
+        let answer = got
+            .iter()
+            .rev()
+            .find(|m| cseq_method(m).as_deref() == Some("BYE"))
+            .and_then(|m| m.status_code());
+        let took = assert_freed_within(&dialin, cfg.admin, ACK_WAIT + Duration::from_secs(3));
+        eprintln!(
+            "{transport}: BYE before ACK answered {answer:?}, call freed {:?} after the BYE ({took:?} polling)",
+            sent.elapsed()
+        );
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "{transport}: a BYE before the ACK left the call up for {:?} (answer {answer:?})",
+            sent.elapsed()
+        );
+    }
+}
+
+#[test]
+fn invites_and_cancels_racing_each_other_leave_nothing_behind() {
+    let mut cfg = TestConfig::new(no_server());
+    cfg.rtp = WIDE_RTP;
+    cfg.extra = "[limits]\nsip_rate = 1000\nsip_burst = 1000\n".into();
+    let dialin = cfg.start();
+    let (mut cancelled, mut answered) = (0, 0);
+    for n in 0..40u32 {
+        let transport = if n % 4 == 3 { "tcp" } else { "udp" };
+        let mut call = raw(transport, cfg.sip, &format!("race-{n}"));
+        call.invite(&audio_offer(call.local_addr()));
+        // From at once to a few milliseconds: before, at and after the 200.
+        std::thread::sleep(Duration::from_micros(u64::from(n % 10) * 500));
+        call.cancel();
+        let (got, _) = call.read_until(Duration::from_secs(3), |m| {
+            m.status_code().is_some_and(|c| c >= 200) && cseq_method(m).as_deref() == Some("INVITE")
+        });
+        let code = got
+            .iter()
+            .rev()
+            .find(|m| cseq_method(m).as_deref() == Some("INVITE"))
+            .and_then(|m| m.status_code());
+        match code {
+            Some(487) => {
+                cancelled += 1;
+                // The ACK to a non-2xx: the INVITE's branch, the answer's To tag.
+                let ack = call.request("ACK", 1, "inv", true, "");
+                call.send_raw(ack.as_bytes());
+            }
+            Some(200) => {
+                answered += 1;
+                // A caller that saw its CANCEL lose: every other one confirms and hangs up,
+                // the rest walk away without an ACK.
+                if answered % 2 == 0 {
+                    call.ack("");
+                    call.in_dialog("BYE", "");
+                }
+            }
+            other => panic!("INVITE {n} got {other:?}; log:\n{}", dialin.log()),
+        }
+    }
+    eprintln!("CANCEL races: {cancelled} cancelled, {answered} answered first");
+    assert_freed_within(&dialin, cfg.admin, ACK_WAIT + Duration::from_secs(3));
+    a_normal_call_succeeds(&cfg);
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
+/// Malformed and misdirected messages for a call: garbage, truncated and oversized
+/// messages, requests of the dialog with wrong tags or an old CSeq, a re-INVITE with broken
+/// SDP, responses to nothing, and a flood of INFO and OPTIONS beyond the call's queue.
+fn garbage_for(call: &RawCall, n: u32) -> Vec<u8> {
+    let good = call.request("INFO", 100 + n, &format!("g{n}"), true, "");
+    match n % 8 {
+        0 => (0..300).map(|i| (i * 31 + n) as u8).collect(),
+        1 => good[..good.len() / 2].as_bytes().to_vec(),
+        2 => good
+            .replace("Content-Length: 0", "Content-Length: 99999")
+            .into_bytes(),
+        3 => good
+            .replace(&format!(";tag={}", call.tag), ";tag=someoneelse")
+            .into_bytes(),
+        4 => good
+            .replace(&format!("CSeq: {} INFO", 100 + n), "CSeq: 1 INFO")
+            .into_bytes(),
+        5 => call
+            .request(
+                "INVITE",
+                100 + n,
+                &format!("g{n}"),
+                true,
+                "v=0\r\nm=audio x\r\n",
+            )
+            .into_bytes(),
+        6 => format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-none{n}\r\n\
+             From: <sip:a@b>;tag=x\r\nTo: <sip:c@d>;tag=y\r\nCall-ID: {}@raw\r\nCSeq: {n} BYE\r\n\
+             Content-Length: 0\r\n\r\n",
+            call.tag
+        )
+        .into_bytes(),
+        _ => call
+            .request(
+                if n % 16 == 7 { "OPTIONS" } else { "INFO" },
+                100 + n,
+                &format!("g{n}"),
+                true,
+                "",
+            )
+            .replace(
+                "Content-Length: 0",
+                "Content-Type: application/dtmf-relay\r\nContent-Length: 0",
+            )
+            .into_bytes(),
+    }
+}
+
+#[test]
+fn a_flood_of_malformed_messages_inside_and_around_a_dialog_leaves_it_to_end_normally() {
+    let mut cfg = TestConfig::new(no_server());
+    cfg.media_timeout = "6s";
+    cfg.extra = "[limits]\nsip_rate = 100000\nsip_burst = 100000\n".into();
+    let dialin = cfg.start();
+    let mut calls: Vec<RawCall> = ["udp", "tcp"]
+        .iter()
+        .map(|t| {
+            let mut call = raw(t, cfg.sip, &format!("flooded-{t}"));
+            call.invite(&audio_offer(call.local_addr()));
+            call.expect_response(200, "INVITE", Duration::from_secs(3));
+            call.ack("");
+            call
+        })
+        .collect();
+    let started = Instant::now();
+    for call in &mut calls {
+        for n in 0..400 {
+            let bytes = garbage_for(call, n);
+            call.send_raw(&bytes);
+        }
+    }
+    // And around the dialogs: garbage from another socket.
+    let outsider = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for n in 0..400u32 {
+        let junk: Vec<u8> = (0..(n % 1400) + 1).map(|i| (i ^ n) as u8).collect();
+        outsider.send_to(&junk, cfg.sip).unwrap();
+    }
+    // Both calls are still up, and dialin answers on the UDP one.
+    assert_eq!(InUse::read(cfg.admin).calls, 2, "{}", dialin.log());
+    let udp = &mut calls[0];
+    // Above every CSeq of the flood, which dialin took as the dialog's own.
+    udp.cseq = 1000;
+    // Sent again until answered: dialin's socket buffer may have overflowed with the flood.
+    let answer = udp.in_dialog_answered("BYE", Duration::from_secs(3));
+    assert_eq!(answer.status_code(), Some(200), "{}", answer.text);
+    assert!(
+        wait_for(Duration::from_secs(2), || InUse::read(cfg.admin).calls == 1),
+        "the UDP call did not end on its BYE: {:?}",
+        InUse::read(cfg.admin)
+    );
+    // The TCP caller vanishes (dialin may have closed its connection over the garbage
+    // already): media.timeout ends that call.
+    drop(calls);
+    assert_freed_within(&dialin, cfg.admin, Duration::from_secs(6 + 3));
+    eprintln!(
+        "flooded calls freed {:?} after the answer",
+        started.elapsed()
+    );
     a_normal_call_succeeds(&cfg);
     dialin.assert_idle(Duration::from_secs(5));
 }
