@@ -29,6 +29,7 @@ mod pins_e2e;
 mod privacy;
 mod prompts;
 mod register;
+mod soak;
 mod srtp;
 mod stuck;
 mod support_selftest;

@@ -51,7 +51,7 @@ fn invite(transport: &str, to: SocketAddr, from: SocketAddr, tag: &str, sdp: &st
 /// What `/metrics` says is in use: active calls (all states), calls not yet bridged, RTP port
 /// pairs and SIP dialogs.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-struct InUse {
+pub(crate) struct InUse {
     calls: u64,
     ivr: u64,
     port_pairs: u64,
@@ -59,14 +59,16 @@ struct InUse {
 }
 
 impl InUse {
-    const NONE: InUse = InUse {
+    /// Nothing in use: what dialin must return to.
+    pub(crate) const NONE: InUse = InUse {
         calls: 0,
         ivr: 0,
         port_pairs: 0,
         dialogs: 0,
     };
 
-    fn read(admin: SocketAddr) -> InUse {
+    /// Reads the figures from `/metrics` at `admin`.
+    pub(crate) fn read(admin: SocketAddr) -> InUse {
         let (code, text) = http(admin, "GET", "/metrics");
         assert_eq!(code, 200, "{text}");
         let calls: f64 = text
@@ -139,6 +141,13 @@ fn reset(stream: TcpStream) {
     assert_eq!(rc, 0, "SO_LINGER");
 }
 
+/// How many file descriptors process `pid` has open.
+pub(crate) fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/<pid>/fd")
+        .count()
+}
+
 /// Reads from `stream` until `needle` arrived (10 s at most).
 fn read_until(stream: &mut TcpStream, needle: &str) -> String {
     use std::io::Read;
@@ -161,7 +170,8 @@ fn read_until(stream: &mut TcpStream, needle: &str) -> String {
 
 /// The regression test of issue 22, item 7: an INVITE over TCP without SDP whose connection
 /// the caller closes at once used to stay in `answering` for good, holding its port, dialog
-/// and both call limits. The core's ACK timer (`ACK_WAIT`, 10 s) ends it now.
+/// and both call limits. The core's ACK timer (`ACK_WAIT`, 10 s) ends it now; its INVITE
+/// transaction, which kept the connection's socket open for good, ends 32 s later.
 #[test]
 fn late_offer_invites_over_tcp_whose_connection_closes_at_once_end_within_ack_wait() {
     let mut cfg = TestConfig::new(no_server());
@@ -170,6 +180,7 @@ fn late_offer_invites_over_tcp_whose_connection_closes_at_once_end_within_ack_wa
         "[limits]\nmax_calls = 50\nmax_ivr_calls = 50\nsip_rate = 1000\nsip_burst = 1000\n".into();
     cfg.rtp = WIDE_RTP;
     let dialin = cfg.start();
+    let fds_before = open_fds(dialin.pid());
     let sent_at = Instant::now();
     for n in 0..50 {
         let mut stream = TcpStream::connect(cfg.sip).expect("connect over TCP");
@@ -196,6 +207,21 @@ fn late_offer_invites_over_tcp_whose_connection_closes_at_once_end_within_ack_wa
         sent_at.elapsed()
     );
     let _ = took;
+    // The connections' sockets go too, at the latest INVITE_TRANSACTION_LINGER (32 s) after
+    // their calls: they used to stay open for good, held by INVITE transactions whose 200
+    // could not be sent.
+    let mut fds = open_fds(dialin.pid());
+    assert!(
+        wait_for(Duration::from_secs(32 + 5), || {
+            fds = open_fds(dialin.pid());
+            fds <= fds_before
+        }),
+        "dialin holds {fds} file descriptors, {fds_before} before the 50 calls"
+    );
+    eprintln!(
+        "and their file descriptors {:?} after the first INVITE",
+        sent_at.elapsed()
+    );
     a_normal_call_succeeds(&cfg);
     dialin.assert_idle(Duration::from_secs(5));
 }
