@@ -86,7 +86,7 @@ fn contains_number(hay: &str, needle: &str) -> bool {
     hay.match_indices(needle).any(|(at, _)| {
         let before = is_digit(hay[..at].chars().next_back());
         let after = is_digit(hay[at + needle.len()..].chars().next());
-        !after && !(short && before)
+        !(after || (short && before))
     })
 }
 
