@@ -402,7 +402,7 @@ fn garbage_for(call: &RawCall, n: u32) -> Vec<u8> {
     let good = call.request("INFO", 100 + n, &format!("g{n}"), true, "");
     match n % 8 {
         0 => (0..300).map(|i| (i * 31 + n) as u8).collect(),
-        1 => good[..good.len() / 2].as_bytes().to_vec(),
+        1 => good.as_bytes()[..good.len() / 2].to_vec(),
         2 => good
             .replace("Content-Length: 0", "Content-Length: 99999")
             .into_bytes(),
