@@ -60,6 +60,8 @@ async fn metrics_text(State(s): State<Arc<OpsState>>) -> Response {
     ::metrics::counter!(metrics::SOURCES_REJECTED)
         .absolute(s.filter_stats.rejected.load(Ordering::Relaxed));
     ::metrics::gauge!(metrics::RTP_PORT_PAIRS_IN_USE).set(s.ctx.ports.in_use() as f64);
+    ::metrics::gauge!(metrics::SIP_DIALOGS).set(s.ctx.dialog_layer.len() as f64);
+    ::metrics::gauge!(metrics::CALLS_IN_IVR).set(s.ctx.admission.counts().ivr as f64);
     for (reason, n) in CallsRefused::of(&s).reasons() {
         ::metrics::counter!(metrics::CALLS_REFUSED, "reason" => reason).absolute(n);
     }

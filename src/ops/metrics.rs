@@ -40,6 +40,13 @@ pub const SOURCES_REJECTED: &str = "dialin_sip_sources_rejected_total";
 /// RTP/RTCP port pairs of `media.rtp_ports` in use (one per call leg; each pair is two
 /// ports, so the range holds half as many pairs as ports).
 pub const RTP_PORT_PAIRS_IN_USE: &str = "dialin_rtp_port_pairs_in_use";
+/// SIP dialogs held (both legs of every call, and those of calls still being answered): with
+/// [`CALLS_IN_IVR`] and [`RTP_PORT_PAIRS_IN_USE`], shows a call stuck in some state, which
+/// holds all three.
+pub const SIP_DIALOGS: &str = "dialin_sip_dialogs";
+/// Calls not yet bridged (answering, voice menu, waiting room), the count
+/// `limits.max_ivr_calls` bounds.
+pub const CALLS_IN_IVR: &str = "dialin_calls_in_ivr";
 /// 1 while a trunk's registration with its provider is valid, else 0, by `trunk` (its config
 /// name): a failed registration means no inbound calls from that provider at all.
 pub const REGISTRATIONS_UP: &str = "dialin_registrations_up";
@@ -129,6 +136,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "1 while a trunk's provider registration is valid, by trunk"
     );
     metrics::describe_gauge!(RTP_PORT_PAIRS_IN_USE, "RTP/RTCP port pairs in use");
+    metrics::describe_gauge!(SIP_DIALOGS, "SIP dialogs held");
+    metrics::describe_gauge!(CALLS_IN_IVR, "Calls not yet bridged (limits.max_ivr_calls)");
     metrics::describe_counter!(
         crate::sip::conn_limits::CONNECTIONS_REFUSED,
         "TCP/TLS connections closed at once because limits.tcp_per_source or limits.tcp_total was reached, by listener"

@@ -31,6 +31,8 @@ mod prompts;
 mod reconnect;
 mod register;
 mod server_loss;
+mod soak;
 mod srtp;
+mod stuck;
 mod support_selftest;
 mod tls;

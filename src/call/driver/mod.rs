@@ -82,6 +82,8 @@ struct CallDriver {
     trunk_events: DialogEventReceiver,
     /// The caller leg's RTP port, held until the call ends (its socket is in the media path).
     _caller_port: PortLease,
+    /// The caller's INVITE transaction's task, ended at the latest a while after the call.
+    _invite_task: start::InviteTask,
     /// The caller's socket until the media path starts.
     pending_media: Option<PendingMedia>,
     /// The call's media, in the shard's table, once started.

@@ -66,6 +66,34 @@ pub fn spawn_call(ctx: Arc<CallContext>, mut tx: Transaction) {
     });
 }
 
+/// How long the caller's INVITE transaction may outlive its call: 64 × T1, RFC 3261's
+/// (and RFC 6026's Timer L) bound on a server INVITE transaction, so retransmitted INVITEs
+/// and ACKs are still absorbed while it would be alive anyway.
+const INVITE_TRANSACTION_LINGER: std::time::Duration = std::time::Duration::from_secs(32);
+
+/// The task that drives the caller's INVITE transaction (`ServerInviteDialog::handle`),
+/// ended at the latest [`INVITE_TRANSACTION_LINGER`] after its call.
+///
+/// Why: when rsipstack cannot send our final response (the caller closed its TCP connection
+/// at once), the transaction never leaves `Proceeding`, so none of its timers runs, and the
+/// task waits for an ACK or CANCEL for ever, holding the transaction, the dialog and the
+/// connection's socket: one file descriptor and a few KB per such call, for good (issue 22,
+/// item 7; `tests/it/stuck.rs`).
+pub(super) struct InviteTask(tokio::task::AbortHandle);
+
+impl Drop for InviteTask {
+    fn drop(&mut self) {
+        if self.0.is_finished() {
+            return;
+        }
+        let task = self.0.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(INVITE_TRANSACTION_LINGER).await;
+            task.abort();
+        });
+    }
+}
+
 /// Why a new call gets no caller RTP port (it is refused with 503).
 #[derive(Debug, thiserror::Error)]
 enum NoPort {
@@ -157,9 +185,12 @@ async fn answer_call(
         .check_caller(std::time::SystemTime::now(), &caller_key);
     // The dialog drives the INVITE transaction: 100 Trying at once, then ACK or CANCEL.
     let mut inv_dialog = dialog.clone();
-    tokio::spawn(async move {
-        inv_dialog.handle(&mut tx).await.ok();
-    });
+    let invite_task = InviteTask(
+        tokio::spawn(async move {
+            inv_dialog.handle(&mut tx).await.ok();
+        })
+        .abort_handle(),
+    );
     info!(call = call_no, caller = %caller_key, "incoming call");
     tracked.set_caller(caller_key.to_string());
     if let Standing::Blocked { .. } = standing {
@@ -255,6 +286,7 @@ async fn answer_call(
         trunk: dialog,
         trunk_events,
         _caller_port: lease,
+        _invite_task: invite_task,
         pending_media: Some(PendingMedia {
             socket,
             sdes,

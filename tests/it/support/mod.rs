@@ -17,6 +17,7 @@
 //! | [`kamailio`] | Kamailio (deploy/kamailio/kamailio.cfg) in front of dialin instances |
 //! | [`scenario`] | the sipp scenarios in `tests/sipp/` with their default keys; INFO digits templating |
 //! | [`sipp`] | spawning sipp with the common flags, deadline, exit status and logs |
+//! | [`rawsip`] | a hand-driven SIP caller over UDP/TCP for odd message orders (no ACK, early BYE, CANCEL races) |
 //! | [`siplog`] | parsing sipp's message log into SIP messages (Request-URI, headers) |
 //! | [`media`] | [`media::RtpPeer`]: a Rust RTP endpoint that sends its own frames and records what arrives |
 //! | [`esl`] | a stand-in FreeSWITCH Event Socket replaying captured frames, with faults on request |
@@ -69,6 +70,7 @@ pub mod media;
 pub mod payload;
 pub mod pcap;
 pub mod ports;
+pub mod rawsip;
 pub mod rtp;
 pub mod scenario;
 pub mod siplog;
