@@ -285,16 +285,17 @@ impl CallDriver {
 
     /// Lets the server leg's dialog and RTP socket go, and with them its port (closed before
     /// the port goes back to the pool, so the next leg can bind it).
-    fn forget_server(&mut self) {
+    pub(super) fn forget_server(&mut self) {
         self.health = None;
         if let Some(path) = &self.path {
             path.remove_server_socket();
         }
         if let Some(mut s) = self.server.take() {
-            if let Some(h) = s.invite.take() {
-                h.abort();
-            }
             self.ctx.dialog_layer.remove_dialog(&s.dialog.id());
+            if let Some(invite) = s.invite.take() {
+                let layer = self.ctx.dialog_layer.clone();
+                super::server_invite::let_finish(layer, s.dialog, invite);
+            }
         }
     }
 
@@ -306,15 +307,13 @@ impl CallDriver {
         }
         if let Some(s) = self.server.as_mut() {
             let dialog = s.dialog.clone();
-            let invite = s.invite.take();
-            tokio::spawn(async move {
-                dialog.cancel().await.ok();
-                if let Some(h) = invite {
-                    // Give the CANCEL a moment to end the INVITE transaction.
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                    h.abort();
-                }
-            });
+            if let Some(invite) = s.invite.take() {
+                // The CANCEL ends the INVITE with 487, or a 200 crosses it: either way the
+                // INVITE is let finish (a late 200 gets its BYE).
+                let layer = self.ctx.dialog_layer.clone();
+                super::server_invite::let_finish(layer, dialog.clone(), invite);
+            }
+            tokio::spawn(async move { dialog.cancel().await.ok() });
         }
     }
 

@@ -16,6 +16,7 @@
 mod actions;
 mod lookups;
 mod mute;
+mod server_invite;
 mod start;
 mod wake;
 
@@ -224,12 +225,7 @@ impl CallDriver {
             h.abort();
         }
         self.ctx.dialog_layer.remove_dialog(&self.trunk.id());
-        if let Some(s) = self.server.as_mut() {
-            if let Some(h) = s.invite.take() {
-                h.abort();
-            }
-            self.ctx.dialog_layer.remove_dialog(&s.dialog.id());
-        }
+        self.forget_server();
         if let Some(path) = &self.path {
             path.with(|p| {
                 p.quality[0].record("caller");
