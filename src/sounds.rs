@@ -97,6 +97,34 @@ pub fn load_prompts(ivr: &IvrConfig) -> Result<Vec<EncodedPrompt>, SoundsError> 
 mod tests {
     use super::*;
 
+    /// An operator's sound set made before `connection-lost.wav` existed still loads (the
+    /// built-in prompt fills in); a set missing any other prompt is refused.
+    #[test]
+    fn an_older_sound_set_gets_the_built_in_connection_lost_prompt() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let en = dir.path().join("en");
+        std::fs::create_dir(&en).expect("folder");
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/dialplan/sounds/en");
+        for id in PromptId::ALL.iter().filter(|id| !id.may_be_missing()) {
+            let file = format!("{}.wav", id.file_stem());
+            std::fs::copy(format!("{shipped}/{file}"), en.join(&file)).expect("copy");
+        }
+        let ivr = IvrConfig {
+            sounds_dir: Some(dir.path().to_path_buf()),
+            ..IvrConfig::default()
+        };
+        let prompts = load_prompts(&ivr).expect("loads without connection-lost.wav");
+        assert_eq!(prompts.len(), PromptId::ALL.len());
+        std::fs::remove_file(en.join("hold.wav")).expect("remove");
+        match load_prompts(&ivr) {
+            Err(SoundsError::Read { path, .. }) => assert!(path.ends_with("en/hold.wav")),
+            other => panic!(
+                "a missing hold.wav must be refused: {:?}",
+                other.map(|p| p.len())
+            ),
+        }
+    }
+
     #[test]
     fn builtin_prompts_are_valid_for_every_language() {
         for language in [Language::En, Language::De] {

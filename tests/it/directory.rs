@@ -49,6 +49,16 @@ impl Bbb {
 
 /// dialin with two watched servers; `extra` is more TOML (e.g. `[[pins]]` blocks).
 fn start_dialin(bbb1: &Bbb, bbb2: &Bbb, extra: &str) -> (Dialin, SocketAddr, tempfile::TempDir) {
+    start_dialin_with(bbb1, bbb2, "", extra)
+}
+
+/// As [`start_dialin`], with `media` added to the `[media]` section.
+fn start_dialin_with(
+    bbb1: &Bbb,
+    bbb2: &Bbb,
+    media: &str,
+    extra: &str,
+) -> (Dialin, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("esl.pw");
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
@@ -60,6 +70,7 @@ fn start_dialin(bbb1: &Bbb, bbb2: &Bbb, extra: &str) -> (Dialin, SocketAddr, tem
 listen = "{sip}"
 [media]
 rtp_ports = "{lo}-{hi}"
+{media}
 [trunk]
 allow = ["127.0.0.0/8"]
 [ivr]
@@ -282,4 +293,76 @@ fn a_server_whose_event_socket_is_lost_becomes_unavailable_after_the_grace_perio
     assert_eq!(dialin.status_value("conferences_bbb1"), 0);
     let line = dialin.wait_for_line("status:", Duration::from_secs(1));
     assert!(line.contains("esl_bbb1=Down"), "{line}");
+}
+
+/// Issue 22, item 2, the Scalelite case: a server dies under a bridged caller (its SIP stand-in
+/// SIGKILLed, its media and Event Socket gone) and the meeting is re-created on another
+/// server. The caller holds meanwhile and is dialled in there within 1 s of the
+/// conference-create event, under the same caller ID.
+#[test]
+fn a_caller_whose_server_dies_rejoins_where_the_meeting_is_re_created() {
+    let bbb1 = Bbb::start(Snapshot::Only71234);
+    let bbb2 = Bbb::start(Snapshot::Empty);
+    // The stand-in media peers send all the time once bridged, as FreeSWITCH does.
+    let (dialin, sip, _dir) = start_dialin_with(&bbb1, &bbb2, "server_silence = \"1s\"", "");
+    let call = caller(
+        sip,
+        CallerStream::new("71234#").tail(Duration::from_secs(12)),
+        Duration::from_secs(12),
+    );
+    let first = bbb1.sip.wait_received("INVITE", Duration::from_secs(10));
+    dialin.wait_for_line("bridged", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(1));
+
+    // bbb1 crashes: SIP, media and Event Socket gone at once, no BYE.
+    let Bbb {
+        sip: s1,
+        media: m1,
+        esl: e1,
+    } = bbb1;
+    drop(s1);
+    drop(m1);
+    e1.cut_and_refuse();
+    dialin.wait_for_line("the server leg is lost", Duration::from_secs(2));
+    assert!(
+        dialin.log().contains("reason=\"esl_down\"")
+            || dialin.log().contains("reason=\"unreachable\"")
+            || dialin.log().contains("reason=\"silence\"")
+    );
+
+    // Scalelite re-creates the meeting on bbb2.
+    std::thread::sleep(Duration::from_secs(2));
+    let created = Instant::now();
+    bbb2.esl.push(&conference_create("71234"));
+    let again = bbb2.sip.wait_received("INVITE", Duration::from_secs(5));
+    let took = created.elapsed();
+    assert!(
+        took <= Duration::from_secs(1),
+        "dialled on the new server {took:?} after conference-create"
+    );
+    assert!(
+        again
+            .request_uri()
+            .unwrap()
+            .to_string()
+            .starts_with("sip:71234@"),
+        "{:?}",
+        again.request_uri()
+    );
+    assert_eq!(
+        again.header("From").map(display_name),
+        first.header("From").map(display_name),
+        "the same caller ID in the meeting"
+    );
+    dialin.wait_for_line("bridged again after the loss", Duration::from_secs(2));
+    call.wait().assert_success();
+    assert!(
+        bbb2.media.stop().caller_audio() > 20,
+        "the caller's audio reaches bbb2"
+    );
+}
+
+/// The display name and URI user of a From header, without its tag.
+fn display_name(from: &str) -> String {
+    from.split(';').next().unwrap_or(from).to_string()
 }

@@ -26,6 +26,7 @@ fn make_prompts_writes_every_prompt_in_telephone_format() {
             "unavailable",
             "not-started",
             "hold",
+            "connection-lost",
         ] {
             let path = out.path().join(lang).join(format!("{name}.wav"));
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));

@@ -343,7 +343,11 @@ impl Call {
         );
         let (session, answer) = match side {
             Side::Caller => {
+                let held = self.legs.caller_holds();
                 self.legs.caller = Some(new);
+                if held != self.legs.caller_holds() {
+                    self.hold_changed();
+                }
                 self.caller_refreshed(now);
                 self.rekey(body);
                 (self.session, self.legs.secure(answer))

@@ -81,6 +81,20 @@ impl Call {
         self.timers.set(Timer::ServerCheck, at);
     }
 
+    /// The caller put the call on hold or resumed it. Nothing of a holding caller reaches
+    /// the meeting (the relay sees to that); where the mute key goes through the Event
+    /// Socket, BBB's user list shows it too: the member is muted for the hold and unmuted
+    /// on resume, unless the caller had muted itself.
+    pub(super) fn hold_changed(&mut self) {
+        let esl_mute = self.mute_key.filter(|_| self.legs.server_can_mute());
+        if let Some(key) = esl_mute.filter(|_| !self.loss.muted) {
+            if self.flow.state() == FlowState::Bridged {
+                // The key toggles: once for the hold, once more on resume.
+                self.actions.push_back(CallAction::ToggleMute(key));
+            }
+        }
+    }
+
     /// The media path saw ICMP errors on the server leg.
     pub(super) fn on_server_unreachable(&mut self, now: Instant) {
         if self.flow.state() != FlowState::Bridged || self.loss.unreachable_at.is_some() {

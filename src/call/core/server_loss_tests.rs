@@ -194,3 +194,52 @@ fn a_caller_that_holds_may_be_silent_longer_than_the_media_timeout() {
     assert_eq!(sim.finished(), None);
     assert_eq!(sim.call.state(), FlowState::Bridged);
 }
+
+fn reoffer(direction: &str) -> Ev {
+    Ev::Caller(CallerEvent::Request(
+        RequestId(1),
+        InDialog::Offer {
+            update: false,
+            body: caller_sdp(4000, direction),
+        },
+    ))
+}
+
+fn toggles(sim: &Sim) -> Vec<u64> {
+    sim.actions
+        .iter()
+        .filter(|(_, a)| matches!(a, A::ToggleMute(_)))
+        .map(|(t, _)| t.as_millis() as u64)
+        .collect()
+}
+
+fn mute_key_call() -> Sim {
+    let mut settings = flow_settings();
+    settings.mute_key = Some(Digit::from_char('0').expect("a key"));
+    let n = super::legs::negotiate_caller(&caller_sdp(4000, "sendrecv")).expect("an offer");
+    let mut sim = Sim::start_with(Answered::Offer(n), None, settings, false);
+    sim.at(0, Ev::Caller(CallerEvent::Acked { body: Vec::new() }))
+        .keys(1_000, "1234#");
+    sim
+}
+
+#[test]
+fn a_caller_on_hold_is_muted_in_the_meeting_and_unmuted_on_resume() {
+    let mut sim = mute_key_call();
+    sim.at(10_000, reoffer("sendonly"))
+        .at(15_000, reoffer("sendonly"))
+        .at(20_000, reoffer("sendrecv"))
+        .run_until(30_000);
+    // Once for the hold (a second hold offer changes nothing), once for the resume.
+    assert_eq!(toggles(&sim), [10_020, 20_020]);
+}
+
+#[test]
+fn a_caller_that_muted_itself_stays_muted_through_hold_and_resume() {
+    let mut sim = mute_key_call();
+    sim.at(5_000, Ev::Key('0'))
+        .at(10_000, reoffer("inactive"))
+        .at(20_000, reoffer("sendrecv"))
+        .run_until(30_000);
+    assert_eq!(toggles(&sim), [5_000]);
+}
