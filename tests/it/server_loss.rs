@@ -212,6 +212,10 @@ fn crash_and_rejoin(esl: bool) {
         .sum::<f64>();
     assert_eq!(holding, 1.0, "{text}");
 
+    if esl {
+        a_new_caller_hears_unavailable_at_once(sip);
+    }
+
     // FreeSWITCH comes back; the meeting runs there again once a web participant rejoins.
     std::thread::sleep(Duration::from_secs(3));
     fs.restart();
@@ -251,5 +255,57 @@ fn crash_and_rejoin(esl: bool) {
         wait_for(Duration::from_secs(3), || phone.recording().received.len()
             > heard + 50),
         "the phone hears the meeting again"
+    );
+}
+
+/// Issue 22, item 5: while the meeting's server is known dead (its Event Socket refused), a new
+/// caller's PIN gets "unavailable" at once, not the connecting prompt and 10 s of dialling.
+/// Measured from the caller: its BYE comes the unavailable prompt's length after the PIN.
+fn a_new_caller_hears_unavailable_at_once(sip: SocketAddr) {
+    use crate::support::siplog::Direction;
+    let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let caller = Sipp::new(Scenario::caller_waits_for_bye().with_info_digits(
+        &format!("{CONFERENCE}#"),
+        Duration::from_millis(500),
+        Duration::from_millis(100),
+    ))
+    .pcap(
+        CallerStream::new("")
+            .lead(Duration::ZERO)
+            .tail(Duration::ZERO),
+    )
+    .sdp_media(phone.local_addr())
+    .remote(sip)
+    .service(DIALLED)
+    .spawn()
+    .wait();
+    caller.assert_success();
+    let messages = caller.messages();
+    let sent = |m: &&crate::support::siplog::SipMessage| m.direction == Direction::Sent;
+    let pin_end = messages
+        .iter()
+        .filter(sent)
+        .filter(|m| m.method() == Some("INFO"))
+        .filter_map(|m| m.at_micros)
+        .max()
+        .expect("the PIN's INFOs");
+    let bye = messages
+        .iter()
+        .find(|m| m.direction == Direction::Received && m.method() == Some("BYE"))
+        .and_then(|m| m.at_micros)
+        .expect("dialin's BYE");
+    let wav = std::fs::metadata(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/dialplan/sounds/en/unavailable.wav"
+    ))
+    .expect("the prompt")
+    .len();
+    // 8 kHz, 16-bit mono after a 44-byte header.
+    let prompt = Duration::from_micros((wav - 44) * 1_000_000 / 16_000);
+    let took = Duration::from_micros(bye.saturating_sub(pin_end));
+    eprintln!("PIN to BYE: {took:?} (the unavailable prompt is {prompt:?})");
+    assert!(
+        took <= prompt + Duration::from_secs(1),
+        "PIN to BYE took {took:?}: more than the {prompt:?} prompt and a second"
     );
 }
