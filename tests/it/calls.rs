@@ -533,6 +533,64 @@ fn hold_by_reinvite_is_honoured() {
     dialin.assert_idle(Duration::from_secs(5));
 }
 
+/// Issue 22, item 6: a bridged caller's hold (`sendonly`) lets nothing of theirs reach the
+/// meeting (a PBX's music on hold would play to everyone), and on resume their audio flows
+/// again at once. The phone keeps sending all along, as a PBX playing music does.
+#[test]
+fn a_bridged_callers_music_on_hold_never_reaches_the_meeting() {
+    let media = conference_media();
+    let server = conference(Scenario::conference_waits_for_bye(), &media).spawn();
+    let cfg = TestConfig::new(server.sip_addr());
+    let dialin = cfg.start();
+    let phone = conference_media();
+    // The stand-in conference speaks PCMU only, and dialin does not transcode.
+    let xml = include_str!("../sipp/caller_reinvite_hold.xml")
+        .replace("RTP/AVP 8 101", "RTP/AVP 0 101")
+        .replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000")
+        // After the PIN's INFOs (CSeq 10 and up), the later requests need higher numbers.
+        .replace("CSeq: 2 ", "CSeq: 102 ")
+        .replace("CSeq: 3 ", "CSeq: 103 ")
+        .replace("CSeq: 4 ", "CSeq: 104 ");
+    let caller = Sipp::new(
+        Scenario::custom("caller_reinvite_hold", &xml).with_info_digits(
+            &format!("{PIN}#"),
+            Duration::from_millis(300),
+            Duration::from_millis(50),
+        ),
+    )
+    // The INFOs' From, as the scenario's own.
+    .key("caller_name", "Holder")
+    .key("caller_user", "+4940111222")
+    .sdp_media(phone.local_addr())
+    .remote(cfg.sip)
+    .service(DIALLED)
+    .spawn();
+    caller.wait().assert_success();
+    dialin.wait_for_line("bridged", Duration::from_secs(1));
+    let rec = media.stop();
+    let from_caller: Vec<Duration> = rec.received.iter().map(|r| r.at).collect();
+    let (gap_at, gap) = from_caller
+        .windows(2)
+        .map(|w| (w[0], w[1] - w[0]))
+        .max_by_key(|(_, gap)| *gap)
+        .expect("the caller's audio before and after the hold");
+    // The scenario holds for 1.5 s (plus the re-INVITEs' round trips).
+    assert!(
+        gap >= Duration::from_millis(1400),
+        "the caller's audio reached the meeting during the hold: largest gap {gap:?}"
+    );
+    assert!(
+        gap <= Duration::from_millis(1900),
+        "the caller's audio came back {gap:?} after the hold began"
+    );
+    assert!(
+        from_caller.iter().filter(|t| **t > gap_at + gap).count() > 20,
+        "audio flows again after the resume"
+    );
+    drop(phone);
+    server.wait().assert_success();
+}
+
 #[test]
 fn freeswitch_answer_and_shutdown_bye_as_captured() {
     let media = conference_media();
