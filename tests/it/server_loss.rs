@@ -29,6 +29,15 @@ fn local(port: u16) -> SocketAddr {
 /// dialin with one server, `fs`, watched over its Event Socket when `esl`; the default silence
 /// interval.
 fn start_dialin(fs: &FreeSwitch, esl: bool) -> (Dialin, SocketAddr, SocketAddr, tempfile::TempDir) {
+    start_dialin_with(fs, esl, "")
+}
+
+/// As [`start_dialin`], with `media` added to the `[media]` section.
+fn start_dialin_with(
+    fs: &FreeSwitch,
+    esl: bool,
+    media: &str,
+) -> (Dialin, SocketAddr, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("esl.pw");
     std::fs::write(&pw, format!("{}\n", fs.password())).unwrap();
@@ -42,6 +51,7 @@ listen = "{sip}"
 [media]
 rtp_ports = "{lo}-{hi}"
 server_silence = "1s"
+{media}
 [trunk]
 allow = ["127.0.0.0/8"]
 [routing]
@@ -308,4 +318,57 @@ fn a_new_caller_hears_unavailable_at_once(sip: SocketAddr) {
         took <= prompt + Duration::from_secs(1),
         "PIN to BYE took {took:?}: more than the {prompt:?} prompt and a second"
     );
+}
+
+/// Issue 22, item 3, the mirror case: the caller's provider vanishes (its RTP stops, no BYE)
+/// while the conference keeps sending. The phone participant leaves the meeting
+/// `media.timeout` after the caller's last packet; the conference's packets do not keep it.
+#[test]
+fn a_caller_gone_without_bye_leaves_the_meeting_after_the_media_timeout() {
+    let fs = FreeSwitch::start();
+    let (dialin, sip, _admin, _dir) = start_dialin_with(&fs, true, "timeout = \"3s\"");
+    let web_media = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let _web = web_participant(&fs, &web_media);
+    assert!(
+        wait_for(Duration::from_secs(10), || fs
+            .api(&format!("conference {CONFERENCE} list"))
+            .contains(';')),
+        "the web participant created the conference"
+    );
+    let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let _caller = Sipp::new(Scenario::caller_waits_for_bye().with_info_digits(
+        &format!("{CONFERENCE}#"),
+        Duration::from_millis(500),
+        Duration::from_millis(100),
+    ))
+    .pcap(
+        CallerStream::new("")
+            .lead(Duration::ZERO)
+            .tail(Duration::ZERO),
+    )
+    .sdp_media(phone.local_addr())
+    .remote(sip)
+    .service(DIALLED)
+    .spawn();
+    dialin.wait_for_line("bridged", Duration::from_secs(15));
+    assert!(
+        poll(Duration::from_secs(5), || dialin_member(&fs)).is_some(),
+        "the caller joined the meeting"
+    );
+    // The provider is gone: not a packet more from the caller, no BYE.
+    let gone = Instant::now();
+    drop(phone);
+    assert!(
+        wait_for(Duration::from_secs(6), || dialin_member(&fs).is_none()),
+        "the phone participant is still in the meeting {:?} after its caller went silent",
+        gone.elapsed()
+    );
+    let left = gone.elapsed();
+    eprintln!("the phone participant left {left:?} after its caller's last packet");
+    assert!(
+        left >= Duration::from_secs(2),
+        "left after {left:?}: before media.timeout (3 s)"
+    );
+    assert!(left <= Duration::from_secs(4), "left after {left:?}");
+    dialin.wait_for_line("no RTP from the caller", Duration::from_secs(1));
 }
