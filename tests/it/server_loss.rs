@@ -81,15 +81,31 @@ listen = "{admin}"
 /// A web participant (sipp, straight to FreeSWITCH): the first one in creates the conference.
 fn web_participant(fs: &FreeSwitch, media: &RtpPeer) -> RunningSipp {
     Sipp::new(Scenario::caller_waits_for_bye())
-        .pcap(
-            CallerStream::new("")
-                .lead(Duration::ZERO)
-                .tail(Duration::ZERO),
-        )
+        .pcap(silent())
         .sdp_media(media.local_addr())
         .remote(fs.sip_addr())
         .service(CONFERENCE)
         .spawn()
+}
+
+/// A phone caller (media: `phone`) that types the conference's PIN by SIP INFO.
+fn pin_caller(scenario: Scenario, phone: &RtpPeer, dialin: SocketAddr) -> Sipp {
+    Sipp::new(scenario.with_info_digits(
+        &format!("{CONFERENCE}#"),
+        Duration::from_millis(500),
+        Duration::from_millis(100),
+    ))
+    .pcap(silent())
+    .sdp_media(phone.local_addr())
+    .remote(dialin)
+    .service(DIALLED)
+}
+
+/// No RTP from sipp itself: the Rust peers are the media.
+fn silent() -> CallerStream {
+    CallerStream::new("")
+        .lead(Duration::ZERO)
+        .tail(Duration::ZERO)
 }
 
 /// Our member in `conference <CONFERENCE> list`: its caller ID name and number (dialin's
@@ -149,21 +165,9 @@ fn crash_and_rejoin(esl: bool) {
     }
 
     let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
-    let _caller = Sipp::new(Scenario::caller_hangs_up().with_info_digits(
-        &format!("{CONFERENCE}#"),
-        Duration::from_millis(500),
-        Duration::from_millis(100),
-    ))
-    .pcap(
-        CallerStream::new("")
-            .lead(Duration::ZERO)
-            .tail(Duration::ZERO),
-    )
-    .sdp_media(phone.local_addr())
-    .remote(sip)
-    .service(DIALLED)
-    .pause(Duration::from_secs(60))
-    .spawn();
+    let _caller = pin_caller(Scenario::caller_hangs_up(), &phone, sip)
+        .pause(Duration::from_secs(60))
+        .spawn();
     dialin.wait_for_line("bridged", Duration::from_secs(15));
     let before = poll(Duration::from_secs(5), || dialin_member(&fs))
         .expect("dialin's caller is a member of the conference");
@@ -274,21 +278,9 @@ fn crash_and_rejoin(esl: bool) {
 fn a_new_caller_hears_unavailable_at_once(sip: SocketAddr) {
     use crate::support::siplog::Direction;
     let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
-    let caller = Sipp::new(Scenario::caller_waits_for_bye().with_info_digits(
-        &format!("{CONFERENCE}#"),
-        Duration::from_millis(500),
-        Duration::from_millis(100),
-    ))
-    .pcap(
-        CallerStream::new("")
-            .lead(Duration::ZERO)
-            .tail(Duration::ZERO),
-    )
-    .sdp_media(phone.local_addr())
-    .remote(sip)
-    .service(DIALLED)
-    .spawn()
-    .wait();
+    let caller = pin_caller(Scenario::caller_waits_for_bye(), &phone, sip)
+        .spawn()
+        .wait();
     caller.assert_success();
     let messages = caller.messages();
     let sent = |m: &&crate::support::siplog::SipMessage| m.direction == Direction::Sent;
@@ -336,20 +328,7 @@ fn a_caller_gone_without_bye_leaves_the_meeting_after_the_media_timeout() {
         "the web participant created the conference"
     );
     let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
-    let _caller = Sipp::new(Scenario::caller_waits_for_bye().with_info_digits(
-        &format!("{CONFERENCE}#"),
-        Duration::from_millis(500),
-        Duration::from_millis(100),
-    ))
-    .pcap(
-        CallerStream::new("")
-            .lead(Duration::ZERO)
-            .tail(Duration::ZERO),
-    )
-    .sdp_media(phone.local_addr())
-    .remote(sip)
-    .service(DIALLED)
-    .spawn();
+    let _caller = pin_caller(Scenario::caller_waits_for_bye(), &phone, sip).spawn();
     dialin.wait_for_line("bridged", Duration::from_secs(15));
     assert!(
         poll(Duration::from_secs(5), || dialin_member(&fs)).is_some(),

@@ -29,13 +29,15 @@ fn audio(seq: u16) -> Vec<u8> {
     buf
 }
 
-#[test]
-fn a_packet_queued_behind_an_icmp_error_is_still_relayed() {
-    let pcmu = LegCodec {
-        law: Law::Ulaw,
-        pt: 0,
-        telephone_event_pt: None,
-    };
+const PCMU: LegCodec = LegCodec {
+    law: Law::Ulaw,
+    pt: 0,
+    telephone_event_pt: None,
+};
+
+/// A bridged call's path on real sockets: the phone, the server, the path, and the caller
+/// leg's and server leg's addresses.
+fn bridged_path() -> (UdpSocket, UdpSocket, MediaPath, SocketAddr, SocketAddr) {
     let (phone, phone_addr) = socket();
     let (server, server_addr) = socket();
     let (caller_leg, caller_addr) = socket();
@@ -44,13 +46,21 @@ fn a_packet_queued_behind_an_icmp_error_is_still_relayed() {
     server_leg.set_nonblocking(true).expect("non-blocking");
     let now = Instant::now();
     let mut path = MediaPath::new(
-        CallMedia::new(Leg::new(phone_addr, pcmu, true), now),
+        CallMedia::new(Leg::new(phone_addr, PCMU, true), now),
         caller_leg,
         None,
         [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
     );
     path.server = Some(server_leg);
-    path.media.bridge(Leg::new(server_addr, pcmu, false), now);
+    path.media.bridge(Leg::new(server_addr, PCMU, false), now);
+    (phone, server, path, caller_addr, server_leg_addr)
+}
+
+#[test]
+fn a_packet_queued_behind_an_icmp_error_is_still_relayed() {
+    let (phone, server, mut path, caller_addr, server_leg_addr) = bridged_path();
+    let phone_addr = phone.local_addr().expect("bound");
+    let now = Instant::now();
     let mut batch = Batch::new();
     let mut buf = [0u8; 1500];
     // The caller's first packet settles its port: the caller's socket is connected to it.
@@ -83,26 +93,9 @@ fn a_closed_server_port_is_told_to_the_calls_task_once() {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
-    let pcmu = LegCodec {
-        law: Law::Ulaw,
-        pt: 0,
-        telephone_event_pt: None,
-    };
-    let (phone, phone_addr) = socket();
-    let (server, server_addr) = socket();
-    let (caller_leg, caller_addr) = socket();
-    let (server_leg, _) = socket();
-    caller_leg.set_nonblocking(true).expect("non-blocking");
-    server_leg.set_nonblocking(true).expect("non-blocking");
+    let (phone, server, mut path, caller_addr, _) = bridged_path();
+    let server_addr = server.local_addr().expect("bound");
     let now = Instant::now();
-    let mut path = MediaPath::new(
-        CallMedia::new(Leg::new(phone_addr, pcmu, true), now),
-        caller_leg,
-        None,
-        [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
-    );
-    path.server = Some(server_leg);
-    path.media.bridge(Leg::new(server_addr, pcmu, false), now);
     path.sync_peers();
     assert_eq!(path.connected[1], Some(server_addr));
     let woken = Arc::new(Count(AtomicUsize::new(0)));
