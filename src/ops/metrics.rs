@@ -169,7 +169,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 pub const LOSS_REASONS: [&str; 3] = ["silence", "unreachable", "esl_down"];
 
 /// Every `outcome` label value.
-pub const OUTCOMES: [&str; 12] = [
+pub const OUTCOMES: [&str; 13] = [
     "bridged",
     "echo",
     "invalid_pin",
@@ -182,6 +182,7 @@ pub const OUTCOMES: [&str; 12] = [
     "draining",
     "rejected_codec",
     "server_lost",
+    "blocked",
 ];
 
 /// Every `state` label value.
@@ -336,6 +337,9 @@ mod tests {
             Outcome::ServerHangup,
             Outcome::MediaTimeout,
             Outcome::Shutdown,
+            Outcome::Blocked,
+            Outcome::RejectedCodec,
+            Outcome::ServerLost,
         ] {
             assert!(OUTCOMES.contains(&outcome_label(o)), "{o:?}");
         }
