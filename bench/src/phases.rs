@@ -284,14 +284,16 @@ pub const LATENCY_CALLS: usize = 500;
 
 /// dialin's configuration for the run: limits sized for the load as an operator sizes them for
 /// a trunk (all calls come from one provider address, placed at `--rate`), no admin listener,
-/// the PIN store in the run's own directory.
+/// the PIN store in the run's own directory. `media.server_silence` is off: the benchmark's
+/// conference side sends only during its media windows (a BBB server sends all the time), and
+/// dialin would take the pauses between them for a lost server and dial every call again.
 fn dialin_config(o: &Options, ports: &Ports, work: &Path) -> String {
     format!(
         "[sip]\nlisten = \"127.0.0.1:{sip}\"\nadvertise = \"127.0.0.1\"\n\n\
          [limits]\nmax_calls = {calls}\nmax_ivr_calls = {calls}\nsip_rate = {sip_rate}\nsip_burst = {sip_burst}\n\n\
          [admin]\nlisten = \"\"\n\n\
          [store]\nurl = \"sqlite://{store}\"\n\n\
-         [media]\nrtp_ports = \"{lo}-{hi}\"\ntimeout = \"300s\"\n\n\
+         [media]\nrtp_ports = \"{lo}-{hi}\"\ntimeout = \"300s\"\nserver_silence = \"off\"\n\n\
          [ivr]\necho_pin = \"\"\nfirst_digit_timeout = \"60s\"\ninter_digit_timeout = \"30s\"\n\n\
          [[servers]]\nname = \"conference\"\nsip = \"sip:127.0.0.1:{conf}\"\n\n\
          [routing]\npin_is_conference = true\ndefault_server = \"conference\"\n",
