@@ -105,7 +105,9 @@ impl InviteTask {
                 // The call is over (the sender dropped): the transaction may linger a while.
                 _ = call_over => {}
             }
-            tokio::time::timeout(INVITE_TRANSACTION_LINGER, handle).await.ok();
+            tokio::time::timeout(INVITE_TRANSACTION_LINGER, handle)
+                .await
+                .ok();
         });
         InviteTask(call_alive)
     }
