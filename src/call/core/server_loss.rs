@@ -10,9 +10,12 @@
 //!   packet is far outside normal. Zero turns this off (a conference server that sends
 //!   nothing while nobody speaks);
 //! - **unreachable**: the server's RTP port answers ICMP port unreachable (the process or the
-//!   channel is gone), and no BYE follows within [`BYE_GRACE`] (a meeting that ends closes
-//!   the port and sends a BYE at the same moment: that is an ordinary end, not a loss);
-//! - **esl_down**: the server's Event Socket reports the server gone (the driver tells).
+//!   channel is gone), and neither a BYE nor a packet follows within [`BYE_GRACE`] (a meeting
+//!   that ends closes the port and sends a BYE at the same moment: that is an ordinary end,
+//!   not a loss);
+//! - **esl_down**: the directory says the server is down (its Event Socket refused or closed,
+//!   its probes failing; the driver tells), and no packet follows within [`BYE_GRACE`]: a
+//!   socket or probe problem alone does not tear down a call whose audio flows.
 //!
 //! The caller then hears "the connection to the meeting was lost" and the hold loop, and the
 //! core watches the directory for the conference: wherever it runs again (the same server
@@ -40,8 +43,10 @@ pub const REJOIN_RETRY: Duration = Duration::from_secs(2);
 pub(super) struct LossState {
     /// The caller's number in the meeting, kept for every dial after the first.
     pub seq: Option<u64>,
-    /// When the server leg's RTP port first refused our packets, since its last packet.
-    unreachable_at: Option<Instant>,
+    /// A sign the server may be gone (ICMP errors on its RTP port, its Event Socket down):
+    /// when it came and what it was. It becomes a loss unless a packet or a BYE comes within
+    /// [`BYE_GRACE`].
+    suspect: Option<(Instant, &'static str)>,
     /// Toggles of the mute key through the Event Socket since the caller joined (odd: muted).
     pub muted: bool,
     /// The next bridge is a rejoin.
@@ -60,7 +65,7 @@ impl Call {
 
     /// The bridge is up: watch the server's RTP from `now` on.
     pub(super) fn watch_server(&mut self, now: Instant) {
-        self.loss.unreachable_at = None;
+        self.loss.suspect = None;
         self.arm_server_check(now);
         if std::mem::take(&mut self.loss.lost) {
             info!(call = self.call_no, "bridged again after the loss");
@@ -97,10 +102,24 @@ impl Call {
 
     /// The media path saw ICMP errors on the server leg.
     pub(super) fn on_server_unreachable(&mut self, now: Instant) {
-        if self.flow.state() != FlowState::Bridged || self.loss.unreachable_at.is_some() {
+        self.suspect(now, "unreachable");
+    }
+
+    /// The server's Event Socket says the bridged server is gone (refused or closed, or its
+    /// probes fail). Taken as a loss once the media agrees (no packet from the server within
+    /// [`BYE_GRACE`]): a socket or probe problem alone must not tear down a call whose audio
+    /// flows.
+    pub fn handle_server_down(&mut self, now: Instant) {
+        self.suspect(now, "esl_down");
+        self.pump(now);
+    }
+
+    /// A sign the bridged server may be gone: look again at the media after [`BYE_GRACE`].
+    fn suspect(&mut self, now: Instant, reason: &'static str) {
+        if self.flow.state() != FlowState::Bridged || self.loss.suspect.is_some() {
             return;
         }
-        self.loss.unreachable_at = Some(now);
+        self.loss.suspect = Some((now, reason));
         let check = now + BYE_GRACE;
         let armed = self.timers.get(Timer::ServerCheck);
         if armed.is_none_or(|t| t > check) {
@@ -115,40 +134,38 @@ impl Call {
             return;
         }
         let last = rx.map(|r| r.server);
-        if let (Some(at), Some(last)) = (self.loss.unreachable_at, last) {
+        if let (Some((at, _)), Some(last)) = (self.loss.suspect, last) {
             if last > at {
-                // Packets came after the error: a passing hiccup.
-                self.loss.unreachable_at = None;
+                // Packets came after the sign: a passing hiccup, or a problem of the socket
+                // or probes only.
+                self.loss.suspect = None;
             }
         }
-        if let Some(at) = self.loss.unreachable_at {
+        if let Some((at, reason)) = self.loss.suspect {
             if now >= at + BYE_GRACE {
-                return self.server_lost(now, "unreachable");
+                return self.server_lost(now, reason);
             }
         }
+        let grace = self.loss.suspect.map(|(at, _)| at + BYE_GRACE);
         if !self.server_sends() || self.server_silence.is_zero() {
-            // Held by the server, or silence means nothing here: look again later (ICMP
-            // errors still count).
+            // Held by the server, or silence means nothing here: look again later (signs
+            // of loss still count).
             self.arm_server_check(now);
+            if let Some(at) = grace {
+                let next = self
+                    .timers
+                    .get(Timer::ServerCheck)
+                    .map_or(at, |t| t.min(at));
+                self.timers.set(Timer::ServerCheck, Some(next));
+            }
             return;
         }
         let due = last.map_or(now, |t| t + self.server_silence);
         if now >= due {
             return self.server_lost(now, "silence");
         }
-        let next = match self.loss.unreachable_at {
-            Some(at) => due.min(at + BYE_GRACE),
-            None => due,
-        };
+        let next = grace.map_or(due, |at| due.min(at));
         self.timers.set(Timer::ServerCheck, Some(next));
-    }
-
-    /// The server's Event Socket says the bridged server is gone.
-    pub fn handle_server_down(&mut self, now: Instant) {
-        if self.flow.state() == FlowState::Bridged {
-            self.server_lost(now, "esl_down");
-            self.pump(now);
-        }
     }
 
     /// The bridged server leg is lost: the caller holds while the meeting is dialled again.
@@ -159,7 +176,7 @@ impl Call {
         );
         self.record(Record::ServerLost(reason));
         self.timers.set(Timer::ServerCheck, None);
-        self.loss.unreachable_at = None;
+        self.loss.suspect = None;
         self.loss.lost = true;
         if let Some(target) = &self.joined {
             self.route.waiting_for = Some(WaitingFor::Conference {

@@ -243,3 +243,21 @@ fn a_caller_that_muted_itself_stays_muted_through_hold_and_resume() {
         .run_until(30_000);
     assert_eq!(toggles(&sim), [5_000]);
 }
+
+#[test]
+fn an_event_socket_down_with_the_media_gone_is_a_loss_at_once() {
+    let mut sim = bridged_call();
+    sim.at(10_000, Ev::ServerMediaStops)
+        .at(10_000, Ev::ServerDown)
+        .run_until(11_000);
+    assert_eq!(lost(&sim), [(10_250, "esl_down")]);
+}
+
+#[test]
+fn an_event_socket_down_while_the_audio_flows_leaves_the_call_alone() {
+    // The socket or the probes have a problem, the conference's audio does not.
+    let mut sim = bridged_call();
+    sim.at(10_000, Ev::ServerDown).run_until(60_000);
+    assert!(lost(&sim).is_empty());
+    assert_eq!(sim.call.state(), FlowState::Bridged);
+}

@@ -105,6 +105,8 @@ pub enum Ev {
     ServerMediaStops,
     /// The server's RTP port answers ICMP port unreachable.
     ServerUnreachable,
+    /// The server's Event Socket says it is gone.
+    ServerDown,
     /// The meeting's conference starts (the live directory sees it).
     ConferenceStarts,
     /// The meeting's conference is gone (its server crashed).
@@ -359,6 +361,7 @@ impl Sim {
                 }
             }
             Ev::ServerUnreachable => self.call.handle_media(now, MediaEvent::ServerUnreachable),
+            Ev::ServerDown => self.call.handle_server_down(now),
             Ev::ConferenceStarts | Ev::ConferenceStops => {
                 self.conference_running = matches!(ev, Ev::ConferenceStarts);
                 if self.watching {
