@@ -20,7 +20,8 @@ pub enum Outcome {
     CallerHangup,
     /// Bridged, then the server hung up.
     ServerHangup,
-    /// No media in either direction.
+    /// No media from the caller for `media.timeout` (its phone or provider is gone), or the
+    /// call's relay failed.
     MediaTimeout,
     /// The caller was blocked by guessing protection and heard only the goodbye prompt.
     Blocked,
