@@ -129,22 +129,32 @@ fn esl_connected(admin: SocketAddr) -> f64 {
     metric(&text, "dialin_esl_connected", r#"server="bbb1""#)
 }
 
+/// FreeSWITCH down for 10 s (a new caller tries it meanwhile).
 #[test]
 fn a_caller_of_a_killed_freeswitch_is_told_at_once_and_rejoins_under_the_same_name() {
-    crash_and_rejoin(true);
+    crash_and_rejoin(true, Duration::from_secs(10));
 }
 
 /// Without an Event Socket, the media alone tells (ICMP errors, then silence), and dialin
-/// tries the meeting again every 2 s until the server answers.
+/// tries the meeting again every 2 s until the server answers. FreeSWITCH down for 3 s.
 #[test]
 fn without_an_event_socket_the_media_tells_and_the_caller_rejoins_when_the_server_answers() {
-    crash_and_rejoin(false);
+    crash_and_rejoin(false, Duration::from_secs(3));
 }
 
-/// A caller bridged into `fs`'s conference; `fs` is SIGKILLed, restarted after 3 s, the
+/// The longer outages of the issue (20 and 40 s), not in CI for their length:
+/// `cargo test --test it server_loss:: -- --ignored`.
+#[test]
+#[ignore = "long: 20 and 40 s outages"]
+fn after_long_outages_the_caller_still_rejoins() {
+    crash_and_rejoin(true, Duration::from_secs(20));
+    crash_and_rejoin(true, Duration::from_secs(40));
+}
+
+/// A caller bridged into `fs`'s conference; `fs` is SIGKILLed, restarted `outage` later, the
 /// meeting runs again; measured from the caller's side. `esl`: dialin watches `fs`'s Event
-/// Socket.
-fn crash_and_rejoin(esl: bool) {
+/// Socket. `routing.rejoin_max` (60 s) outlasts every outage tried.
+fn crash_and_rejoin(esl: bool, outage: Duration) {
     let mut fs = FreeSwitch::start();
     let (dialin, sip, admin, _dir) = start_dialin(&fs, esl);
     let web_media = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
@@ -181,6 +191,7 @@ fn crash_and_rejoin(esl: bool) {
         .map(|r| r.at)
         .expect("the phone heard the meeting before the crash");
     fs.kill();
+    let killed = Instant::now();
     dialin.wait_for_line("the server leg is lost", Duration::from_secs(2));
     std::thread::sleep(Duration::from_secs(3));
     // The longest stretch without a packet from the crash on: the dead air the caller heard
@@ -231,7 +242,7 @@ fn crash_and_rejoin(esl: bool) {
     }
 
     // FreeSWITCH comes back; the meeting runs there again once a web participant rejoins.
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(outage.saturating_sub(killed.elapsed()));
     fs.restart();
     if esl {
         assert!(
