@@ -33,7 +33,8 @@ use tracing::info;
 
 /// How long a bridged server may send nothing before its leg counts as lost, by default.
 pub const SERVER_SILENCE: Duration = Duration::from_secs(1);
-/// How long after an ICMP error on the server leg a BYE may still come (an ordinary end).
+/// How long after a sign of loss (ICMP errors on the server leg, its Event Socket down) a BYE
+/// (an ordinary end) or a packet (the server is there after all) may still come.
 pub const BYE_GRACE: Duration = Duration::from_millis(250);
 /// How often a caller whose server was lost tries again where no directory change says when.
 pub const REJOIN_RETRY: Duration = Duration::from_secs(2);
@@ -80,7 +81,7 @@ impl Call {
     }
 
     /// Looks at the server leg again a silence interval from `now` (when silence does not
-    /// count, only ICMP errors arm the check).
+    /// count, only signs of loss arm the check).
     fn arm_server_check(&mut self, now: Instant) {
         let at = (!self.server_silence.is_zero()).then(|| now + self.server_silence);
         self.timers.set(Timer::ServerCheck, at);
