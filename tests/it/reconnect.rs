@@ -186,7 +186,7 @@ listen = "{admin}"
         took <= Duration::from_millis(2000),
         "down only after {took:?}"
     );
-    assert!(dialin.log().contains("did not answer OPTIONS probes"));
+    dialin.wait_for_line("did not answer OPTIONS probes", Duration::from_secs(2));
     fs.restart();
     assert!(
         wait_for(Duration::from_secs(3), || probe("dialin_server_up") == 1.0),

@@ -271,6 +271,8 @@ fn an_answered_invite_never_acked_ends_within_ack_wait_over_udp_and_tcp() {
         let bye = call.wait_request("BYE", Duration::from_secs(1));
         assert!(bye.is_some(), "{}: no BYE after the missing ACK", call.tag);
     }
+    // The log is read from dialin's stderr by a thread of the test: wait for it to catch up.
+    dialin.wait_for_nth_line("no ACK for the answer", 2, Duration::from_secs(2));
     assert_eq!(dialin.log().matches("no ACK for the answer").count(), 2);
 }
 
