@@ -202,6 +202,7 @@ fn a_rolling_restart_drops_no_bridged_call() {
         "no new call for draining A"
     );
     assert!(a.wait_exit(Duration::from_secs(30)).success(), "A exits 0");
+    a.wait_for_nth_line("outcome=Bridged", 1, Duration::from_secs(2));
     assert_eq!(a.log().matches("outcome=Bridged").count(), 1, "{}", a.log());
     assert!(!a.log().contains("outcome=Shutdown"));
     let a = a_cfg.start();
@@ -223,6 +224,7 @@ fn a_rolling_restart_drops_no_bridged_call() {
     }
     assert!(b.wait_exit(Duration::from_secs(30)).success(), "B exits 0");
     // B's long call and the call made while A restarted ended normally, none was cut.
+    b.wait_for_nth_line("outcome=Bridged", 2, Duration::from_secs(2));
     assert_eq!(b.log().matches("outcome=Bridged").count(), 2, "{}", b.log());
     assert!(!b.log().contains("outcome=Shutdown"));
     let b = b_cfg.start();

@@ -265,7 +265,7 @@ fn the_mute_key_sends_tmute_over_the_event_socket_and_is_not_forwarded() {
     let rec = bbb1.media.stop();
     assert_eq!(rec.digits(101), "", "keys relayed to the conference");
     assert!(rec.caller_audio() > 50);
-    assert!(dialin.log().contains("mute key: toggling mute"));
+    dialin.wait_for_line("mute key: toggling mute", Duration::from_secs(2));
 }
 
 #[test]
