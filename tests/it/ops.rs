@@ -232,7 +232,8 @@ fn metrics_after_a_scripted_set_of_calls_match_the_calls() {
             "/api/v1/calls shows {secret}: {calls}"
         );
     }
-    // ... and by the same caller pseudonyms the log uses.
+    // ... and by the same caller pseudonyms the log uses (once the test has read those lines).
+    dialin.wait_for_nth_line("incoming call", 3, Duration::from_secs(2));
     let log = dialin.log();
     let pseudonyms: Vec<&str> = log
         .lines()
