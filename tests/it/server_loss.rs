@@ -119,6 +119,14 @@ fn dialin_member(fs: &FreeSwitch) -> Option<(String, String)> {
     })
 }
 
+/// Whether the meeting's conference runs on `fs` (has a member) within 10 s.
+fn conference_runs(fs: &FreeSwitch) -> bool {
+    wait_for(Duration::from_secs(10), || {
+        fs.api(&format!("conference {CONFERENCE} list"))
+            .contains(';')
+    })
+}
+
 fn conferences_known(admin: SocketAddr) -> f64 {
     let (_, text) = http(admin, "GET", "/metrics");
     metric(&text, "dialin_conferences_known", r#"server="bbb1""#)
@@ -167,9 +175,7 @@ fn crash_and_rejoin(esl: bool, outage: Duration) {
         );
     } else {
         assert!(
-            wait_for(Duration::from_secs(10), || fs
-                .api(&format!("conference {CONFERENCE} list"))
-                .contains(';')),
+            conference_runs(&fs),
             "the web participant created the conference"
         );
     }
@@ -254,9 +260,7 @@ fn crash_and_rejoin(esl: bool, outage: Duration) {
     let _web2 = web_participant(&fs, &web_media2);
     // Timed from the conference's creation (its first member is listed).
     assert!(
-        wait_for(Duration::from_secs(10), || fs
-            .api(&format!("conference {CONFERENCE} list"))
-            .contains(';')),
+        conference_runs(&fs),
         "the web participant re-created the conference"
     );
     let created = Instant::now();
@@ -333,9 +337,7 @@ fn a_caller_gone_without_bye_leaves_the_meeting_after_the_media_timeout() {
     let web_media = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
     let _web = web_participant(&fs, &web_media);
     assert!(
-        wait_for(Duration::from_secs(10), || fs
-            .api(&format!("conference {CONFERENCE} list"))
-            .contains(';')),
+        conference_runs(&fs),
         "the web participant created the conference"
     );
     let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
