@@ -711,7 +711,7 @@ impl TlsConnection {
             .map_err(|_| Error::Error(format!("Invalid DNS name: {}", domain_string)))?
             .to_owned();
 
-        let stream = TcpStream::connect(socket_addr).await?;
+        let stream = crate::transport::tcp::connect_stream(socket_addr).await?;
         let local_addr = SipAddr {
             r#type: Some(crate::sip::transport::Transport::Tls),
             addr: stream.local_addr()?.into(),
