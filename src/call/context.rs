@@ -125,7 +125,7 @@ pub struct CallContext {
     /// The calls in progress, for the admin API and the per-state gauges.
     pub calls: CallRegistry,
     /// The Event Socket of each watched server, by server name (for the mute key).
-    pub esl: std::collections::HashMap<String, crate::esl::client::EslHandle>,
+    pub esl: std::collections::HashMap<crate::ids::ServerName, crate::esl::client::EslHandle>,
     /// The concurrent-call, per-trunk and IVR limits.
     pub admission: Arc<Admission>,
     /// Which trunk a new call's source belongs to (for its per-trunk limit).

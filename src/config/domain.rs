@@ -5,6 +5,7 @@
 //! module graph acyclic (issue 21; `module_graph_tests` in the crate root checks it).
 
 use super::{Config, StoreConfig};
+use crate::ids::ServerName;
 use crate::routing::RoutingSettings;
 use crate::sip::acl::{IpNet, SourceAcl};
 use crate::sip::trunks::TrunkTable;
@@ -21,7 +22,10 @@ impl Config {
             pins: self
                 .pins
                 .iter()
-                .map(|m| (m.pin.clone(), m.conference.clone(), m.server.clone()))
+                .map(|m| {
+                    let server = m.server.as_deref().map(ServerName::new);
+                    (m.pin.clone(), m.conference.clone(), server)
+                })
                 .collect(),
             pin_is_conference: self.routing.pin_is_conference,
             default_server: self.default_server().map(|s| s.name.clone()),
@@ -58,7 +62,7 @@ impl Config {
         Rules {
             pin_digits: self.ivr.pin_min_digits..=self.ivr.pin_max_digits,
             echo_pin: self.ivr.echo_pin.clone(),
-            servers: self.servers.iter().map(|s| s.name.clone()).collect(),
+            servers: self.servers.iter().map(|s| s.name.to_string()).collect(),
             reserved: self.pins.iter().map(|p| p.pin.clone()).collect(),
         }
     }

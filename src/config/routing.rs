@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::EslServer;
-use crate::ids::ConferenceId;
+use crate::ids::{ConferenceId, ServerName};
 use crate::secret::Pin;
 
 use std::collections::HashSet;
@@ -22,7 +22,7 @@ const CONFERENCE_DIGITS: std::ops::RangeInclusive<usize> = 5..=11;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Unique name (`[a-z0-9_-]+`), used in `[[pins]]`, logs and metrics.
-    pub name: String,
+    pub name: ServerName,
     /// The host as written in the `sip` URI (IP or name), for the Request-URI and To header.
     pub host: String,
     /// The resolved address to send SIP to (resolved once at load time).
@@ -119,7 +119,7 @@ pub(super) fn servers(
         declared.push(name.value.clone());
         if let Some((host, sip)) = sip {
             servers.push(ServerConfig {
-                name: name.value,
+                name: ServerName::new(&name.value),
                 host,
                 sip,
                 esl,

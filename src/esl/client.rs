@@ -70,7 +70,7 @@ pub trait ConferenceFeed: Clone + Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
     /// The server's config name (for logs and the directory).
-    pub name: String,
+    pub name: crate::ids::ServerName,
     /// Its Event Socket address.
     pub addr: SocketAddr,
     /// Its password.

@@ -82,15 +82,19 @@ async fn metrics_text(State(s): State<Arc<OpsState>>) -> Response {
             } else {
                 0.0
             };
-            ::metrics::gauge!(metrics::ESL_CONNECTED, "server" => server.name.clone()).set(up);
-            ::metrics::gauge!(metrics::CONFERENCES_KNOWN, "server" => server.name)
+            ::metrics::gauge!(metrics::ESL_CONNECTED, "server" => server.name.to_string()).set(up);
+            ::metrics::gauge!(metrics::CONFERENCES_KNOWN, "server" => server.name.to_string())
                 .set(server.conferences as f64);
         }
         ::metrics::counter!(metrics::CONFERENCE_COLLISIONS).absolute(view.collisions());
         let names = s.servers.read().unwrap_or_else(|e| e.into_inner()).clone();
         for name in names {
             let up = view.health(&name, Instant::now()) == ServerHealth::Up;
-            ::metrics::gauge!(metrics::SERVER_UP, "server" => name).set(if up { 1.0 } else { 0.0 });
+            ::metrics::gauge!(metrics::SERVER_UP, "server" => name.to_string()).set(if up {
+                1.0
+            } else {
+                0.0
+            });
         }
     }
     (

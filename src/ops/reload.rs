@@ -165,7 +165,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         keys.push("lifecycle");
     }
     // Event Socket connections are opened at start-up, one per server with `esl`.
-    let esl = |c: &Config| -> Vec<(String, crate::config::EslServer)> {
+    let esl = |c: &Config| -> Vec<(crate::ids::ServerName, crate::config::EslServer)> {
         c.servers
             .iter()
             .filter_map(|s| Some((s.name.clone(), s.esl.clone()?)))

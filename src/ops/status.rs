@@ -19,7 +19,7 @@ pub struct OpsState {
     /// The SIP source filter's counters.
     pub filter_stats: Arc<FilterStats>,
     /// The configured servers' names; replaced by a reload.
-    pub servers: RwLock<Vec<String>>,
+    pub servers: RwLock<Vec<crate::ids::ServerName>>,
     /// The Prometheus recorder's handle; `None` if another recorder was installed first.
     pub metrics: Option<PrometheusHandle>,
     /// What `/readyz` asks.
@@ -177,7 +177,7 @@ impl OpsState {
             .map(|name| {
                 let watched = live.iter().find(|s| &s.name == name);
                 ServerSummary {
-                    name: name.clone(),
+                    name: name.to_string(),
                     event_socket: watched.map(|s| format!("{:?}", s.state)),
                     conferences: watched.map(|s| s.conferences),
                     health: view

@@ -17,6 +17,7 @@
 
 use crate::esl::client::LinkLoss;
 use crate::esl::message::{Event, EventKind, ListedConference};
+use crate::ids::ServerName;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -55,12 +56,12 @@ pub enum ServerHealth {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Presence {
     /// Live on exactly this server (its config name).
-    Running(String),
+    Running(ServerName),
     /// Live on two or more servers: refuse, never guess.
     Collision,
     /// Last seen (within `esl.grace`) on this server, which is now [`ServerHealth::Down`] and
     /// trusted nowhere else: "unavailable", not "invalid" or the waiting room.
-    Unreachable(String),
+    Unreachable(ServerName),
     /// Not live anywhere the directory can see. `certain` is false while a watched server is
     /// not up (the conference may run there).
     NotRunning {
@@ -73,7 +74,7 @@ pub enum Presence {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerStatus {
     /// The server's config name.
-    pub name: String,
+    pub name: ServerName,
     /// Its Event Socket state.
     pub state: EslState,
     /// How many conferences it runs (as trusted now: 0 when down past the grace period).
@@ -98,10 +99,10 @@ enum Link {
 }
 
 /// One watched server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Entry {
     /// The config name.
-    name: String,
+    name: ServerName,
     /// The Event Socket link.
     link: Link,
     /// Live conferences: name → members (member id → channel Unique-ID).
@@ -121,9 +122,9 @@ pub struct Directory {
     /// Times a conference was seen live on two servers at once.
     collisions: u64,
     /// Servers (by config name, watched or not) whose OPTIONS probes currently fail.
-    probe_down: std::collections::HashSet<String>,
+    probe_down: std::collections::HashSet<ServerName>,
     /// Every server's health as last reported by [`Directory::take_health_change`].
-    reported: Vec<(String, ServerHealth)>,
+    reported: Vec<(ServerName, ServerHealth)>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -137,12 +138,15 @@ impl std::fmt::Debug for Directory {
 
 impl Directory {
     /// A directory watching `servers` (config names), none connected yet.
-    pub fn new(servers: &[String], grace: Duration) -> Directory {
+    pub fn new(servers: &[ServerName], grace: Duration) -> Directory {
         let servers = servers
             .iter()
             .map(|name| Entry {
                 name: name.clone(),
-                ..Entry::default()
+                link: Link::default(),
+                conferences: HashMap::new(),
+                calls: HashMap::new(),
+                call_order: VecDeque::new(),
             })
             .collect();
         Directory {
@@ -198,7 +202,7 @@ impl Directory {
         if alive {
             self.probe_down.remove(server)
         } else {
-            self.probe_down.insert(server.to_string())
+            self.probe_down.insert(ServerName::new(server))
         }
     }
 
@@ -224,11 +228,11 @@ impl Directory {
     pub fn take_health_change(&mut self, now: Instant) -> bool {
         // Watched servers and probed-down ones; a server in neither is up (and a probed one
         // that recovers drops out of the list, which is a change too).
-        let mut names: Vec<&String> = self.servers.iter().map(|s| &s.name).collect();
+        let mut names: Vec<&ServerName> = self.servers.iter().map(|s| &s.name).collect();
         names.extend(self.probe_down.iter());
         names.sort();
         names.dedup();
-        let current: Vec<(String, ServerHealth)> = names
+        let current: Vec<(ServerName, ServerHealth)> = names
             .into_iter()
             .map(|n| (n.clone(), self.health(n, now)))
             .collect();
@@ -306,8 +310,8 @@ impl Directory {
     /// grace period) count; a conference found on none of them but last seen on a server that
     /// was refused within the grace period is [`Presence::Unreachable`].
     pub fn lookup(&self, name: &str, now: Instant) -> Presence {
-        let mut found: Option<&str> = None;
-        let mut dead: Option<&str> = None;
+        let mut found: Option<&ServerName> = None;
+        let mut dead: Option<&ServerName> = None;
         let mut count = 0;
         let mut certain = true;
         for s in &self.servers {
@@ -326,8 +330,8 @@ impl Directory {
             }
         }
         match (count, found, dead) {
-            (1, Some(server), _) => Presence::Running(server.to_string()),
-            (0, _, Some(server)) => Presence::Unreachable(server.to_string()),
+            (1, Some(server), _) => Presence::Running(server.clone()),
+            (0, _, Some(server)) => Presence::Unreachable(server.clone()),
             (0, _, None) => Presence::NotRunning { certain },
             _ => Presence::Collision,
         }

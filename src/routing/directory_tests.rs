@@ -6,7 +6,7 @@ use crate::ids::ConferenceId;
 const GRACE: Duration = Duration::from_secs(30);
 
 fn dir() -> Directory {
-    Directory::new(&["bbb1".to_string(), "bbb2".to_string()], GRACE)
+    Directory::new(&["bbb1".into(), "bbb2".into()], GRACE)
 }
 
 fn listed(names: &[&str]) -> Vec<ListedConference> {
@@ -27,7 +27,7 @@ fn ev(name: &str, kind: EventKind) -> Event {
 }
 
 fn running(server: &str) -> Presence {
-    Presence::Running(server.to_string())
+    Presence::Running(server.into())
 }
 
 #[test]

@@ -32,7 +32,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::ids::ConferenceId;
+use crate::ids::{ConferenceId, ServerName};
 
 /// Where a caller goes: a conference on a named BBB server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct ConferenceTarget {
     /// The conference (voiceBridge) to call on the server.
     pub conference: ConferenceId,
     /// The server's name from the config (safe to log).
-    pub server: String,
+    pub server: ServerName,
     /// The server's FreeSWITCH SIP address.
     pub server_addr: SocketAddr,
 }
@@ -70,7 +70,7 @@ pub enum WaitingFor {
         /// The meeting's conference (voiceBridge).
         conference: ConferenceId,
         /// The server the mapping names, if any (`None`: wherever it starts, or the default).
-        server: Option<String>,
+        server: Option<ServerName>,
     },
     /// A BBB meeting ID (PIN store mapping) the BBB API does not report running yet: only
     /// the API can tell when it starts, so the call driver asks it again (see

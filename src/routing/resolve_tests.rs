@@ -34,7 +34,7 @@ const GRACE: Duration = Duration::from_secs(30);
 fn conf(conference: &str, server: &str, ip: &str) -> RouteDecision {
     RouteDecision::Conference(ConferenceTarget {
         conference: ConferenceId(conference.to_string()),
-        server: server.to_string(),
+        server: server.into(),
         server_addr: format!("{ip}:5060").parse().unwrap(),
     })
 }

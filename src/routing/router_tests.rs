@@ -25,7 +25,7 @@ conference = "99999"
 fn conf(conference: &str, server: &str, addr: &str) -> RouteDecision {
     RouteDecision::Conference(ConferenceTarget {
         conference: ConferenceId(conference.to_string()),
-        server: server.to_string(),
+        server: server.into(),
         server_addr: addr.parse().unwrap(),
     })
 }

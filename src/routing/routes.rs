@@ -8,7 +8,7 @@
 
 use super::directory::{Directory, Presence, ServerHealth};
 use super::{ConferenceTarget, Lookup, RouteDecision, WaitingFor};
-use crate::ids::ConferenceId;
+use crate::ids::{ConferenceId, ServerName};
 use crate::secret::Pin;
 use crate::store::model::{Mapping, Target};
 use crate::store::shared_mappings::MeetingLookup;
@@ -26,20 +26,20 @@ pub struct RoutingSettings {
     /// `ivr.echo_pin`: the echo test's PIN, if enabled.
     pub echo_pin: Option<Pin>,
     /// The config file's `[[pins]]`: PIN, conference, and the server name if one is given.
-    pub pins: Vec<(Pin, ConferenceId, Option<String>)>,
+    pub pins: Vec<(Pin, ConferenceId, Option<ServerName>)>,
     /// `routing.pin_is_conference`: a 5–11 digit PIN without mapping is a conference number.
     pub pin_is_conference: bool,
     /// The name of the server for PINs that do not name one, if there is one.
-    pub default_server: Option<String>,
+    pub default_server: Option<ServerName>,
     /// Every `[[servers]]` entry: its name and FreeSWITCH SIP address.
-    pub servers: Vec<(String, SocketAddr)>,
+    pub servers: Vec<(ServerName, SocketAddr)>,
 }
 
 /// A server a route can lead to.
 #[derive(Clone)]
 pub(super) struct Server {
     /// The server's name from the config.
-    pub(super) name: String,
+    pub(super) name: ServerName,
     /// Its FreeSWITCH SIP address.
     addr: SocketAddr,
 }
@@ -58,14 +58,14 @@ pub struct Routes {
     /// The server for PINs that do not name one.
     pub(super) default_server: Option<Server>,
     /// Every server by name: store mappings name one, and the directory says where to go.
-    servers: HashMap<String, Server>,
+    servers: HashMap<ServerName, Server>,
 }
 
 impl Routes {
     /// Builds the routes. A mapping whose server cannot be found (impossible after config
     /// validation) is left out, so its PIN routes as if unmapped.
     pub fn new(settings: RoutingSettings) -> Routes {
-        let servers: HashMap<String, Server> = settings
+        let servers: HashMap<ServerName, Server> = settings
             .servers
             .into_iter()
             .map(|(name, addr)| (name.clone(), Server { name, addr }))
@@ -175,7 +175,7 @@ impl Routes {
             Presence::Collision | Presence::Unreachable(_) => RouteDecision::Unavailable,
             Presence::NotRunning { .. } => RouteDecision::Waiting(WaitingFor::Conference {
                 conference,
-                server: server.map(str::to_string),
+                server: server.map(ServerName::new),
             }),
         }
     }
@@ -219,7 +219,7 @@ impl Routes {
     }
 
     /// `conference` on the server named `server`; unavailable if that name is not configured.
-    fn on(&self, server: String, conference: ConferenceId) -> RouteDecision {
+    fn on(&self, server: ServerName, conference: ConferenceId) -> RouteDecision {
         match self.servers.get(&server) {
             Some(s) => RouteDecision::Conference(ConferenceTarget {
                 conference,

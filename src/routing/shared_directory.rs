@@ -10,6 +10,7 @@
 use super::directory::{Directory, Presence, ServerHealth, ServerStatus};
 use crate::esl::client::{ConferenceFeed, LinkLoss};
 use crate::esl::message::{Event, ListedConference};
+use crate::ids::ServerName;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -32,7 +33,7 @@ impl std::fmt::Debug for SharedDirectory {
 
 impl SharedDirectory {
     /// A directory over the watched servers (config names).
-    pub fn new(servers: &[String], grace: Duration) -> SharedDirectory {
+    pub fn new(servers: &[ServerName], grace: Duration) -> SharedDirectory {
         SharedDirectory {
             inner: Arc::new(Mutex::new(Directory::new(servers, grace))),
             created: Arc::new(watch::channel(0).0),

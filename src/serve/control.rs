@@ -204,6 +204,6 @@ pub(super) async fn watchdog(every: Duration, ops: Arc<OpsState>) {
 }
 
 /// The configured servers' names, for the status and health answers.
-pub(super) fn server_names(config: &Config) -> Vec<String> {
+pub(super) fn server_names(config: &Config) -> Vec<crate::ids::ServerName> {
     config.servers.iter().map(|s| s.name.clone()).collect()
 }

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 #[derive(Clone, Debug)]
 pub struct ProbeTarget {
     /// Its config name (logs, metrics, the directory).
-    pub name: String,
+    pub name: crate::ids::ServerName,
     /// Where its SIP goes.
     pub addr: SocketAddr,
 }

@@ -6,6 +6,7 @@ use crate::call::admission::Limits;
 use crate::config::Config;
 use crate::esl::client::{ClientSettings, EslHandle};
 use crate::esl::session::SessionSettings;
+use crate::ids::ServerName;
 use crate::ops::drain::Lifecycle;
 use crate::ops::health::{FnCheck, NotReady, ReadinessCheck};
 use crate::ops::http;
@@ -266,7 +267,7 @@ pub(super) fn limits(config: &Config) -> Limits {
 pub(super) fn watch_servers(
     config: &Config,
     cancel: &tokio_util::sync::CancellationToken,
-) -> (Option<SharedDirectory>, HashMap<String, EslHandle>) {
+) -> (Option<SharedDirectory>, HashMap<ServerName, EslHandle>) {
     let watched: Vec<_> = config
         .servers
         .iter()
@@ -275,7 +276,7 @@ pub(super) fn watch_servers(
     if watched.is_empty() && config.probes.is_none() {
         return (None, HashMap::new());
     }
-    let names: Vec<String> = watched.iter().map(|(n, _)| n.clone()).collect();
+    let names: Vec<ServerName> = watched.iter().map(|(n, _)| n.clone()).collect();
     let directory = SharedDirectory::new(&names, config.esl.grace);
     directory.spawn_health_clock(cancel.clone());
     let mut handles = HashMap::new();

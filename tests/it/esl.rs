@@ -32,7 +32,7 @@ fn settings(server: &EslStandIn, password: &str) -> ClientSettings {
 
 /// A client for `server`, its directory and a cancel token that stops it.
 fn client(server: &EslStandIn, password: &str) -> (SharedDirectory, EslHandle, CancellationToken) {
-    let dir = SharedDirectory::new(&["bbb1".to_string()], GRACE);
+    let dir = SharedDirectory::new(&["bbb1".into()], GRACE);
     let cancel = CancellationToken::new();
     let handle = spawn(settings(server, password), 0, dir.clone(), cancel.clone());
     (dir, handle, cancel)
@@ -255,7 +255,7 @@ async fn nobody_listening() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let dir = SharedDirectory::new(&["bbb1".to_string()], GRACE);
+    let dir = SharedDirectory::new(&["bbb1".into()], GRACE);
     let cancel = CancellationToken::new();
     let server = EslStandIn::start(Snapshot::Empty, Fault::None);
     let mut s = settings(&server, PASSWORD);

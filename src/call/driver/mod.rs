@@ -109,7 +109,7 @@ struct CallDriver {
     /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
     dialin_call: String,
     /// The name of the server dialled (for the mute key's Event Socket).
-    server_name: Option<String>,
+    server_name: Option<crate::ids::ServerName>,
     /// A meeting-ID lookup in flight; at most one per call.
     lookup: Option<JoinHandle<lookups::Found>>,
     /// The cluster's shared numbering in flight, and the server it numbers for.
