@@ -3,7 +3,7 @@
 
 use super::checksum::signed_url;
 use super::xml::{parse, Answer};
-use super::{FoundMeeting, LookupError, MeetingDirectory};
+use super::{BadAnswer, FoundMeeting, HttpFailure, LookupError, MeetingDirectory};
 use crate::config::BbbApiConfig;
 use crate::ids::ConferenceId;
 use crate::store::shared_mappings::MeetingLookup;
@@ -44,7 +44,7 @@ impl BbbApis {
             "getMeetingInfo",
             &[("meetingID", meeting_id)],
         );
-        let http_err = |reason: String| LookupError::Http {
+        let http_err = |reason: HttpFailure| LookupError::Http {
             url: api.url.clone(),
             reason,
         };
@@ -56,27 +56,24 @@ impl BbbApis {
             .await
             .map_err(|e| http_err(describe(e)))?;
         if !response.status().is_success() {
-            return Err(http_err(format!("HTTP status {}", response.status())));
+            return Err(http_err(HttpFailure::Status(response.status().as_u16())));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| http_err(describe(e)))? {
             if body.len() + chunk.len() > MAX_ANSWER {
-                return Err(http_err("answer larger than 4 MiB".into()));
+                return Err(http_err(HttpFailure::TooLarge));
             }
             body.extend_from_slice(&chunk);
         }
         let text = String::from_utf8_lossy(&body);
-        let bad = |reason: String| LookupError::Response {
+        let bad = |reason: BadAnswer| LookupError::Response {
             url: api.url.clone(),
             reason,
         };
-        match parse(&text).map_err(|e| bad(e.to_string()))? {
+        match parse(&text).map_err(|e| bad(e.into()))? {
             Answer::Failed(key) if key == "notFound" => Ok(None),
-            Answer::Failed(key) if key == "checksumError" => Err(bad(
-                "checksumError: check the secret and the checksum algorithm of this [[bbb_api]]"
-                    .into(),
-            )),
-            Answer::Failed(key) => Err(bad(format!("FAILED ({key})"))),
+            Answer::Failed(key) if key == "checksumError" => Err(bad(BadAnswer::Checksum)),
+            Answer::Failed(key) => Err(bad(BadAnswer::Failed(key))),
             Answer::Meetings(ms) => Ok(ms
                 .into_iter()
                 .find(|m| m.meeting_id == meeting_id && m.running)
@@ -86,13 +83,13 @@ impl BbbApis {
 }
 
 /// A reqwest error without its URL (the URL's query holds the meeting ID and checksum).
-fn describe(e: reqwest::Error) -> String {
+fn describe(e: reqwest::Error) -> HttpFailure {
     if e.is_timeout() {
-        "timed out".into()
+        HttpFailure::TimedOut
     } else if e.is_connect() {
-        "cannot connect".into()
+        HttpFailure::CannotConnect
     } else {
-        e.without_url().to_string()
+        HttpFailure::Other(e.without_url().to_string())
     }
 }
 
@@ -124,7 +121,7 @@ impl MeetingDirectory for BbbApis {
                 Ok(Some(_)) => {
                     last_error = Some(LookupError::Response {
                         url: api.url.clone(),
-                        reason: "the voiceBridge is not a number".into(),
+                        reason: BadAnswer::VoiceBridgeNotANumber,
                     })
                 }
                 Ok(None) => {}

@@ -36,7 +36,7 @@ pub enum LookupError {
         /// The API base URL (no query, so no checksum).
         url: String,
         /// What happened.
-        reason: String,
+        reason: HttpFailure,
     },
     /// The answer was not what the API documents.
     #[error("BBB API at {url} answered unexpectedly: {reason}")]
@@ -44,8 +44,48 @@ pub enum LookupError {
         /// The API base URL.
         url: String,
         /// What was wrong.
-        reason: String,
+        reason: BadAnswer,
     },
+}
+
+/// How a request to a BBB API failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpFailure {
+    /// No answer within the `[[bbb_api]]` timeout.
+    #[error("timed out")]
+    TimedOut,
+    /// No connection to the API's host.
+    #[error("cannot connect")]
+    CannotConnect,
+    /// An answer with a status other than 2xx.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// An answer larger than dialin reads.
+    #[error("answer larger than 4 MiB")]
+    TooLarge,
+    /// Anything else the HTTP client reported, without the URL (its query holds the meeting
+    /// ID and the checksum).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What was wrong with a BBB API's answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadAnswer {
+    /// Not the XML the API documents.
+    #[error(transparent)]
+    Xml(#[from] xml::XmlError),
+    /// The API refused the checksum.
+    #[error("checksumError: check the secret and the checksum algorithm of this [[bbb_api]]")]
+    Checksum,
+    /// `FAILED` with another message key.
+    #[error("FAILED ({0})")]
+    Failed(String),
+    /// A running meeting whose voiceBridge is not a number dialin can dial.
+    #[error("the voiceBridge is not a number")]
+    VoiceBridgeNotANumber,
 }
 
 /// Finds a meeting's voiceBridge at call time. Implemented by [`BbbApis`]; tests plug in others.
