@@ -65,6 +65,7 @@ pub mod serve;
 pub mod sip;
 pub mod sounds;
 pub mod store;
+pub mod store_errors;
 
 #[cfg(test)]
 mod module_graph_tests;

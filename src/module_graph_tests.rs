@@ -1,7 +1,10 @@
-//! The import graph among `config`, `routing`, `esl`, `privacy`, `store`, `sip` and `ids` has
-//! no cycle (issue 21). The direction is: `config` turns the file into each domain module's own
-//! settings types (`config/domain.rs`), so `config` may import the domain modules and none of
-//! them imports `config`; shared ids live in `ids`, which imports none of them.
+//! The import graph among `config`, `routing`, `esl`, `privacy`, `store`, `sip`, `ops`, `ids`
+//! and `store_errors` has no cycle (issue 21). The direction is: `config` turns the file into
+//! each domain module's own settings types (`config/domain.rs`), so `config` may import the
+//! domain modules and none of them imports `config`; `ops` (metrics, reload, status) sits
+//! above them all; shared ids live in `ids` and the store's failure counter in
+//! `store_errors`, leaves that import none of them. (`call`, `bbb_api` and `admin` are not
+//! watched yet: `config` still names the call flow's types.)
 //!
 //! Read from the sources: every `crate::<module>` path outside comments, in `use` lines and
 //! inline. Test code (`*tests.rs` files and inline `#[cfg(test)] mod … { … }` blocks, which
@@ -11,7 +14,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The modules whose graph must stay acyclic.
-const WATCHED: [&str; 7] = ["config", "routing", "esl", "privacy", "store", "sip", "ids"];
+const WATCHED: [&str; 9] = [
+    "config",
+    "routing",
+    "esl",
+    "privacy",
+    "store",
+    "sip",
+    "ids",
+    "ops",
+    "store_errors",
+];
 
 /// An edge `from → to` with one place that makes it (`file:line`), for the failure message.
 type Graph = BTreeMap<&'static str, BTreeMap<&'static str, String>>;
@@ -134,7 +147,7 @@ fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
 }
 
 #[test]
-fn config_routing_esl_privacy_store_import_no_cycle() {
+fn the_core_modules_import_no_cycle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = source_graph(&src);
     assert!(

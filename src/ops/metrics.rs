@@ -73,10 +73,7 @@ pub const CONFERENCES_KNOWN: &str = "dialin_conferences_known";
 pub const CONFERENCE_COLLISIONS: &str = "dialin_conference_collisions_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "dialin_build_info";
-/// Failed reads or writes of the store, by `op` (`mappings`: the PIN mappings watcher;
-/// `abuse`: the cluster's shared guessing-protection counters; `sequence`: the cluster's
-/// shared `Phone N` numbering).
-pub const STORE_ERRORS: &str = "dialin_store_errors_total";
+pub use crate::store_errors::STORE_ERRORS;
 
 /// Records a server's probe verdict and unanswered probes in a row.
 pub fn probe_state(server: &str, alive: bool, failed_in_a_row: u32) {
@@ -150,7 +147,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "SIP dialog events dropped because their call leg's queue was full (a peer flooding in-dialog requests)"
     );
     counter!(crate::sip::dialog_events::EVENTS_DROPPED).absolute(0);
-    for op in ["mappings", "abuse", "sequence"] {
+    for op in crate::store_errors::STORE_OPS {
         counter!(STORE_ERRORS, "op" => op).absolute(0);
     }
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -250,11 +247,6 @@ pub fn route_label(decision: &crate::routing::RouteDecision) -> &'static str {
         RouteDecision::Waiting(_) => "waiting",
         RouteDecision::Unavailable => "unavailable",
     }
-}
-
-/// Counts one failed store operation; `op` is `mappings`, `abuse` or `sequence`.
-pub fn store_error(op: &'static str) {
-    counter!(STORE_ERRORS, "op" => op).increment(1);
 }
 
 /// Counts one ended call; `outcome` is one of [`OUTCOMES`].

@@ -35,12 +35,12 @@ pub async fn reserve(store: Arc<dyn SequenceStore>, conference: Pseudonym) -> Op
     match tokio::time::timeout(SHARED_WAIT, asked).await {
         Ok(Ok(n)) => Some(n),
         Ok(Err(e)) => {
-            crate::ops::metrics::store_error("sequence");
+            crate::store_errors::store_error("sequence");
             tracing::warn!("{e}; this caller is numbered by this instance alone");
             None
         }
         Err(_) => {
-            crate::ops::metrics::store_error("sequence");
+            crate::store_errors::store_error("sequence");
             tracing::warn!(
                 "the store took too long to number a caller; numbered by this instance alone"
             );

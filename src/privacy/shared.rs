@@ -183,11 +183,11 @@ impl SharedLedger {
                 {
                     Ok(()) => failing = false,
                     Err(e) if !failing => {
-                        crate::ops::metrics::store_error("abuse");
+                        crate::store_errors::store_error("abuse");
                         failing = true;
                         tracing::warn!("{e}; guessing protection works per instance meanwhile");
                     }
-                    Err(_) => crate::ops::metrics::store_error("abuse"),
+                    Err(_) => crate::store_errors::store_error("abuse"),
                 }
                 drop(ledger);
                 tokio::time::sleep(interval).await;

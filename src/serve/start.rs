@@ -191,7 +191,7 @@ async fn follow_store_when_it_answers(
             }
             Err(_) => {
                 store.set_reachable(false);
-                crate::ops::metrics::store_error("mappings");
+                crate::store_errors::store_error("mappings");
                 wait = (wait * 2).min(STORE_RETRY_MAX);
             }
         }

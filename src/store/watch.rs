@@ -41,7 +41,7 @@ pub async fn watch(
             .await;
             store.set_reachable(result.is_ok());
             if result.is_err() {
-                crate::ops::metrics::store_error("mappings");
+                crate::store_errors::store_error("mappings");
             }
             match result {
                 Ok(None) => failing = false,

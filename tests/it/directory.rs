@@ -312,6 +312,7 @@ fn a_caller_whose_server_dies_rejoins_where_the_meeting_is_re_created() {
     );
     let first = bbb1.sip.wait_received("INVITE", Duration::from_secs(10));
     dialin.wait_for_line("bridged", Duration::from_secs(5));
+    // A second of bridged audio first, so that the silence that follows is a change.
     std::thread::sleep(Duration::from_secs(1));
 
     // bbb1 crashes: SIP, media and Event Socket gone at once, no BYE.
@@ -330,7 +331,8 @@ fn a_caller_whose_server_dies_rejoins_where_the_meeting_is_re_created() {
             || dialin.log().contains("reason=\"silence\"")
     );
 
-    // Scalelite re-creates the meeting on bbb2.
+    // Scalelite re-creates the meeting on bbb2, 2 s later: the caller holds meanwhile (the
+    // gap is the scenario).
     std::thread::sleep(Duration::from_secs(2));
     let created = Instant::now();
     bbb2.esl.push(&conference_create("71234"));

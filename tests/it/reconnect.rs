@@ -119,6 +119,8 @@ fn real_freeswitch_killed_and_restarted_after_3s_is_reconnected_within_2s() {
         "bbb1 not down at once after SIGKILL"
     );
     eprintln!("down {:?} after SIGKILL", killed.elapsed());
+    // The outage: FreeSWITCH stays away for 3 s while dialin keeps retrying; its length is
+    // the scenario, not a wait for something.
     std::thread::sleep(Duration::from_secs(3));
     fs.restart();
     let back = Instant::now();

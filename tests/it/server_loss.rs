@@ -199,6 +199,8 @@ fn crash_and_rejoin(esl: bool, outage: Duration) {
     fs.kill();
     let killed = Instant::now();
     dialin.wait_for_line("the server leg is lost", Duration::from_secs(2));
+    // 3 s of what the phone hears after the crash (prompt, hold loop): the recording's span
+    // is what is measured below.
     std::thread::sleep(Duration::from_secs(3));
     // The longest stretch without a packet from the crash on: the dead air the caller heard
     // between the meeting's last packet and the prompt's first.
