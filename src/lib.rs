@@ -8,7 +8,8 @@
 //! |---|---|
 //! | [`config`] | TOML schema, defaults, validation with messages that name the key and line; turns the file into each module's own settings (`Config::routing_settings`, `store_rules`, `trunk_table`), so no domain module imports `config` |
 //! | [`digit`] | the DTMF [`digit::Digit`] shared by every source of digits |
-//! | [`ids`] | ids shared by several modules ([`ids::ConferenceId`]), so `config`, `routing`, `esl`, `privacy` and `store` need not import each other |
+//! | [`ids`] | ids shared by several modules ([`ids::ConferenceId`], [`ids::ServerName`]), so `config`, `routing`, `esl`, `privacy` and `store` need not import each other |
+//! | [`store_errors`] | the store's failure counter, counted by `store` and `privacy` without importing `ops` |
 //! | [`secret`] | [`secret::Pin`] and [`secret::CallerNumber`], whose `Debug`/`Display` never leak |
 //! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool, SRTP; each call's media state (`call_media`, pure: relay rewriting, echo, prompts); the RTP relay (`relay`: call shards, their relay loops and path tables, the per-packet hot path) |
 //! | [`call`] | the call core ([`call::core::Call`], pure: every decision and timer of one call, built on the call flow and the PIN collector; whole calls tested on simulated time), call admission (limits), when a waiting caller's meeting ID is asked about again (`meeting_poll`, pure), and the driver task per call that carries out the core's actions |
