@@ -54,7 +54,8 @@ impl Default for SipConfig {
 pub struct MediaConfig {
     /// Inclusive UDP port range for RTP (default 20000–20999).
     pub rtp_ports: (u16, u16),
-    /// No RTP from the caller for this long ends the call (default 60 s).
+    /// No RTP from the caller for this long ends the call (default 60 s); a holding caller is
+    /// asked with an in-dialog OPTIONS this often instead.
     pub timeout: Duration,
     /// No RTP from a bridged BBB server for this long means its leg is lost: the caller
     /// holds while the meeting is dialled again (default 1 s; `off` turns it off, for

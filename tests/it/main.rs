@@ -20,6 +20,7 @@ mod deploy;
 mod directory;
 mod esl;
 mod freeswitch_config;
+mod holding;
 mod leaks;
 mod openapi;
 mod ops;

@@ -63,6 +63,13 @@ pub enum CallerEvent {
     HungUp,
     /// A request inside the caller's dialog.
     Request(RequestId, InDialog),
+    /// An in-dialog request we sent the caller ([`CallAction::ProbeCaller`]'s OPTIONS, or a
+    /// session refresh) was answered (`alive`), or got no answer, 408 or 481 (not `alive`:
+    /// the phone has forgotten the call or is gone).
+    Reached {
+        /// Whether the caller's phone still holds the dialog.
+        alive: bool,
+    },
 }
 
 /// What happened on the server's leg.
@@ -222,6 +229,9 @@ pub enum CallAction {
     RejectCaller,
     /// BYE the caller's leg.
     HangUpCaller,
+    /// Ask the caller's phone whether it still holds the call: an in-dialog OPTIONS, for a
+    /// caller on hold (who sends no RTP to judge by); answer with [`CallerEvent::Reached`].
+    ProbeCaller,
     /// Answer an in-dialog request.
     Reply {
         /// Which request.

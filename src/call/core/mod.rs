@@ -31,12 +31,15 @@
 //! legs, re-INVITEs, the server's answer), `route` (PIN answers, guessing delay, waiting
 //! room, meeting polls). Whole calls are tested on simulated time in `sim` and `tests`.
 
+mod caller_probe;
 mod io;
 mod legs;
 mod route;
 mod server_loss;
 mod timers;
 
+#[cfg(test)]
+mod caller_probe_tests;
 #[cfg(test)]
 mod server_loss_tests;
 #[cfg(test)]
@@ -154,6 +157,8 @@ pub struct Call {
     early: Option<(Vec<u8>, Option<SessionTimer>)>,
     /// Whether the caller's ACK came (the flow hears `CallerAnswered` once).
     confirmed: bool,
+    /// Whether an OPTIONS to the holding caller is out, unanswered yet.
+    caller_probe: bool,
     /// When the INVITE arrived.
     invite_at: Instant,
     /// When the PIN was complete.
@@ -186,6 +191,7 @@ impl Call {
             session: None,
             early: None,
             confirmed: false,
+            caller_probe: false,
             invite_at: setup.invite_at,
             resolved_at: None,
             route: RouteState::default(),
@@ -246,6 +252,7 @@ impl Call {
             CallerEvent::Acked { body } => self.on_ack(now, &body),
             CallerEvent::HungUp => self.flow.handle_input(now, FlowInput::CallerHungUp),
             CallerEvent::Request(id, req) => self.on_request(now, Side::Caller, id, req),
+            CallerEvent::Reached { alive } => self.on_caller_reached(now, alive),
         }
         self.pump(now);
     }
@@ -322,9 +329,12 @@ impl Call {
             Timer::MediaCheck => {
                 // Checked lazily rather than re-armed per packet: at the check, the timeout
                 // runs from the caller's last packet. A caller that holds may send nothing
-                // (`inactive`): then the session timer decides, not silence.
+                // (`inactive`): then the session timer decides, or an OPTIONS probe.
                 let due = match rx {
-                    _ if self.legs.caller_holds() => now + self.media_timeout,
+                    _ if self.legs.caller_holds() => {
+                        self.probe_holding_caller();
+                        now + self.media_timeout
+                    }
                     Some(rx) => rx.caller + self.media_timeout,
                     None => now,
                 };

@@ -113,6 +113,9 @@ pub enum Ev {
     ConferenceStops,
     /// The drain deadline.
     Shutdown,
+    /// The answer to an in-dialog request we sent the caller (or its absence): straight to
+    /// the core, the network's part already in its time.
+    Reached(bool),
 }
 
 /// The network between the peers and the core: every message takes `delay` plus up to
@@ -194,6 +197,9 @@ pub struct Sim {
     watching: bool,
     /// Meeting lookups in flight: when each answers.
     lookups: Vec<Instant>,
+    /// Whether the caller's phone is gone: its in-dialog requests (OPTIONS, refreshes) get
+    /// no answer, which the driver reports after the transaction's 32 s.
+    pub caller_gone: bool,
 }
 
 impl Sim {
@@ -256,6 +262,7 @@ impl Sim {
             conference_running: false,
             watching: false,
             lookups: Vec::new(),
+            caller_gone: false,
         };
         sim.take_actions();
         sim
@@ -369,6 +376,7 @@ impl Sim {
                 }
             }
             Ev::Shutdown => self.call.handle_shutdown(now),
+            Ev::Reached(alive) => self.call.handle_caller(now, CallerEvent::Reached { alive }),
         }
     }
 
@@ -404,6 +412,16 @@ impl Sim {
                     let seq = self.next_seq;
                     self.next_seq += 1;
                     self.call.handle_numbered(now, t.clone(), seq, true);
+                }
+                CallAction::ProbeCaller | CallAction::RefreshSession { .. } => {
+                    // There and back through the network, or the transaction's timeout.
+                    let (after, alive) = if self.caller_gone {
+                        (Duration::from_secs(32), false)
+                    } else {
+                        (self.net.delay * 2, true)
+                    };
+                    let ms = (now - self.t0 + after).as_millis() as u64;
+                    self.at(ms, Ev::Reached(alive));
                 }
                 CallAction::Bridge { .. } => self.server_media = Some(None),
                 CallAction::Unbridge => self.server_media = None,

@@ -115,6 +115,7 @@ impl CallDriver {
                     let dialog = self.trunk.clone();
                     tokio::spawn(async move { dialog.bye().await.ok() });
                 }
+                CallAction::ProbeCaller => self.probe_caller(),
                 CallAction::Reply {
                     request,
                     status,
@@ -346,7 +347,7 @@ impl CallDriver {
     }
 
     /// Refreshes the caller's session with a re-INVITE carrying our SDP.
-    fn refresh(&self, session: SessionTimer, sdp: Vec<u8>) {
+    fn refresh(&mut self, session: SessionTimer, sdp: Vec<u8>) {
         let headers = vec![
             sdp_content_type(),
             Header::SessionExpires(session.session_expires().into()),
@@ -354,13 +355,33 @@ impl CallDriver {
         ];
         let dialog = self.trunk.clone();
         let call_no = self.call_no;
-        tokio::spawn(async move {
+        // Its answer comes back as `CallerEvent::Reached`: no answer, 408 or 481 end the call.
+        self.caller_request = Some(tokio::spawn(async move {
+            let answer = dialog.reinvite(Some(headers), Some(sdp)).await;
             let ok = matches!(
-                dialog.reinvite(Some(headers), Some(sdp)).await,
+                &answer,
                 Ok(Some(r)) if r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful
             );
             debug!(call = call_no, ok, "session refreshed by re-INVITE");
-        });
+            caller_still_there(&answer)
+        }));
+    }
+
+    /// Sends the holding caller an in-dialog OPTIONS; its answer wakes the call
+    /// (`Wake::Reached`).
+    fn probe_caller(&mut self) {
+        let dialog = self.trunk.clone();
+        self.caller_request = Some(tokio::spawn(async move {
+            // rsipstack sends nothing (and answers `None`) outside a confirmed dialog: no
+            // probe then, and no verdict either.
+            if !dialog.state().is_confirmed() {
+                return true;
+            }
+            let answer = dialog
+                .request(rsipstack::sip::Method::Options, None, None)
+                .await;
+            caller_still_there(&answer)
+        }));
     }
 
     /// Records a measurement.
@@ -377,5 +398,19 @@ impl CallDriver {
             Record::ServerLost(reason) => metrics::server_leg_lost(reason),
             Record::Rejoined => metrics::rejoined(),
         }
+    }
+}
+
+/// Whether the answer to an in-dialog request says the caller's phone still holds the call:
+/// any final response but 408 (Request Timeout) and 481 (no such call). No answer at all (the
+/// transaction timed out) or a request that could not be sent say it does not.
+fn caller_still_there(answer: &rsipstack::Result<Option<rsipstack::sip::Response>>) -> bool {
+    use rsipstack::sip::StatusCode;
+    match answer {
+        Ok(Some(r)) => !matches!(
+            r.status_code,
+            StatusCode::RequestTimeout | StatusCode::CallTransactionDoesNotExist
+        ),
+        Ok(None) | Err(_) => false,
     }
 }

@@ -112,6 +112,9 @@ struct CallDriver {
     server_name: Option<crate::ids::ServerName>,
     /// A meeting-ID lookup in flight; at most one per call.
     lookup: Option<JoinHandle<lookups::Found>>,
+    /// An OPTIONS probe or session refresh to the caller in flight: whether the caller's
+    /// phone still holds the call (a newer one replaces an older one).
+    caller_request: Option<JoinHandle<bool>>,
     /// The cluster's shared numbering in flight, and the server it numbers for.
     numbering: Option<(ConferenceTarget, JoinHandle<Option<u64>>)>,
 }
@@ -222,6 +225,9 @@ impl CallDriver {
             h.abort();
         }
         if let Some((_, h)) = self.numbering.take() {
+            h.abort();
+        }
+        if let Some(h) = self.caller_request.take() {
             h.abort();
         }
         self.ctx.dialog_layer.remove_dialog(&self.trunk.id());

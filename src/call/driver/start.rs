@@ -317,6 +317,7 @@ async fn answer_call(
         dialin_call: format!("{:016x}", rand::random::<u64>()),
         server_name: None,
         lookup: None,
+        caller_request: None,
         numbering: None,
     }))
 }

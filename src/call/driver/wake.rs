@@ -33,6 +33,8 @@ pub(super) enum Wake {
     Health(bool),
     /// A meeting lookup answered.
     Lookup(Result<lookups::Found, JoinError>),
+    /// An OPTIONS probe or session refresh to the caller came back (`true`: still there).
+    Reached(Result<bool, JoinError>),
     /// The shared numbering answered (a number, or `None`/an error: number locally).
     Numbered(ConferenceTarget, Result<Option<u64>, JoinError>),
     Timer,
@@ -87,6 +89,10 @@ impl CallDriver {
             self.lookup = None;
             return Some(Wake::Lookup(r));
         }
+        if let Some(Poll::Ready(r)) = self.caller_request.as_mut().map(|h| Pin::new(h).poll(cx)) {
+            self.caller_request = None;
+            return Some(Wake::Reached(r));
+        }
         if let Some(Poll::Ready(r)) = self.numbering.as_mut().map(|(_, h)| Pin::new(h).poll(cx)) {
             let (target, _) = self.numbering.take().expect("polled just now");
             return Some(Wake::Numbered(target, r));
@@ -125,6 +131,13 @@ impl CallDriver {
             }
             Wake::Health(true) => self.check_server_health(now),
             Wake::Health(false) => self.health = None,
+            // A task that failed says nothing about the caller: still there.
+            Wake::Reached(r) => core.handle_caller(
+                now,
+                CallerEvent::Reached {
+                    alive: r.unwrap_or(true),
+                },
+            ),
             Wake::Lookup(r) => {
                 let answer = match r {
                     Ok(found) => self.meeting_answer(now, found),

@@ -216,6 +216,22 @@ impl RawCall {
         got.into_iter().last().expect("the match")
     }
 
+    /// Answers `request` (one of dialin's, in the dialog) with `code` and `reason`, as a
+    /// phone does: its Via, From, To, Call-ID and CSeq copied back.
+    pub fn respond(&mut self, request: &SipMessage, code: u16, reason: &str) {
+        let copied: String = ["Via", "From", "To", "Call-ID", "CSeq"]
+            .iter()
+            .flat_map(|name| {
+                request
+                    .headers(name)
+                    .into_iter()
+                    .map(move |value| format!("{name}: {value}\r\n"))
+            })
+            .collect();
+        let msg = format!("SIP/2.0 {code} {reason}\r\n{copied}Content-Length: 0\r\n\r\n");
+        self.send_raw(msg.as_bytes());
+    }
+
     /// Waits for a request `method` from dialin, at most `timeout`; `None` when none came.
     pub fn wait_request(&mut self, method: &str, timeout: Duration) -> Option<SipMessage> {
         let (got, ok) = self.read_until(timeout, |m| m.method() == Some(method));
