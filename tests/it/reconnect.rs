@@ -183,9 +183,11 @@ listen = "{admin}"
     );
     let took = killed.elapsed();
     eprintln!("probes: down {took:?} after SIGKILL");
-    // At most one interval until the next probe plus two timeouts (500 ms each), and polling.
+    // At most one interval until the next probe plus two timeouts (500 ms each): 1.5 s, seen
+    // 1.48-1.51 s alone; the rest is slack for a machine busy with the whole suite (a full
+    // run once took just over 2 s).
     assert!(
-        took <= Duration::from_millis(2000),
+        took <= Duration::from_millis(3000),
         "down only after {took:?}"
     );
     dialin.wait_for_line("did not answer OPTIONS probes", Duration::from_secs(2));

@@ -245,8 +245,11 @@ fn crash_and_rejoin(esl: bool, outage: Duration) {
         .sum::<f64>();
     assert_eq!(holding, 1.0, "{text}");
 
-    if esl {
-        a_new_caller_hears_unavailable_at_once(sip);
+    // Known dead from its Event Socket, or (without one) from the ICMP error its closed SIP
+    // port answers the dial with.
+    a_new_caller_hears_unavailable_at_once(sip);
+    if !esl {
+        dialin.wait_for_line("SIP port is unreachable (ICMP)", Duration::from_secs(1));
     }
 
     // FreeSWITCH comes back; the meeting runs there again once a web participant rejoins.
@@ -289,8 +292,10 @@ fn crash_and_rejoin(esl: bool, outage: Duration) {
     );
 }
 
-/// Issue 22, item 5: while the meeting's server is known dead (its Event Socket refused), a new
-/// caller's PIN gets "unavailable" at once, not the connecting prompt and 10 s of dialling.
+/// Issue 22, item 5: while the meeting's server is dead, a new caller's PIN gets "unavailable"
+/// at once, not the connecting prompt and 10 s of dialling: known from its refused Event
+/// Socket, or, without one, from the ICMP port unreachable its SIP port answers the dial with
+/// (`call::driver::port_check`).
 /// Measured from the caller: its BYE comes the unavailable prompt's length after the PIN.
 fn a_new_caller_hears_unavailable_at_once(sip: SocketAddr) {
     use crate::support::siplog::Direction;
@@ -365,4 +370,35 @@ fn a_caller_gone_without_bye_leaves_the_meeting_after_the_media_timeout() {
     );
     assert!(left <= Duration::from_secs(4), "left after {left:?}");
     dialin.wait_for_line("no RTP from the caller", Duration::from_secs(1));
+}
+
+/// The ICMP check on dialling sends the server's SIP port one empty datagram
+/// (`call::driver::port_check`): a real FreeSWITCH that listens takes no notice of it (no
+/// log line, no answer) and goes on answering SIP.
+#[test]
+fn an_empty_datagram_to_freeswitch_leaves_no_trace() {
+    let fs = FreeSwitch::start();
+    let log = fs.dir().join("log/freeswitch.log");
+    let before = std::fs::read_to_string(&log).unwrap_or_default().len();
+    assert!(before > 0, "FreeSWITCH's log is at {}", log.display());
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(fs.sip_addr()).unwrap();
+    socket.send(&[]).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let answer = socket.recv(&mut buf);
+    assert!(
+        matches!(&answer, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            || e.kind() == std::io::ErrorKind::TimedOut),
+        "FreeSWITCH answered the empty datagram: {answer:?}"
+    );
+    let after = std::fs::read_to_string(&log).unwrap_or_default();
+    let added = &after[before.min(after.len())..];
+    assert!(added.trim().is_empty(), "FreeSWITCH logged:\n{added}");
+    assert!(
+        fs.api("sofia status").contains("RUNNING"),
+        "its SIP profile still runs"
+    );
 }

@@ -271,6 +271,7 @@ impl CallDriver {
             events,
             _port: lease,
             invite: Some(invite),
+            port_check: Some(super::port_check::spawn(target.server_addr)),
         });
         Ok(port)
     }
@@ -292,6 +293,9 @@ impl CallDriver {
             path.remove_server_socket();
         }
         if let Some(mut s) = self.server.take() {
+            if let Some(check) = s.port_check.take() {
+                check.abort();
+            }
             self.ctx.dialog_layer.remove_dialog(&s.dialog.id());
             if let Some(invite) = s.invite.take() {
                 let layer = self.ctx.dialog_layer.clone();

@@ -16,6 +16,7 @@
 mod actions;
 mod lookups;
 mod mute;
+mod port_check;
 mod server_invite;
 mod start;
 mod wake;
@@ -53,6 +54,9 @@ struct ServerLeg {
     _port: PortLease,
     /// Resolves when the INVITE gets its final response; `None` once taken.
     invite: Option<JoinHandle<InviteAsyncResult>>,
+    /// Whether the server's SIP port refused a datagram (ICMP), while the INVITE is out;
+    /// `None` once answered or the INVITE was.
+    port_check: Option<JoinHandle<bool>>,
 }
 
 /// The caller leg's media before the core starts it (a late offer waits for the ACK).

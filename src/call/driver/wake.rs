@@ -27,6 +27,8 @@ pub(super) enum Wake {
     Dialog(Side, Option<DialogState>),
     /// The server INVITE's final response.
     Invite(Result<InviteAsyncResult, JoinError>),
+    /// The server's SIP port answered ICMP unreachable while its INVITE was out.
+    ServerRefused,
     /// The directory changed while watched (`false`: it is gone).
     Directory(bool),
     /// The directory changed while bridged (`false`: it is gone): the server's health may have.
@@ -76,7 +78,16 @@ impl CallDriver {
             }
             if let Some(Poll::Ready(r)) = s.invite.as_mut().map(|h| Pin::new(h).poll(cx)) {
                 s.invite = None;
+                if let Some(check) = s.port_check.take() {
+                    check.abort();
+                }
                 return Some(Wake::Invite(r));
+            }
+            if let Some(Poll::Ready(r)) = s.port_check.as_mut().map(|h| Pin::new(h).poll(cx)) {
+                s.port_check = None;
+                if matches!(r, Ok(true)) {
+                    return Some(Wake::ServerRefused);
+                }
             }
         }
         if let Some(Poll::Ready(open)) = self.directory.as_mut().map(|w| w.poll_changed(cx)) {
@@ -123,6 +134,14 @@ impl CallDriver {
             Wake::Invite(r) => {
                 let ev = self.invite_result(r);
                 self.core.handle_server(now, ev);
+            }
+            Wake::ServerRefused => {
+                info!(
+                    call = self.call_no,
+                    server = self.server_name.as_deref().unwrap_or(""),
+                    "the server's SIP port is unreachable (ICMP): not waiting for its answer"
+                );
+                self.core.handle_server(now, ServerEvent::Failed);
             }
             Wake::Directory(true) => core.handle_directory_changed(now),
             Wake::Directory(false) => {
