@@ -1,9 +1,13 @@
+//! Callers on hold, through the real binary.
+//!
 //! A caller on hold (`inactive`) sends no RTP, so `media.timeout` cannot tell whether its
 //! phone is still there: dialin asks it with an in-dialog OPTIONS every `media.timeout`
-//! (issue 22, item 3). Through the real binary and a raw caller over UDP that answers the
-//! first OPTIONS and then has forgotten the call (481). The caller whose phone answers
-//! nothing at all (the probe's 32 s transaction timeout) is covered on simulated time
-//! (`call::core::caller_probe_tests`).
+//! (issue 22, item 3), here with a raw caller over UDP that answers the first OPTIONS and then
+//! has forgotten the call (481). The caller whose phone answers nothing at all (the probe's
+//! 32 s transaction timeout) is covered on simulated time (`call::core::caller_probe_tests`).
+//!
+//! A bridged caller on hold shows as muted in a real FreeSWITCH conference and unmuted on
+//! resume (issue 22, item 6).
 
 use crate::support::dialin::TestConfig;
 use crate::support::ports::PortBlock;
@@ -74,4 +78,91 @@ fn a_holding_caller_is_asked_with_options_and_a_481_ends_its_call() {
         Duration::from_secs(2),
     );
     dialin.assert_idle(Duration::from_secs(5));
+}
+
+/// Issue 22, item 6, against a real FreeSWITCH configured like a BBB server: a bridged caller
+/// that puts the call on hold shows as muted in the conference (BBB's user list shows what
+/// FreeSWITCH's member flags say) while it holds, and unmuted again on resume. The caller is
+/// sipp with the hold scenario, typing the PIN by SIP INFO; dialin mutes over the Event Socket.
+#[test]
+fn a_holding_caller_is_muted_in_a_real_conference_and_unmuted_on_resume() {
+    use crate::server_loss::{
+        conference_runs, local, start_dialin, web_participant, CONFERENCE, DIALLED,
+    };
+    use crate::support::freeswitch::FreeSwitch;
+    use crate::support::media::{RtpPeer, SendTo};
+    use crate::support::sipp::{Scenario, Sipp};
+    use crate::support::wait::poll;
+
+    let fs = FreeSwitch::start();
+    let (dialin, sip, _admin, _dir) = start_dialin(&fs, true);
+    let web_media = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let _web = web_participant(&fs, &web_media);
+    assert!(
+        conference_runs(&fs),
+        "the web participant created the conference"
+    );
+    // Our member's flags in `conference <CONFERENCE> list` (`hear|speak|…`), once listed.
+    let flags = || {
+        let list = fs.api(&format!("conference {CONFERENCE} list"));
+        list.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(';').collect();
+            (fields.len() > 5 && fields[4].starts_with("phone-")).then(|| fields[5].to_string())
+        })
+    };
+    let speaks = |f: &str| f.split('|').any(|flag| flag == "speak");
+
+    // The hold scenario with longer pauses (3 s bridged, 4 s on hold, 3 s after the
+    // resume) and CSeqs above the PIN's INFOs.
+    let xml = include_str!("../sipp/caller_reinvite_hold.xml")
+        .replace("RTP/AVP 8 101", "RTP/AVP 0 101")
+        .replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000")
+        .replace("CSeq: 2 ", "CSeq: 102 ")
+        .replace("CSeq: 3 ", "CSeq: 103 ")
+        .replace("CSeq: 4 ", "CSeq: 104 ")
+        .replacen(
+            r#"<pause milliseconds="1000"/>"#,
+            r#"<pause milliseconds="3000"/>"#,
+            1,
+        )
+        .replacen(
+            r#"<pause milliseconds="1500"/>"#,
+            r#"<pause milliseconds="4000"/>"#,
+            1,
+        )
+        .replacen(
+            r#"<pause milliseconds="1000"/>"#,
+            r#"<pause milliseconds="3000"/>"#,
+            1,
+        );
+    let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let caller = Sipp::new(
+        Scenario::custom("caller_reinvite_hold", &xml).with_info_digits(
+            &format!("{CONFERENCE}#"),
+            Duration::from_millis(300),
+            Duration::from_millis(50),
+        ),
+    )
+    .key("caller_name", "Holder")
+    .key("caller_user", "+4940111222")
+    .sdp_media(phone.local_addr())
+    .remote(sip)
+    .service(DIALLED)
+    .spawn();
+
+    let bridged =
+        poll(Duration::from_secs(5), || flags().filter(|f| speaks(f))).unwrap_or_else(|| {
+            panic!(
+                "the caller never spoke in the conference; log:\n{}",
+                dialin.log()
+            )
+        });
+    eprintln!("bridged, flags {bridged}");
+    let held = poll(Duration::from_secs(6), || flags().filter(|f| !speaks(f)))
+        .unwrap_or_else(|| panic!("not muted during the hold; log:\n{}", dialin.log()));
+    eprintln!("on hold, flags {held}");
+    let resumed = poll(Duration::from_secs(7), || flags().filter(|f| speaks(f)))
+        .unwrap_or_else(|| panic!("still muted after the resume; log:\n{}", dialin.log()));
+    eprintln!("resumed, flags {resumed}");
+    caller.wait().assert_success();
 }

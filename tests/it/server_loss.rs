@@ -19,16 +19,19 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// The meeting's conference (voiceBridge); with `pin_is_conference` it is also the PIN.
-const CONFERENCE: &str = "71234";
-const DIALLED: &str = "4930555000";
+pub(crate) const CONFERENCE: &str = "71234";
+pub(crate) const DIALLED: &str = "4930555000";
 
-fn local(port: u16) -> SocketAddr {
+pub(crate) fn local(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
 /// dialin with one server, `fs`, watched over its Event Socket when `esl`; the default silence
 /// interval.
-fn start_dialin(fs: &FreeSwitch, esl: bool) -> (Dialin, SocketAddr, SocketAddr, tempfile::TempDir) {
+pub(crate) fn start_dialin(
+    fs: &FreeSwitch,
+    esl: bool,
+) -> (Dialin, SocketAddr, SocketAddr, tempfile::TempDir) {
     start_dialin_with(fs, esl, "")
 }
 
@@ -79,7 +82,7 @@ listen = "{admin}"
 }
 
 /// A web participant (sipp, straight to FreeSWITCH): the first one in creates the conference.
-fn web_participant(fs: &FreeSwitch, media: &RtpPeer) -> RunningSipp {
+pub(crate) fn web_participant(fs: &FreeSwitch, media: &RtpPeer) -> RunningSipp {
     Sipp::new(Scenario::caller_waits_for_bye())
         .pcap(silent())
         .sdp_media(media.local_addr())
@@ -120,7 +123,7 @@ fn dialin_member(fs: &FreeSwitch) -> Option<(String, String)> {
 }
 
 /// Whether the meeting's conference runs on `fs` (has a member) within 10 s.
-fn conference_runs(fs: &FreeSwitch) -> bool {
+pub(crate) fn conference_runs(fs: &FreeSwitch) -> bool {
     wait_for(Duration::from_secs(10), || {
         fs.api(&format!("conference {CONFERENCE} list"))
             .contains(';')
