@@ -83,7 +83,14 @@ pub enum EventKind {
         /// `Member-ID`.
         member: u32,
     },
-    /// Anything else (mute-member, floor-change, talking …).
+    /// `mute-member` (`muted`) or `unmute-member`: by the member's own key or a moderator.
+    Mute {
+        /// `Member-ID`.
+        member: u32,
+        /// Whether the member is muted now.
+        muted: bool,
+    },
+    /// Anything else (floor-change, talking …).
     Other,
 }
 
@@ -159,6 +166,13 @@ fn event(get: impl Fn(&str) -> Option<String>, body: &str) -> Event {
                 },
                 Some("del-member") => match member() {
                     Some(member) => EventKind::DelMember { member },
+                    None => EventKind::Other,
+                },
+                Some(action @ ("mute-member" | "unmute-member")) => match member() {
+                    Some(member) => EventKind::Mute {
+                        member,
+                        muted: action == "mute-member",
+                    },
                     None => EventKind::Other,
                 },
                 _ => EventKind::Other,

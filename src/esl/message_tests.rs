@@ -28,13 +28,13 @@ fn conference_events(raw: &[u8]) -> Vec<(String, EventKind)> {
 fn lifecycle(events: &[(String, EventKind)]) -> Vec<String> {
     events
         .iter()
-        .filter(|(_, k)| *k != EventKind::Other)
+        .filter(|(_, k)| !matches!(k, EventKind::Other | EventKind::Mute { .. }))
         .map(|(c, k)| match k {
             EventKind::Create => format!("create {c}"),
             EventKind::Destroy => format!("destroy {c}"),
             EventKind::AddMember { member, .. } => format!("add {c} {member}"),
             EventKind::DelMember { member } => format!("del {c} {member}"),
-            EventKind::Other => unreachable!(),
+            EventKind::Other | EventKind::Mute { .. } => unreachable!(),
         })
         .collect()
 }
@@ -67,6 +67,16 @@ fn json_lifecycle_from_capture() {
         })
         .collect();
     assert_eq!(replies, ["+OK mute 2\n", "+OK unmute 2\n"]);
+    // Those commands' events: member 2 muted, then unmuted (FreeSWITCH mutes it once more
+    // as it leaves, before its del-member).
+    let mutes: Vec<(u32, bool)> = events
+        .iter()
+        .filter_map(|(_, k)| match k {
+            EventKind::Mute { member, muted } => Some((*member, *muted)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mutes, [(2, true), (2, false), (2, true)]);
 }
 
 #[test]

@@ -107,6 +107,8 @@ struct Entry {
     link: Link,
     /// Live conferences: name → members (member id → channel Unique-ID).
     conferences: HashMap<String, HashMap<u32, String>>,
+    /// Members muted now (by their key or a moderator), as (conference, member id).
+    muted: std::collections::HashSet<(String, u32)>,
     /// Our calls' `X-Dialin-Call` values → channel Unique-ID (from CHANNEL_ANSWER).
     calls: HashMap<String, String>,
     /// Insertion order of `calls`, to drop the oldest beyond [`MAX_CALL_LINKS`].
@@ -145,6 +147,7 @@ impl Directory {
                 name: name.clone(),
                 link: Link::default(),
                 conferences: HashMap::new(),
+                muted: Default::default(),
                 calls: HashMap::new(),
                 call_order: VecDeque::new(),
             })
@@ -173,6 +176,12 @@ impl Directory {
             .into_iter()
             .map(|c| (c.conference.0, c.members.into_iter().collect()))
             .collect();
+        // Mute states are known from events only: those of members still there stay.
+        let entry = &mut self.servers[idx];
+        let conferences = &entry.conferences;
+        entry
+            .muted
+            .retain(|(c, m)| conferences.get(c).is_some_and(|ms| ms.contains_key(m)));
         let names: Vec<String> = self.servers[idx].conferences.keys().cloned().collect();
         for name in names {
             self.check_collision(idx, &name, now);
@@ -270,6 +279,7 @@ impl Directory {
                     }
                     EventKind::Destroy => {
                         entry.conferences.remove(name);
+                        entry.muted.retain(|(c, _)| c != name);
                     }
                     EventKind::AddMember { member, unique_id } => {
                         // An add-member for a conference we missed the creation of creates it.
@@ -287,6 +297,25 @@ impl Directory {
                     EventKind::DelMember { member } => {
                         if let Some(members) = entry.conferences.get_mut(name) {
                             members.remove(member);
+                        }
+                        entry.muted.remove(&(name.to_string(), *member));
+                    }
+                    EventKind::Mute { member, muted } => {
+                        // The member id and the server only: the conference is a PIN.
+                        tracing::debug!(
+                            server = %entry.name,
+                            member,
+                            muted,
+                            "a conference member's mute changed"
+                        );
+                        let known = entry
+                            .conferences
+                            .get(name)
+                            .is_some_and(|m| m.contains_key(member));
+                        if *muted && known {
+                            entry.muted.insert((name.to_string(), *member));
+                        } else {
+                            entry.muted.remove(&(name.to_string(), *member));
                         }
                     }
                     EventKind::Other => {}
@@ -354,6 +383,14 @@ impl Directory {
                 .find(|(_, u)| *u == uuid)
                 .map(|(id, _)| (crate::ids::ConferenceId(name.clone()), *id))
         })
+    }
+
+    /// Whether our call's member (`call`: its `X-Dialin-Call`) on server `idx` is muted, by
+    /// its key or a moderator; `None` when the member is not known.
+    pub fn member_muted(&self, idx: usize, call: &str) -> Option<bool> {
+        let (conference, member) = self.member(idx, call)?;
+        let entry = self.servers.get(idx)?;
+        Some(entry.muted.contains(&(conference.0, member)))
     }
 
     /// Every server's state and conference count at `now`.

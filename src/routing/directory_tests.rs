@@ -136,8 +136,30 @@ fn members_are_matched_to_our_calls_either_order() {
     );
     assert_eq!(d.member(0, "c-1"), Some((ConferenceId("71234".into()), 7)));
     assert_eq!(d.member(1, "c-1"), None, "another server");
+    // Muted by its key or a moderator, unmuted again: the directory follows.
+    assert_eq!(d.member_muted(0, "c-1"), Some(false));
+    let mute = |muted| ev("71234", EventKind::Mute { member: 7, muted });
+    d.handle_event(0, t0, &mute(true));
+    assert_eq!(d.member_muted(0, "c-1"), Some(true));
+    d.handle_event(0, t0, &mute(false));
+    assert_eq!(d.member_muted(0, "c-1"), Some(false));
+    d.handle_event(0, t0, &mute(true));
     d.handle_event(0, t0, &ev("71234", EventKind::DelMember { member: 7 }));
     assert_eq!(d.member(0, "c-1"), None);
+    assert_eq!(d.member_muted(0, "c-1"), None);
+    // A member of the same id later is not muted by the old one's state.
+    d.handle_event(
+        0,
+        t0,
+        &ev(
+            "71234",
+            EventKind::AddMember {
+                member: 7,
+                unique_id: "u-1".into(),
+            },
+        ),
+    );
+    assert_eq!(d.member_muted(0, "c-1"), Some(false));
 }
 
 #[test]

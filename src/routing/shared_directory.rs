@@ -146,6 +146,12 @@ impl SharedDirectory {
         d.member(d.index(server)?, call)
     }
 
+    /// Whether our call's member on `server` is muted now (see [`Directory::member_muted`]).
+    pub fn member_muted(&self, server: &str, call: &str) -> Option<bool> {
+        let d = self.lock();
+        d.member_muted(d.index(server)?, call)
+    }
+
     /// The read-only view for status lines and metrics.
     pub fn view(&self) -> DirectoryView {
         DirectoryView(self.clone())

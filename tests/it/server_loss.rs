@@ -122,6 +122,21 @@ fn dialin_member(fs: &FreeSwitch) -> Option<(String, String)> {
     })
 }
 
+/// Our member in `conference <CONFERENCE> list`: its member id and flags (`hear|speak|…`).
+pub(crate) fn dialin_member_flags(fs: &FreeSwitch) -> Option<(String, String)> {
+    let list = fs.api(&format!("conference {CONFERENCE} list"));
+    list.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(';').collect();
+        (fields.len() > 5 && fields[4].starts_with("phone-"))
+            .then(|| (fields[0].to_string(), fields[5].to_string()))
+    })
+}
+
+/// Whether member flags say the member may speak (not muted).
+pub(crate) fn speaks(flags: &str) -> bool {
+    flags.split('|').any(|f| f == "speak")
+}
+
 /// Whether the meeting's conference runs on `fs` (has a member) within 10 s.
 pub(crate) fn conference_runs(fs: &FreeSwitch) -> bool {
     wait_for(Duration::from_secs(10), || {
@@ -190,6 +205,19 @@ fn crash_and_rejoin(esl: bool, outage: Duration) {
     dialin.wait_for_line("bridged", Duration::from_secs(15));
     let before = poll(Duration::from_secs(5), || dialin_member(&fs))
         .expect("dialin's caller is a member of the conference");
+    if esl {
+        // A moderator mutes the phone participant (BBB's user list does this over the same
+        // conference command); dialin hears of it over the Event Socket.
+        let (id, _) = dialin_member_flags(&fs).expect("our member");
+        fs.api(&format!("conference {CONFERENCE} mute {id}"));
+        assert!(
+            wait_for(Duration::from_secs(2), || dialin_member_flags(&fs)
+                .is_some_and(|(_, f)| !speaks(&f))),
+            "the moderator's mute took"
+        );
+        // Its event reached dialin (a crash right after the command could lose it).
+        dialin.wait_for_line("a conference member's mute changed", Duration::from_secs(2));
+    }
 
     // FreeSWITCH crashes. What the phone hears from then on, after the last packets in flight,
     // is dialin's: the connection-lost prompt (the conference's audio stops with it).
@@ -284,6 +312,18 @@ fn crash_and_rejoin(esl: bool, outage: Duration) {
     );
     assert_eq!(after, before, "the same masked caller ID in the meeting");
     dialin.wait_for_line("bridged again after the loss", Duration::from_secs(1));
+    if esl {
+        // The same mute state as before the crash: the moderator's mute, restored.
+        let flags = poll(Duration::from_secs(3), || {
+            dialin_member_flags(&fs).filter(|(_, f)| !speaks(f))
+        });
+        assert!(
+            flags.is_some(),
+            "not muted again after the rejoin: {:?}; log:\n{}",
+            dialin_member_flags(&fs),
+            dialin.log()
+        );
+    }
     let (_, text) = http(admin, "GET", "/metrics");
     assert_eq!(metric(&text, "dialin_rejoins_total", ""), 1.0, "{text}");
     // Audio flows again: the conference's packets reach the phone.

@@ -614,3 +614,51 @@ fn a_server_that_never_answers_is_given_up_after_server_answer_timeout() {
         started.elapsed()
     );
 }
+
+/// A request sent right after the ACK (a digit by SIP INFO, an OPTIONS) may overtake it in
+/// dialin; it used to be ignored for good, so the phone's digit was lost and its
+/// retransmissions too (`sip::ack_race`). Now each waits for the ACK and is answered.
+#[test]
+fn requests_that_overtake_the_ack_are_answered() {
+    let mut cfg = TestConfig::new(no_server());
+    cfg.rtp = WIDE_RTP;
+    cfg.extra = "[limits]\nsip_rate = 1000\nsip_burst = 1000\n".into();
+    let dialin = cfg.start();
+    for n in 0..20u32 {
+        let mut call = raw("udp", cfg.sip, &format!("overtake-{n}"));
+        call.invite(&audio_offer(call.local_addr()));
+        call.expect_response(200, "INVITE", Duration::from_secs(5));
+        call.ack("");
+        // No pause: sent once, right behind the ACK.
+        call.cseq += 1;
+        let method = if n % 2 == 0 { "INFO" } else { "OPTIONS" };
+        let body = "Signal=5\r\nDuration=160\r\n";
+        let mut msg = call.request(method, call.cseq, &format!("overtake-{n}"), true, "");
+        if method == "INFO" {
+            msg = msg.replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!(
+                    "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                ),
+            );
+        }
+        call.send_raw(msg.as_bytes());
+        let cseq = format!("{} {method}", call.cseq);
+        let (got, ok) = call.read_until(Duration::from_secs(3), |m| {
+            m.status_code().is_some_and(|c| c >= 200) && m.header("CSeq") == Some(cseq.as_str())
+        });
+        assert!(
+            ok,
+            "call {n}: no answer to the {method} sent right after the ACK; got:\n{}",
+            got.iter()
+                .map(|m| m.start_line().to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let code = got.last().and_then(|m| m.status_code());
+        assert_eq!(code, Some(200), "call {n}: {method}");
+        call.in_dialog_answered("BYE", Duration::from_secs(3));
+    }
+    dialin.assert_idle(Duration::from_secs(5));
+}

@@ -48,7 +48,9 @@ pub(super) struct LossState {
     /// when it came and what it was. It becomes a loss unless a packet or a BYE comes within
     /// [`BYE_GRACE`].
     suspect: Option<(Instant, &'static str)>,
-    /// Toggles of the mute key through the Event Socket since the caller joined (odd: muted).
+    /// Whether the caller is muted in the conference: its toggles of the mute key through the
+    /// Event Socket since it joined (odd: muted), or, once a leg was lost, what the conference
+    /// said when it was ([`Call::handle_member_muted`]: a moderator's mute counts too).
     pub muted: bool,
     /// The next bridge is a rejoin.
     pub lost: bool,
@@ -98,6 +100,14 @@ impl Call {
                 // The key toggles: once for the hold, once more on resume.
                 self.actions.push_back(CallAction::ToggleMute(key));
             }
+        }
+    }
+
+    /// What the conference said about our member's mute (by its key or a moderator) when its
+    /// leg was lost: the state the rejoin restores. Ignored unless a leg is lost.
+    pub fn handle_member_muted(&mut self, muted: bool) {
+        if self.loss.lost {
+            self.loss.muted = muted;
         }
     }
 

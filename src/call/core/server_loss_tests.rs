@@ -261,3 +261,26 @@ fn an_event_socket_down_while_the_audio_flows_leaves_the_call_alone() {
     assert!(lost(&sim).is_empty());
     assert_eq!(sim.call.state(), FlowState::Bridged);
 }
+
+#[test]
+fn a_caller_a_moderator_muted_is_muted_again_after_the_rejoin() {
+    let mut sim = mute_key_call();
+    sim.conference_running = true;
+    // Never pressed the key; the conference said "muted" when the leg was lost.
+    sim.member_muted = Some(true);
+    sim.at(10_000, Ev::ServerMediaStops).run_until(30_000);
+    // Lost at 11 s; dialled again at 13 s, bridged at 13.32 s and muted.
+    assert_eq!(toggles(&sim), [13_320]);
+}
+
+#[test]
+fn a_caller_a_moderator_unmuted_is_not_muted_after_the_rejoin() {
+    let mut sim = mute_key_call();
+    sim.conference_running = true;
+    // Muted itself at 5 s; a moderator unmuted it before the leg was lost.
+    sim.member_muted = Some(false);
+    sim.at(5_000, Ev::Key('0'))
+        .at(10_000, Ev::ServerMediaStops)
+        .run_until(30_000);
+    assert_eq!(toggles(&sim), [5_000]);
+}

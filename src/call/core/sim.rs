@@ -200,6 +200,9 @@ pub struct Sim {
     /// Whether the caller's phone is gone: its in-dialog requests (OPTIONS, refreshes) get
     /// no answer, which the driver reports after the transaction's 32 s.
     pub caller_gone: bool,
+    /// What the directory says about our member's mute when its leg is lost (`None`: not
+    /// known, as without an Event Socket).
+    pub member_muted: Option<bool>,
 }
 
 impl Sim {
@@ -263,6 +266,7 @@ impl Sim {
             watching: false,
             lookups: Vec::new(),
             caller_gone: false,
+            member_muted: None,
         };
         sim.take_actions();
         sim
@@ -424,7 +428,12 @@ impl Sim {
                     self.at(ms, Ev::Reached(alive));
                 }
                 CallAction::Bridge { .. } => self.server_media = Some(None),
-                CallAction::Unbridge => self.server_media = None,
+                CallAction::Unbridge => {
+                    self.server_media = None;
+                    if let Some(muted) = self.member_muted {
+                        self.call.handle_member_muted(muted);
+                    }
+                }
                 CallAction::DialServer { .. } => {
                     self.call
                         .handle_server(now, ServerEvent::Dialled { port: 40000 });

@@ -279,6 +279,16 @@ impl CallDriver {
     /// The server leg is lost: the caller gets the voice menu's media again, and the leg's
     /// dialog, RTP socket and port are let go (the BYE, sent before, goes on in its own task).
     fn unbridge(&mut self, now: Instant) {
+        // The conference's word on our member's mute (a moderator's included), while the
+        // directory still remembers the lost server's conferences: the rejoin restores it.
+        let muted = self
+            .settings
+            .router
+            .directory()
+            .and_then(|dir| dir.member_muted(self.server_name.as_deref()?, &self.dialin_call));
+        if let Some(muted) = muted {
+            self.core.handle_member_muted(muted);
+        }
         if let Some(path) = &self.path {
             path.with(|p| p.media.unbridge(now));
         }

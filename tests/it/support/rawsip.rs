@@ -157,9 +157,19 @@ impl RawCall {
     /// does: a datagram may be lost) until a final response to it comes, at most `timeout`;
     /// returns that response.
     pub fn in_dialog_answered(&mut self, method: &str, timeout: Duration) -> SipMessage {
+        self.in_dialog_answered_with(method, "", timeout)
+    }
+
+    /// As [`RawCall::in_dialog_answered`], with `body` (SDP: a re-INVITE).
+    pub fn in_dialog_answered_with(
+        &mut self,
+        method: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> SipMessage {
         self.cseq += 1;
         let branch = format!("{}-{}", method.to_ascii_lowercase(), self.cseq);
-        let msg = self.request(method, self.cseq, &branch, true, "");
+        let msg = self.request(method, self.cseq, &branch, true, body);
         let cseq = format!("{} {method}", self.cseq);
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
