@@ -3,8 +3,10 @@
 //! each domain module's own settings types (`config/domain.rs`), so `config` may import the
 //! domain modules and none of them imports `config`; `ops` (metrics, reload, status) sits
 //! above them all; shared ids live in `ids` and the store's failure counter in
-//! `store_errors`, leaves that import none of them. (`call`, `bbb_api` and `admin` are not
-//! watched yet: `config` still names the call flow's types.)
+//! `store_errors`, leaves that import none of them. (`call`, `media`, `bbb_api` and `admin`
+//! are not watched yet: `call` and `media` count through `ops::metrics`, whose labels name the
+//! call flow's states, so `call`/`media` ⇄ `ops` is still a cycle; `bbb_api` no longer imports
+//! `config`, its settings type lives in `bbb_api::settings`.)
 //!
 //! Read from the sources: every `crate::<module>` path outside comments, in `use` lines and
 //! inline. Test code (`*tests.rs` files and inline `#[cfg(test)] mod … { … }` blocks, which

@@ -1,7 +1,7 @@
 //! BBB's API checksum: the hex hash of call name + query string + shared secret, appended to
 //! the query as `checksum=`. SHA-256 by default (BBB 2.6+ accepts it), SHA-1 for older servers.
 
-use crate::config::ChecksumAlgorithm;
+use super::settings::ChecksumAlgorithm;
 use sha1::Digest;
 
 /// The checksum of `call` with `query` (already URL-encoded, without `checksum`) and `secret`.

@@ -2,9 +2,9 @@
 //! `getMeetingInfo`, bounded in time and answer size.
 
 use super::checksum::signed_url;
+use super::settings::BbbApiConfig;
 use super::xml::{parse, Answer};
 use super::{BadAnswer, FoundMeeting, HttpFailure, LookupError, MeetingDirectory};
-use crate::config::BbbApiConfig;
 use crate::ids::ConferenceId;
 use crate::store::shared_mappings::MeetingLookup;
 
@@ -138,7 +138,7 @@ impl MeetingDirectory for BbbApis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ChecksumAlgorithm;
+    use crate::bbb_api::settings::ChecksumAlgorithm;
     use axum::extract::RawQuery;
     use std::time::Duration;
 

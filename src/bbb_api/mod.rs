@@ -6,6 +6,7 @@
 
 pub mod checksum;
 pub mod client;
+pub mod settings;
 pub mod xml;
 
 use crate::ids::ConferenceId;
