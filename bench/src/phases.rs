@@ -287,13 +287,14 @@ pub const LATENCY_CALLS: usize = 500;
 /// the PIN store in the run's own directory. `media.server_silence` is off: the benchmark's
 /// conference side sends only during its media windows (a BBB server sends all the time), and
 /// dialin would take the pauses between them for a lost server and dial every call again.
+/// `media.server_probe` is off too: the conference side is not asked with OPTIONS.
 fn dialin_config(o: &Options, ports: &Ports, work: &Path) -> String {
     format!(
         "[sip]\nlisten = \"127.0.0.1:{sip}\"\nadvertise = \"127.0.0.1\"\n\n\
          [limits]\nmax_calls = {calls}\nmax_ivr_calls = {calls}\nsip_rate = {sip_rate}\nsip_burst = {sip_burst}\n\n\
          [admin]\nlisten = \"\"\n\n\
          [store]\nurl = \"sqlite://{store}\"\n\n\
-         [media]\nrtp_ports = \"{lo}-{hi}\"\ntimeout = \"300s\"\nserver_silence = \"off\"\n\n\
+         [media]\nrtp_ports = \"{lo}-{hi}\"\ntimeout = \"300s\"\nserver_silence = \"off\"\nserver_probe = \"off\"\n\n\
          [ivr]\necho_pin = \"\"\nfirst_digit_timeout = \"60s\"\ninter_digit_timeout = \"30s\"\n\n\
          [[servers]]\nname = \"conference\"\nsip = \"sip:127.0.0.1:{conf}\"\n\n\
          [routing]\npin_is_conference = true\ndefault_server = \"conference\"\n",

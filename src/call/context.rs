@@ -85,6 +85,8 @@ pub struct CallSettings {
     pub media_timeout: Duration,
     /// `media.server_silence` (zero: off).
     pub server_silence: Duration,
+    /// `media.server_probe` (zero: off).
+    pub server_probe: Duration,
 }
 
 /// Everything a call driver needs besides its own state.

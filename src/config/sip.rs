@@ -61,6 +61,9 @@ pub struct MediaConfig {
     /// holds while the meeting is dialled again (default 1 s; `off` turns it off, for
     /// conference servers that send nothing while nobody speaks).
     pub server_silence: Duration,
+    /// Where `server_silence` is off: how often a bridged server is asked with an in-dialog
+    /// OPTIONS whether it still holds the leg (default 5 s; `off`: never).
+    pub server_probe: Duration,
 }
 
 impl Default for MediaConfig {
@@ -69,6 +72,7 @@ impl Default for MediaConfig {
             rtp_ports: (20000, 20999),
             timeout: Duration::from_secs(60),
             server_silence: crate::call::core::SERVER_SILENCE,
+            server_probe: crate::call::core::SERVER_PROBE,
         }
     }
 }
@@ -250,7 +254,11 @@ pub(super) fn sip(root: &Section<'_>, p: &mut Problems<'_>) -> SipConfig {
 
 /// `[media]`.
 pub(super) fn media(root: &Section<'_>, p: &mut Problems<'_>) -> MediaConfig {
-    let s = root.table(p, "media", &["rtp_ports", "timeout", "server_silence"]);
+    let s = root.table(
+        p,
+        "media",
+        &["rtp_ports", "timeout", "server_silence", "server_probe"],
+    );
     let mut c = MediaConfig::default();
     if let Some(v) = s.parsed(p, "rtp_ports", parse_port_range) {
         c.rtp_ports = v.value;
@@ -260,6 +268,9 @@ pub(super) fn media(root: &Section<'_>, p: &mut Problems<'_>) -> MediaConfig {
     }
     if let Some(v) = s.parsed(p, "server_silence", duration_or_off) {
         c.server_silence = v.value;
+    }
+    if let Some(v) = s.parsed(p, "server_probe", duration_or_off) {
+        c.server_probe = v.value;
     }
     c
 }

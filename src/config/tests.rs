@@ -32,6 +32,7 @@ fn embedded_example_is_valid() {
             rtp_ports: (20000, 20999),
             timeout: Duration::from_secs(60),
             server_silence: Duration::from_secs(1),
+            server_probe: Duration::from_secs(5),
         }
     );
     assert_eq!(c.trunk, TrunkConfig::default());
@@ -405,4 +406,16 @@ fn server_silence_can_be_turned_off() {
     let c = Config::from_toml("", "t.toml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.media.server_silence, Duration::from_secs(1));
     assert_eq!(c.routing.rejoin_max, Duration::from_secs(120));
+}
+
+#[test]
+fn server_probe_has_a_default_and_can_be_turned_off() {
+    let c = Config::from_toml("", "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.media.server_probe, Duration::from_secs(5));
+    let c = Config::from_toml("[media]\nserver_probe = \"off\"\n", "t.toml")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.media.server_probe, Duration::ZERO);
+    let c = Config::from_toml("[media]\nserver_probe = \"2s\"\n", "t.toml")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.media.server_probe, Duration::from_secs(2));
 }

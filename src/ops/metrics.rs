@@ -163,7 +163,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 }
 
 /// Every `reason` label value of [`SERVER_LEGS_LOST`].
-pub const LOSS_REASONS: [&str; 3] = ["silence", "unreachable", "esl_down"];
+pub const LOSS_REASONS: [&str; 4] = ["silence", "unreachable", "esl_down", "sip"];
 
 /// Every `outcome` label value.
 pub const OUTCOMES: [&str; 13] = [

@@ -83,6 +83,7 @@ pub fn call_settings(config: &Config, live: &LiveParts) -> Result<CallSettings, 
         answer_delay: config.sip.answer_delay,
         media_timeout: config.media.timeout,
         server_silence: config.media.server_silence,
+        server_probe: config.media.server_probe,
     })
 }
 

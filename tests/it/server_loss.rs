@@ -53,7 +53,7 @@ fn start_dialin_with(
 listen = "{sip}"
 [media]
 rtp_ports = "{lo}-{hi}"
-server_silence = "1s"
+{silence}
 {media}
 [trunk]
 allow = ["127.0.0.0/8"]
@@ -68,6 +68,11 @@ listen = "{admin}"
 "#,
         lo = rtp.base,
         hi = rtp.base + rtp.len - 1,
+        // The production default, unless `media` sets it.
+        silence = match media.contains("server_silence") {
+            true => "",
+            false => "server_silence = \"1s\"",
+        },
         fs_sip = fs.sip_addr(),
         esl = match esl {
             true => format!(
@@ -444,4 +449,50 @@ fn an_empty_datagram_to_freeswitch_leaves_no_trace() {
         fs.api("sofia status").contains("RUNNING"),
         "its SIP profile still runs"
     );
+}
+
+/// Issue 22, item 1, SIP failures: a server whose silence does not count
+/// (`media.server_silence = "off"`) is asked with an in-dialog OPTIONS every
+/// `media.server_probe`. The real FreeSWITCH answers them while it runs; frozen (SIGSTOP: no
+/// ICMP, no BYE, no closed socket, no Event Socket configured), its silence says nothing and
+/// the unanswered OPTIONS make the leg lost when their transaction gives up (32 s).
+#[test]
+fn a_frozen_server_whose_silence_does_not_count_is_lost_by_its_unanswered_options() {
+    let fs = FreeSwitch::start();
+    let (dialin, sip, admin, _dir) = start_dialin_with(
+        &fs,
+        false,
+        "server_silence = \"off\"\nserver_probe = \"1s\"",
+    );
+    let web_media = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let _web = web_participant(&fs, &web_media);
+    assert!(
+        conference_runs(&fs),
+        "the web participant created the conference"
+    );
+    let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let _caller = pin_caller(Scenario::caller_hangs_up(), &phone, sip)
+        .pause(Duration::from_secs(60))
+        .spawn();
+    dialin.wait_for_line("bridged", Duration::from_secs(15));
+    // Answered OPTIONS keep the call: 3 s of them, no loss.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !dialin.log().contains("the server leg is lost"),
+        "lost while FreeSWITCH answered; log:\n{}",
+        dialin.log()
+    );
+    fs.freeze();
+    let frozen = Instant::now();
+    dialin.wait_for_line("the server leg is lost", Duration::from_secs(40));
+    let took = frozen.elapsed();
+    eprintln!("lost {took:?} after the freeze");
+    let (_, text) = http(admin, "GET", "/metrics");
+    assert_eq!(
+        metric(&text, "dialin_server_legs_lost_total", r#"reason="sip""#),
+        1.0,
+        "{text}"
+    );
+    // The next OPTIONS within a second, then its transaction's 32 s.
+    assert!(took <= Duration::from_secs(35), "lost only after {took:?}");
 }

@@ -93,6 +93,12 @@ pub enum ServerEvent {
     HungUp,
     /// A request inside the server's dialog.
     Request(RequestId, InDialog),
+    /// Our OPTIONS in the server's dialog ([`CallAction::ProbeServer`]) was answered
+    /// (`alive`), or got no answer, 408 or 481 (not `alive`).
+    Reached {
+        /// Whether the server still holds the leg.
+        alive: bool,
+    },
 }
 
 /// What the call's media path tells the core.
@@ -229,6 +235,10 @@ pub enum CallAction {
     RejectCaller,
     /// BYE the caller's leg.
     HangUpCaller,
+    /// Ask the server whether it still holds the bridged leg: an in-dialog OPTIONS, where its
+    /// silence cannot tell (`media.server_silence = "off"`); answer with
+    /// [`ServerEvent::Reached`].
+    ProbeServer,
     /// Ask the caller's phone whether it still holds the call: an in-dialog OPTIONS, for a
     /// caller on hold (who sends no RTP to judge by); answer with [`CallerEvent::Reached`].
     ProbeCaller,

@@ -210,6 +210,7 @@ impl Call {
                 }
             }
             ServerEvent::Request(id, req) => self.on_request(now, Side::Server, id, req),
+            ServerEvent::Reached { alive } => self.on_server_reached(now, alive),
         }
     }
 

@@ -36,6 +36,7 @@ mod io;
 mod legs;
 mod route;
 mod server_loss;
+mod server_probe;
 mod timers;
 
 #[cfg(test)]
@@ -52,6 +53,7 @@ pub use io::{
     RxTimes, ServerEvent, Side,
 };
 pub use server_loss::{BYE_GRACE, REJOIN_RETRY, SERVER_SILENCE};
+pub use server_probe::SERVER_PROBE;
 pub use timers::{Timer, TimerTable};
 
 use crate::call::flow::{
@@ -116,6 +118,8 @@ pub struct CallSetup {
     pub media_timeout: Duration,
     /// How long a bridged server may send nothing before its leg counts as lost (zero: never).
     pub server_silence: Duration,
+    /// `media.server_probe` (zero: off).
+    pub server_probe: Duration,
     /// Our SDP identity.
     pub local: LocalSdp,
     /// How the INVITE was answered.
@@ -149,6 +153,8 @@ pub struct Call {
     media_timeout: Duration,
     /// `media.server_silence` (zero: off).
     server_silence: Duration,
+    /// `media.server_probe` (zero: off).
+    server_probe: Duration,
     /// Both legs' SDP state and the server leg.
     legs: Legs,
     /// The caller leg's session timer, once the 200 is out.
@@ -159,6 +165,8 @@ pub struct Call {
     confirmed: bool,
     /// Whether an OPTIONS to the holding caller is out, unanswered yet.
     caller_probe: bool,
+    /// Whether an OPTIONS to the bridged server is out, unanswered yet.
+    server_probe_out: bool,
     /// When the INVITE arrived.
     invite_at: Instant,
     /// When the PIN was complete.
@@ -187,11 +195,13 @@ impl Call {
             actions: VecDeque::with_capacity(8),
             media_timeout: setup.media_timeout,
             server_silence: setup.server_silence,
+            server_probe: setup.server_probe,
             legs: Legs::new(setup.local, setup.srtp),
             session: None,
             early: None,
             confirmed: false,
             caller_probe: false,
+            server_probe_out: false,
             invite_at: setup.invite_at,
             resolved_at: None,
             route: RouteState::default(),
@@ -350,6 +360,7 @@ impl Call {
             }
             Timer::ServerCheck => self.check_server(now, rx),
             Timer::Rejoin => self.retry_rejoin(now),
+            Timer::ServerProbe => self.probe_server(now),
             Timer::SessionRefresh => self.refresh_session(now),
             Timer::Flow => {
                 let waited = self.flow.state() == FlowState::Waiting;

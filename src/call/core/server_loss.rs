@@ -15,7 +15,9 @@
 //!   not a loss);
 //! - **esl_down**: the directory says the server is down (its Event Socket refused or closed,
 //!   its probes failing; the driver tells), and no packet follows within [`BYE_GRACE`]: a
-//!   socket or probe problem alone does not tear down a call whose audio flows.
+//!   socket or probe problem alone does not tear down a call whose audio flows;
+//! - **sip**: where silence does not count, an OPTIONS in the leg's dialog every
+//!   [`super::server_probe::SERVER_PROBE`] gets no answer, 408 or 481 (`server_probe`).
 //!
 //! The caller then hears "the connection to the meeting was lost" and the hold loop, and the
 //! core watches the directory for the conference: wherever it runs again (the same server
@@ -70,6 +72,7 @@ impl Call {
     pub(super) fn watch_server(&mut self, now: Instant) {
         self.loss.suspect = None;
         self.arm_server_check(now);
+        self.arm_server_probe(now);
         if std::mem::take(&mut self.loss.lost) {
             info!(call = self.call_no, "bridged again after the loss");
             self.record(Record::Rejoined);
@@ -180,13 +183,14 @@ impl Call {
     }
 
     /// The bridged server leg is lost: the caller holds while the meeting is dialled again.
-    fn server_lost(&mut self, now: Instant, reason: &'static str) {
+    pub(super) fn server_lost(&mut self, now: Instant, reason: &'static str) {
         info!(
             call = self.call_no,
             reason, "the server leg is lost: the caller holds while the meeting is dialled again"
         );
         self.record(Record::ServerLost(reason));
         self.timers.set(Timer::ServerCheck, None);
+        self.timers.set(Timer::ServerProbe, None);
         self.loss.suspect = None;
         self.loss.lost = true;
         if let Some(target) = &self.joined {

@@ -284,3 +284,54 @@ fn a_caller_a_moderator_unmuted_is_not_muted_after_the_rejoin() {
         .run_until(30_000);
     assert_eq!(toggles(&sim), [5_000]);
 }
+
+/// When (ms) each OPTIONS to the server went out.
+fn server_probes(sim: &Sim) -> Vec<u64> {
+    sim.actions
+        .iter()
+        .filter(|(_, a)| matches!(a, A::ProbeServer))
+        .map(|(t, _)| t.as_millis() as u64)
+        .collect()
+}
+
+/// A call bridged at 2.12 s to a server whose silence does not count (`server_silence` off).
+fn bridged_call_silence_off() -> Sim {
+    let mut sim = bridged_call();
+    sim.call.server_silence = std::time::Duration::ZERO;
+    sim
+}
+
+#[test]
+fn a_server_whose_silence_does_not_count_is_asked_with_options_and_kept_while_it_answers() {
+    let mut sim = bridged_call_silence_off();
+    sim.at(3_000, Ev::ServerMediaStops).run_until(60_000);
+    assert!(lost(&sim).is_empty(), "{:?}", lost(&sim));
+    assert_eq!(sim.call.state(), FlowState::Bridged);
+    let sent = server_probes(&sim);
+    assert_eq!(sent.first(), Some(&7_120), "5 s after the bridge: {sent:?}");
+    assert!(sent.windows(2).all(|w| w[1] - w[0] == 5_000), "{sent:?}");
+}
+
+#[test]
+fn a_server_that_no_longer_answers_options_is_lost_by_sip() {
+    let mut sim = bridged_call_silence_off();
+    sim.server_sip_gone = true;
+    sim.at(3_000, Ev::ServerMediaStops).run_until(60_000);
+    // The first OPTIONS at 7.12 s gets no answer: lost when its transaction gives up.
+    assert_eq!(lost(&sim), [(39_120, "sip")]);
+    let before: Vec<u64> = server_probes(&sim)
+        .into_iter()
+        .filter(|t| *t < 39_120)
+        .collect();
+    assert_eq!(before, [7_120], "one OPTIONS out at a time");
+    // The meeting still runs (elsewhere, say): dialled again, and asked again once bridged.
+    assert_eq!(sim.call.state(), FlowState::Bridged);
+    assert!(server_probes(&sim).len() > 1);
+}
+
+#[test]
+fn a_bbb_server_judged_by_its_silence_gets_no_options() {
+    let mut sim = bridged_call();
+    sim.run_until(60_000);
+    assert!(server_probes(&sim).is_empty());
+}

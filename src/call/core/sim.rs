@@ -116,6 +116,8 @@ pub enum Ev {
     /// The answer to an in-dialog request we sent the caller (or its absence): straight to
     /// the core, the network's part already in its time.
     Reached(bool),
+    /// The same for the server's leg.
+    ServerReached(bool),
 }
 
 /// The network between the peers and the core: every message takes `delay` plus up to
@@ -203,6 +205,8 @@ pub struct Sim {
     /// What the directory says about our member's mute when its leg is lost (`None`: not
     /// known, as without an Event Socket).
     pub member_muted: Option<bool>,
+    /// Whether the bridged server's SIP is gone: its in-dialog OPTIONS get no answer.
+    pub server_sip_gone: bool,
 }
 
 impl Sim {
@@ -225,6 +229,7 @@ impl Sim {
             flow,
             media_timeout: Duration::from_secs(30),
             server_silence: super::SERVER_SILENCE,
+            server_probe: super::SERVER_PROBE,
             local: LocalSdp {
                 advertise: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 caller_port: 30000,
@@ -267,6 +272,7 @@ impl Sim {
             lookups: Vec::new(),
             caller_gone: false,
             member_muted: None,
+            server_sip_gone: false,
         };
         sim.take_actions();
         sim
@@ -380,6 +386,9 @@ impl Sim {
                 }
             }
             Ev::Shutdown => self.call.handle_shutdown(now),
+            Ev::ServerReached(alive) => {
+                self.call.handle_server(now, ServerEvent::Reached { alive })
+            }
             Ev::Reached(alive) => self.call.handle_caller(now, CallerEvent::Reached { alive }),
         }
     }
@@ -426,6 +435,15 @@ impl Sim {
                     };
                     let ms = (now - self.t0 + after).as_millis() as u64;
                     self.at(ms, Ev::Reached(alive));
+                }
+                CallAction::ProbeServer => {
+                    let (after, alive) = if self.server_sip_gone {
+                        (Duration::from_secs(32), false)
+                    } else {
+                        (self.net.delay * 2, true)
+                    };
+                    let ms = (now - self.t0 + after).as_millis() as u64;
+                    self.at(ms, Ev::ServerReached(alive));
                 }
                 CallAction::Bridge { .. } => self.server_media = Some(None),
                 CallAction::Unbridge => {

@@ -25,16 +25,20 @@ pub enum Timer {
     ServerCheck,
     /// A caller whose server leg was lost: look again whether the meeting runs.
     Rejoin,
+    /// Ask the bridged server with OPTIONS whether it still holds the leg (only where its
+    /// silence does not count).
+    ServerProbe,
 }
 
 impl Timer {
     /// Every timer, in the order due timers fire when several are due at once.
-    pub const ALL: [Timer; 9] = [
+    pub const ALL: [Timer; 10] = [
         Timer::SessionExpiry,
         Timer::Ack,
         Timer::MediaCheck,
         Timer::ServerCheck,
         Timer::Rejoin,
+        Timer::ServerProbe,
         Timer::SessionRefresh,
         Timer::Flow,
         Timer::MeetingPoll,

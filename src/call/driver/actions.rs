@@ -116,6 +116,7 @@ impl CallDriver {
                     tokio::spawn(async move { dialog.bye().await.ok() });
                 }
                 CallAction::ProbeCaller => self.probe_caller(),
+                CallAction::ProbeServer => self.probe_server(),
                 CallAction::Reply {
                     request,
                     status,
@@ -272,6 +273,7 @@ impl CallDriver {
             _port: lease,
             invite: Some(invite),
             port_check: Some(super::port_check::spawn(target.server_addr)),
+            probe: None,
         });
         Ok(port)
     }
@@ -303,8 +305,8 @@ impl CallDriver {
             path.remove_server_socket();
         }
         if let Some(mut s) = self.server.take() {
-            if let Some(check) = s.port_check.take() {
-                check.abort();
+            for task in [s.port_check.take(), s.probe.take()].into_iter().flatten() {
+                task.abort();
             }
             self.ctx.dialog_layer.remove_dialog(&s.dialog.id());
             if let Some(invite) = s.invite.take() {
@@ -377,7 +379,22 @@ impl CallDriver {
                 Ok(Some(r)) if r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful
             );
             debug!(call = call_no, ok, "session refreshed by re-INVITE");
-            caller_still_there(&answer)
+            peer_holds_dialog(&answer)
+        }));
+    }
+
+    /// Sends the bridged server an in-dialog OPTIONS; its answer wakes the call
+    /// (`Wake::ServerReached`).
+    fn probe_server(&mut self) {
+        let Some(s) = self.server.as_mut() else {
+            return;
+        };
+        let dialog = s.dialog.clone();
+        s.probe = Some(tokio::spawn(async move {
+            let answer = dialog
+                .request(rsipstack::sip::Method::Options, None, None)
+                .await;
+            peer_holds_dialog(&answer)
         }));
     }
 
@@ -394,7 +411,7 @@ impl CallDriver {
             let answer = dialog
                 .request(rsipstack::sip::Method::Options, None, None)
                 .await;
-            caller_still_there(&answer)
+            peer_holds_dialog(&answer)
         }));
     }
 
@@ -415,10 +432,11 @@ impl CallDriver {
     }
 }
 
-/// Whether the answer to an in-dialog request says the caller's phone still holds the call:
+/// Whether the answer to an in-dialog request says the peer (the caller's phone, the server)
+/// still holds the dialog:
 /// any final response but 408 (Request Timeout) and 481 (no such call). No answer at all (the
 /// transaction timed out) or a request that could not be sent say it does not.
-fn caller_still_there(answer: &rsipstack::Result<Option<rsipstack::sip::Response>>) -> bool {
+fn peer_holds_dialog(answer: &rsipstack::Result<Option<rsipstack::sip::Response>>) -> bool {
     use rsipstack::sip::StatusCode;
     match answer {
         Ok(Some(r)) => !matches!(

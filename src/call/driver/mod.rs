@@ -57,6 +57,8 @@ struct ServerLeg {
     /// Whether the server's SIP port refused a datagram (ICMP), while the INVITE is out;
     /// `None` once answered or the INVITE was.
     port_check: Option<JoinHandle<bool>>,
+    /// An OPTIONS in the leg's dialog in flight: whether the server still holds the leg.
+    probe: Option<JoinHandle<bool>>,
 }
 
 /// The caller leg's media before the core starts it (a late offer waits for the ACK).

@@ -276,6 +276,7 @@ async fn answer_call(
         flow: settings.flow,
         media_timeout: settings.media_timeout,
         server_silence: settings.server_silence,
+        server_probe: settings.server_probe,
         local: LocalSdp {
             advertise: ctx.advertise,
             caller_port: lease.port(),

@@ -29,6 +29,8 @@ pub(super) enum Wake {
     Invite(Result<InviteAsyncResult, JoinError>),
     /// The server's SIP port answered ICMP unreachable while its INVITE was out.
     ServerRefused,
+    /// Our OPTIONS to the bridged server came back (`true`: it holds the leg).
+    ServerReached(Result<bool, JoinError>),
     /// The directory changed while watched (`false`: it is gone).
     Directory(bool),
     /// The directory changed while bridged (`false`: it is gone): the server's health may have.
@@ -83,6 +85,10 @@ impl CallDriver {
                 }
                 return Some(Wake::Invite(r));
             }
+            if let Some(Poll::Ready(r)) = s.probe.as_mut().map(|h| Pin::new(h).poll(cx)) {
+                s.probe = None;
+                return Some(Wake::ServerReached(r));
+            }
             if let Some(Poll::Ready(r)) = s.port_check.as_mut().map(|h| Pin::new(h).poll(cx)) {
                 s.port_check = None;
                 if matches!(r, Ok(true)) {
@@ -135,6 +141,13 @@ impl CallDriver {
                 let ev = self.invite_result(r);
                 self.core.handle_server(now, ev);
             }
+            // A task that failed says nothing about the server: still there.
+            Wake::ServerReached(r) => self.core.handle_server(
+                now,
+                ServerEvent::Reached {
+                    alive: r.unwrap_or(true),
+                },
+            ),
             Wake::ServerRefused => {
                 info!(
                     call = self.call_no,

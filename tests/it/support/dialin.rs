@@ -26,17 +26,23 @@ pub struct Dialin {
 /// the Rust RTP peers) send RTP only when they have something to send (an echo, a recording),
 /// while a BBB server's FreeSWITCH sends all the time: with the production default, dialin
 /// would take their pauses for a lost server. The tests of that detection set it themselves
-/// (and `tests/it/freeswitch.rs` runs the real server with the default).
+/// (and `tests/it/freeswitch.rs` runs the real server with the default). With silence off,
+/// dialin would ask a bridged server with OPTIONS (`media.server_probe`), which the sipp
+/// stand-ins' scenarios do not expect: that is off too unless the test sets it.
 fn without_server_silence(config: String) -> String {
-    if config.contains("server_silence") {
-        return config;
+    let mut lines = String::new();
+    if !config.contains("server_silence") {
+        lines.push_str("server_silence = \"off\"\n");
+    }
+    if !config.contains("server_probe") {
+        lines.push_str("server_probe = \"off\"\n");
     }
     match config.find("[media]\n") {
         Some(at) => {
             let (head, tail) = config.split_at(at + "[media]\n".len());
-            format!("{head}server_silence = \"off\"\n{tail}")
+            format!("{head}{lines}{tail}")
         }
-        None => format!("{config}\n[media]\nserver_silence = \"off\"\n"),
+        None => format!("{config}\n[media]\n{lines}"),
     }
 }
 

@@ -102,6 +102,16 @@ impl FreeSwitch {
         }
     }
 
+    /// Freezes it with SIGSTOP: a host that is gone without a word (no ICMP, no closed
+    /// socket, no BYE): nothing it holds answers any more. [`FreeSwitch::kill`] still ends it.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            // SAFETY: a signal to our own child process, which we have not reaped.
+            let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
+            assert_eq!(rc, 0, "SIGSTOP to FreeSWITCH");
+        }
+    }
+
     /// Starts it again on the same ports and conf (killing it first if it runs); returns once
     /// the Event Socket answers and SIP runs, like [`FreeSwitch::start`].
     pub fn restart(&mut self) {
