@@ -416,7 +416,9 @@ fn a_caller_gone_without_bye_leaves_the_meeting_after_the_media_timeout() {
         left >= Duration::from_secs(2),
         "left after {left:?}: before media.timeout (3 s)"
     );
-    assert!(left <= Duration::from_secs(4), "left after {left:?}");
+    // media.timeout, the media check's own lag and FreeSWITCH's removal of the member; once
+    // 4.2 s on a machine busy with the whole suite.
+    assert!(left <= Duration::from_secs(5), "left after {left:?}");
     dialin.wait_for_line("no RTP from the caller", Duration::from_secs(1));
 }
 
