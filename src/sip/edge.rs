@@ -275,10 +275,6 @@ pub async fn dispatch(
             Some(Dialog::Invite(mut dialog)) => {
                 let mut tx = tx;
                 tokio::spawn(async move {
-                    if !crate::sip::ack_race::ready_for(&dialog, &tx.original.method).await {
-                        tx.reply(StatusCode::CallTransactionDoesNotExist).await.ok();
-                        return;
-                    }
                     // rsipstack's error text can carry URIs (PIN material): not logged.
                     if dialog.handle(&mut tx).await.is_err() {
                         tracing::debug!("an in-dialog request could not be handled");

@@ -1,7 +1,6 @@
 //! SIP: the rsipstack endpoint, the trunk leg (UAS) and the server leg (UAC), SDP offer/answer
 //! and the source ACL for the trunk.
 
-pub mod ack_race;
 pub mod acl;
 pub mod answer;
 pub mod capabilities;

@@ -33,8 +33,10 @@ fn a_holding_caller_is_asked_with_options_and_a_481_ends_its_call() {
     let held = audio_offer(call.local_addr())
         .replace("o=- 1 1 ", "o=- 1 2 ")
         .replace("a=rtpmap:0", "a=inactive\r\na=rtpmap:0");
-    // Sent again every 500 ms until answered, as a phone over UDP does. Sent right after the
-    // ACK, it may overtake it in dialin: it waits for the ACK (`sip::ack_race`).
+    // A moment after the ACK: a re-INVITE that overtakes the ACK in dialin is never answered
+    // (an open bug: `stuck::requests_that_overtake_the_ack_are_answered`, ignored). Then sent
+    // again every 500 ms until answered, as a phone over UDP does.
+    std::thread::sleep(Duration::from_millis(100));
     let answer = call.in_dialog_answered_with("INVITE", &held, Duration::from_secs(5));
     assert_eq!(answer.status_code(), Some(200), "{}", answer.text);
     assert!(answer.text.contains("a=recvonly") || answer.text.contains("a=inactive"));

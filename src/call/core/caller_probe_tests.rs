@@ -119,9 +119,3 @@ fn a_session_refresh_the_phone_never_answers_ends_the_call() {
     assert_eq!(ended, refreshed + 32_000);
     assert!(sim.when(|a| matches!(a, A::HangUpServer)).is_some());
 }
-
-/// A request that overtakes the caller's ACK waits for it as long as the core does.
-#[test]
-fn the_sip_edge_waits_for_an_overtaken_ack_as_long_as_the_core() {
-    assert_eq!(crate::sip::ack_race::WAIT, super::ACK_WAIT);
-}
