@@ -123,17 +123,14 @@ fn members_are_matched_to_our_calls_either_order() {
         },
     );
     assert_eq!(d.member(0, "c-1"), None);
-    d.handle_event(
-        0,
-        t0,
-        &ev(
-            "71234",
-            EventKind::AddMember {
-                member: 7,
-                unique_id: "u-1".into(),
-            },
-        ),
+    let add = ev(
+        "71234",
+        EventKind::AddMember {
+            member: 7,
+            unique_id: "u-1".into(),
+        },
     );
+    d.handle_event(0, t0, &add);
     assert_eq!(d.member(0, "c-1"), Some((ConferenceId("71234".into()), 7)));
     assert_eq!(d.member(1, "c-1"), None, "another server");
     // Muted by its key or a moderator, unmuted again: the directory follows.
@@ -148,17 +145,7 @@ fn members_are_matched_to_our_calls_either_order() {
     assert_eq!(d.member(0, "c-1"), None);
     assert_eq!(d.member_muted(0, "c-1"), None);
     // A member of the same id later is not muted by the old one's state.
-    d.handle_event(
-        0,
-        t0,
-        &ev(
-            "71234",
-            EventKind::AddMember {
-                member: 7,
-                unique_id: "u-1".into(),
-            },
-        ),
-    );
+    d.handle_event(0, t0, &add);
     assert_eq!(d.member_muted(0, "c-1"), Some(false));
 }
 

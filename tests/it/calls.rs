@@ -533,6 +533,18 @@ fn hold_by_reinvite_is_honoured() {
     dialin.assert_idle(Duration::from_secs(5));
 }
 
+/// `tests/sipp/caller_reinvite_hold.xml` for a caller that types its PIN by SIP INFO first:
+/// PCMU (the stand-in conference and BBB's speak it, and dialin does not transcode), and the
+/// later requests' CSeqs above the INFOs' (10 and up).
+pub(crate) fn pcmu_hold_after_info_pin() -> String {
+    include_str!("../sipp/caller_reinvite_hold.xml")
+        .replace("RTP/AVP 8 101", "RTP/AVP 0 101")
+        .replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000")
+        .replace("CSeq: 2 ", "CSeq: 102 ")
+        .replace("CSeq: 3 ", "CSeq: 103 ")
+        .replace("CSeq: 4 ", "CSeq: 104 ")
+}
+
 /// Issue 22, item 6: a bridged caller's hold (`sendonly`) lets nothing of theirs reach the
 /// meeting (a PBX's music on hold would play to everyone), and on resume their audio flows
 /// again at once. The phone keeps sending all along, as a PBX playing music does.
@@ -543,14 +555,7 @@ fn a_bridged_callers_music_on_hold_never_reaches_the_meeting() {
     let cfg = TestConfig::new(server.sip_addr());
     let dialin = cfg.start();
     let phone = conference_media();
-    // The stand-in conference speaks PCMU only, and dialin does not transcode.
-    let xml = include_str!("../sipp/caller_reinvite_hold.xml")
-        .replace("RTP/AVP 8 101", "RTP/AVP 0 101")
-        .replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000")
-        // After the PIN's INFOs (CSeq 10 and up), the later requests need higher numbers.
-        .replace("CSeq: 2 ", "CSeq: 102 ")
-        .replace("CSeq: 3 ", "CSeq: 103 ")
-        .replace("CSeq: 4 ", "CSeq: 104 ");
+    let xml = pcmu_hold_after_info_pin();
     let caller = Sipp::new(
         Scenario::custom("caller_reinvite_hold", &xml).with_info_digits(
             &format!("{PIN}#"),

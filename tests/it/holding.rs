@@ -9,16 +9,11 @@
 //! A bridged caller on hold shows as muted in a real FreeSWITCH conference and unmuted on
 //! resume (issue 22, item 6).
 
+use crate::stuck::no_server;
 use crate::support::dialin::TestConfig;
 use crate::support::ports::PortBlock;
 use crate::support::rawsip::{audio_offer, RawCall};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-
-/// A SIP address where nothing listens: the caller never reaches a server.
-fn no_server() -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base))
-}
 
 #[test]
 fn a_holding_caller_is_asked_with_options_and_a_481_ends_its_call() {
@@ -110,14 +105,8 @@ fn a_holding_caller_is_muted_in_a_real_conference_and_unmuted_on_resume() {
     // Our member's flags in `conference <CONFERENCE> list` (`hear|speak|…`), once listed.
     let flags = || dialin_member_flags(&fs).map(|(_, f)| f);
 
-    // The hold scenario with longer pauses (3 s bridged, 4 s on hold, 3 s after the
-    // resume) and CSeqs above the PIN's INFOs.
-    let xml = include_str!("../sipp/caller_reinvite_hold.xml")
-        .replace("RTP/AVP 8 101", "RTP/AVP 0 101")
-        .replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000")
-        .replace("CSeq: 2 ", "CSeq: 102 ")
-        .replace("CSeq: 3 ", "CSeq: 103 ")
-        .replace("CSeq: 4 ", "CSeq: 104 ")
+    // The hold scenario with longer pauses: 3 s bridged, 4 s on hold, 3 s after the resume.
+    let xml = crate::calls::pcmu_hold_after_info_pin()
         .replacen(
             r#"<pause milliseconds="1000"/>"#,
             r#"<pause milliseconds="3000"/>"#,

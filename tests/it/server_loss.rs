@@ -109,6 +109,17 @@ fn pin_caller(scenario: Scenario, phone: &RtpPeer, dialin: SocketAddr) -> Sipp {
     .service(DIALLED)
 }
 
+/// A phone caller (its media a Rust peer) that types the PIN and then stays a minute;
+/// returns once dialin has bridged it.
+fn bridged_phone(dialin: &Dialin, sip: SocketAddr) -> (RtpPeer, RunningSipp) {
+    let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
+    let caller = pin_caller(Scenario::caller_hangs_up(), &phone, sip)
+        .pause(Duration::from_secs(60))
+        .spawn();
+    dialin.wait_for_line("bridged", Duration::from_secs(15));
+    (phone, caller)
+}
+
 /// No RTP from sipp itself: the Rust peers are the media.
 fn silent() -> CallerStream {
     CallerStream::new("")
@@ -116,25 +127,24 @@ fn silent() -> CallerStream {
         .tail(Duration::ZERO)
 }
 
-/// Our member in `conference <CONFERENCE> list`: its caller ID name and number (dialin's
-/// masked `phone-…` user), if it is there.
-fn dialin_member(fs: &FreeSwitch) -> Option<(String, String)> {
+/// Our member's line in `conference <CONFERENCE> list` (fields: id, register string, uuid,
+/// caller ID name, caller ID number (dialin's masked `phone-…` user), flags, …), if listed.
+fn dialin_member_line(fs: &FreeSwitch) -> Option<Vec<String>> {
     let list = fs.api(&format!("conference {CONFERENCE} list"));
     list.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(';').collect();
-        (fields.len() > 4 && fields[4].starts_with("phone-"))
-            .then(|| (fields[3].to_string(), fields[4].to_string()))
+        let fields: Vec<String> = line.split(';').map(str::to_string).collect();
+        (fields.len() > 5 && fields[4].starts_with("phone-")).then_some(fields)
     })
 }
 
-/// Our member in `conference <CONFERENCE> list`: its member id and flags (`hear|speak|…`).
+/// Our member's caller ID name and number, if it is in the conference.
+fn dialin_member(fs: &FreeSwitch) -> Option<(String, String)> {
+    dialin_member_line(fs).map(|f| (f[3].clone(), f[4].clone()))
+}
+
+/// Our member's id and flags (`hear|speak|…`), if it is in the conference.
 pub(crate) fn dialin_member_flags(fs: &FreeSwitch) -> Option<(String, String)> {
-    let list = fs.api(&format!("conference {CONFERENCE} list"));
-    list.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(';').collect();
-        (fields.len() > 5 && fields[4].starts_with("phone-"))
-            .then(|| (fields[0].to_string(), fields[5].to_string()))
-    })
+    dialin_member_line(fs).map(|f| (f[0].clone(), f[5].clone()))
 }
 
 /// Whether member flags say the member may speak (not muted).
@@ -203,11 +213,7 @@ fn crash_and_rejoin(esl: bool, outage: Duration) {
         );
     }
 
-    let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
-    let _caller = pin_caller(Scenario::caller_hangs_up(), &phone, sip)
-        .pause(Duration::from_secs(60))
-        .spawn();
-    dialin.wait_for_line("bridged", Duration::from_secs(15));
+    let (phone, _caller) = bridged_phone(&dialin, sip);
     let before = poll(Duration::from_secs(5), || dialin_member(&fs))
         .expect("dialin's caller is a member of the conference");
     if esl {
@@ -472,11 +478,7 @@ fn a_frozen_server_whose_silence_does_not_count_is_lost_by_its_unanswered_option
         conference_runs(&fs),
         "the web participant created the conference"
     );
-    let phone = RtpPeer::start(local(PortBlock::take(2).base), SendTo::FirstSource);
-    let _caller = pin_caller(Scenario::caller_hangs_up(), &phone, sip)
-        .pause(Duration::from_secs(60))
-        .spawn();
-    dialin.wait_for_line("bridged", Duration::from_secs(15));
+    let (_phone, _caller) = bridged_phone(&dialin, sip);
     // Answered OPTIONS keep the call: 3 s of them, no loss.
     std::thread::sleep(Duration::from_secs(3));
     assert!(

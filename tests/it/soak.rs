@@ -84,17 +84,7 @@ fn footprint(pid: u32) -> (u64, usize) {
 /// Keys as SIP INFO (`application/dtmf-relay`), each answered before the next.
 fn info_digits(call: &mut RawCall, keys: &str) -> bool {
     for key in keys.chars() {
-        call.cseq += 1;
-        let body = format!("Signal={key}\r\nDuration=160\r\n");
-        let msg = call
-            .request("INFO", call.cseq, &format!("info-{}", call.cseq), true, "")
-            .replace(
-                "Content-Length: 0\r\n\r\n",
-                &format!(
-                    "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                ),
-            );
+        let msg = call.dtmf_info(key, &format!("info-{}", call.cseq + 1));
         call.send_raw(msg.as_bytes());
         let cseq = format!("{} INFO", call.cseq);
         let (_, ok) = call.read_until(Duration::from_secs(2), |m| {

@@ -19,7 +19,7 @@ const ACK_WAIT: Duration = Duration::from_secs(10);
 const DIALLED: &str = "4930555000";
 
 /// A SIP address where nothing listens, for tests that never reach a server.
-fn no_server() -> SocketAddr {
+pub(crate) fn no_server() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, PortBlock::take(1).base))
 }
 
@@ -635,19 +635,15 @@ fn requests_that_overtake_the_ack_are_answered() {
         call.expect_response(200, "INVITE", Duration::from_secs(5));
         call.ack("");
         // No pause: sent once, right behind the ACK.
-        call.cseq += 1;
         let method = if n % 2 == 0 { "INFO" } else { "OPTIONS" };
-        let body = "Signal=5\r\nDuration=160\r\n";
-        let mut msg = call.request(method, call.cseq, &format!("overtake-{n}"), true, "");
-        if method == "INFO" {
-            msg = msg.replace(
-                "Content-Length: 0\r\n\r\n",
-                &format!(
-                    "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                ),
-            );
-        }
+        let branch = format!("overtake-{n}");
+        let msg = match method {
+            "INFO" => call.dtmf_info('5', &branch),
+            _ => {
+                call.cseq += 1;
+                call.request(method, call.cseq, &branch, true, "")
+            }
+        };
         call.send_raw(msg.as_bytes());
         let cseq = format!("{} {method}", call.cseq);
         let (got, ok) = call.read_until(Duration::from_secs(3), |m| {

@@ -21,11 +21,7 @@ fn hold() -> Ev {
 
 /// When (ms) each probe went out.
 fn probes(sim: &Sim) -> Vec<u64> {
-    sim.actions
-        .iter()
-        .filter(|(_, a)| matches!(a, A::ProbeCaller))
-        .map(|(t, _)| t.as_millis() as u64)
-        .collect()
+    sim.times(|a| matches!(a, A::ProbeCaller))
 }
 
 /// A bridged call (PIN at 1 s) that the caller holds from 10 s on, its RTP stopped with it.

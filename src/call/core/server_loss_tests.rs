@@ -168,14 +168,8 @@ fn a_muted_caller_is_muted_again_after_the_rejoin() {
         .at(5_000, Ev::Key('0'))
         .at(10_000, Ev::ServerMediaStops)
         .run_until(30_000);
-    let toggles: Vec<u64> = sim
-        .actions
-        .iter()
-        .filter(|(_, a)| matches!(a, A::ToggleMute(_)))
-        .map(|(t, _)| t.as_millis() as u64)
-        .collect();
     // Muted at 5 s; lost at 11 s; dialled again at 13 s, bridged at 13.32 s and muted again.
-    assert_eq!(toggles, [5_000, 13_320]);
+    assert_eq!(toggles(&sim), [5_000, 13_320]);
 }
 
 #[test]
@@ -206,11 +200,7 @@ fn reoffer(direction: &str) -> Ev {
 }
 
 fn toggles(sim: &Sim) -> Vec<u64> {
-    sim.actions
-        .iter()
-        .filter(|(_, a)| matches!(a, A::ToggleMute(_)))
-        .map(|(t, _)| t.as_millis() as u64)
-        .collect()
+    sim.times(|a| matches!(a, A::ToggleMute(_)))
 }
 
 fn mute_key_call() -> Sim {
@@ -287,11 +277,7 @@ fn a_caller_a_moderator_unmuted_is_not_muted_after_the_rejoin() {
 
 /// When (ms) each OPTIONS to the server went out.
 fn server_probes(sim: &Sim) -> Vec<u64> {
-    sim.actions
-        .iter()
-        .filter(|(_, a)| matches!(a, A::ProbeServer))
-        .map(|(t, _)| t.as_millis() as u64)
-        .collect()
+    sim.times(|a| matches!(a, A::ProbeServer))
 }
 
 /// A call bridged at 2.12 s to a server whose silence does not count (`server_silence` off).

@@ -427,23 +427,10 @@ impl Sim {
                     self.call.handle_numbered(now, t.clone(), seq, true);
                 }
                 CallAction::ProbeCaller | CallAction::RefreshSession { .. } => {
-                    // There and back through the network, or the transaction's timeout.
-                    let (after, alive) = if self.caller_gone {
-                        (Duration::from_secs(32), false)
-                    } else {
-                        (self.net.delay * 2, true)
-                    };
-                    let ms = (now - self.t0 + after).as_millis() as u64;
-                    self.at(ms, Ev::Reached(alive));
+                    self.answer_in_dialog(!self.caller_gone, Ev::Reached)
                 }
                 CallAction::ProbeServer => {
-                    let (after, alive) = if self.server_sip_gone {
-                        (Duration::from_secs(32), false)
-                    } else {
-                        (self.net.delay * 2, true)
-                    };
-                    let ms = (now - self.t0 + after).as_millis() as u64;
-                    self.at(ms, Ev::ServerReached(alive));
+                    self.answer_in_dialog(!self.server_sip_gone, Ev::ServerReached)
                 }
                 CallAction::Bridge { .. } => self.server_media = Some(None),
                 CallAction::Unbridge => {
@@ -472,6 +459,17 @@ impl Sim {
         }
     }
 
+    /// The answer to an in-dialog request we sent a peer: there and back through the network
+    /// when the peer is `there`, else the transaction's timeout (32 s) with no answer.
+    fn answer_in_dialog(&mut self, there: bool, answer: fn(bool) -> Ev) {
+        let after = match there {
+            true => self.net.delay * 2,
+            false => Duration::from_secs(32),
+        };
+        let ms = (self.now - self.t0 + after).as_millis() as u64;
+        self.at(ms, answer(there));
+    }
+
     /// The server's final response to our INVITE, `after` from now (through the network).
     fn server_later(&mut self, after: Duration, answer: bool) {
         let ev = if answer {
@@ -491,6 +489,15 @@ impl Sim {
             .iter()
             .find(|(_, a)| f(a))
             .map(|(t, _)| t.as_millis() as u64)
+    }
+
+    /// When (ms after `t0`) each action matching `f` was taken.
+    pub fn times(&self, f: impl Fn(&CallAction) -> bool) -> Vec<u64> {
+        self.actions
+            .iter()
+            .filter(|(_, a)| f(a))
+            .map(|(t, _)| t.as_millis() as u64)
+            .collect()
     }
 
     /// How many actions matching `f` were taken.

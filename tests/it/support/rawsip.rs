@@ -127,6 +127,20 @@ impl RawCall {
         )
     }
 
+    /// An INFO of the dialog with the next CSeq carrying `key` as `application/dtmf-relay`
+    /// (branch `branch`), to send with [`RawCall::send_raw`].
+    pub fn dtmf_info(&mut self, key: char, branch: &str) -> String {
+        self.cseq += 1;
+        let body = format!("Signal={key}\r\nDuration=160\r\n");
+        self.request("INFO", self.cseq, branch, true, "").replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    }
+
     /// Sends the INVITE (CSeq 1, branch `inv`) with `sdp` (none when empty).
     pub fn invite(&mut self, sdp: &str) {
         let msg = self.request("INVITE", 1, "inv", false, sdp);
