@@ -70,6 +70,9 @@ pub async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let edge = SipEdge::bind(start::edge_settings(&config)).await?;
     let cancel = tokio_util::sync::CancellationToken::new();
     let (directory, esl) = watch_servers(&config, &cancel);
+    tokio::spawn(crate::ops::allocator::give_back_periodically(
+        cancel.clone(),
+    ));
     let live = LiveParts {
         directory,
         store: Default::default(),

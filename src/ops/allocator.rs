@@ -10,6 +10,12 @@
 //! their own, returned to the system when freed. `bench/run` (quick, 500 calls): RSS per call
 //! 49.8 → 41.7 KB. The cost is an `mmap` and a `munmap` per such block, one per call set-up;
 //! nothing per packet (the relay allocates nothing).
+//!
+//! And glibc keeps what a burst freed: after 20,000 calls at 87 a second (`tests/soak/run`)
+//! the heap held 2.9 MB in use but 84 MB free, all of it still counted in RSS (a free chunk is
+//! only given back when it is at the heap's top). An operator watching RSS after a peak
+//! would see a leak. [`give_back_periodically`] hands free pages back with `malloc_trim`
+//! every [`GIVE_BACK_EVERY`] when more than [`GIVE_BACK_ABOVE`] is free.
 
 /// Allocations this large or larger get their own mapping.
 pub const MMAP_THRESHOLD: usize = 8 * 1024;
@@ -25,6 +31,59 @@ pub fn tune() -> bool {
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
         false
+    }
+}
+
+/// How often the heap's free memory is looked at.
+pub const GIVE_BACK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// Free heap memory beyond this is given back to the system.
+pub const GIVE_BACK_ABOVE: usize = 16 * 1024 * 1024;
+
+/// Bytes the heap holds free (glibc; 0 elsewhere).
+pub fn free_heap() -> usize {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        unsafe { libc::mallinfo2() }.fordblks
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        0
+    }
+}
+
+/// Gives the heap's free pages back to the system when more than `above` bytes are free.
+/// Returns whether it did. (glibc only; elsewhere nothing.)
+pub fn give_back_free_memory(above: usize) -> bool {
+    if free_heap() <= above {
+        return false;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only releases free memory, under the allocator's locks.
+        unsafe { libc::malloc_trim(0) };
+        true
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// Runs [`give_back_free_memory`] every [`GIVE_BACK_EVERY`] until `cancel`, off the async
+/// threads (a trim walks every arena: milliseconds on a large heap).
+pub async fn give_back_periodically(cancel: tokio_util::sync::CancellationToken) {
+    let mut every = tokio::time::interval(GIVE_BACK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let gave = tokio::task::spawn_blocking(|| give_back_free_memory(GIVE_BACK_ABOVE)).await;
+        if matches!(gave, Ok(true)) {
+            tracing::debug!("free heap memory given back to the system");
+        }
     }
 }
 
@@ -71,21 +130,74 @@ mod tests {
         }
     }
 
+    /// This process's resident set, bytes.
+    fn rss() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: usize = statm
+            .split_whitespace()
+            .nth(1)
+            .expect("rss")
+            .parse()
+            .expect("a number");
+        pages * 4096
+    }
+
+    #[test]
+    #[ignore = "run by free_memory_after_a_burst_is_given_back in a child process"]
+    fn child_gives_back() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        tune();
+        // A burst: 64 MB in small blocks, then all freed but every 64th (what outlives the
+        // burst holds the heap's top and middle, so glibc alone gives nothing back).
+        let mut blocks: Vec<Vec<u8>> = (0..64 * 1024).map(|i| vec![i as u8; 1000]).collect();
+        let kept: Vec<Vec<u8>> = blocks.iter().step_by(64).cloned().collect();
+        blocks.clear();
+        blocks.shrink_to_fit();
+        let before = rss();
+        assert!(free_heap() > GIVE_BACK_ABOVE, "free: {}", free_heap());
+        assert!(give_back_free_memory(GIVE_BACK_ABOVE));
+        let after = rss();
+        assert!(
+            after + 40 * 1024 * 1024 < before,
+            "RSS {before} -> {after}: not given back"
+        );
+        // Again: the free chunks stay free (only their pages went), and a second trim finds
+        // them so and costs little.
+        let t = std::time::Instant::now();
+        give_back_free_memory(GIVE_BACK_ABOVE);
+        eprintln!("second trim took {:?}", t.elapsed());
+        assert!(rss() <= after + 1024 * 1024);
+        assert_eq!(kept.len(), 1024);
+    }
+
+    /// Runs the ignored test `name` of this module in a child process (a fresh allocator)
+    /// with [`CHILD`] set to `mode`, and asserts it passed.
+    fn in_child(name: &str, mode: &str) {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", &format!("ops::allocator::tests::{name}")])
+            .args(["--ignored", "--test-threads=1", "--nocapture"])
+            .env(CHILD, mode)
+            .output()
+            .expect("run the child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{name} ({mode}): {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn free_memory_after_a_burst_is_given_back() {
+        in_child("child_gives_back", "tuned");
+    }
+
     #[test]
     fn blocks_from_the_threshold_up_get_their_own_mapping() {
         for mode in ["default", "tuned"] {
-            let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-                .args(["--exact", "ops::allocator::tests::child_counts_mappings"])
-                .args(["--ignored", "--test-threads=1", "--nocapture"])
-                .env(CHILD, mode)
-                .output()
-                .expect("run the child");
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && text.contains("1 passed"),
-                "{mode}: {text}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            in_child("child_counts_mappings", mode);
         }
     }
 }

@@ -349,6 +349,9 @@ pub struct DialogInner {
     pub(super) cancel_requested: AtomicBool,
     /// That CANCEL waits for a provisional response (RFC 3261 §9.1).
     pub(super) cancel_deferred: AtomicBool,
+    /// Woken when the dialog leaves `WaitAck` (confirmed by the ACK, or
+    /// terminated): in-dialog requests that overtook the ACK wait on it.
+    pub(super) ack_settled: crate::platform::Notify,
 }
 
 pub type DialogStateReceiver = UnboundedReceiver<DialogState>;
@@ -512,6 +515,7 @@ impl DialogInner {
             dialback_target: Mutex::new(None),
             cancel_requested: AtomicBool::new(false),
             cancel_deferred: AtomicBool::new(false),
+            ack_settled: crate::platform::Notify::new(),
         })
     }
     /// Extract RFC 7989 Session-ID state from the initial request.
@@ -1601,6 +1605,7 @@ impl DialogInner {
             dialback_target: Mutex::new(None),
             cancel_requested: AtomicBool::new(false),
             cancel_deferred: AtomicBool::new(false),
+            ack_settled: crate::platform::Notify::new(),
         }))
     }
     fn build_restored_initial_request(
@@ -1748,6 +1753,7 @@ impl DialogInner {
             DialogState::Confirmed(_, _) | DialogState::Terminated(_, _)
         ) {
             self.tu_sender.lock().take();
+            self.ack_settled.notify_waiters();
         }
         // Try to send state update, but don't fail if channel is closed
         self.state_sender.send(state).ok();

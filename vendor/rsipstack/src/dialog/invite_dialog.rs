@@ -809,6 +809,18 @@ impl InviteDialog {
             .compare_exchange(remote_seq, cseq, Ordering::Relaxed, Ordering::Relaxed)
             .ok();
 
+        if self.role() == TransactionRole::Server
+            && self.inner.waiting_ack()
+            && self.overtakes_ack(&tx.original.method, cseq)
+        {
+            self.wait_for_ack().await;
+            if self.inner.is_terminated() {
+                // The ACK never came and the dialog is over (RFC 3261 §12.2.2).
+                tx.reply(StatusCode::CallTransactionDoesNotExist).await?;
+                return Ok(());
+            }
+        }
+
         if self.inner.is_confirmed() {
             match tx.original.method {
                 Method::Cancel => {
@@ -882,6 +894,46 @@ impl InviteDialog {
             }
         }
         Ok(())
+    }
+
+    /// Whether a request that reaches this server dialog while it waits for
+    /// the ACK of its 2xx came after that ACK on the caller's side: every
+    /// in-dialog request but the ones the dialog takes in `WaitAck` (ACK, BYE,
+    /// CANCEL, PRACK) and the initial INVITE. A phone may send a re-INVITE
+    /// (hold), an INFO (a digit) or an OPTIONS right behind its ACK; over UDP,
+    /// or when the two are handled by different tasks, the request can arrive
+    /// first. It used to be ignored (a re-INVITE was even taken for the
+    /// initial INVITE), so it was never answered.
+    fn overtakes_ack(&self, method: &Method, cseq: u32) -> bool {
+        match method {
+            Method::Ack | Method::Bye | Method::Cancel | Method::PRack => false,
+            Method::Invite => self
+                .inner
+                .initial_request
+                .lock()
+                .cseq_header()
+                .and_then(|c| c.seq())
+                .is_ok_and(|initial| cseq > initial),
+            _ => true,
+        }
+    }
+
+    /// Waits until the dialog leaves `WaitAck`: confirmed by the ACK, or
+    /// terminated, at the latest when the INVITE transaction gives up on the
+    /// ACK (64 × T1, RFC 3261 §13.3.1.4). Woken by the transition itself, so
+    /// a request that overtook the ACK is handled as soon as the ACK is in.
+    async fn wait_for_ack(&self) {
+        let limit = self.inner.endpoint_inner.option.t1 * 64;
+        let settled = async {
+            loop {
+                let woken = self.inner.ack_settled.notified();
+                if !self.inner.waiting_ack() {
+                    return;
+                }
+                woken.await;
+            }
+        };
+        crate::platform::timeout(limit, settled).await.ok();
     }
 
     async fn handle_bye(&mut self, tx: &mut Transaction) -> Result<()> {

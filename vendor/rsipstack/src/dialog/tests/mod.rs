@@ -1,5 +1,6 @@
 mod test_accept_before_handle;
 mod test_ack_answer;
+mod test_ack_overtaken;
 mod test_authenticate;
 mod test_cancel_2xx_race;
 mod test_client_dialog;

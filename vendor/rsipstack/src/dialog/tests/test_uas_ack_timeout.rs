@@ -19,13 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 const CALL_ID: &str = "uas-ack-timeout-test";
 const FROM_TAG: &str = "uac-tag";
-const T1: Duration = Duration::from_millis(20);
+pub(super) const T1: Duration = Duration::from_millis(20);
 // Same T4/T1 ratio as the RFC defaults (5 s / 500 ms).
 const T4: Duration = Duration::from_millis(200);
-const T1X64: Duration = Duration::from_millis(64 * 20);
+pub(super) const T1X64: Duration = Duration::from_millis(64 * 20);
 
 /// A raw UAC peer.
-struct Peer {
+pub(super) struct Peer {
     socket: UdpSocket,
     uas: SocketAddr,
 }
@@ -35,7 +35,7 @@ impl Peer {
         self.socket.send_to(msg.as_bytes(), self.uas).await.unwrap();
     }
 
-    async fn send_request(&self, method: Method, cseq: u32, to_tag: Option<&str>) {
+    pub(super) async fn send_request(&self, method: Method, cseq: u32, to_tag: Option<&str>) {
         let addr = self.socket.local_addr().unwrap();
         let to = match to_tag {
             Some(tag) => format!("<sip:bob@{}>;tag={tag}", self.uas),
@@ -62,7 +62,7 @@ impl Peer {
 
     /// Everything the UAS sends until `deadline`, with arrival times. A BYE
     /// is answered with 200 OK.
-    async fn collect(&self, deadline: Instant) -> Vec<(Instant, SipMessage)> {
+    pub(super) async fn collect(&self, deadline: Instant) -> Vec<(Instant, SipMessage)> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 4096];
         loop {
@@ -101,7 +101,7 @@ impl Peer {
 
 /// A UAS endpoint with short timers, running the usual incoming-transaction
 /// loop.
-fn short_timers() -> EndpointOption {
+pub(super) fn short_timers() -> EndpointOption {
     EndpointOption {
         t1: T1,
         t4: T4,
@@ -110,7 +110,7 @@ fn short_timers() -> EndpointOption {
     }
 }
 
-async fn setup(
+pub(super) async fn setup(
     token: &CancellationToken,
     option: EndpointOption,
 ) -> crate::Result<(DialogStateReceiver, UnboundedReceiver<InviteDialog>, Peer)> {
