@@ -223,6 +223,10 @@ pub enum CallAction {
     SendDigit(Digit),
     /// Toggle the caller's mute in the conference (Event Socket), or forward `Digit`.
     ToggleMute(Digit),
+    /// Mute (`true`) or unmute the caller's member in the conference through the Event Socket
+    /// (hold, rejoin): a state, not a toggle, so a moderator's mute is never undone. Nothing
+    /// where the server has no Event Socket or our member is not known.
+    SetMute(bool),
     /// Send the 200 an early-media call still owes: `body` (the 183's SDP again), with the
     /// session timer's headers.
     AnswerCaller {

@@ -50,10 +50,13 @@ pub(super) struct LossState {
     /// when it came and what it was. It becomes a loss unless a packet or a BYE comes within
     /// [`BYE_GRACE`].
     suspect: Option<(Instant, &'static str)>,
-    /// Whether the caller is muted in the conference: its toggles of the mute key through the
-    /// Event Socket since it joined (odd: muted), or, once a leg was lost, what the conference
-    /// said when it was ([`Call::handle_member_muted`]: a moderator's mute counts too).
+    /// Whether the caller is muted in the conference, not counting a mute for its hold: its
+    /// toggles of the mute key since it joined (odd: muted), corrected by what the conference
+    /// says whenever the driver asks it ([`Call::handle_member_muted`]: a moderator's mute
+    /// counts too). The rejoin restores it; the hold leaves a muted caller alone.
     pub muted: bool,
+    /// The member is muted because the caller holds: unmuted on resume.
+    pub hold_muted: bool,
     /// The next bridge is a rejoin.
     pub lost: bool,
 }
@@ -76,11 +79,13 @@ impl Call {
         if std::mem::take(&mut self.loss.lost) {
             info!(call = self.call_no, "bridged again after the loss");
             self.record(Record::Rejoined);
-            if self.loss.muted {
-                if let Some(key) = self.mute_key {
-                    // Muted before the loss: muted again (the key toggles).
-                    self.actions.push_back(CallAction::ToggleMute(key));
-                }
+            // A new member starts unmuted: muted again if it was before the loss, or if the
+            // caller still holds. (Without the Event Socket the mute key is not ours: it goes
+            // to the server, and so does its state.)
+            let esl = self.mute_key.is_some() && self.legs.server_can_mute();
+            self.loss.hold_muted = esl && self.legs.caller_holds() && !self.loss.muted;
+            if esl && (self.loss.muted || self.loss.hold_muted) {
+                self.actions.push_back(CallAction::SetMute(true));
             }
         }
     }
@@ -95,21 +100,31 @@ impl Call {
     /// The caller put the call on hold or resumed it. Nothing of a holding caller reaches
     /// the meeting (the relay sees to that); where the mute key goes through the Event
     /// Socket, BBB's user list shows it too: the member is muted for the hold and unmuted
-    /// on resume, unless the caller had muted itself.
+    /// on resume, unless it was muted already (by its key or a moderator; the driver asks
+    /// the conference before it hands over the hold), which the hold leaves alone.
     pub(super) fn hold_changed(&mut self) {
-        let esl_mute = self.mute_key.filter(|_| self.legs.server_can_mute());
-        if let Some(key) = esl_mute.filter(|_| !self.loss.muted) {
-            if self.flow.state() == FlowState::Bridged {
-                // The key toggles: once for the hold, once more on resume.
-                self.actions.push_back(CallAction::ToggleMute(key));
+        let esl_mute = self.mute_key.is_some() && self.legs.server_can_mute();
+        if !esl_mute || self.flow.state() != FlowState::Bridged {
+            return;
+        }
+        if self.legs.caller_holds() {
+            if !self.loss.muted && !self.loss.hold_muted {
+                self.loss.hold_muted = true;
+                self.actions.push_back(CallAction::SetMute(true));
             }
+        } else if std::mem::take(&mut self.loss.hold_muted) {
+            self.actions.push_back(CallAction::SetMute(false));
         }
     }
 
-    /// What the conference said about our member's mute (by its key or a moderator) when its
-    /// leg was lost: the state the rejoin restores. Ignored unless a leg is lost.
+    /// What the conference says about our member's mute (by its key or a moderator), asked
+    /// by the driver before a caller's in-dialog request and when the leg is lost: the state
+    /// the hold leaves alone and the rejoin restores. A mute for the hold is ours, not the
+    /// caller's; a moderator who unmutes a holding member ends it.
     pub fn handle_member_muted(&mut self, muted: bool) {
-        if self.loss.lost {
+        if self.loss.hold_muted {
+            self.loss.hold_muted = muted;
+        } else {
             self.loss.muted = muted;
         }
     }

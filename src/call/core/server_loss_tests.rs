@@ -168,8 +168,10 @@ fn a_muted_caller_is_muted_again_after_the_rejoin() {
         .at(5_000, Ev::Key('0'))
         .at(10_000, Ev::ServerMediaStops)
         .run_until(30_000);
-    // Muted at 5 s; lost at 11 s; dialled again at 13 s, bridged at 13.32 s and muted again.
-    assert_eq!(toggles(&sim), [5_000, 13_320]);
+    // Muted at 5 s (the key toggles); lost at 11 s; dialled again at 13 s, bridged at
+    // 13.32 s and muted again (a state: a new member starts unmuted).
+    assert_eq!(toggles(&sim), [5_000]);
+    assert_eq!(mutes(&sim), [(13_320, true)]);
 }
 
 #[test]
@@ -203,11 +205,23 @@ fn toggles(sim: &Sim) -> Vec<u64> {
     sim.times(|a| matches!(a, A::ToggleMute(_)))
 }
 
+/// When (ms) the core set the member's mute, and to what.
+fn mutes(sim: &Sim) -> Vec<(u64, bool)> {
+    let muted = sim.times(|a| matches!(a, A::SetMute(true)));
+    let unmuted = sim.times(|a| matches!(a, A::SetMute(false)));
+    let mut all: Vec<_> = muted.into_iter().map(|t| (t, true)).collect();
+    all.extend(unmuted.into_iter().map(|t| (t, false)));
+    all.sort();
+    all
+}
+
+/// A call bridged at 2.12 s whose server's Event Socket tells our member's mute.
 fn mute_key_call() -> Sim {
     let mut settings = flow_settings();
     settings.mute_key = Some(Digit::from_char('0').expect("a key"));
     let n = super::legs::negotiate_caller(&caller_sdp(4000, "sendrecv")).expect("an offer");
     let mut sim = Sim::start_with(Answered::Offer(n), None, settings, false);
+    sim.member_muted = Some(false);
     sim.at(0, Ev::Caller(CallerEvent::Acked { body: Vec::new() }))
         .keys(1_000, "1234#");
     sim
@@ -221,7 +235,9 @@ fn a_caller_on_hold_is_muted_in_the_meeting_and_unmuted_on_resume() {
         .at(20_000, reoffer("sendrecv"))
         .run_until(30_000);
     // Once for the hold (a second hold offer changes nothing), once for the resume.
-    assert_eq!(toggles(&sim), [10_020, 20_020]);
+    assert_eq!(mutes(&sim), [(10_020, true), (20_020, false)]);
+    assert!(toggles(&sim).is_empty());
+    assert_eq!(sim.member_muted, Some(false));
 }
 
 #[test]
@@ -232,6 +248,51 @@ fn a_caller_that_muted_itself_stays_muted_through_hold_and_resume() {
         .at(20_000, reoffer("sendrecv"))
         .run_until(30_000);
     assert_eq!(toggles(&sim), [5_000]);
+    assert!(mutes(&sim).is_empty(), "{:?}", mutes(&sim));
+    assert_eq!(sim.member_muted, Some(true));
+}
+
+#[test]
+fn a_caller_a_moderator_muted_stays_muted_through_hold_and_resume() {
+    // The hold used to toggle the mute: a moderator's mute was undone for the hold.
+    let mut sim = mute_key_call();
+    sim.at(5_000, Ev::Moderator(true))
+        .at(10_000, reoffer("sendonly"))
+        .at(20_000, reoffer("sendrecv"))
+        .run_until(30_000);
+    assert!(mutes(&sim).is_empty(), "{:?}", mutes(&sim));
+    assert!(toggles(&sim).is_empty());
+    assert_eq!(sim.member_muted, Some(true));
+}
+
+#[test]
+fn a_holding_caller_a_moderator_unmuted_is_not_unmuted_again_on_resume() {
+    let mut sim = mute_key_call();
+    sim.at(10_000, reoffer("sendonly"))
+        .at(12_000, Ev::Moderator(false))
+        // A session refresh while holding tells the core what the moderator did.
+        .at(15_000, reoffer("sendonly"))
+        .at(20_000, reoffer("sendrecv"))
+        .run_until(30_000);
+    assert_eq!(mutes(&sim), [(10_020, true)]);
+    assert_eq!(sim.member_muted, Some(false));
+}
+
+#[test]
+fn a_caller_holding_through_a_rejoin_is_muted_for_the_hold_and_unmuted_on_resume() {
+    let mut sim = mute_key_call();
+    sim.conference_running = true;
+    sim.at(5_000, reoffer("sendonly"))
+        .at(10_000, Ev::ServerMediaStops)
+        .at(20_000, reoffer("sendrecv"))
+        .run_until(30_000);
+    // Muted for the hold; lost at 11 s, bridged again at 13.32 s (a new member, unmuted):
+    // muted for the hold again; unmuted on resume.
+    assert_eq!(
+        mutes(&sim),
+        [(5_020, true), (13_320, true), (20_020, false)]
+    );
+    assert_eq!(sim.member_muted, Some(false));
 }
 
 #[test]
@@ -256,11 +317,13 @@ fn an_event_socket_down_while_the_audio_flows_leaves_the_call_alone() {
 fn a_caller_a_moderator_muted_is_muted_again_after_the_rejoin() {
     let mut sim = mute_key_call();
     sim.conference_running = true;
-    // Never pressed the key; the conference said "muted" when the leg was lost.
-    sim.member_muted = Some(true);
-    sim.at(10_000, Ev::ServerMediaStops).run_until(30_000);
-    // Lost at 11 s; dialled again at 13 s, bridged at 13.32 s and muted.
-    assert_eq!(toggles(&sim), [13_320]);
+    // Never pressed the key; a moderator muted it before the leg was lost.
+    sim.at(5_000, Ev::Moderator(true))
+        .at(10_000, Ev::ServerMediaStops)
+        .run_until(30_000);
+    // Lost at 11 s; dialled again at 13 s, bridged at 13.32 s (a new member) and muted.
+    assert_eq!(mutes(&sim), [(13_320, true)]);
+    assert_eq!(sim.member_muted, Some(true));
 }
 
 #[test]
@@ -268,11 +331,13 @@ fn a_caller_a_moderator_unmuted_is_not_muted_after_the_rejoin() {
     let mut sim = mute_key_call();
     sim.conference_running = true;
     // Muted itself at 5 s; a moderator unmuted it before the leg was lost.
-    sim.member_muted = Some(false);
     sim.at(5_000, Ev::Key('0'))
+        .at(8_000, Ev::Moderator(false))
         .at(10_000, Ev::ServerMediaStops)
         .run_until(30_000);
     assert_eq!(toggles(&sim), [5_000]);
+    assert!(mutes(&sim).is_empty(), "{:?}", mutes(&sim));
+    assert_eq!(sim.member_muted, Some(false));
 }
 
 /// When (ms) each OPTIONS to the server went out.

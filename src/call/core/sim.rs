@@ -9,8 +9,8 @@
 //! answers an INVITE after a delay), and keeps every action with its time for the test.
 
 use super::{
-    Answered, Call, CallAction, CallSetup, CallerEvent, LocalSdp, MediaEvent, MeetingAnswer,
-    RxTimes, ServerEvent,
+    Answered, Call, CallAction, CallSetup, CallerEvent, InDialog, LocalSdp, MediaEvent,
+    MeetingAnswer, RxTimes, ServerEvent,
 };
 use crate::call::flow::FlowSettings;
 use crate::call::pin::PinSettings;
@@ -118,6 +118,8 @@ pub enum Ev {
     Reached(bool),
     /// The same for the server's leg.
     ServerReached(bool),
+    /// A moderator mutes (`true`) or unmutes our member (where the Event Socket tells).
+    Moderator(bool),
 }
 
 /// The network between the peers and the core: every message takes `delay` plus up to
@@ -202,8 +204,10 @@ pub struct Sim {
     /// Whether the caller's phone is gone: its in-dialog requests (OPTIONS, refreshes) get
     /// no answer, which the driver reports after the transaction's 32 s.
     pub caller_gone: bool,
-    /// What the directory says about our member's mute when its leg is lost (`None`: not
-    /// known, as without an Event Socket).
+    /// Our member's mute in the conference, as the Event Socket tells the directory (`None`:
+    /// not known, as without one). The mute key and `SetMute` change it, a new member starts
+    /// unmuted, and the driver hands it to the core before a caller's re-INVITE and when the
+    /// leg is lost.
     pub member_muted: Option<bool>,
     /// Whether the bridged server's SIP is gone: its in-dialog OPTIONS get no answer.
     pub server_sip_gone: bool,
@@ -334,7 +338,14 @@ impl Sim {
             self.happen(ev);
         } else if let Some(msg) = self.net.take_due(now) {
             match msg {
-                Msg::Caller(ev) => self.call.handle_caller(now, ev),
+                Msg::Caller(ev) => {
+                    if let (CallerEvent::Request(_, InDialog::Offer { .. }), Some(muted)) =
+                        (&ev, self.member_muted)
+                    {
+                        self.call.handle_member_muted(muted);
+                    }
+                    self.call.handle_caller(now, ev)
+                }
                 Msg::Server(ev) => self.call.handle_server(now, ev),
             }
         } else if self.prompt_end.is_some_and(|t| t <= now) {
@@ -390,6 +401,11 @@ impl Sim {
                 self.call.handle_server(now, ServerEvent::Reached { alive })
             }
             Ev::Reached(alive) => self.call.handle_caller(now, CallerEvent::Reached { alive }),
+            Ev::Moderator(muted) => {
+                if self.member_muted.is_some() {
+                    self.member_muted = Some(muted);
+                }
+            }
         }
     }
 
@@ -432,7 +448,14 @@ impl Sim {
                 CallAction::ProbeServer => {
                     self.answer_in_dialog(!self.server_sip_gone, Ev::ServerReached)
                 }
-                CallAction::Bridge { .. } => self.server_media = Some(None),
+                CallAction::Bridge { .. } => {
+                    self.server_media = Some(None);
+                    self.member_muted = self.member_muted.map(|_| false);
+                }
+                CallAction::SetMute(muted) => {
+                    self.member_muted = self.member_muted.map(|_| *muted);
+                }
+                CallAction::ToggleMute(_) => self.member_muted = self.member_muted.map(|m| !m),
                 CallAction::Unbridge => {
                     self.server_media = None;
                     if let Some(muted) = self.member_muted {

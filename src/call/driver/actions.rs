@@ -99,6 +99,7 @@ impl CallDriver {
                 CallAction::LeaveIvr => self.slot.leave_ivr(),
                 CallAction::SendDigit(d) => self.send_digit(d),
                 CallAction::ToggleMute(d) => self.toggle_mute(d),
+                CallAction::SetMute(muted) => self.set_mute(muted),
                 CallAction::AnswerCaller { body, session } => {
                     let mut headers = vec![sdp_content_type()];
                     headers.extend(answer_headers(session.as_ref()));
@@ -281,16 +282,9 @@ impl CallDriver {
     /// The server leg is lost: the caller gets the voice menu's media again, and the leg's
     /// dialog, RTP socket and port are let go (the BYE, sent before, goes on in its own task).
     fn unbridge(&mut self, now: Instant) {
-        // The conference's word on our member's mute (a moderator's included), while the
-        // directory still remembers the lost server's conferences: the rejoin restores it.
-        let muted = self
-            .settings
-            .router
-            .directory()
-            .and_then(|dir| dir.member_muted(self.server_name.as_deref()?, &self.dialin_call));
-        if let Some(muted) = muted {
-            self.core.handle_member_muted(muted);
-        }
+        // While the directory still remembers the lost server's conferences: the rejoin
+        // restores the member's mute.
+        self.refresh_member_muted();
         if let Some(path) = &self.path {
             path.with(|p| p.media.unbridge(now));
         }

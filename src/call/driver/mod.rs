@@ -114,6 +114,8 @@ struct CallDriver {
     health: Option<(lookups::DirectoryWait, ServerHealth)>,
     /// Our server leg's `X-Dialin-Call` token, to find our conference member (mute key).
     dialin_call: String,
+    /// The last mute or unmute for hold or rejoin, while it may wait for our member.
+    mute_task: Option<tokio::task::JoinHandle<()>>,
     /// The name of the server dialled (for the mute key's Event Socket).
     server_name: Option<crate::ids::ServerName>,
     /// A meeting-ID lookup in flight; at most one per call.
@@ -234,6 +236,9 @@ impl CallDriver {
             h.abort();
         }
         if let Some(h) = self.caller_request.take() {
+            h.abort();
+        }
+        if let Some(h) = self.mute_task.take() {
             h.abort();
         }
         self.ctx.dialog_layer.remove_dialog(&self.trunk.id());

@@ -316,6 +316,7 @@ async fn answer_call(
         directory: None,
         health: None,
         dialin_call: format!("{:016x}", rand::random::<u64>()),
+        mute_task: None,
         server_name: None,
         lookup: None,
         caller_request: None,

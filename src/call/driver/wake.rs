@@ -236,7 +236,13 @@ impl CallDriver {
         let (handle, req) = request;
         let id = self.hold_request(handle);
         match side {
-            Side::Caller => self.core.handle_caller(now, CallerEvent::Request(id, req)),
+            Side::Caller => {
+                // A re-INVITE may put the call on hold: the core needs the member's mute.
+                if matches!(req, InDialog::Offer { .. }) {
+                    self.refresh_member_muted();
+                }
+                self.core.handle_caller(now, CallerEvent::Request(id, req))
+            }
             Side::Server => self.core.handle_server(now, ServerEvent::Request(id, req)),
         }
     }
