@@ -1,5 +1,5 @@
 //! The media state of one call: both legs' RTP addresses and streams, the prompt player, the
-//! DTMF decoder, the echo test and the relay's payload-type maps.
+//! DTMF decoders (RFC 4733 and in-band), the echo test and the relay's payload-type maps.
 //!
 //! Sans-IO: the driver hands in received packets (in its own buffer, rewritten in place) and
 //! the current time, and gets back what to send where. Nothing here allocates, locks or logs
@@ -17,6 +17,7 @@ pub use leg::{Leg, LegCodec};
 use crate::digit::Digit;
 use crate::media::dtmf::{DtmfDecoder, DtmfEncoder};
 use crate::media::event_clock::EventClock;
+use crate::media::inband_dtmf::InbandDetector;
 use crate::media::prompt::{EncodedPrompt, PromptPlayer};
 use crate::media::rtp::{PtMap, Ssrc};
 use crate::media::Side;
@@ -44,8 +45,8 @@ enum Mode {
 pub enum Received {
     /// Nothing to send (wrong source, not RTP, audio while in the IVR...).
     Ignored,
-    /// A key press decoded from RFC 4733 events while in the IVR (or, bridged, the
-    /// intercepted mute key).
+    /// A key press decoded from RFC 4733 events or from tones in the audio while in the IVR
+    /// (or, bridged, the intercepted mute key).
     Digit(Digit),
     /// Send the (rewritten) first `len` bytes of the buffer to `to`, on the caller's socket.
     ToCaller { len: usize, to: SocketAddr },
@@ -70,6 +71,13 @@ pub struct CallMedia {
     mode: Mode,
     player: PromptPlayer,
     decoder: DtmfDecoder,
+    /// Key presses as tones in the caller's audio, in the voice menu: for phones that send
+    /// no telephone-event, and for those that offered it until their first event arrives
+    /// (then dropped, so a phone that sends both is not heard twice). Dropped when bridged.
+    inband: Option<Box<InbandDetector>>,
+    /// The last key heard in-band and when: an RFC 4733 press of the same key right after it
+    /// is the same press.
+    inband_last: Option<(Digit, Instant)>,
     /// Next 20 ms tick for silence (IVR with no prompt) and injected DTMF.
     next_tick: Instant,
     /// A digit being sent to the server as RFC 4733 (from SIP INFO).
@@ -106,6 +114,8 @@ impl CallMedia {
             server: None,
             mode: Mode::Ivr,
             decoder: DtmfDecoder::new(),
+            inband: Some(Box::new(InbandDetector::new())),
+            inband_last: None,
             next_tick: now,
             injecting: None,
             pending_digits: [None; 8],
@@ -140,6 +150,7 @@ impl CallMedia {
     pub fn start_echo(&mut self) {
         self.player.stop();
         self.mode = Mode::Echo;
+        self.inband = None;
         self.echo = Some(Box::new([None; ECHO_SLOTS]));
     }
 
@@ -160,6 +171,7 @@ impl CallMedia {
         self.to_caller_pt = to_caller;
         self.server = Some(server);
         self.mode = Mode::Bridged;
+        self.inband = None;
     }
 
     /// The server leg is gone (lost, to be dialled again): back to the voice menu's media,
@@ -237,3 +249,7 @@ impl CallMedia {
 #[cfg(test)]
 #[path = "call_media_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "call_media_inband_tests.rs"]
+mod inband_tests;

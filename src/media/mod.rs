@@ -7,6 +7,7 @@ pub mod call_media;
 pub mod dtmf;
 pub mod event_clock;
 pub mod g711;
+pub mod inband_dtmf;
 pub mod ports;
 pub mod prompt;
 pub mod relay;

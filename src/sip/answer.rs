@@ -141,6 +141,37 @@ pub fn answer_caller(
     }
 }
 
+/// Why the caller's offer cannot be answered, checked before its dialog exists: such a call
+/// is refused at once with 488 and [`offer_warning`]. (`None` for an INVITE without SDP:
+/// dialin makes the offer then.)
+pub fn unusable_offer(offer: &Offer) -> Option<SdpError> {
+    match offer {
+        Offer::None => None,
+        Offer::Audio { media, .. } => sdp::negotiate(media, &SUPPORTED_LAWS).err(),
+        Offer::Unusable(e) => Some(e.clone()),
+    }
+}
+
+/// The `Warning` header (RFC 3261 §20.43) of a 488 for `e`: the warn-code says what did not
+/// fit, the text what dialin takes, so a provider's or a phone's log tells the operator what to
+/// change. `dialin` as warn-agent: no host name to give away.
+pub fn offer_warning(e: &SdpError) -> Header {
+    let (code, text) = match e {
+        SdpError::NoCommonCodec => (
+            305,
+            "Incompatible media format: dialin takes PCMU, PCMA and telephone-event/8000",
+        ),
+        SdpError::NoAudio => (
+            304,
+            "Media type not available: dialin needs an audio stream",
+        ),
+        SdpError::BadPort | SdpError::BadConnection | SdpError::NoConnection => {
+            (399, "Malformed SDP: no usable c= address or m=audio port")
+        }
+    };
+    Header::Warning(format!("{code} dialin \"{text}\"").into())
+}
+
 /// 488 for an offer dialin cannot use.
 fn reject(dialog: &InviteDialog, e: SdpError) -> AnswerError {
     dialog

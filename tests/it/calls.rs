@@ -298,6 +298,47 @@ fn no_common_codec_gets_488() {
     dialin.assert_idle(Duration::from_secs(5));
 }
 
+/// Issue 23, item 7: the 488 says why in a `Warning` (RFC 3261 §20.43), so the provider's or
+/// the phone's log tells the operator what to change: 305 and what dialin takes for a codec
+/// mismatch, 304 for an offer without audio.
+#[test]
+fn a_488_names_what_did_not_fit_in_a_warning() {
+    use crate::support::rawsip::RawCall;
+    let cfg = TestConfig::new(no_server());
+    let dialin = cfg.start();
+    let offers = [
+        (
+            "m=audio 4000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
+            "305 dialin \"Incompatible media format: dialin takes PCMU, PCMA",
+        ),
+        (
+            "m=audio 4000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\n",
+            "305 dialin",
+        ),
+        (
+            "m=video 4000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n",
+            "304 dialin \"Media type not available",
+        ),
+    ];
+    for (i, (media, warning)) in offers.into_iter().enumerate() {
+        let mut call = RawCall::udp(cfg.sip, &format!("warn-{i}"));
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n{media}"
+        );
+        call.invite(&sdp);
+        let refused = call.expect_response(488, "INVITE", Duration::from_secs(5));
+        let got = refused.header("Warning").unwrap_or_default();
+        assert!(
+            got.starts_with(warning),
+            "{media}: Warning {got:?}\n{}",
+            refused.text
+        );
+        let ack = call.request("ACK", 1, "inv", false, "");
+        call.send_raw(ack.as_bytes());
+    }
+    dialin.assert_idle(Duration::from_secs(5));
+}
+
 #[test]
 fn a_source_outside_the_allow_list_gets_403_and_no_call() {
     let mut cfg = TestConfig::new(no_server());

@@ -21,6 +21,7 @@ mod directory;
 mod esl;
 mod freeswitch_config;
 mod holding;
+mod inband;
 mod leaks;
 mod openapi;
 mod ops;

@@ -147,7 +147,18 @@ async fn answer_call(
     let tracked = ctx.calls.track(call_no, invite_at);
     // The settings in force now stay with this call to its end, whatever a reload does.
     let settings = ctx.settings();
-    // The caller leg's RTP port before anything else: without one, say so and when to retry.
+    // An offer dialin cannot answer: 488 with a Warning that says why, before anything else
+    // (no port, no dialog).
+    if let Some(e) = crate::sip::answer::unusable_offer(&incoming.offer) {
+        info!(call = call_no, reason = %e, "refusing call: no usable audio offer");
+        let warning = crate::sip::answer::offer_warning(&e);
+        tx.reply_with(StatusCode::NotAcceptableHere, vec![warning], None)
+            .await
+            .ok();
+        metrics::call_ended("rejected_codec");
+        return None;
+    }
+    // The caller leg's RTP port before the rest: without one, say so and when to retry.
     let bound = ctx
         .bind_rtp()
         .map_err(NoPort::Port)

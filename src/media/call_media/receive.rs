@@ -3,10 +3,15 @@
 //! allocation.
 
 use super::{CallMedia, Mode, Received};
+use crate::media::g711;
 use crate::media::rtp::{RelayAction, RtpPacket, Ssrc};
 use crate::media::Side;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// An RFC 4733 press of the key just heard in-band, within this long, is the same press (a
+/// phone that sends both; its first event packet may come after the tone was recognised).
+const SAME_PRESS: Duration = Duration::from_millis(500);
 
 impl CallMedia {
     /// Handles a packet that arrived on the caller's socket; `buf[..len]` may be rewritten.
@@ -26,7 +31,7 @@ impl CallMedia {
         self.last_rx[Side::Caller.index()] = now;
         let pt = pkt.payload_type();
         match self.mode {
-            Mode::Ivr => self.caller_menu_packet(&pkt),
+            Mode::Ivr => self.caller_menu_packet(now, &pkt),
             Mode::Echo => {
                 if pt == self.caller.codec.pt && pkt.payload().len() <= 160 {
                     self.store_echo(now, pkt.payload());
@@ -44,9 +49,12 @@ impl CallMedia {
         }
     }
 
-    /// In the voice menu: decodes the caller's telephone events into digits.
-    fn caller_menu_packet(&mut self, pkt: &RtpPacket<'_>) -> Received {
+    /// In the voice menu: decodes the caller's telephone events, or the tones in its audio,
+    /// into digits.
+    fn caller_menu_packet(&mut self, now: Instant, pkt: &RtpPacket<'_>) -> Received {
         if Some(pkt.payload_type()) == self.caller.codec.telephone_event_pt {
+            // The phone sends RFC 4733: its audio is not listened to any more.
+            self.inband = None;
             // Event timestamps only compare within one stream: a new SSRC (a phone
             // that restarted its stream) starts a fresh decoder. Audio of other
             // streams (e.g. echoed back by the phone) does not count.
@@ -55,7 +63,26 @@ impl CallMedia {
                 self.decoder.reset();
             }
             if let Some(d) = self.decoder.handle_packet(pkt.timestamp(), pkt.payload()) {
+                if let Some((heard, at)) = self.inband_last.take() {
+                    if heard == d && now.saturating_duration_since(at) < SAME_PRESS {
+                        return Received::Ignored;
+                    }
+                }
                 return Received::Digit(d);
+            }
+        } else if pkt.payload_type() == self.caller.codec.pt {
+            if let Some(inband) = self.inband.as_mut() {
+                let mut pcm = [0i16; 160];
+                let mut heard = None;
+                for chunk in pkt.payload().chunks(pcm.len()) {
+                    let pcm = &mut pcm[..chunk.len()];
+                    g711::decode(self.caller.codec.law, chunk, pcm);
+                    heard = inband.push(pcm).or(heard);
+                }
+                if let Some(d) = heard {
+                    self.inband_last = Some((d, now));
+                    return Received::Digit(d);
+                }
             }
         }
         Received::Ignored
