@@ -13,6 +13,7 @@ pub mod invite_check;
 pub mod legs;
 pub mod limits;
 pub mod register;
+pub mod register_schedule;
 pub mod sdes;
 pub mod sdp;
 pub mod session_timer;

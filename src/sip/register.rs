@@ -1,10 +1,9 @@
 //! Outbound registration per trunk: dialin registers with a provider's registrar so calls for
 //! the number reach it (providers without fixed-address trunks require this).
 //!
-//! [`RegisterSchedule`] is the sans-IO part: when to send the next REGISTER (refresh at three
-//! quarters of the granted lifetime, retry with doubling back-off after a failure) and whether
-//! the trunk counts as registered, on simulated time. The tokio part sends the REGISTERs with
-//! rsipstack's [`Registration`], which answers 401 and 407 digest challenges itself, and
+//! [`RegisterSchedule`] (`register_schedule`) is the sans-IO part: when to send the next
+//! REGISTER and whether the trunk counts as registered, on simulated time. This file is the tokio
+//! part: it sends the REGISTERs with rsipstack's [`Registration`], which answers 401 and 407 digest challenges itself, and
 //! publishes each trunk's state in [`RegistrationStatus`] for the status line and metrics.
 //! Nothing here logs the account name or the password.
 
@@ -18,6 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+pub use super::register_schedule::{Attempt, RegState, RegisterSchedule};
 
 /// A trunk registration's settings (`[trunks.register]`, built by `config`): dialin registers
 /// with the provider's registrar so that calls for the number are sent to it (providers
@@ -40,117 +41,8 @@ pub struct RegisterConfig {
     pub expires: Duration,
 }
 
-/// The longest wait between failed attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(120);
-
 /// How long one REGISTER (with its challenge round) may take before it counts as failed.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(35);
-
-/// A trunk's registration state, as shown in status and metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum RegState {
-    /// No answer yet.
-    Registering = 0,
-    /// The registrar accepted the binding and it has not expired.
-    Registered = 1,
-    /// The last attempt failed and no binding is valid: retrying with back-off.
-    Failed = 2,
-}
-
-impl RegState {
-    fn from_u8(v: u8) -> RegState {
-        match v {
-            1 => RegState::Registered,
-            2 => RegState::Failed,
-            _ => RegState::Registering,
-        }
-    }
-
-    /// A short name for the status line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RegState::Registering => "registering",
-            RegState::Registered => "registered",
-            RegState::Failed => "failed",
-        }
-    }
-}
-
-/// How one REGISTER attempt ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attempt {
-    /// 2xx, with the lifetime the registrar granted.
-    Registered {
-        /// The granted lifetime.
-        granted: Duration,
-    },
-    /// A final non-2xx (wrong password, forbidden, busy registrar).
-    Refused,
-    /// No answer (unreachable registrar, transport error, timeout).
-    Unreachable,
-}
-
-/// When to register next and whether the trunk is registered; sans-IO.
-#[derive(Clone, Debug)]
-pub struct RegisterSchedule {
-    /// When the next REGISTER is due.
-    next: Instant,
-    /// Until when the last accepted binding is valid.
-    valid_until: Option<Instant>,
-    /// Failed attempts in a row.
-    failures: u32,
-    /// Whether any attempt has ended yet.
-    answered: bool,
-}
-
-impl RegisterSchedule {
-    /// A schedule whose first REGISTER is due at `now`.
-    pub fn new(now: Instant) -> RegisterSchedule {
-        RegisterSchedule {
-            next: now,
-            valid_until: None,
-            failures: 0,
-            answered: false,
-        }
-    }
-
-    /// When the next REGISTER is due.
-    pub fn poll_timeout(&self) -> Instant {
-        self.next
-    }
-
-    /// Records how the attempt that ended at `now` went and schedules the next one.
-    pub fn handle_attempt(&mut self, now: Instant, attempt: Attempt) {
-        self.answered = true;
-        match attempt {
-            Attempt::Registered { granted } => {
-                self.failures = 0;
-                self.valid_until = Some(now + granted);
-                self.next = now + (granted * 3 / 4).max(Duration::from_secs(1));
-            }
-            Attempt::Refused | Attempt::Unreachable => {
-                let backoff = Duration::from_secs(1 << self.failures.min(7)).min(MAX_BACKOFF);
-                self.failures += 1;
-                self.next = now + backoff;
-            }
-        }
-    }
-
-    /// The state at `now`.
-    pub fn state(&self, now: Instant) -> RegState {
-        match self.valid_until {
-            Some(until) if now < until => RegState::Registered,
-            _ if !self.answered => RegState::Registering,
-            _ => RegState::Failed,
-        }
-    }
-
-    /// Failed attempts in a row.
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-}
 
 /// Each registering trunk's state, shared with the status line and metrics.
 #[derive(Debug, Default)]
@@ -347,57 +239,5 @@ async fn register_loop(
         .await;
         let ok = matches!(removed, Ok(Ok(r)) if r.status_code.kind() == StatusCodeKind::Successful);
         info!(trunk = %name, ok, "registration removed");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refresh_before_expiry_and_back_off_after_failures() {
-        let t0 = Instant::now();
-        let s = Duration::from_secs;
-        let mut r = RegisterSchedule::new(t0);
-        assert_eq!(r.poll_timeout(), t0);
-        assert_eq!(r.state(t0), RegState::Registering);
-        // (time of the attempt's end, outcome) → (next attempt, state right after)
-        let table = [
-            (0, Attempt::Unreachable, 1, RegState::Failed),
-            (1, Attempt::Refused, 1 + 2, RegState::Failed),
-            (3, Attempt::Unreachable, 3 + 4, RegState::Failed),
-            (
-                7,
-                Attempt::Registered { granted: s(600) },
-                7 + 450,
-                RegState::Registered,
-            ),
-            // A failed refresh keeps the valid binding and retries soon.
-            (457, Attempt::Unreachable, 457 + 1, RegState::Registered),
-            (
-                458,
-                Attempt::Registered { granted: s(4) },
-                458 + 3,
-                RegState::Registered,
-            ),
-        ];
-        for (at, attempt, next, state) in table {
-            r.handle_attempt(t0 + s(at), attempt);
-            assert_eq!(r.poll_timeout(), t0 + s(next), "after {attempt:?} at {at}");
-            assert_eq!(r.state(t0 + s(at)), state, "after {attempt:?} at {at}");
-        }
-        // The 4 s binding lapses without a refresh.
-        assert_eq!(r.state(t0 + s(461)), RegState::Registered);
-        assert_eq!(r.state(t0 + s(462)), RegState::Failed);
-    }
-
-    #[test]
-    fn back_off_is_capped() {
-        let t0 = Instant::now();
-        let mut r = RegisterSchedule::new(t0);
-        for _ in 0..20 {
-            r.handle_attempt(t0, Attempt::Refused);
-        }
-        assert_eq!(r.poll_timeout(), t0 + MAX_BACKOFF);
     }
 }

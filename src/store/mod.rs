@@ -14,12 +14,14 @@
 //! on a fresh store at once (`migrate`).
 
 pub mod abuse;
+mod error;
 pub mod exchange;
 pub mod generate;
 pub mod location;
 mod migrate;
 pub mod model;
 pub mod owner;
+mod rows;
 pub mod sequences;
 pub mod shared_mappings;
 pub mod watch;
@@ -29,123 +31,19 @@ mod open_tests;
 #[cfg(test)]
 mod tests;
 
+pub use error::StoreError;
+use rows::{insert_row, row_to_mapping, upsert, COLUMNS};
+
 use crate::secret::Pin;
 use location::{Location, Origin};
-use model::{unix_now, Mapping, NewMapping, Target};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use model::{unix_now, Mapping, NewMapping};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// The most mappings one `replace_all`/import may hold: bounds memory and transaction size.
 pub const MAX_MAPPINGS: usize = 100_000;
-
-/// What can go wrong with the store. Messages never contain a PIN.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The URL is not one the store understands.
-    #[error("{key}: {why}")]
-    BadUrl {
-        /// The config key that gave the URL.
-        key: &'static str,
-        /// What is wrong with it (never the URL itself).
-        why: String,
-    },
-    /// The SQLite file does not exist and the caller may not create it ([`Create::Never`]).
-    #[error("there is no PIN store at {}; set [store] url to the store the service uses", path.display())]
-    Missing {
-        /// The absolute path of the missing file.
-        path: PathBuf,
-    },
-    /// The database cannot be reached or opened.
-    #[error("cannot open the PIN store ({kind}): {cause}; check store.url, that the database server runs and that dialin may write there")]
-    Open {
-        /// `sqlite` or `postgres`.
-        kind: &'static str,
-        /// The driver's error (in the message, so not a `source` printed twice).
-        cause: sqlx::Error,
-    },
-    /// Another process held the migration lock for too long.
-    #[error("another process has been updating the PIN store's schema for over {waited} s; check for a stuck dialin process (or a long transaction on the database) and try again")]
-    MigrateLock {
-        /// Seconds waited.
-        waited: f64,
-    },
-    /// The database has a migration this binary does not know.
-    #[error("the PIN store has schema version {0}, which this dialin does not know: a newer dialin wrote it; run that version (or newer) against it, or point [store] url at another store")]
-    NewerSchema(i64),
-    /// A migration's SQL failed; the whole run was rolled back.
-    #[error("cannot update the PIN store's schema: migration {version} failed ({cause}); nothing was changed; check that dialin may write there")]
-    Migration {
-        /// The migration that failed.
-        version: i64,
-        /// The database's error (in the message, so not a `source` printed twice).
-        cause: Box<sqlx::Error>,
-    },
-    /// The schema could not be brought up to date for another reason.
-    #[error("cannot update the PIN store's schema: {0}")]
-    Migrate(sqlx::migrate::MigrateError),
-    /// The disk under the database is full (SQLite `SQLITE_FULL`, PostgreSQL `53100
-    /// disk_full`, or the OS's "no space left on device"): no write gets through until
-    /// space is freed, so it is named as such, not as a lock or a missing PIN.
-    #[error("the disk that holds the PIN store is full: nothing was changed; free space there (the SQLite file's directory, or the PostgreSQL server's data directory) and try again ({0})")]
-    DiskFull(sqlx::Error),
-    /// A query failed.
-    #[error("PIN store query failed: {0}")]
-    Query(sqlx::Error),
-    /// `insert` of a PIN that is already mapped.
-    #[error("the PIN is already mapped; use `set` to change it")]
-    Duplicate,
-    /// A batch maps one PIN twice.
-    #[error("row {row}: the PIN appears earlier in the same batch; every PIN must be unique")]
-    DuplicateInBatch {
-        /// The 1-based position of the repeated entry.
-        row: usize,
-    },
-    /// Too many mappings in one batch.
-    #[error("too many mappings (more than {MAX_MAPPINGS}) in one batch")]
-    TooMany,
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> StoreError {
-        if is_disk_full(&e) {
-            StoreError::DiskFull(e)
-        } else {
-            StoreError::Query(e)
-        }
-    }
-}
-
-/// Whether `e` says the disk is full: SQLite's result code 13 (`SQLITE_FULL`; sqlx reports
-/// the extended code), PostgreSQL's SQLSTATE `53100`, or `ENOSPC` from the OS.
-fn is_disk_full(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => match db.code().as_deref() {
-            Some("53100") => true,
-            // SQLite's extended codes keep the primary code in the low byte.
-            Some(c) => c.parse::<i64>().is_ok_and(|n| n & 0xff == 13),
-            None => false,
-        },
-        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
-        _ => false,
-    }
-}
-
-impl StoreError {
-    /// Whether a PostgreSQL store failing with this may answer later (it is down, restarting,
-    /// not reachable yet), so `serve` starts without it rather than not at all. Not for a
-    /// SQLite file (a local setup error) nor for a URL, schema or version problem.
-    pub fn may_come_later(&self) -> bool {
-        match self {
-            StoreError::Open { kind, .. } => *kind == "postgres",
-            StoreError::Query(_) | StoreError::MigrateLock { .. } => true,
-            _ => false,
-        }
-    }
-}
 
 /// An open store. Cheap to clone (a pool and a notifier).
 #[derive(Clone)]
@@ -180,10 +78,6 @@ pub enum Put {
     /// An existing mapping was replaced.
     Updated,
 }
-
-/// The columns read back, in this order, by [`row_to_mapping`].
-const COLUMNS: &str =
-    "pin, conference, meeting_id, server, label, valid_from, valid_until, created_at, updated_at";
 
 impl Store {
     /// Opens (creating a SQLite file and its directory if needed) and migrates the store at `url`:
@@ -460,92 +354,4 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await
     }
-}
-
-/// Writes `m`, keeping the creation time of an existing row; returns whether one existed.
-async fn upsert(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    m: &NewMapping,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let existing = sqlx::query("SELECT created_at FROM pins WHERE pin = $1")
-        .bind(m.pin.expose())
-        .fetch_optional(&mut **tx)
-        .await?;
-    match existing {
-        Some(row) => {
-            let created: i64 = row.try_get(0)?;
-            sqlx::query("DELETE FROM pins WHERE pin = $1")
-                .bind(m.pin.expose())
-                .execute(&mut **tx)
-                .await?;
-            insert_row(tx, m, created, now).await?;
-            Ok(true)
-        }
-        None => {
-            insert_row(tx, m, now, now).await?;
-            Ok(false)
-        }
-    }
-}
-
-/// Inserts one row.
-async fn insert_row(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    m: &NewMapping,
-    created: i64,
-    updated: i64,
-) -> Result<(), StoreError> {
-    let (conference, meeting, server) = match &m.target {
-        Target::Conference { conference, server } => {
-            (Some(conference.expose().to_string()), None, server.clone())
-        }
-        Target::Meeting { meeting_id, server } => (None, Some(meeting_id.clone()), server.clone()),
-    };
-    sqlx::query(&format!(
-        "INSERT INTO pins ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    ))
-    .bind(m.pin.expose())
-    .bind(conference)
-    .bind(meeting)
-    .bind(server)
-    .bind(m.label.clone())
-    .bind(m.valid_from)
-    .bind(m.valid_until)
-    .bind(created)
-    .bind(updated)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Reads a row of [`COLUMNS`]. A row that breaks the model (only possible by editing the
-/// database by hand) is a decode error.
-fn row_to_mapping(r: &AnyRow) -> Result<Mapping, StoreError> {
-    let bad = |what: &str| StoreError::Query(sqlx::Error::Decode(what.to_string().into()));
-    let pin: String = r.try_get(0)?;
-    let pin = Pin::new(pin).ok_or_else(|| bad("a stored PIN is not digits"))?;
-    let conference: Option<String> = r.try_get(1)?;
-    let meeting: Option<String> = r.try_get(2)?;
-    let server: Option<String> = r.try_get(3)?;
-    let target = match (conference, meeting) {
-        (Some(c), None) => Target::Conference {
-            conference: crate::ids::ConferenceId(c),
-            server,
-        },
-        (None, Some(m)) => Target::Meeting {
-            meeting_id: m,
-            server,
-        },
-        _ => return Err(bad("a stored mapping has not exactly one target")),
-    };
-    Ok(Mapping {
-        pin,
-        target,
-        label: r.try_get(4)?,
-        valid_from: r.try_get(5)?,
-        valid_until: r.try_get(6)?,
-        created_at: r.try_get(7)?,
-        updated_at: r.try_get(8)?,
-    })
 }
