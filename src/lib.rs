@@ -11,7 +11,7 @@
 //! | [`ids`] | ids shared by several modules ([`ids::ConferenceId`], [`ids::ServerName`]), so `config`, `routing`, `esl`, `privacy` and `store` need not import each other |
 //! | [`store_errors`] | the store's failure counter, counted by `store` and `privacy` without importing `ops` |
 //! | [`secret`] | [`secret::Pin`] and [`secret::CallerNumber`], whose `Debug`/`Display` never leak |
-//! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, WAV, prompt pacing, RTP port pool, SRTP; each call's media state (`call_media`, pure: relay rewriting, echo, prompts); the RTP relay (`relay`: call shards, their relay loops and path tables, the per-packet hot path) |
+//! | [`media`] | RTP view/rewrite and stream continuity, G.711, RFC 4733, in-band DTMF, WAV, prompt pacing, RTP port pool, SRTP; each call's media state (`call_media`, pure: relay rewriting, echo, prompts); the RTP relay (`relay`: call shards, their relay loops and path tables, the per-packet hot path) |
 //! | [`call`] | the call core ([`call::core::Call`], pure: every decision and timer of one call, built on the call flow and the PIN collector; whole calls tested on simulated time), call admission (limits), when a waiting caller's meeting ID is asked about again (`meeting_poll`, pure), and the driver task per call that carries out the core's actions |
 //! | [`sip`] | rsipstack endpoint and dispatch, source filter, ACL, trunks and per-source rate limits, TCP/TLS and admin connection caps and idle timeout (`conn_limits`); a new INVITE parsed once (`incoming`) and answered (`answer`: ringing, 200/183, 488, SRTP choice); SDP offer/answer and SDES, INFO digits, leg details, session timers and `Require`, outbound registration, TLS |
 //! | [`esl`] | FreeSWITCH Event Socket: frame codec and typed messages (pure), session state machine (sans-IO), the reconnecting task per server |
@@ -22,8 +22,8 @@
 //! | [`bbb_api`] | BBB API client: checksum, getMeetingInfo/getMeetings XML, meeting ID → voiceBridge |
 //! | [`privacy`] | caller-ID policy toward the meeting, log pseudonyms (keyed hash, daily key), guessing protection ([`privacy::ledger::AttemptLedger`]) |
 //! | [`sounds`] | the prompt set: built in, or read from `ivr.sounds_dir` |
-//! | [`ops`] | metrics, health and readiness, status, graceful drain, config reload, systemd notify, the allocator setting, the SIP threads' scheduler slice; the admin HTTP routes |
-//! | [`serve`] | `dialin serve`: wiring (`start`: edge, Event Sockets, store watcher, ledger, admin listener, readiness checks), signals, drain and reload (`control`) |
+//! | [`ops`] | what the call layer counts and waits through: metrics, health, the registry of calls in progress, graceful drain, systemd notify, the allocator setting, the SIP threads' scheduler slice; imports nothing of `call`, `media`, `config` or `sounds` |
+//! | [`serve`] | `dialin serve`: wiring (`start`: edge, Event Sockets, store watcher, ledger, admin listener, readiness checks), signals, drain and reload (`control`), and what looks at the whole service: status, config reload, refusals by reason, the admin HTTP routes (`status`, `reload`, `refusals`, `http`) |
 //! | [`logging`] | log set-up (text or JSON) that keeps rsipstack's message dumps out |
 //!
 //! Protocol logic (the call core with its flow and PIN collector, RFC 4733, SDP, routing, the

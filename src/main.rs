@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use dialin::config::Config;
 use dialin::logging::LogFormat;
 use dialin::ops::client::request;
-use dialin::ops::status::Status;
+use dialin::serve::status::Status;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

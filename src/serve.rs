@@ -4,8 +4,12 @@
 //! (counts only).
 
 mod control;
+pub mod http;
 mod probes;
+pub mod refusals;
+pub mod reload;
 mod start;
+pub mod status;
 
 use control::{server_names, watchdog, Control, Signals};
 use start::{limits, start_admin, start_ledger, start_store, watch_servers};
@@ -20,9 +24,9 @@ use crate::ops::calls::CallRegistry;
 use crate::ops::drain::Lifecycle;
 use crate::ops::metrics;
 use crate::ops::notify::Notifier;
-use crate::ops::reload::{call_settings, LiveParts};
-use crate::ops::status::OpsState;
 use crate::privacy::Privacy;
+use crate::serve::reload::{call_settings, LiveParts};
+use crate::serve::status::OpsState;
 use crate::sip::edge::{dispatch, reply_unavailable, CallAcceptor, SipEdge};
 use crate::sip::register::spawn_registrations;
 use anyhow::Context;

@@ -1088,3 +1088,41 @@ fn mute_key_while_bridged() {
         .collect();
     assert_eq!(tail, [A::SendDigit(Digit::Num(0))]);
 }
+
+#[test]
+fn every_outcome_and_state_has_a_metrics_label() {
+    use crate::ops::metrics::{OUTCOMES, STATES};
+    for o in [
+        Outcome::Bridged,
+        Outcome::Echo,
+        Outcome::InvalidPin,
+        Outcome::NoConference,
+        Outcome::CallerHangup,
+        Outcome::ServerHangup,
+        Outcome::MediaTimeout,
+        Outcome::Shutdown,
+        Outcome::Blocked,
+        Outcome::RejectedCodec,
+        Outcome::ServerLost,
+    ] {
+        assert!(OUTCOMES.contains(&o.label()), "{o:?}");
+    }
+    for s in [
+        FlowState::Answering,
+        FlowState::Greeting,
+        FlowState::CollectingPin,
+        FlowState::InvalidPin,
+        FlowState::Resolving,
+        FlowState::ConnectingServer,
+        FlowState::Bridged,
+        FlowState::Echo,
+        FlowState::Unavailable,
+        FlowState::Goodbye,
+        FlowState::Closing,
+        FlowState::Waiting,
+        FlowState::Rejoining,
+        FlowState::Ended,
+    ] {
+        assert!(STATES.contains(&s.label()), "{s:?}");
+    }
+}

@@ -7,7 +7,6 @@
 //! Hot path: RTP packets are counted per worker thread and added to the shared counters in
 //! bunches ([`RtpCounters`]), so a packet costs no atomic operation, lock or allocation.
 
-use crate::call::flow::{FlowState, Outcome};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -51,7 +50,7 @@ pub const CALLS_IN_IVR: &str = "dialin_calls_in_ivr";
 /// name): a failed registration means no inbound calls from that provider at all.
 pub const REGISTRATIONS_UP: &str = "dialin_registrations_up";
 /// New calls answered 503 since start, by `reason` (the words of
-/// [`crate::ops::refusals::CallsRefused::reasons`]).
+/// [`crate::serve::refusals::CallsRefused::reasons`]).
 pub const CALLS_REFUSED: &str = "dialin_calls_refused_total";
 /// 1 while draining.
 pub const DRAINING: &str = "dialin_draining";
@@ -73,6 +72,12 @@ pub const CONFERENCES_KNOWN: &str = "dialin_conferences_known";
 pub const CONFERENCE_COLLISIONS: &str = "dialin_conference_collisions_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "dialin_build_info";
+/// TCP/TLS connections closed at once because a cap was reached (`sip::conn_limits`).
+pub const CONNECTIONS_REFUSED: &str = "dialin_connections_refused_total";
+/// The fixed `listener` label values of [`CONNECTIONS_REFUSED`].
+pub const LISTENERS: [&str; 3] = ["sip_tcp", "sip_tls", "admin"];
+/// Dialog events dropped because their call leg's queue was full (`sip::dialog_events`).
+pub const EVENTS_DROPPED: &str = "dialin_dialog_events_dropped_total";
 pub use crate::store_errors::STORE_ERRORS;
 
 /// Records a server's probe verdict and unanswered probes in a row.
@@ -136,17 +141,17 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_gauge!(SIP_DIALOGS, "SIP dialogs held");
     metrics::describe_gauge!(CALLS_IN_IVR, "Calls not yet bridged (limits.max_ivr_calls)");
     metrics::describe_counter!(
-        crate::sip::conn_limits::CONNECTIONS_REFUSED,
+        CONNECTIONS_REFUSED,
         "TCP/TLS connections closed at once because limits.tcp_per_source or limits.tcp_total was reached, by listener"
     );
-    for listener in crate::sip::conn_limits::LISTENERS {
-        counter!(crate::sip::conn_limits::CONNECTIONS_REFUSED, "listener" => listener).absolute(0);
+    for listener in LISTENERS {
+        counter!(CONNECTIONS_REFUSED, "listener" => listener).absolute(0);
     }
     metrics::describe_counter!(
-        crate::sip::dialog_events::EVENTS_DROPPED,
+        EVENTS_DROPPED,
         "SIP dialog events dropped because their call leg's queue was full (a peer flooding in-dialog requests)"
     );
-    counter!(crate::sip::dialog_events::EVENTS_DROPPED).absolute(0);
+    counter!(EVENTS_DROPPED).absolute(0);
     for op in crate::store_errors::STORE_OPS {
         counter!(STORE_ERRORS, "op" => op).absolute(0);
     }
@@ -183,7 +188,7 @@ pub const OUTCOMES: [&str; 13] = [
 ];
 
 /// Every `state` label value.
-const STATES: [&str; 14] = [
+pub const STATES: [&str; 14] = [
     "waiting",
     "rejoining",
     "answering",
@@ -199,43 +204,6 @@ const STATES: [&str; 14] = [
     "closing",
     "ended",
 ];
-
-/// The `outcome` label of a call the flow ended.
-pub fn outcome_label(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Bridged => "bridged",
-        Outcome::Echo => "echo",
-        Outcome::InvalidPin => "invalid_pin",
-        Outcome::NoConference => "no_conference",
-        Outcome::CallerHangup => "caller_hangup",
-        Outcome::ServerHangup => "server_hangup",
-        Outcome::MediaTimeout => "timeout",
-        Outcome::Shutdown => "shutdown",
-        Outcome::Blocked => "blocked",
-        Outcome::RejectedCodec => "rejected_codec",
-        Outcome::ServerLost => "server_lost",
-    }
-}
-
-/// The `state` label of a flow state.
-pub fn state_label(state: FlowState) -> &'static str {
-    match state {
-        FlowState::Answering => "answering",
-        FlowState::Greeting => "greeting",
-        FlowState::CollectingPin => "collecting_pin",
-        FlowState::InvalidPin => "invalid_pin",
-        FlowState::Resolving => "resolving",
-        FlowState::ConnectingServer => "connecting_server",
-        FlowState::Bridged => "bridged",
-        FlowState::Echo => "echo",
-        FlowState::Unavailable => "unavailable",
-        FlowState::Goodbye => "goodbye",
-        FlowState::Closing => "closing",
-        FlowState::Waiting => "waiting",
-        FlowState::Rejoining => "rejoining",
-        FlowState::Ended => "ended",
-    }
-}
 
 /// The `result` label of a PIN's routing decision.
 pub fn route_label(decision: &crate::routing::RouteDecision) -> &'static str {
@@ -320,21 +288,6 @@ mod tests {
 
     #[test]
     fn labels_are_fixed_words() {
-        for o in [
-            Outcome::Bridged,
-            Outcome::Echo,
-            Outcome::InvalidPin,
-            Outcome::NoConference,
-            Outcome::CallerHangup,
-            Outcome::ServerHangup,
-            Outcome::MediaTimeout,
-            Outcome::Shutdown,
-            Outcome::Blocked,
-            Outcome::RejectedCodec,
-            Outcome::ServerLost,
-        ] {
-            assert!(OUTCOMES.contains(&outcome_label(o)), "{o:?}");
-        }
         for l in OUTCOMES.iter().chain(STATES.iter()) {
             assert!(
                 l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),

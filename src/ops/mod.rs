@@ -1,7 +1,9 @@
-//! Operating dialin: metrics, health, status (with calls refused by reason, [`refusals`]),
-//! graceful drain, configuration reload, the allocator setting ([`allocator`]), the SIP
-//! threads' scheduler slice ([`sched`]) and the systemd notification protocol. The HTTP side is [`http::routes`], mounted on the admin
-//! listener; [`client`] is the other end, for `dialin status` and `dialin drain`.
+//! Operating dialin, the parts the call layer counts and waits through: metrics, health, the
+//! registry of calls in progress, graceful drain, the allocator setting ([`allocator`]), the
+//! SIP threads' scheduler slice ([`sched`]) and the systemd notification protocol; [`client`]
+//! is the admin API's other end, for `dialin status` and `dialin drain`. What looks at the
+//! whole service (status, reload, the HTTP routes, refusals by reason) lives in `serve`, which
+//! may import every module: so `ops` imports nothing of `call`, `media`, `config` or `sounds`.
 
 pub mod allocator;
 pub mod calls;
@@ -9,12 +11,8 @@ pub mod client;
 pub mod drain;
 pub mod end_signal;
 pub mod health;
-pub mod http;
 pub mod metrics;
 pub mod notify;
-pub mod refusals;
-pub mod reload;
 pub mod rtp_counters;
 pub mod rtp_quality;
 pub mod sched;
-pub mod status;

@@ -24,11 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The metric counting connections closed at once because a cap was reached.
-pub const CONNECTIONS_REFUSED: &str = "dialin_connections_refused_total";
-
-/// The fixed `listener` label values of [`CONNECTIONS_REFUSED`].
-pub const LISTENERS: [&str; 3] = ["sip_tcp", "sip_tls", "admin"];
+pub use crate::ops::metrics::{CONNECTIONS_REFUSED, LISTENERS};
 
 /// The caps and the idle timeout, from `[limits]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

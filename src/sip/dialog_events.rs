@@ -43,8 +43,7 @@ use tokio::sync::mpsc::{channel, unbounded_channel, Receiver, Sender};
 /// legitimate peer has a handful in flight at most (a re-INVITE, a few INFO digits, the BYE).
 pub const LEG_QUEUE: usize = 16;
 
-/// Dialog events dropped because their call leg's queue was full (see the module doc).
-pub const EVENTS_DROPPED: &str = "dialin_dialog_events_dropped_total";
+pub use crate::ops::metrics::EVENTS_DROPPED;
 
 /// A call leg's subscription.
 struct Route {

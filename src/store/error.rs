@@ -15,7 +15,7 @@ pub enum StoreError {
         /// What is wrong with it (never the URL itself).
         why: String,
     },
-    /// The SQLite file does not exist and the caller may not create it ([`Create::Never`]).
+    /// The SQLite file does not exist and the caller may not create it ([`super::Create::Never`]).
     #[error("there is no PIN store at {}; set [store] url to the store the service uses", path.display())]
     Missing {
         /// The absolute path of the missing file.

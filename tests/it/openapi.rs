@@ -11,7 +11,7 @@ use crate::support::dialin::{TestConfig, ADMIN_TOKEN};
 use crate::support::ports::PortBlock;
 use dialin::ops::calls::CallSummary;
 use dialin::ops::health::CheckResult;
-use dialin::ops::status::{ServerSummary, Status};
+use dialin::serve::status::{ServerSummary, Status};
 use dialin::store::model::MappingDoc;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;

@@ -157,7 +157,7 @@ impl CallDriver {
                             "caller blocked: too many failed calls"
                         );
                     }
-                    metrics::call_ended(metrics::outcome_label(outcome));
+                    metrics::call_ended(outcome.label());
                     return true;
                 }
             }
@@ -182,7 +182,9 @@ impl CallDriver {
             CallMedia::new(leg, now),
             pending.socket,
             // Boxed: most calls have none, and the context is larger than the rest of the path.
-            pending.sdes.map(|a| Box::new(SrtpLeg::new(a, MAX_PACKET))),
+            pending
+                .sdes
+                .map(|a| Box::new(SrtpLeg::new(&a.remote_key, &a.local_key, MAX_PACKET))),
             [RtpQuality::new(now, 8000), RtpQuality::new(now, 8000)],
         );
         match PathHandle::insert(path) {

@@ -29,7 +29,6 @@ use crate::call::core::{Call, RequestId, RxTimes, Side};
 use crate::media::ports::PortLease;
 use crate::media::relay::{PathHandle, MAX_PACKET};
 use crate::ops::calls::TrackedCall;
-use crate::ops::metrics;
 use crate::privacy::guard::SourceNet;
 use crate::privacy::CallerKey;
 use crate::routing::directory::ServerHealth;
@@ -154,8 +153,7 @@ impl CallDriver {
             if self.carry_out(now) {
                 return;
             }
-            self.tracked
-                .set_state(metrics::state_label(self.core.state()));
+            self.tracked.set_state(self.core.state().label());
             let deadline = self.next_deadline(now);
             if deadline != armed {
                 armed = deadline;

@@ -35,6 +35,26 @@ pub enum Outcome {
     RejectedCodec,
 }
 
+impl Outcome {
+    /// The `outcome` label of `/metrics` (`dialin_calls_total{outcome}`): a fixed word, one
+    /// of `ops::metrics::OUTCOMES`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Bridged => "bridged",
+            Outcome::Echo => "echo",
+            Outcome::InvalidPin => "invalid_pin",
+            Outcome::NoConference => "no_conference",
+            Outcome::CallerHangup => "caller_hangup",
+            Outcome::ServerHangup => "server_hangup",
+            Outcome::MediaTimeout => "timeout",
+            Outcome::Shutdown => "shutdown",
+            Outcome::Blocked => "blocked",
+            Outcome::RejectedCodec => "rejected_codec",
+            Outcome::ServerLost => "server_lost",
+        }
+    }
+}
+
 impl CallFlow {
     pub(super) fn on_caller_hung_up(&mut self) {
         let outcome = match self.state {

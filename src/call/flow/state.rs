@@ -36,6 +36,30 @@ pub enum FlowState {
     /// The call is over; every input is ignored.
     Ended,
 }
+
+impl FlowState {
+    /// The `state` label of `/metrics` (`dialin_calls_active{state}`): a fixed word, one of
+    /// `ops::metrics::STATES`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FlowState::Answering => "answering",
+            FlowState::Greeting => "greeting",
+            FlowState::CollectingPin => "collecting_pin",
+            FlowState::InvalidPin => "invalid_pin",
+            FlowState::Resolving => "resolving",
+            FlowState::ConnectingServer => "connecting_server",
+            FlowState::Bridged => "bridged",
+            FlowState::Echo => "echo",
+            FlowState::Unavailable => "unavailable",
+            FlowState::Goodbye => "goodbye",
+            FlowState::Closing => "closing",
+            FlowState::Waiting => "waiting",
+            FlowState::Rejoining => "rejoining",
+            FlowState::Ended => "ended",
+        }
+    }
+}
+
 /// The state with the data only that state needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {

@@ -1,15 +1,12 @@
 //! SRTP on the caller leg in the driver: decrypting what the caller sends, encrypting what
-//! dialin sends it, and our crypto line in every SDP toward the caller. Per packet: no
+//! dialin sends it, with the keys the SDES exchange (`sip::sdes`) agreed. Per packet: no
 //! allocation (one scratch buffer per call) and no log line; packets that fail authentication
 //! (including plain RTP) are dropped.
 
 use crate::media::srtp::{SrtpContext, INLINE_KEY_LEN, TAG_LEN};
-use crate::sip::sdes::SdesAnswer;
 
 /// The SRTP state of a call's trunk leg.
 pub(crate) struct SrtpLeg {
-    /// Tag, keys and profile, for writing our SDP.
-    pub answer: SdesAnswer,
     /// Decrypts the caller's packets (its key).
     inbound: SrtpContext,
     /// Encrypts our packets (our key).
@@ -19,12 +16,16 @@ pub(crate) struct SrtpLeg {
 }
 
 impl SrtpLeg {
-    /// The leg for a negotiated answer; `max_packet` is the largest RTP packet sent.
-    pub fn new(answer: SdesAnswer, max_packet: usize) -> SrtpLeg {
+    /// The leg for the negotiated keys: the caller's (`remote`) and ours (`local`);
+    /// `max_packet` is the largest RTP packet sent.
+    pub fn new(
+        remote: &[u8; INLINE_KEY_LEN],
+        local: &[u8; INLINE_KEY_LEN],
+        max_packet: usize,
+    ) -> SrtpLeg {
         SrtpLeg {
-            inbound: SrtpContext::new(&answer.remote_key),
-            outbound: SrtpContext::new(&answer.local_key),
-            answer,
+            inbound: SrtpContext::new(remote),
+            outbound: SrtpContext::new(local),
             scratch: vec![0u8; max_packet + TAG_LEN].into_boxed_slice(),
         }
     }
@@ -47,7 +48,6 @@ impl SrtpLeg {
 
     /// The caller's re-INVITE brought a new key (the core noticed): decrypt with it.
     pub fn rekey(&mut self, key: [u8; INLINE_KEY_LEN]) {
-        self.answer.remote_key = key;
         self.inbound = SrtpContext::new(&key);
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::call::context::CallContext;
 use crate::ops::health::ReadinessCheck;
-use crate::ops::refusals::CallsRefused;
+use crate::serve::refusals::CallsRefused;
 use crate::sip::register::{RegState, RegistrationStatus};
 use crate::sip::source_filter::FilterStats;
 use metrics_exporter_prometheus::PrometheusHandle;

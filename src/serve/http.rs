@@ -5,9 +5,9 @@
 
 use crate::ops::health::readiness;
 use crate::ops::metrics;
-use crate::ops::refusals::CallsRefused;
-use crate::ops::status::OpsState;
 use crate::routing::directory::{EslState, ServerHealth};
+use crate::serve::refusals::CallsRefused;
+use crate::serve::status::OpsState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

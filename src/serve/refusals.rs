@@ -4,7 +4,7 @@
 //! the SIP rate limiter, the drain); this gathers them under fixed reason words for the status
 //! summary, the SIGUSR1 line and `dialin_calls_refused_total{reason}`, so all three agree.
 
-use crate::ops::status::OpsState;
+use crate::serve::status::OpsState;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
 
