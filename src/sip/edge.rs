@@ -2,9 +2,12 @@
 //!
 //! New INVITEs become calls (one driver task each); OPTIONS outside a dialog are answered here;
 //! in-dialog requests go to their dialog, whose events reach the call's driver. A request for a
-//! dialog we do not know gets `481`. Nothing here logs a URI or an address.
+//! dialog we do not know gets `481`; a method dialin never takes outside a call `405`, a
+//! Request-URI scheme it does not serve `416` (`request_check`). Nothing here logs a URI or an
+//! address.
 
 use crate::sip::limits::Rate;
+use crate::sip::request_check::{check_scheme, outside_dialog};
 use crate::sip::source_filter::{DatagramGate, FilterStats, RejectMode, RequestGate, SourceFilter};
 use crate::sip::tls::{tls_listener, TlsError, TlsReloader, TlsSettings};
 use crate::sip::trunks::TrunkTable;
@@ -256,6 +259,9 @@ pub async fn dispatch(
         if !has_to_tag {
             match tx.original.method {
                 Method::Invite => calls.accept_call(tx),
+                Method::Options if check_scheme(&tx.original).is_err() => {
+                    tokio::spawn(reply(tx, StatusCode::UnsupportedUriScheme));
+                }
                 Method::Options => match calls.refusing() {
                     Some(secs) => {
                         tokio::spawn(reply_unavailable(tx, secs));
@@ -265,8 +271,12 @@ pub async fn dispatch(
                     }
                 },
                 Method::Ack => {}
-                _ => {
-                    tokio::spawn(reply(tx, StatusCode::CallTransactionDoesNotExist));
+                method => {
+                    let (status, headers) = outside_dialog(method);
+                    tokio::spawn(async move {
+                        let mut tx = tx;
+                        tx.reply_with(status, headers, None).await.ok();
+                    });
                 }
             }
             continue;

@@ -6,6 +6,7 @@
 use crate::secret::CallerNumber;
 use crate::sip::invite_check::{check_invite, InviteExtensions, Refusal};
 use crate::sip::legs::{caller_number, source_ip};
+use crate::sip::request_check::{check_invite_content, check_scheme};
 use crate::sip::sdes::{self, SdesOffer};
 use crate::sip::sdp::{MediaOffer, SdpError};
 use rsipstack::dialog::DialogId;
@@ -60,9 +61,13 @@ impl fmt::Debug for IncomingCall {
 
 impl IncomingCall {
     /// Parses `req` at `now`; an INVITE dialin cannot take is refused with the status (and
-    /// headers) that say why: 420 for an unknown `Require`, 422 for a session interval below
-    /// `min_se`, 400 without a usable Call-ID or From tag.
+    /// headers) that say why: 416 for a Request-URI scheme it does not serve, 415 for a body
+    /// that is not SDP, 406 for an `Accept` without SDP (`request_check`), 420 for an unknown
+    /// `Require`, 422 for a session interval below `min_se`, 400 without a usable Call-ID or
+    /// From tag.
     pub fn parse(req: &Request, min_se: Duration, now: Instant) -> Result<IncomingCall, Refusal> {
+        check_scheme(req)?;
+        check_invite_content(req)?;
         let extensions = check_invite(req, min_se, now)?;
         let dialog_id = DialogId::try_from((req, TransactionRole::Server))
             .map_err(|_| (StatusCode::BadRequest, Vec::new()))?;

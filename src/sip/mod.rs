@@ -14,6 +14,7 @@ pub mod legs;
 pub mod limits;
 pub mod register;
 pub mod register_schedule;
+pub mod request_check;
 pub mod sdes;
 pub mod sdp;
 pub mod session_timer;

@@ -38,3 +38,4 @@ mod srtp;
 mod stuck;
 mod support_selftest;
 mod tls;
+mod torture;
