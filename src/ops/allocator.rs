@@ -39,12 +39,15 @@ pub const GIVE_BACK_EVERY: std::time::Duration = std::time::Duration::from_secs(
 /// Free heap memory beyond this is given back to the system.
 pub const GIVE_BACK_ABOVE: usize = 16 * 1024 * 1024;
 
-/// Bytes the heap holds free (glibc; 0 elsewhere).
+/// Bytes the heap holds free (glibc; 0 elsewhere). Read with `mallinfo`, not `mallinfo2`:
+/// the Debian package links against glibc 2.31, which has no `mallinfo2` (2.33). Its `int`
+/// field is read as unsigned, exact up to 4 GB free.
 pub fn free_heap() -> usize {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: mallinfo2 only reads the allocator's statistics.
-        unsafe { libc::mallinfo2() }.fordblks
+        // SAFETY: mallinfo only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo() };
+        info.fordblks as u32 as usize
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
