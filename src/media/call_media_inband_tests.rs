@@ -1,9 +1,8 @@
 //! Key presses as tones in the caller's audio, through the call's media state.
 
+use super::tests::packet;
 use super::*;
-use crate::media::dtmf::EventPayload;
 use crate::media::g711::{self, Law};
-use crate::media::rtp::{write_header, SeqNo};
 use std::net::{IpAddr, Ipv4Addr};
 
 const CALLER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40000);
@@ -54,17 +53,9 @@ fn feed(m: &mut CallMedia, t0: Instant, pt: u8, frames: &[[u8; 160]]) -> String 
     let mut buf = [0u8; 200];
     let mut out = String::new();
     for (i, f) in frames.iter().enumerate() {
-        let n = write_header(
-            &mut buf,
-            false,
-            pt,
-            SeqNo(i as u16),
-            160 * i as u32,
-            Ssrc(7),
-        );
-        buf[n..n + 160].copy_from_slice(f);
+        let n = packet(&mut buf, pt, i as u16, 160 * i as u32, 7, f);
         let now = t0 + FRAME * i as u32;
-        if let Received::Digit(d) = m.handle_caller_packet(now, CALLER, &mut buf, n + 160) {
+        if let Received::Digit(d) = m.handle_caller_packet(now, CALLER, &mut buf, n) {
             out.push(d.as_char());
         }
     }
@@ -74,17 +65,7 @@ fn feed(m: &mut CallMedia, t0: Instant, pt: u8, frames: &[[u8; 160]]) -> String 
 /// The end packet of an RFC 4733 press of `event` (payload type 101) at `ts` in `buf`; its
 /// length.
 fn end_event(buf: &mut [u8], event: u8, ts: u32) -> usize {
-    let mut payload = [0u8; 4];
-    EventPayload {
-        event,
-        end: true,
-        volume: 10,
-        duration: 480,
-    }
-    .write(&mut payload);
-    let n = write_header(buf, false, 101, SeqNo(900), ts, Ssrc(7));
-    buf[n..n + 4].copy_from_slice(&payload);
-    n + 4
+    packet(buf, 101, 900, ts, 7, &super::tests::event(event, true, 480))
 }
 
 #[test]

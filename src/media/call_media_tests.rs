@@ -18,13 +18,20 @@ fn pcmu(te: Option<u8>) -> LegCodec {
 }
 
 /// Builds an RTP packet in `buf` and returns its length.
-fn packet(buf: &mut [u8], pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> usize {
+pub(super) fn packet(
+    buf: &mut [u8],
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: &[u8],
+) -> usize {
     let n = write_header(buf, false, pt, SeqNo(seq), ts, Ssrc(ssrc));
     buf[n..n + payload.len()].copy_from_slice(payload);
     n + payload.len()
 }
 
-fn event(digit: u8, end: bool, duration: u16) -> [u8; 4] {
+pub(super) fn event(digit: u8, end: bool, duration: u16) -> [u8; 4] {
     let mut out = [0u8; 4];
     EventPayload {
         event: digit,

@@ -88,21 +88,20 @@ impl Bin {
     }
 }
 
-/// The per-frequency phasor steps e^{−jω}, rows then columns.
-fn steps() -> [(f32, f32); 8] {
+/// The per-frequency phasor steps e^{−jω}, rows then columns: computed once.
+static STEPS: std::sync::LazyLock<[(f32, f32); 8]> = std::sync::LazyLock::new(|| {
     let mut out = [(0.0, 0.0); 8];
     for (i, f) in ROWS.iter().chain(COLS.iter()).enumerate() {
         let w = 2.0 * std::f32::consts::PI * f / RATE;
         out[i] = (w.cos(), -w.sin());
     }
     out
-}
+});
 
 /// Which key, if any, one block of samples holds.
 pub fn classify(block: &[f32; BLOCK]) -> Option<Digit> {
-    let steps = steps();
     let mut bins = [Bin::default(); 8];
-    for (bin, step) in bins.iter_mut().zip(steps) {
+    for (bin, step) in bins.iter_mut().zip(*STEPS) {
         let mut p = (1.0f32, 0.0f32);
         let mut acc = (0.0f32, 0.0f32);
         for (n, x) in block.iter().enumerate() {

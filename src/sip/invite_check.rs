@@ -23,7 +23,7 @@ pub type Refusal = (StatusCode, Vec<Header>);
 
 /// The values of every header named `name` (canonical name; compact forms are mapped by the
 /// parser).
-fn values<'a>(req: &'a Request, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+pub(super) fn values<'a>(req: &'a Request, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     req.headers
         .iter()
         .filter(move |h| h.name().eq_ignore_ascii_case(name))

@@ -7,7 +7,7 @@
 //!   REFER): `405` with `Allow`. In-dialog methods without a dialog keep `481`.
 
 use crate::sip::capabilities::ALLOW;
-use crate::sip::invite_check::Refusal;
+use crate::sip::invite_check::{values, Refusal};
 use rsipstack::sip::uri::Scheme;
 use rsipstack::sip::{Header, Method, Request, StatusCode};
 
@@ -34,10 +34,8 @@ fn media_type(value: &str) -> String {
 
 /// The values of every header named `name`, split at commas.
 fn list<'a>(req: &'a Request, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    req.headers
-        .iter()
-        .filter(move |h| h.name().eq_ignore_ascii_case(name))
-        .flat_map(|h| h.value().split(','))
+    values(req, name)
+        .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|v| !v.is_empty())
 }

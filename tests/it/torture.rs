@@ -5,62 +5,26 @@
 
 use crate::stuck::no_server;
 use crate::support::dialin::TestConfig;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::time::{Duration, Instant};
+use crate::support::rawsip::RawCall;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-/// `text` (LF line ends) as a SIP message over `transport` to `sip`; the status code of the
-/// first final response, if one comes within 3 s.
-fn final_code(sip: SocketAddr, transport: &str, text: &str) -> Option<u16> {
-    let local = "127.0.0.1";
-    let via = format!("SIP/2.0/{} {local}", transport.to_uppercase());
-    let msg = text.replace("VIA", &via).replace('\n', "\r\n");
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut buf = [0u8; 4096];
-    if transport == "udp" {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let msg = msg.replace(local, &sock.local_addr().unwrap().to_string());
-        sock.send_to(msg.as_bytes(), sip).unwrap();
-        while Instant::now() < deadline {
-            sock.set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
-            if let Ok((n, _)) = sock.recv_from(&mut buf) {
-                got.push(String::from_utf8_lossy(&buf[..n]).to_string());
-                if let Some(c) = code_of(got.last().unwrap()) {
-                    return Some(c);
-                }
-            }
-        }
-        return None;
-    }
-    let mut stream = TcpStream::connect(sip).unwrap();
-    let msg = msg.replace(local, &stream.local_addr().unwrap().to_string());
-    stream.write_all(msg.as_bytes()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut text = String::new();
-    while Instant::now() < deadline {
-        if let Ok(n) = stream.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-            for part in text.split("SIP/2.0 ").skip(1) {
-                if let Some(c) = code_of(&format!("SIP/2.0 {part}")) {
-                    return Some(c);
-                }
-            }
-        }
-    }
-    None
-}
-
-/// The code of a final response.
-fn code_of(text: &str) -> Option<u16> {
-    let code: u16 = text.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()?;
-    (code >= 200).then_some(code)
+/// `text` (LF line ends; `VIA` stands for the sender's Via) sent over `transport` to `sip`
+/// from a raw caller; the status code of the first final response, if one comes within 3 s.
+fn final_code(sip: SocketAddr, transport: &str, text: &str, n: usize) -> Option<u16> {
+    let tag = format!("torture-{n}");
+    let mut call = match transport {
+        "udp" => RawCall::udp(sip, &tag),
+        _ => RawCall::tcp(sip, &tag),
+    };
+    let via = format!("SIP/2.0/{} {}", transport.to_uppercase(), call.local_addr());
+    call.send_raw(text.replace("VIA", &via).replace('\n', "\r\n").as_bytes());
+    let (got, _) = call.read_until(Duration::from_secs(3), |m| {
+        m.status_code().is_some_and(|c| c >= 200)
+    });
+    got.last()
+        .and_then(|m| m.status_code())
+        .filter(|c| *c >= 200)
 }
 
 const SDP: &str = "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
@@ -123,7 +87,7 @@ fn requests_a_uas_must_refuse_get_their_code_over_udp_and_tcp() {
     for transport in ["udp", "tcp"] {
         for (name, start, extra, body, want) in cases {
             n += 1;
-            let got = final_code(cfg.sip, transport, &request(start, extra, body, n));
+            let got = final_code(cfg.sip, transport, &request(start, extra, body, n), n);
             assert_eq!(
                 got,
                 Some(want),
